@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/fount-live/fount/ingest"
+	"github.com/fount-live/fount/playlist"
+	"github.com/fount-live/fount/segmenter"
+)
+
+// publisher wires a publish to its playlist stream through a segmenter.
+type publisher struct {
+	reg *playlist.Registry
+	seg segmenter.Config
+	log *slog.Logger
+}
+
+func (p *publisher) Publish(_ context.Context, req ingest.PublishRequest) (ingest.Session, error) {
+	st, err := p.reg.Publish(req.App + "/" + req.Name)
+	if err != nil {
+		return nil, err
+	}
+	return &session{stream: st, cfg: p.seg, log: p.log.With("stream", st.Path())}, nil
+}
+
+// session creates its segmenter at the first media or metadata message, so
+// that the tracks announced in onMetaData can shape it.
+type session struct {
+	stream *playlist.Stream
+	cfg    segmenter.Config
+	log    *slog.Logger
+
+	seg *segmenter.Segmenter // media calls are serial: no lock
+}
+
+func (s *session) segmenter() *segmenter.Segmenter {
+	if s.seg == nil {
+		cfg := s.cfg
+		cfg.Logger = s.log
+		s.seg = segmenter.New(cfg, sink{s.stream})
+	}
+	return s.seg
+}
+
+func (s *session) Metadata(md ingest.Metadata) {
+	if s.seg == nil {
+		s.cfg.Expect = md.Tracks
+	}
+}
+
+func (s *session) VideoConfig(b []byte) error { return s.segmenter().SetVideoConfig(b) }
+func (s *session) AudioConfig(b []byte) error { return s.segmenter().SetAudioConfig(b) }
+func (s *session) Frame(f segmenter.Frame) error {
+	return s.segmenter().WriteFrame(f)
+}
+
+func (s *session) Close() {
+	if s.seg != nil {
+		if err := s.seg.Flush(); err != nil {
+			s.log.Warn("flushing the last segment failed", "err", err)
+		}
+	}
+	s.stream.Unpublish()
+}
+
+// sink hands the segmenter's segments to the playlist.
+type sink struct{ st *playlist.Stream }
+
+func (k sink) Segment(seg segmenter.Segment) error {
+	if err := k.st.Segment(playlist.Segment{
+		Data:            seg.Data,
+		Duration:        seg.Duration,
+		ProgramDateTime: seg.ProgramDateTime,
+		Discontinuity:   seg.Discontinuity,
+	}); err != nil {
+		return fmt.Errorf("playlist: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/fount-live/fount/ingest"
+	"github.com/fount-live/fount/playlist"
+	"github.com/fount-live/fount/segmenter"
+	"github.com/fount-live/fount/storage"
+)
+
+// config is everything `fount serve` takes from flags and FOUNT_* variables.
+type config struct {
+	RTMPAddr        string
+	HTTPAddr        string
+	App             string
+	SegmentDuration time.Duration
+	PlaylistSize    int
+	ReconnectWindow time.Duration
+	Storage         string
+	LogFormat       string
+	LogLevel        string
+}
+
+func defaultConfig() config {
+	return config{
+		RTMPAddr:        ":1935",
+		HTTPAddr:        ":8080",
+		App:             "live",
+		SegmentDuration: 2 * time.Second,
+		PlaylistSize:    6,
+		ReconnectWindow: 30 * time.Second,
+		Storage:         "memory",
+		LogFormat:       "text",
+		LogLevel:        "info",
+	}
+}
+
+func (c *config) flags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.RTMPAddr, "rtmp-addr", c.RTMPAddr, "address the RTMP server listens on")
+	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "address viewers and CDNs fetch HLS from")
+	fs.StringVar(&c.App, "app", c.App, "RTMP application encoders publish to (rtmp://HOST/APP/KEY)")
+	fs.DurationVar(&c.SegmentDuration, "segment-duration", c.SegmentDuration, "target segment duration; segments are cut at the first keyframe after it")
+	fs.IntVar(&c.PlaylistSize, "playlist-size", c.PlaylistSize, "segments listed in the live playlist")
+	fs.DurationVar(&c.ReconnectWindow, "reconnect-window", c.ReconnectWindow, "how long a stream waits for its encoder to come back before it ends")
+	fs.StringVar(&c.Storage, "storage", c.Storage, "where segments are written: memory, or dir:/path")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
+}
+
+func (c *config) validate() error {
+	var errs []error
+	if c.SegmentDuration < 500*time.Millisecond || c.SegmentDuration > 60*time.Second {
+		errs = append(errs, fmt.Errorf("--segment-duration %s: must be between 500ms and 60s", c.SegmentDuration))
+	}
+	if c.PlaylistSize < 3 || c.PlaylistSize > 1000 {
+		errs = append(errs, fmt.Errorf("--playlist-size %d: must be between 3 and 1000", c.PlaylistSize))
+	}
+	if c.ReconnectWindow < 0 {
+		errs = append(errs, fmt.Errorf("--reconnect-window %s: must not be negative", c.ReconnectWindow))
+	}
+	if c.App == "" || strings.ContainsAny(c.App, "/?") {
+		errs = append(errs, fmt.Errorf("--app %q: must be a single path element", c.App))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	return errors.Join(errs...)
+}
+
+// envName is the variable that sets a flag: --rtmp-addr → FOUNT_RTMP_ADDR.
+func envName(flag string) string {
+	return "FOUNT_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// applyEnv sets every flag not given on the command line from its FOUNT_*
+// variable, so flags win over the environment.
+func applyEnv(fs *pflag.FlagSet) error {
+	var errs []error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed || f.Name == "help" {
+			return
+		}
+		if v, ok := os.LookupEnv(envName(f.Name)); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", envName(f.Name), v, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func newServeCmd() *cobra.Command {
+	cfg := defaultConfig()
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the origin: accept RTMP publishers and serve HLS",
+		Long: `Run the origin: accept RTMP publishers and serve HLS.
+
+Publish:  rtmp://HOST:1935/live/KEY   (OBS: Server rtmp://HOST/live, Stream Key KEY)
+Play:     http://HOST:8080/live/KEY/index.m3u8
+
+Every flag can also be set from the environment as FOUNT_<FLAG>, e.g.
+FOUNT_HTTP_ADDR=:8081; a flag on the command line wins.`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("serve takes no arguments, got %q", args)}
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := applyEnv(c.Flags()); err != nil {
+				return usageError{err}
+			}
+			if err := cfg.validate(); err != nil {
+				return usageError{err}
+			}
+			log := newLogger(cfg, c.ErrOrStderr())
+			return serve(c.Context(), cfg, log, nil)
+		},
+	}
+	cfg.flags(cmd.Flags())
+	return cmd
+}
+
+func newLogger(cfg config, w interface{ Write([]byte) (int, error) }) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.LogLevel)) // validated
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// shutdownGrace bounds how long viewers get to fetch the final playlists on
+// SIGTERM; the whole shutdown stays under 5 s.
+const shutdownGrace = 3 * time.Second
+
+// serve runs the origin until ctx is done. ready, if set, is called with the
+// bound addresses once both listeners are up (tests use ":0").
+func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(rtmpAddr, httpAddr string)) error {
+	store, err := storage.Open(cfg.Storage)
+	if err != nil {
+		return err
+	}
+	reconnect := max(cfg.ReconnectWindow, time.Millisecond) // 0 means "end at once"
+	reg := playlist.NewRegistry(playlist.Config{
+		Store:           store,
+		TargetDuration:  cfg.SegmentDuration,
+		WindowSize:      cfg.PlaylistSize,
+		ReconnectWindow: reconnect,
+		Logger:          log,
+	})
+	rtmpLn, err := net.Listen("tcp", cfg.RTMPAddr)
+	if err != nil {
+		return fmt.Errorf("rtmp: %w", err)
+	}
+	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		rtmpLn.Close()
+		return fmt.Errorf("http: %w", err)
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	mux.Handle("/", reg.Handler())
+	httpSrv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	rtmpSrv := ingest.NewServer(ingest.Config{App: cfg.App, Logger: log}, &publisher{
+		reg: reg, log: log,
+		seg: segmenter.Config{TargetDuration: cfg.SegmentDuration, Logger: log},
+	})
+
+	ingestCtx, stopIngest := context.WithCancel(context.Background())
+	regCtx, stopReg := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Add(3)
+	go func() { defer wg.Done(); reg.Run(regCtx) }()
+	go func() {
+		defer wg.Done()
+		if err := rtmpSrv.Serve(ingestCtx, rtmpLn); err != nil {
+			errc <- fmt.Errorf("rtmp: %w", err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := httpSrv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http: %w", err)
+		}
+	}()
+	log.Info("fount serving", "version", version, "rtmp", rtmpLn.Addr().String(), "http", httpLn.Addr().String(),
+		"app", cfg.App, "storage", cfg.Storage, "publish", "rtmp://HOST"+portOf(rtmpLn)+"/"+cfg.App+"/KEY",
+		"play", "http://HOST"+portOf(httpLn)+"/"+cfg.App+"/KEY/index.m3u8")
+	if ready != nil {
+		ready(rtmpLn.Addr().String(), httpLn.Addr().String())
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: ending playlists")
+	case runErr = <-errc:
+		log.Error("shutting down after a listener failed", "err", runErr)
+	}
+	// Publishers go first so their last segments are flushed, then every
+	// playlist gets EXT-X-ENDLIST while viewers can still fetch it.
+	stopIngest()
+	reg.EndAll()
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	httpSrv.Shutdown(sctx)
+	cancel()
+	httpSrv.Close()
+	stopReg()
+	wg.Wait()
+	return runErr
+}
+
+func portOf(ln net.Listener) string {
+	if a, ok := ln.Addr().(*net.TCPAddr); ok {
+		return fmt.Sprintf(":%d", a.Port)
+	}
+	return ""
+}

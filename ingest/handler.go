@@ -1,0 +1,246 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	amf0 "github.com/yutopp/go-amf0"
+	rtmp "github.com/yutopp/go-rtmp"
+	"github.com/yutopp/go-rtmp/message"
+
+	"github.com/fount-live/fount/segmenter"
+)
+
+// handler is one RTMP connection's go-rtmp handler. go-rtmp calls it from
+// the connection's read goroutine only, so it needs no lock.
+type handler struct {
+	rtmp.DefaultHandler
+	ctx    context.Context
+	cfg    *Config
+	pub    Publisher
+	log    *slog.Logger
+	remote net.Addr
+	done   func()
+
+	app       string
+	stream    string // "app/name" while publishing
+	sess      Session
+	published bool
+
+	clock   timeline
+	buf     bytes.Buffer // reused for every media message
+	ignored segmenter.Tracks
+	frames  uint64
+}
+
+func (h *handler) OnConnect(_ uint32, cmd *message.NetConnectionConnect) error {
+	app := strings.Trim(cmd.Command.App, "/")
+	// Some encoders put a query string (tokens) on the app.
+	app, _, _ = strings.Cut(app, "?")
+	if app != h.cfg.App {
+		h.log.Warn("rtmp connect refused: unknown application", "app", app, "want", h.cfg.App)
+		return fmt.Errorf("unknown application %q (publish to rtmp://HOST/%s/KEY)", app, h.cfg.App)
+	}
+	h.app = app
+	h.log.Debug("rtmp connect", "app", app, "flash_ver", cmd.Command.FlashVer)
+	return nil
+}
+
+func (h *handler) OnPublish(_ *rtmp.StreamContext, _ uint32, cmd *message.NetStreamPublish) error {
+	if h.app == "" {
+		return errors.New("publish before connect")
+	}
+	if h.published {
+		h.log.Warn("rtmp publish refused: this connection already published", "stream", h.stream)
+		return errors.New("a connection may publish only once")
+	}
+	name, _, _ := strings.Cut(cmd.PublishingName, "?")
+	if !validName(name) {
+		h.log.Warn("rtmp publish refused: invalid stream key (use letters, digits, '-', '_' and '.', at most 128)", "key_length", len(name))
+		return fmt.Errorf("invalid stream key")
+	}
+	sess, err := h.pub.Publish(h.ctx, PublishRequest{App: h.app, Name: name, Remote: h.remote})
+	if err != nil {
+		h.log.Warn("rtmp publish refused", "stream", h.app+"/"+name, "err", err)
+		return fmt.Errorf("publish %s/%s refused: %w", h.app, name, err)
+	}
+	h.published = true
+	h.sess = sess
+	h.stream = h.app + "/" + name
+	h.log = h.log.With("stream", h.stream)
+	h.log.Info("publish started")
+	return nil
+}
+
+func (h *handler) OnSetDataFrame(_ uint32, data *message.NetStreamSetDataFrame) error {
+	if h.sess == nil {
+		return nil
+	}
+	md, err := parseMetadata(data.Payload)
+	if err != nil {
+		// Metadata is advisory: a bad one is worth a line, not a dropped stream.
+		h.log.Warn("ignoring unreadable onMetaData", "err", err)
+		return nil
+	}
+	h.log.Info("stream metadata", "width", md.Width, "height", md.Height, "fps", md.FrameRate, "encoder", md.Encoder)
+	h.sess.Metadata(md)
+	return nil
+}
+
+func (h *handler) OnVideo(ts uint32, payload io.Reader) error {
+	body, err := h.read(payload)
+	if err != nil || h.sess == nil {
+		return h.noSession(err, "video")
+	}
+	dts := h.clock.unwrap(ts)
+	if h.ignored&segmenter.Video != 0 {
+		return nil
+	}
+	tag, err := parseVideoTag(body)
+	if errors.Is(err, errUnsupportedCodec) {
+		h.ignoreTrack(segmenter.Video, err)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	switch tag.kind {
+	case tagConfig:
+		if err := h.sess.VideoConfig(tag.data); err != nil {
+			return fmt.Errorf("video sequence header: %w", err)
+		}
+	case tagFrame:
+		h.frames++
+		return h.sess.Frame(segmenter.Frame{
+			Kind: segmenter.Video,
+			DTS:  dts,
+			PTS:  dts + time.Duration(tag.cts)*time.Millisecond,
+			Key:  tag.key,
+			Data: tag.data,
+		})
+	}
+	return nil
+}
+
+func (h *handler) OnAudio(ts uint32, payload io.Reader) error {
+	body, err := h.read(payload)
+	if err != nil || h.sess == nil {
+		return h.noSession(err, "audio")
+	}
+	dts := h.clock.unwrap(ts)
+	if h.ignored&segmenter.Audio != 0 {
+		return nil
+	}
+	tag, err := parseAudioTag(body)
+	if errors.Is(err, errUnsupportedCodec) {
+		h.ignoreTrack(segmenter.Audio, err)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	switch tag.kind {
+	case tagConfig:
+		if err := h.sess.AudioConfig(tag.data); err != nil {
+			return fmt.Errorf("audio sequence header: %w", err)
+		}
+	case tagFrame:
+		h.frames++
+		return h.sess.Frame(segmenter.Frame{Kind: segmenter.Audio, DTS: dts, PTS: dts, Data: tag.data})
+	}
+	return nil
+}
+
+// read copies a message payload out of go-rtmp's reused buffer into ours,
+// the one copy of media bytes on the ingest path.
+func (h *handler) read(payload io.Reader) ([]byte, error) {
+	h.buf.Reset()
+	if _, err := h.buf.ReadFrom(payload); err != nil {
+		return nil, fmt.Errorf("reading media message: %w", err)
+	}
+	return h.buf.Bytes(), nil
+}
+
+func (h *handler) noSession(err error, kind string) error {
+	if err != nil {
+		return err
+	}
+	h.log.Warn("media before publish", "kind", kind)
+	return fmt.Errorf("%s message before publish", kind)
+}
+
+func (h *handler) ignoreTrack(k segmenter.Tracks, err error) {
+	h.ignored |= k
+	h.log.Warn("ignoring track: fount remuxes H.264 video and AAC audio only", "err", err)
+}
+
+func (h *handler) OnClose() {
+	if h.sess != nil {
+		h.sess.Close()
+		h.log.Info("publish ended", "frames", h.frames)
+		h.sess = nil
+	}
+	h.done()
+}
+
+// parseMetadata reads the onMetaData ECMA array that follows
+// "@setDataFrame".
+func parseMetadata(p []byte) (Metadata, error) {
+	dec := amf0.NewDecoder(bytes.NewReader(p))
+	var name string
+	if err := dec.Decode(&name); err != nil {
+		return Metadata{}, fmt.Errorf("metadata name: %w", err)
+	}
+	if name != "onMetaData" {
+		return Metadata{}, fmt.Errorf("data frame %q is not onMetaData", name)
+	}
+	var v interface{}
+	if err := dec.Decode(&v); err != nil {
+		return Metadata{}, fmt.Errorf("onMetaData: %w", err)
+	}
+	var m map[string]interface{}
+	switch t := v.(type) {
+	case amf0.ECMAArray:
+		m = t
+	case map[string]interface{}:
+		m = t
+	default:
+		return Metadata{}, fmt.Errorf("onMetaData is a %T, not an object", v)
+	}
+	num := func(k string) float64 {
+		f, _ := m[k].(float64)
+		return f
+	}
+	md := Metadata{
+		Width: num("width"), Height: num("height"), FrameRate: num("framerate"),
+		VideoBitrate: num("videodatarate"), AudioBitrate: num("audiodatarate"),
+	}
+	md.Encoder, _ = m["encoder"].(string)
+	if codecIs(m["videocodecid"], flvCodecAVC, "avc1") {
+		md.Tracks |= segmenter.Video
+	}
+	if codecIs(m["audiocodecid"], flvSoundAAC, "mp4a") {
+		md.Tracks |= segmenter.Audio
+	}
+	return md, nil
+}
+
+// codecIs matches a metadata codec id given as a legacy FLV number, a
+// FourCC string, or a FourCC packed into a number (Enhanced RTMP).
+func codecIs(v interface{}, id float64, fourcc string) bool {
+	switch t := v.(type) {
+	case float64:
+		cc := float64(uint32(fourcc[0])<<24 | uint32(fourcc[1])<<16 | uint32(fourcc[2])<<8 | uint32(fourcc[3]))
+		return t == id || t == cc
+	case string:
+		return t == fourcc
+	}
+	return false
+}

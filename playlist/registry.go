@@ -1,0 +1,189 @@
+// Package playlist holds the live state of each stream — its window of
+// segments, media and discontinuity sequence numbers — renders media
+// playlists, and serves viewers over HTTP.
+package playlist
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/fount-live/fount/storage"
+)
+
+// ErrStreamBusy is returned when a name that already has a publisher is
+// published again.
+var ErrStreamBusy = errors.New("stream is already being published")
+
+// Config holds the playlist settings shared by all streams.
+type Config struct {
+	Store           storage.Store
+	TargetDuration  time.Duration // segment target, for the initial EXT-X-TARGETDURATION
+	WindowSize      int           // segments listed in the live playlist (default 6)
+	ReconnectWindow time.Duration // how long an idle stream waits for its publisher (default 30 s)
+	DeleteGrace     time.Duration // how long a segment is kept after it leaves the window (default: 2 windows, at least 30 s)
+	RemoveAfter     time.Duration // how long an ended playlist stays before removal (default 60 s)
+	SweepInterval   time.Duration // how often Run checks timers (default 1 s)
+	Now             func() time.Time
+	Logger          *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Store == nil {
+		c.Store = storage.NewMemory()
+	}
+	if c.TargetDuration <= 0 {
+		c.TargetDuration = 2 * time.Second
+	}
+	if c.WindowSize <= 0 {
+		c.WindowSize = 6
+	}
+	if c.ReconnectWindow <= 0 {
+		c.ReconnectWindow = 30 * time.Second
+	}
+	if c.DeleteGrace <= 0 {
+		c.DeleteGrace = max(2*time.Duration(c.WindowSize)*c.TargetDuration, 30*time.Second)
+	}
+	if c.RemoveAfter <= 0 {
+		c.RemoveAfter = 60 * time.Second
+	}
+	if c.SweepInterval <= 0 {
+		c.SweepInterval = time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// maxTombstones bounds the names whose sequence numbers are remembered after
+// their stream was removed.
+const maxTombstones = 10000
+
+// tombstone is what outlives a removed stream so that publishing the name
+// again never reuses a segment URL for different bytes.
+type tombstone struct {
+	nextMSN, discSeq uint64
+	target           int
+}
+
+// Registry owns every stream by its "app/name" path.
+type Registry struct {
+	cfg Config
+
+	mu         sync.RWMutex
+	streams    map[string]*Stream
+	tombstones map[string]tombstone
+}
+
+// NewRegistry returns an empty registry; call Run to drive its timers.
+func NewRegistry(cfg Config) *Registry {
+	cfg = cfg.withDefaults()
+	return &Registry{cfg: cfg, streams: make(map[string]*Stream), tombstones: make(map[string]tombstone)}
+}
+
+// Publish claims path for a new publisher. A stream that is waiting for its
+// publisher to come back (or has ended but is still listed) continues with a
+// discontinuity; a live one refuses with ErrStreamBusy.
+func (r *Registry) Publish(path string) (*Stream, error) {
+	if err := storage.ValidKey(path); err != nil {
+		return nil, fmt.Errorf("publish %q: %w", path, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, ok := r.streams[path]; ok {
+		if err := s.resume(); err != nil {
+			return nil, fmt.Errorf("publish %s: %w", path, err)
+		}
+		return s, nil
+	}
+	s := &Stream{
+		path:   path,
+		cfg:    &r.cfg,
+		log:    r.cfg.Logger,
+		state:  StateLive,
+		since:  r.cfg.Now(),
+		target: targetDurationFor(r.cfg.TargetDuration),
+	}
+	if t, ok := r.tombstones[path]; ok {
+		s.nextMSN, s.discSeq, s.target = t.nextMSN, t.discSeq, max(s.target, t.target)
+		s.pendingDisc = true
+		delete(r.tombstones, path)
+	}
+	r.streams[path] = s
+	return s, nil
+}
+
+// Stream returns the stream at path, or nil.
+func (r *Registry) Stream(path string) *Stream {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.streams[path]
+}
+
+// Streams returns every stream, sorted by path.
+func (r *Registry) Streams() []*Stream {
+	r.mu.RLock()
+	out := make([]*Stream, 0, len(r.streams))
+	for _, s := range r.streams {
+		out = append(out, s)
+	}
+	r.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
+	return out
+}
+
+// Run drives reconnect windows, segment deletion and stream removal until
+// ctx is done.
+func (r *Registry) Run(ctx context.Context) {
+	t := time.NewTicker(r.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.Sweep()
+		}
+	}
+}
+
+// Sweep runs the timers once.
+func (r *Registry) Sweep() {
+	now := r.cfg.Now()
+	for _, s := range r.Streams() {
+		if !s.sweep(now) {
+			continue
+		}
+		r.mu.Lock()
+		if r.streams[s.path] == s && s.State() == StateEnded {
+			delete(r.streams, s.path)
+			st := s.Stats()
+			if len(r.tombstones) >= maxTombstones {
+				for k := range r.tombstones { // evict an arbitrary one
+					delete(r.tombstones, k)
+					break
+				}
+			}
+			s.mu.Lock()
+			r.tombstones[s.path] = tombstone{nextMSN: st.NextSequence, discSeq: s.discSeq, target: s.target}
+			s.mu.Unlock()
+			r.cfg.Logger.Info("stream removed", "stream", s.path)
+		}
+		r.mu.Unlock()
+	}
+}
+
+// EndAll appends EXT-X-ENDLIST to every stream, for shutdown.
+func (r *Registry) EndAll() {
+	for _, s := range r.Streams() {
+		s.end()
+	}
+}

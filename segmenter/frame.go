@@ -1,0 +1,26 @@
+package segmenter
+
+import "time"
+
+// Kind tells which track a frame belongs to.
+type Kind uint8
+
+const (
+	Video Kind = 1 << iota
+	Audio
+)
+
+// Tracks is a set of Kinds, e.g. Video|Audio.
+type Tracks = Kind
+
+// Frame is one codec-level access unit on the stream's 64-bit timeline.
+//
+// Data is only valid during the call that receives it: the caller reuses its
+// buffer for the next frame, so a segmenter copies (or muxes) what it keeps.
+type Frame struct {
+	Kind Kind
+	DTS  time.Duration // decode time on the unwrapped stream timeline
+	PTS  time.Duration // presentation time (DTS + composition offset); == DTS for audio
+	Key  bool          // video: a keyframe (IDR) that a segment may start with
+	Data []byte        // video: AVCC, length-prefixed NAL units; audio: one raw AAC frame
+}

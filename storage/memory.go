@@ -1,0 +1,61 @@
+package storage
+
+import (
+	"context"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// Memory is an in-process Store. Values are shared, not copied: Put keeps the
+// caller's slice and Get returns it, so serving a segment costs no copy.
+type Memory struct {
+	mu   sync.RWMutex
+	objs map[string]Object
+}
+
+// NewMemory returns an empty memory store.
+func NewMemory() *Memory { return &Memory{objs: make(map[string]Object)} }
+
+func (m *Memory) Put(_ context.Context, key string, obj Object) error {
+	if err := ValidKey(key); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.objs[key] = obj
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *Memory) Get(_ context.Context, key string) (Object, error) {
+	m.mu.RLock()
+	obj, ok := m.objs[key]
+	m.mu.RUnlock()
+	if !ok {
+		return Object{}, ErrNotFound
+	}
+	return obj, nil
+}
+
+func (m *Memory) Delete(_ context.Context, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.objs[key]; !ok {
+		return ErrNotFound
+	}
+	delete(m.objs, key)
+	return nil
+}
+
+func (m *Memory) Keys(_ context.Context, prefix string) ([]string, error) {
+	m.mu.RLock()
+	var keys []string
+	for k := range m.objs {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	m.mu.RUnlock()
+	sort.Strings(keys)
+	return keys, nil
+}

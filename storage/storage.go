@@ -1,0 +1,71 @@
+// Package storage keeps bytes by key: segments, playlists and init segments.
+// It knows nothing of media. Memory is the default; a directory is an option.
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ErrNotFound is returned by Get and Delete for a key that is not stored.
+var ErrNotFound = errors.New("storage: not found")
+
+// Object is a stored value. Data must not be modified by anyone once stored:
+// the memory store hands the same slice to every reader.
+type Object struct {
+	Data        []byte
+	ContentType string
+	ModTime     time.Time
+}
+
+// Store is what fount writes media to. Keys are slash-separated relative
+// paths made of validated names (see ValidKey).
+type Store interface {
+	Put(ctx context.Context, key string, obj Object) error
+	Get(ctx context.Context, key string) (Object, error)
+	Delete(ctx context.Context, key string) error
+	// Keys lists the stored keys below prefix (a "dir/" style prefix).
+	Keys(ctx context.Context, prefix string) ([]string, error)
+}
+
+// ValidKey reports an error unless key is a relative path whose every element
+// is a non-empty name of letters, digits, '-', '_' and '.', not "." or "..".
+// Every backend calls it so that no key can reach outside the store.
+func ValidKey(key string) error {
+	if key == "" || len(key) > 1024 {
+		return fmt.Errorf("storage: invalid key length %d", len(key))
+	}
+	for _, el := range strings.Split(key, "/") {
+		if el == "" || el == "." || el == ".." {
+			return fmt.Errorf("storage: invalid key %q", key)
+		}
+		for i := 0; i < len(el); i++ {
+			c := el[i]
+			ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
+			if !ok {
+				return fmt.Errorf("storage: invalid key %q", key)
+			}
+		}
+	}
+	return nil
+}
+
+// Open builds a Store from a --storage value: "memory" (or empty) or
+// "dir:/path".
+func Open(spec string) (Store, error) {
+	switch {
+	case spec == "" || spec == "memory":
+		return NewMemory(), nil
+	case strings.HasPrefix(spec, "dir:"):
+		path := strings.TrimPrefix(spec, "dir:")
+		if path == "" {
+			return nil, fmt.Errorf("storage %q: dir: needs a path, e.g. dir:/var/lib/fount", spec)
+		}
+		return NewDir(path)
+	default:
+		return nil, fmt.Errorf("storage %q: unknown kind (want memory or dir:/path)", spec)
+	}
+}
