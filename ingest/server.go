@@ -105,15 +105,22 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	select {
 	case <-ctx.Done():
 		srv.Close()
+		// go-rtmp registers the listener inside Serve; if Close came first
+		// it would accept forever, so close the listener ourselves too.
+		ln.Close()
 		<-done
 	case err = <-done:
 	}
 	s.mu.Lock()
 	s.closed = true
+	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
-		c.Close()
+		conns = append(conns, c)
 	}
 	s.mu.Unlock()
+	for _, c := range conns {
+		c.Close() // takes s.mu itself
+	}
 	s.wg.Wait()
 	if errors.Is(err, rtmp.ErrClosed) {
 		err = nil

@@ -196,10 +196,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(rtmpAdd
 	regCtx, stopReg := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
-	wg.Add(3)
+	ingestDone := make(chan struct{})
+	wg.Add(2)
 	go func() { defer wg.Done(); reg.Run(regCtx) }()
 	go func() {
-		defer wg.Done()
+		defer close(ingestDone)
 		if err := rtmpSrv.Serve(ingestCtx, rtmpLn); err != nil {
 			errc <- fmt.Errorf("rtmp: %w", err)
 		}
@@ -227,6 +228,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(rtmpAdd
 	// Publishers go first so their last segments are flushed, then every
 	// playlist gets EXT-X-ENDLIST while viewers can still fetch it.
 	stopIngest()
+	<-ingestDone
 	reg.EndAll()
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	httpSrv.Shutdown(sctx)
