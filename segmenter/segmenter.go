@@ -1,0 +1,660 @@
+// Package segmenter turns the codec frames of one live stream into
+// GOP-aligned MPEG-TS HLS segments. It knows nothing of RTMP or HTTP.
+//
+// Timeline: Segment.Start is the DTS of the segment's first frame on the
+// primary track (video when the stream has video, else audio): for video
+// this is the DTS of the keyframe that opens the segment. MPEG-TS PTS/DTS are
+// the stream timeline in 90 kHz units, modulo 2^33.
+package segmenter
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Config configures a Segmenter. Zero values select the defaults.
+type Config struct {
+	TargetDuration time.Duration    // segment target; default 2s when zero
+	Expect         Tracks           // tracks announced by the encoder's onMetaData; 0 = unknown
+	ProbeDuration  time.Duration    // how long (by frame DTS) to wait for the announced/unknown tracks' configs before starting; default 1s
+	Now            func() time.Time // wall clock for ProgramDateTime; nil = time.Now
+	Logger         *slog.Logger     // nil = slog.Default()
+}
+
+// Segment is one finished MPEG-TS media segment.
+type Segment struct {
+	Data            []byte        // a complete MPEG-TS segment; never modified after handing over
+	Start           time.Duration // stream-timeline DTS of the segment's first frame (the opening keyframe when the stream has video)
+	Duration        time.Duration // next segment's Start minus this Start; for the final flushed one, last frame DTS + one frame duration - Start
+	ProgramDateTime time.Time     // wall clock (Config.Now) when this segment's first frame was written; never decreases
+	Discontinuity   bool          // timestamps jumped or codec config changed before this segment
+	HasVideo        bool
+	HasAudio        bool
+}
+
+// Sink receives finished segments, synchronously, in order. An error it
+// returns is returned from the Segmenter call that produced the segment.
+type Sink interface {
+	Segment(Segment) error
+}
+
+// Info is a snapshot of what the segmenter knows about its stream.
+type Info struct {
+	Video         *VideoInfo    // nil if no video config
+	Audio         *AudioInfo    // nil if no audio config
+	Codecs        string        // HLS CODECS attribute, e.g. "avc1.64001f,mp4a.40.2"
+	GOP           time.Duration // last measured keyframe interval
+	GOPTooLong    bool          // a GOP was longer than TargetDuration
+	Segments      uint64
+	DroppedFrames uint64 // frames dropped (before first keyframe, before config, unsupported)
+}
+
+// VideoInfo describes the H.264 track. Its slices must not be modified.
+type VideoInfo struct {
+	Codec          string  // "avc1.PPCCLL"
+	Width, Height  int     // after cropping
+	FrameRate      float64 // from SPS VUI timing if present, else measured, 0 if unknown
+	SPS, PPS       [][]byte
+	NALULengthSize int
+}
+
+// AudioInfo describes the AAC track. Config must not be modified.
+type AudioInfo struct {
+	Codec      string // "mp4a.40.2"
+	ObjectType int
+	SampleRate int
+	Channels   int
+	Config     []byte // the AudioSpecificConfig
+}
+
+const (
+	defaultTarget = 2 * time.Second
+	defaultProbe  = time.Second
+	// jumpThreshold: a DTS moving backwards, or forwards by more than this,
+	// from the previous frame of the same track is a discontinuity.
+	jumpThreshold = 10 * time.Second
+	// cutTolerance lets a keyframe cut a segment that is this much short of
+	// the target, so that rounding (30 fps in ns or ms) does not push cuts a
+	// whole GOP later.
+	cutTolerance = time.Millisecond
+	// Bounds on what is buffered while probing for track configs.
+	maxProbeBytes  = 32 << 20
+	maxProbeFrames = 8192
+)
+
+type trackState struct {
+	seen      bool
+	last      time.Duration // DTS of the previous frame
+	lastDelta time.Duration // last normal (non-jump, positive) DTS delta
+	warned    bool          // "track appeared after start" logged
+}
+
+type bufferedFrame struct {
+	kind     Kind
+	dts, pts time.Duration
+	key      bool
+	off, n   int
+}
+
+// Segmenter cuts one stream into segments. SetVideoConfig, SetAudioConfig,
+// WriteFrame and Flush must be called from one goroutine (or serialised by
+// the caller); Info may be called concurrently from any goroutine.
+type Segmenter struct {
+	cfg    Config
+	sink   Sink
+	log    *slog.Logger
+	now    func() time.Time
+	target time.Duration
+
+	video *avcConfig
+	audio *aacConfig
+
+	// Probing: before the track set is decided.
+	started     bool
+	tracks      Tracks
+	probeSeen   bool
+	probeFirst  time.Duration
+	probeFrames []bufferedFrame
+	probeData   []byte
+
+	mux *tsMuxer
+
+	vt, at      trackState
+	pendingDisc bool // cut at the next opportunity and flag Discontinuity
+	jumpLogged  bool
+	jumpNow     bool // the frame being written jumped on its track
+	gopWarned   bool
+	lastKey     time.Duration
+	haveKey     bool // lastKey valid (no jump since)
+	framesSince int  // video frames since lastKey
+
+	// Current segment.
+	open     bool
+	first    bool // the current segment is the stream's first
+	segStart time.Duration
+	elapsed  time.Duration // primary-track time from segStart to the last primary frame
+	segPDT   time.Time
+	lastPDT  time.Time
+	segDisc  bool
+	segVideo bool
+	segAudio bool
+	nextCap  int
+	emitted  uint64
+	annexB   []byte
+	audioBuf []byte
+
+	mu   sync.Mutex // guards info
+	info Info
+}
+
+// New returns a Segmenter that hands finished segments to sink.
+func New(cfg Config, sink Sink) *Segmenter {
+	s := &Segmenter{cfg: cfg, sink: sink, log: cfg.Logger, now: cfg.Now, target: cfg.TargetDuration}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.target <= 0 {
+		s.target = defaultTarget
+	}
+	if s.cfg.ProbeDuration <= 0 {
+		s.cfg.ProbeDuration = defaultProbe
+	}
+	s.cfg.Expect &= Video | Audio
+	return s
+}
+
+// Info returns a snapshot of the stream's state. Safe for concurrent use.
+func (s *Segmenter) Info() Info {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in := s.info
+	if in.Video != nil {
+		v := *in.Video
+		in.Video = &v
+	}
+	if in.Audio != nil {
+		a := *in.Audio
+		in.Audio = &a
+	}
+	return in
+}
+
+func (s *Segmenter) countDrop() {
+	s.mu.Lock()
+	s.info.DroppedFrames++
+	s.mu.Unlock()
+}
+
+// publishInfo refreshes the codec part of Info. Only tracks that are (or,
+// before the start, may still be) part of the output are described.
+func (s *Segmenter) publishInfo() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.info.Video, s.info.Audio = nil, nil
+	var codecs []string
+	if s.video != nil && (!s.started || s.tracks&Video != 0) {
+		fr := s.video.spsInfo.frameRate
+		s.info.Video = &VideoInfo{
+			Codec:          s.video.codec(),
+			Width:          s.video.spsInfo.width,
+			Height:         s.video.spsInfo.height,
+			FrameRate:      fr,
+			SPS:            s.video.sps,
+			PPS:            s.video.pps,
+			NALULengthSize: s.video.nalLengthSize,
+		}
+		codecs = append(codecs, s.video.codec())
+	}
+	if s.audio != nil && (!s.started || s.tracks&Audio != 0) {
+		s.info.Audio = &AudioInfo{
+			Codec:      s.audio.codec(),
+			ObjectType: s.audio.objectType,
+			SampleRate: s.audio.sampleRate,
+			Channels:   s.audio.channels,
+			Config:     s.audio.raw,
+		}
+		codecs = append(codecs, s.audio.codec())
+	}
+	s.info.Codecs = joinComma(codecs)
+}
+
+func joinComma(ss []string) string {
+	var b bytes.Buffer
+	for i, c := range ss {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(c)
+	}
+	return b.String()
+}
+
+// SetVideoConfig sets the H.264 configuration from an FLV AVC sequence header
+// (an AVCDecoderConfigurationRecord). The same bytes again are a no-op;
+// different bytes after the start cut a new segment, flagged Discontinuity,
+// at the next keyframe. It may emit segments (buffered while probing), so it
+// can return a Sink error.
+func (s *Segmenter) SetVideoConfig(record []byte) error {
+	if s.video != nil && bytes.Equal(s.video.raw, record) {
+		return nil
+	}
+	c, err := parseAVCConfig(record)
+	if err != nil {
+		return err
+	}
+	old := s.video
+	s.video = c
+	if s.started {
+		if s.tracks&Video == 0 {
+			s.warnLateTrack(Video)
+			return nil
+		}
+		if old != nil {
+			s.configChanged("video")
+		}
+	}
+	s.publishInfo()
+	return s.maybeStart(false)
+}
+
+// SetAudioConfig sets the AAC configuration from an FLV AAC sequence header
+// (an AudioSpecificConfig). See SetVideoConfig.
+func (s *Segmenter) SetAudioConfig(asc []byte) error {
+	if s.audio != nil && bytes.Equal(s.audio.raw, asc) {
+		return nil
+	}
+	c, err := parseASC(asc)
+	if err != nil {
+		return err
+	}
+	old := s.audio
+	s.audio = c
+	if s.started {
+		if s.tracks&Audio == 0 {
+			s.warnLateTrack(Audio)
+			return nil
+		}
+		if old != nil {
+			s.configChanged("audio")
+		}
+	}
+	s.publishInfo()
+	return s.maybeStart(false)
+}
+
+func (s *Segmenter) configChanged(track string) {
+	s.log.Info("codec configuration changed; starting a new segment with a discontinuity", "track", track)
+	s.pendingDisc = true
+}
+
+func (s *Segmenter) warnLateTrack(k Kind) {
+	ts := &s.vt
+	name := "video"
+	if k == Audio {
+		ts, name = &s.at, "audio"
+	}
+	if !ts.warned {
+		ts.warned = true
+		s.log.Warn("track appeared after the stream started; ignoring it", "track", name)
+	}
+}
+
+func (s *Segmenter) have() Tracks {
+	var t Tracks
+	if s.video != nil {
+		t |= Video
+	}
+	if s.audio != nil {
+		t |= Audio
+	}
+	return t
+}
+
+// maybeStart decides the track set if the expected configs are all present,
+// or if force is set (probe time over) and at least one is.
+func (s *Segmenter) maybeStart(force bool) error {
+	if s.started {
+		return nil
+	}
+	want := s.cfg.Expect
+	if want == 0 {
+		want = Video | Audio
+	}
+	have := s.have()
+	if have == 0 || (!force && have&want != want) {
+		return nil
+	}
+	mux, err := newTSMuxer(have)
+	if err != nil {
+		return fmt.Errorf("segmenter: creating muxer: %w", err)
+	}
+	s.mux = mux
+	s.started = true
+	s.tracks = have
+	s.first = true
+	s.publishInfo()
+	s.log.Debug("segmenter started", "video", have&Video != 0, "audio", have&Audio != 0)
+
+	frames, data := s.probeFrames, s.probeData
+	s.probeFrames, s.probeData = nil, nil
+	var firstErr error
+	for _, bf := range frames {
+		f := Frame{Kind: bf.kind, DTS: bf.dts, PTS: bf.pts, Key: bf.key, Data: data[bf.off : bf.off+bf.n]}
+		if err := s.writeStarted(f); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
+
+// WriteFrame adds one frame. f.Data is not retained. A malformed frame is
+// dropped and reported as an error; a Sink error is returned as is.
+func (s *Segmenter) WriteFrame(f Frame) error {
+	if f.Kind != Video && f.Kind != Audio {
+		s.countDrop()
+		return nil
+	}
+	if s.started {
+		return s.writeStarted(f)
+	}
+	if !s.probeSeen {
+		s.probeSeen = true
+		s.probeFirst = f.DTS
+	}
+	if (f.Kind == Video && s.video == nil) || (f.Kind == Audio && s.audio == nil) {
+		s.countDrop()
+	} else {
+		s.probeFrames = append(s.probeFrames, bufferedFrame{
+			kind: f.Kind, dts: f.DTS, pts: f.PTS, key: f.Key, off: len(s.probeData), n: len(f.Data),
+		})
+		s.probeData = append(s.probeData, f.Data...)
+	}
+	force := f.DTS-s.probeFirst >= s.cfg.ProbeDuration ||
+		len(s.probeData) > maxProbeBytes || len(s.probeFrames) > maxProbeFrames
+	return s.maybeStart(force)
+}
+
+// observe updates the track's timing and reports the delta to the previous
+// frame, or whether it was a jump.
+func (s *Segmenter) observe(ts *trackState, dts time.Duration, track string) (delta time.Duration, jumped bool) {
+	s.jumpNow = false
+	if ts.seen {
+		delta = dts - ts.last
+		if delta < 0 || delta > jumpThreshold {
+			jumped = true
+			if !s.pendingDisc || !s.jumpLogged {
+				s.log.Warn("timestamp jump; next segment will be a discontinuity",
+					"track", track, "from", ts.last, "to", dts)
+				s.jumpLogged = true
+			}
+			s.pendingDisc = true
+			s.jumpNow = true
+		} else if delta > 0 {
+			ts.lastDelta = delta
+		}
+	}
+	ts.seen = true
+	ts.last = dts
+	return delta, jumped
+}
+
+// frameDuration estimates one frame's duration on a track.
+func (s *Segmenter) frameDuration(k Kind) time.Duration {
+	if k == Video {
+		if s.vt.lastDelta > 0 {
+			return s.vt.lastDelta
+		}
+		if s.video != nil && s.video.spsInfo.frameRate > 0 {
+			return time.Duration(float64(time.Second) / s.video.spsInfo.frameRate)
+		}
+		return time.Second / 30
+	}
+	if s.at.lastDelta > 0 {
+		return s.at.lastDelta
+	}
+	if s.audio != nil && s.audio.sampleRate > 0 {
+		return time.Duration(int64(time.Second) * 1024 / int64(s.audio.sampleRate))
+	}
+	return 1024 * time.Second / 44100
+}
+
+func (s *Segmenter) writeStarted(f Frame) error {
+	if f.Kind&s.tracks == 0 {
+		s.warnLateTrack(f.Kind)
+		s.countDrop()
+		return nil
+	}
+	if len(f.Data) == 0 {
+		s.countDrop()
+		return nil
+	}
+	hasVideo := s.tracks&Video != 0
+	if f.Kind == Video {
+		return s.writeVideo(f)
+	}
+	delta, jumped := s.observe(&s.at, f.DTS, "audio")
+	if hasVideo {
+		if !s.open || (s.first && f.DTS < s.segStart) {
+			s.countDrop() // before the first keyframe
+			return nil
+		}
+		return s.muxAudio(f, false)
+	}
+	// Audio-only: every frame is a cut opportunity.
+	if !s.open {
+		s.openSegment(Audio, f.DTS)
+		return s.muxAudio(f, true)
+	}
+	step := delta
+	if jumped {
+		step = s.frameDuration(Audio)
+	}
+	if s.pendingDisc || s.elapsed+step+cutTolerance >= s.target {
+		// A Sink error is reported after the frame is muxed, so that the
+		// new segment still starts with it.
+		err := s.cut(Audio, f.DTS, s.elapsed+step)
+		return firstErr(err, s.muxAudio(f, true))
+	}
+	s.elapsed += step
+	return s.muxAudio(f, false)
+}
+
+func (s *Segmenter) writeVideo(f Frame) error {
+	delta, jumped := s.observe(&s.vt, f.DTS, "video")
+	// Convert first: a malformed frame is rejected before anything is muxed.
+	var err error
+	s.annexB, _, err = avccToAnnexB(s.annexB, f.Data, s.video.nalLengthSize, s.video.paramSetsAnnex)
+	if err != nil {
+		s.countDrop()
+		return err
+	}
+	if jumped {
+		s.haveKey = false
+	}
+	if !s.open {
+		if !f.Key {
+			s.countDrop()
+			return nil
+		}
+		s.noteKeyframe(f.DTS)
+		s.openSegment(Video, f.DTS)
+		return s.muxVideo(f, true)
+	}
+	step := delta
+	if jumped {
+		step = s.frameDuration(Video)
+	}
+	if f.Key {
+		s.noteKeyframe(f.DTS)
+		if s.pendingDisc || s.elapsed+step+cutTolerance >= s.target {
+			err := s.cut(Video, f.DTS, s.elapsed+step)
+			return firstErr(err, s.muxVideo(f, true))
+		}
+	} else {
+		s.framesSince++
+	}
+	s.elapsed += step
+	return s.muxVideo(f, false)
+}
+
+// noteKeyframe measures the GOP and, without VUI timing, the frame rate.
+func (s *Segmenter) noteKeyframe(dts time.Duration) {
+	frames := s.framesSince + 1
+	s.framesSince = 0
+	prev, ok := s.lastKey, s.haveKey
+	s.lastKey, s.haveKey = dts, true
+	if !ok {
+		return
+	}
+	gop := dts - prev
+	if gop <= 0 {
+		return
+	}
+	tooLong := gop > s.target
+	if tooLong && !s.gopWarned {
+		s.gopWarned = true
+		s.log.Warn("encoder keyframe interval is longer than the segment target; segments will be as long as the GOP",
+			"gop", gop, "target", s.target)
+	}
+	s.mu.Lock()
+	s.info.GOP = gop
+	if tooLong {
+		s.info.GOPTooLong = true
+	}
+	if v := s.info.Video; v != nil && s.video.spsInfo.frameRate == 0 {
+		fr := float64(frames) / gop.Seconds()
+		if v.FrameRate != fr {
+			nv := *v
+			nv.FrameRate = fr
+			s.info.Video = &nv
+		}
+	}
+	s.mu.Unlock()
+}
+
+func (s *Segmenter) openSegment(k Kind, start time.Duration) {
+	s.open = true
+	s.segStart = start
+	s.elapsed = 0
+	s.segDisc = s.pendingDisc && s.emitted > 0
+	if s.pendingDisc {
+		// The other track's next frame is compared with this new start, not
+		// with its own pre-discontinuity history, so that one jump seen on
+		// both tracks does not cut twice.
+		other := &s.at
+		if k == Audio {
+			other = &s.vt
+		}
+		other.seen = false
+	}
+	s.pendingDisc = false
+	s.jumpLogged = false
+	s.segVideo, s.segAudio = false, false
+	pdt := s.now()
+	if pdt.Before(s.lastPDT) {
+		pdt = s.lastPDT
+	}
+	s.segPDT, s.lastPDT = pdt, pdt
+	if s.nextCap > 0 && cap(s.mux.w.buf) == 0 {
+		s.mux.w.buf = make([]byte, 0, s.nextCap)
+	}
+}
+
+// cut finishes the current segment with the given duration and opens the
+// next one at start.
+func (s *Segmenter) cut(k Kind, start, duration time.Duration) error {
+	err := s.finish(duration)
+	s.openSegment(k, start)
+	s.first = false
+	return err
+}
+
+func (s *Segmenter) finish(duration time.Duration) error {
+	data := s.mux.w.buf
+	s.mux.w.buf = nil
+	s.nextCap = len(data) + len(data)/8 + 188*8
+	s.open = false
+	if len(data) == 0 {
+		return nil
+	}
+	seg := Segment{
+		Data:            data,
+		Start:           s.segStart,
+		Duration:        duration,
+		ProgramDateTime: s.segPDT,
+		Discontinuity:   s.segDisc,
+		HasVideo:        s.segVideo,
+		HasAudio:        s.segAudio,
+	}
+	s.emitted++
+	s.mu.Lock()
+	s.info.Segments++
+	s.mu.Unlock()
+	if err := s.sink.Segment(seg); err != nil {
+		return fmt.Errorf("segmenter: sink: %w", err)
+	}
+	return nil
+}
+
+func (s *Segmenter) muxVideo(f Frame, segStart bool) error {
+	disc := (segStart && s.segDisc) || s.jumpNow
+	if err := s.mux.writePES(videoPID, f.DTS, f.PTS, s.annexB, f.Key || segStart, disc); err != nil {
+		return fmt.Errorf("segmenter: muxing video: %w", err)
+	}
+	s.segVideo = true
+	return nil
+}
+
+func (s *Segmenter) muxAudio(f Frame, segStart bool) error {
+	var err error
+	s.audioBuf, err = s.audio.appendADTS(s.audioBuf[:0], len(f.Data))
+	if err != nil {
+		s.countDrop()
+		return err
+	}
+	s.audioBuf = append(s.audioBuf, f.Data...)
+	disc := (segStart && s.segDisc) || s.jumpNow
+	if err := s.mux.writePES(audioPID, f.DTS, f.DTS, s.audioBuf, segStart, disc); err != nil {
+		return fmt.Errorf("segmenter: muxing audio: %w", err)
+	}
+	s.segAudio = true
+	return nil
+}
+
+// Flush ends the stream (end of publish): it emits the partial last segment
+// if it has frames. Frames written afterwards start a new segment, flagged
+// Discontinuity, at the next keyframe.
+func (s *Segmenter) Flush() error {
+	var err error
+	if !s.started {
+		// Short stream: start with whatever configs arrived.
+		err = s.maybeStart(true)
+	}
+	if !s.open {
+		return err
+	}
+	primary := Audio
+	if s.tracks&Video != 0 {
+		primary = Video
+	}
+	if ferr := s.finish(s.elapsed + s.frameDuration(primary)); ferr != nil && err == nil {
+		err = ferr
+	}
+	s.first = false
+	s.pendingDisc = true
+	s.haveKey = false
+	return err
+}
+
+func firstErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
