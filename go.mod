@@ -3,18 +3,21 @@ module github.com/fount-live/fount
 go 1.26.8
 
 require (
+	github.com/asticode/go-astits v1.16.0
+	github.com/grafov/m3u8 v0.12.1
+	github.com/sirupsen/logrus v1.7.0
+	github.com/spf13/cobra v1.8.1
+	github.com/spf13/pflag v1.0.5
+	github.com/yutopp/go-amf0 v0.1.0
+	github.com/yutopp/go-rtmp v0.0.7
+)
+
+require (
 	github.com/asticode/go-astikit v0.30.0 // indirect
-	github.com/asticode/go-astits v1.16.0 // indirect
-	github.com/grafov/m3u8 v0.12.1 // indirect
 	github.com/hashicorp/errwrap v1.1.0 // indirect
 	github.com/hashicorp/go-multierror v1.1.0 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/mitchellh/mapstructure v1.4.1 // indirect
 	github.com/pkg/errors v0.9.1 // indirect
-	github.com/sirupsen/logrus v1.7.0 // indirect
-	github.com/spf13/cobra v1.8.1 // indirect
-	github.com/spf13/pflag v1.0.5 // indirect
-	github.com/yutopp/go-amf0 v0.1.0 // indirect
-	github.com/yutopp/go-rtmp v0.0.7 // indirect
 	golang.org/x/sys v0.3.0 // indirect
 )

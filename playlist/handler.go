@@ -61,7 +61,7 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		h.Set("Content-Type", playlistType)
 		h.Set("Cache-Control", "public, max-age="+strconv.Itoa(pl.maxAge))
 		h.Set("ETag", pl.etag)
-		http.ServeContent(w, req, "", pl.modTime, bytes.NewReader(pl.body))
+		serveBytes(w, req, pl.body, pl.modTime)
 		return
 	}
 	if v, ok := s.byName.Load(file); ok {
@@ -94,7 +94,29 @@ func serveSegment(w http.ResponseWriter, req *http.Request, name string, data []
 	if e != nil {
 		mod = e.pdt
 	}
-	http.ServeContent(w, req, "", mod, bytes.NewReader(data))
+	serveBytes(w, req, data, mod)
+}
+
+// serveBytes answers a plain GET or HEAD with one write of the stored bytes
+// (the common case for players and CDNs), and leaves ranges and
+// conditional requests to http.ServeContent.
+func serveBytes(w http.ResponseWriter, req *http.Request, data []byte, mod time.Time) {
+	hdr := req.Header
+	if hdr.Get("Range") != "" || hdr.Get("If-None-Match") != "" || hdr.Get("If-Modified-Since") != "" ||
+		hdr.Get("If-Match") != "" || hdr.Get("If-Unmodified-Since") != "" || hdr.Get("If-Range") != "" {
+		http.ServeContent(w, req, "", mod, bytes.NewReader(data))
+		return
+	}
+	h := w.Header()
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Content-Length", strconv.Itoa(len(data)))
+	if !mod.IsZero() {
+		h.Set("Last-Modified", mod.UTC().Format(http.TimeFormat))
+	}
+	w.WriteHeader(http.StatusOK)
+	if req.Method != http.MethodHead {
+		w.Write(data)
+	}
 }
 
 func notFound(w http.ResponseWriter) {

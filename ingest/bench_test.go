@@ -1,0 +1,101 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+
+	"github.com/fount-live/fount/segmenter"
+)
+
+// flvTag is one tag of an FLV file.
+type flvTag struct {
+	typ  byte // 8 audio, 9 video, 18 script
+	ts   uint32
+	body []byte
+}
+
+// readFLV splits an FLV file into tags (test helper; ingest itself gets
+// tags from RTMP messages, never from files).
+func readFLV(t testing.TB, path string) []flvTag {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 13 || string(b[:3]) != "FLV" {
+		t.Fatalf("%s is not FLV", path)
+	}
+	var tags []flvTag
+	p := int(binary.BigEndian.Uint32(b[5:9])) + 4
+	for p+11 <= len(b) {
+		n := int(b[p+1])<<16 | int(b[p+2])<<8 | int(b[p+3])
+		ts := uint32(b[p+4])<<16 | uint32(b[p+5])<<8 | uint32(b[p+6]) | uint32(b[p+7])<<24
+		if p+11+n > len(b) {
+			break
+		}
+		tags = append(tags, flvTag{typ: b[p], ts: ts, body: b[p+11 : p+11+n]})
+		p += 11 + n + 4
+	}
+	return tags
+}
+
+// segSession feeds a segmenter, as cmd/fount's wiring does.
+type segSession struct{ seg *segmenter.Segmenter }
+
+func (s segSession) Metadata(Metadata)                {}
+func (s segSession) VideoConfig(b []byte) error       { return s.seg.SetVideoConfig(b) }
+func (s segSession) AudioConfig(b []byte) error       { return s.seg.SetAudioConfig(b) }
+func (s segSession) Frame(f segmenter.Frame) error    { return s.seg.WriteFrame(f) }
+func (s segSession) Close()                           {}
+func (countSink) Segment(seg segmenter.Segment) error { return nil }
+
+type countSink struct{}
+
+// BenchmarkPerFrame measures the whole per-frame ingest path: an FLV tag as
+// go-rtmp hands it over → copy out of its buffer → tag parsing → timeline →
+// segmenter (Annex-B/ADTS, MPEG-TS muxing, cutting). One op is one tag.
+func BenchmarkPerFrame(b *testing.B) {
+	tags := readFLV(b, "../segmenter/testdata/main.flv")
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var media []flvTag
+	var size int64
+	for _, t := range tags {
+		if t.typ == 8 || t.typ == 9 {
+			media = append(media, t)
+			size += int64(len(t.body))
+		}
+	}
+	h := &handler{ctx: context.Background(), cfg: &Config{}, log: log, done: func() {}}
+	h.sess = segSession{segmenter.New(segmenter.Config{Expect: segmenter.Video | segmenter.Audio, Logger: log}, countSink{})}
+	var r bytes.Reader
+	// The file is 4 s; loop it with timestamps shifted so the timeline runs on.
+	var loop uint32
+	last := media[len(media)-1].ts + 40
+	b.SetBytes(size / int64(len(media)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		k := i % len(media)
+		if k == 0 && i > 0 {
+			loop++
+		}
+		t := media[k]
+		if loop > 0 && t.body[1] == 0 { // sequence headers only once
+			continue
+		}
+		r.Reset(t.body)
+		var err error
+		if t.typ == 9 {
+			err = h.OnVideo(t.ts+loop*last, &r)
+		} else {
+			err = h.OnAudio(t.ts+loop*last, &r)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
