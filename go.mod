@@ -3,7 +3,9 @@ module github.com/fount-live/fount
 go 1.26.8
 
 require (
+	github.com/Eyevinn/mp4ff v0.56.0
 	github.com/asticode/go-astits v1.16.0
+	github.com/bluenviron/gohlslib/v2 v2.4.5
 	github.com/grafov/m3u8 v0.12.1
 	github.com/sirupsen/logrus v1.7.0
 	github.com/spf13/cobra v1.8.1

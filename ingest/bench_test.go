@@ -52,6 +52,8 @@ func (s segSession) AudioConfig(b []byte) error       { return s.seg.SetAudioCon
 func (s segSession) Frame(f segmenter.Frame) error    { return s.seg.WriteFrame(f) }
 func (s segSession) Close()                           {}
 func (countSink) Segment(seg segmenter.Segment) error { return nil }
+func (countSink) Part(segmenter.Part) error           { return nil }
+func (countSink) Init(segmenter.Init) error           { return nil }
 
 type countSink struct{}
 

@@ -2,8 +2,10 @@ package playlist
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -11,9 +13,10 @@ import (
 	"github.com/fount-live/fount/storage"
 )
 
-// Handler serves playlists and segments at /APP/NAME/index.m3u8 and
-// /APP/NAME/SEGMENT. Everything it writes comes from immutable snapshots, so
-// no lock is held while bytes go to the network.
+// Handler serves playlists, segments, parts and init segments at
+// /APP/NAME/FILE, including LL-HLS blocking playlist reloads and blocking
+// preload-hint part requests. Everything it writes comes from immutable
+// snapshots, so no lock is held while bytes go to the network.
 func (r *Registry) Handler() http.Handler {
 	return http.HandlerFunc(r.serveHTTP)
 }
@@ -34,7 +37,7 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	h.Set("Access-Control-Expose-Headers", "Content-Length, Content-Range, Date, ETag, Last-Modified")
+	h.Set("Access-Control-Expose-Headers", "Content-Length, Content-Range, Date, ETag, Last-Modified, Age")
 
 	// Exactly APP/NAME/FILE, each a valid name: nothing can reach outside
 	// a stream's own keys.
@@ -51,49 +54,280 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if file == playlistName {
-		pl := s.pl.Load()
-		if pl == nil {
-			// Published, but the first segment is not finished yet.
-			h.Set("Cache-Control", "no-cache")
-			http.Error(w, "stream has no segment yet", http.StatusNotFound)
-			return
-		}
-		h.Set("Content-Type", playlistType)
-		h.Set("Cache-Control", "public, max-age="+strconv.Itoa(pl.maxAge))
-		h.Set("ETag", pl.etag)
-		serveBytes(w, req, pl.body, pl.modTime)
+		r.servePlaylist(w, req, s)
 		return
 	}
 	if v, ok := s.byName.Load(file); ok {
-		e := v.(*entry)
-		serveSegment(w, req, e.name, e.data, segmentType, e)
+		o := v.(*object)
+		serveMedia(w, req, file, o.data, o.ctype, o.mod)
 		return
+	}
+	if r.cfg.PartTarget > 0 {
+		if msn, idx, ok := parsePartName(file); ok {
+			r.awaitPart(w, req, s, file, msn, idx)
+			return
+		}
 	}
 	// Not in memory (e.g. written by an earlier process): try the store.
 	obj, err := r.cfg.Store.Get(req.Context(), p)
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && !strings.HasSuffix(file, ".ts")) {
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && !isMedia(file)) {
 		notFound(w)
 		return
 	}
 	if err != nil {
-		r.cfg.Logger.Error("reading segment from storage", "key", p, "err", err)
+		r.cfg.Logger.Error("reading from storage", "key", p, "err", err)
 		http.Error(w, "storage error", http.StatusInternalServerError)
 		return
 	}
-	serveSegment(w, req, file, obj.Data, obj.ContentType, nil)
+	serveMedia(w, req, file, obj.Data, obj.ContentType, obj.ModTime)
 }
 
-func serveSegment(w http.ResponseWriter, req *http.Request, name string, data []byte, ctype string, e *entry) {
+func isMedia(file string) bool {
+	return strings.HasSuffix(file, ".ts") || strings.HasSuffix(file, ".m4s") || strings.HasSuffix(file, ".mp4")
+}
+
+// blockRequest is a parsed LL-HLS delivery directive.
+type blockRequest struct {
+	msn  uint64
+	part int // -1 when _HLS_part is absent
+	skip bool
+}
+
+// parseDirectives reads _HLS_msn, _HLS_part and _HLS_skip. It returns
+// ok=false with a message for a malformed query.
+func parseDirectives(q url.Values) (br blockRequest, blocking bool, msg string) {
+	br.part = -1
+	if v := q.Get("_HLS_skip"); v != "" {
+		if v != "YES" && v != "v2" {
+			return br, false, "_HLS_skip must be YES or v2"
+		}
+		br.skip = true
+	}
+	msnStr, partStr := q.Get("_HLS_msn"), q.Get("_HLS_part")
+	if msnStr == "" {
+		if partStr != "" {
+			return br, false, "_HLS_part needs _HLS_msn"
+		}
+		return br, false, ""
+	}
+	msn, err := strconv.ParseUint(msnStr, 10, 63)
+	if err != nil {
+		return br, false, "_HLS_msn must be a non-negative integer"
+	}
+	br.msn = msn
+	if partStr != "" {
+		part, err := strconv.ParseUint(partStr, 10, 31)
+		if err != nil {
+			return br, false, "_HLS_part must be a non-negative integer"
+		}
+		br.part = int(part)
+	}
+	return br, true, ""
+}
+
+// blockTimeout is how long a blocking request may wait: rfc8216bis asks
+// servers to answer 503 after three target durations.
+func (s *Stream) blockTimeout() time.Duration {
+	if s.cfg.BlockTimeout > 0 {
+		return s.cfg.BlockTimeout
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return 3 * time.Duration(s.target) * time.Second
+}
+
+func (r *Registry) servePlaylist(w http.ResponseWriter, req *http.Request, s *Stream) {
+	h := w.Header()
+	var br blockRequest
+	blocking := false
+	if r.cfg.PartTarget > 0 {
+		var msg string
+		br, blocking, msg = parseDirectives(req.URL.Query())
+		if msg != "" {
+			h.Set("Cache-Control", "no-cache")
+			http.Error(w, msg, http.StatusBadRequest)
+			return
+		}
+	}
+	if blocking {
+		status := r.wait(req.Context(), s, func() (bool, bool) { return s.hasPlaylistFor(br) })
+		switch status {
+		case waitTooFar:
+			h.Set("Cache-Control", "no-cache")
+			http.Error(w, "_HLS_msn is more than two segments ahead of the live edge", http.StatusBadRequest)
+			return
+		case waitTimeout:
+			h.Set("Cache-Control", "no-cache")
+			http.Error(w, "the requested part did not appear in time", http.StatusServiceUnavailable)
+			return
+		case waitBusy:
+			h.Set("Cache-Control", "no-cache")
+			h.Set("Retry-After", "1")
+			http.Error(w, "too many blocking requests", http.StatusServiceUnavailable)
+			return
+		case waitGone:
+			return
+		}
+	}
+	pl := s.pl.Load()
+	if pl == nil {
+		// Published, but nothing is finished yet.
+		h.Set("Cache-Control", "no-cache")
+		http.Error(w, "stream has no segment yet", http.StatusNotFound)
+		return
+	}
+	h.Set("Content-Type", playlistType)
+	switch {
+	case blocking:
+		// The answer to a delivery directive depends on the URL alone and
+		// stays a valid answer to it, so a CDN may cache it and collapse
+		// identical requests.
+		h.Set("Cache-Control", "public, max-age="+strconv.Itoa(max(1, 6*int(r.cfg.PartTarget/time.Second))))
+	case r.cfg.PartTarget > 0:
+		// Players join with a plain request and then block; a stale copy
+		// would only add latency.
+		h.Set("Cache-Control", "no-cache")
+	default:
+		h.Set("Cache-Control", "public, max-age="+strconv.Itoa(pl.maxAge))
+	}
+	body := pl.body
+	if br.skip {
+		body = pl.skipBody
+	}
+	h.Set("ETag", pl.etag)
+	serveBytes(w, req, body, pl.modTime)
+}
+
+// hasPlaylistFor reports whether the current playlist satisfies a delivery
+// directive, and whether the directive is too far ahead to wait for.
+func (s *Stream) hasPlaylistFor(br blockRequest) (ok, tooFar bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state == StateEnded {
+		return true, false // nothing more will come: answer with what there is
+	}
+	// nextMSN is the segment being built; nextMSN-1 the last complete one.
+	if br.msn > s.nextMSN+1 {
+		return false, true
+	}
+	if br.msn < s.nextMSN {
+		return true, false
+	}
+	if br.part < 0 || br.msn > s.nextMSN {
+		return false, false
+	}
+	return br.part < len(s.open.parts), false
+}
+
+type waitStatus int
+
+const (
+	waitReady waitStatus = iota
+	waitTooFar
+	waitTimeout
+	waitBusy
+	waitGone // the client went away
+)
+
+// wait blocks until cond holds, bounded by the stream's block timeout.
+// Waiters sleep on the stream's change channel: one wake-up per new part.
+func (r *Registry) wait(ctx context.Context, s *Stream, cond func() (ok, tooFar bool)) waitStatus {
+	ok, tooFar := cond()
+	if ok {
+		return waitReady
+	}
+	if tooFar {
+		return waitTooFar
+	}
+	if r.waiting.Add(1) > int64(r.cfg.MaxBlocking) {
+		r.waiting.Add(-1)
+		return waitBusy
+	}
+	defer r.waiting.Add(-1)
+	timer := time.NewTimer(s.blockTimeout())
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		ch := s.changed
+		s.mu.Unlock()
+		if ok, tooFar = cond(); ok {
+			return waitReady
+		} else if tooFar {
+			return waitTooFar
+		}
+		if ch == nil {
+			return waitTimeout
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return waitTimeout
+		case <-ctx.Done():
+			return waitGone
+		}
+	}
+}
+
+// parsePartName parses "segMSN.IDX.ext".
+func parsePartName(file string) (msn uint64, idx int, ok bool) {
+	rest, found := strings.CutPrefix(file, "seg")
+	if !found {
+		return 0, 0, false
+	}
+	a, rest, found := strings.Cut(rest, ".")
+	if !found {
+		return 0, 0, false
+	}
+	b, _, found := strings.Cut(rest, ".")
+	if !found {
+		return 0, 0, false
+	}
+	m, err1 := strconv.ParseUint(a, 10, 63)
+	i, err2 := strconv.ParseUint(b, 10, 31)
+	return m, int(i), err1 == nil && err2 == nil
+}
+
+// awaitPart answers a request for a part that does not exist yet: the one
+// named by EXT-X-PRELOAD-HINT (or the first of the next segment) is waited
+// for; anything else is 404.
+func (r *Registry) awaitPart(w http.ResponseWriter, req *http.Request, s *Stream, file string, msn uint64, idx int) {
+	cond := func() (bool, bool) {
+		if _, ok := s.byName.Load(file); ok {
+			return true, false
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		next := s.state == StateLive &&
+			(msn == s.nextMSN && idx == len(s.open.parts) || msn == s.nextMSN+1 && idx == 0)
+		return false, !next
+	}
+	switch r.wait(req.Context(), s, cond) {
+	case waitReady:
+		if v, ok := s.byName.Load(file); ok {
+			o := v.(*object)
+			serveMedia(w, req, file, o.data, o.ctype, o.mod)
+			return
+		}
+		notFound(w)
+	case waitTimeout:
+		w.Header().Set("Cache-Control", "no-cache")
+		http.Error(w, "the part did not appear in time", http.StatusServiceUnavailable)
+	case waitBusy:
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "too many blocking requests", http.StatusServiceUnavailable)
+	case waitGone:
+	default:
+		notFound(w)
+	}
+}
+
+func serveMedia(w http.ResponseWriter, req *http.Request, name string, data []byte, ctype string, mod time.Time) {
 	h := w.Header()
 	h.Set("Content-Type", ctype)
-	// Names are never reused for other bytes, so a segment can be cached
-	// for good.
+	// Names are never reused for other bytes, so media can be cached for
+	// good.
 	h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	h.Set("ETag", `"`+name+"-"+strconv.Itoa(len(data))+`"`)
-	var mod time.Time
-	if e != nil {
-		mod = e.pdt
-	}
 	serveBytes(w, req, data, mod)
 }
 

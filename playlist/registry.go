@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fount-live/fount/storage"
@@ -28,6 +29,11 @@ type Config struct {
 	DeleteGrace     time.Duration // how long a segment is kept after it leaves the window (default: 2 windows, at least 30 s)
 	RemoveAfter     time.Duration // how long an ended playlist stays before removal (default 60 s)
 	SweepInterval   time.Duration // how often Run checks timers (default 1 s)
+	FMP4            bool          // segments are fMP4 (.m4s with an init segment) rather than MPEG-TS
+	PartTarget      time.Duration // LL-HLS part target; 0 serves classic HLS
+	PartHoldBack    time.Duration // EXT-X-SERVER-CONTROL PART-HOLD-BACK (default and minimum: 3 part targets, as rfc8216bis recommends)
+	MaxBlocking     int           // blocking requests allowed to wait at once (default 10000)
+	BlockTimeout    time.Duration // how long a blocking request waits before 503 (default: 3 target durations, per rfc8216bis)
 	Now             func() time.Time
 	Logger          *slog.Logger
 }
@@ -50,6 +56,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RemoveAfter <= 0 {
 		c.RemoveAfter = 60 * time.Second
+	}
+	if c.PartHoldBack < 3*c.PartTarget {
+		c.PartHoldBack = 3 * c.PartTarget
+	}
+	if c.MaxBlocking <= 0 {
+		c.MaxBlocking = 10000
 	}
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = time.Second
@@ -76,7 +88,8 @@ type tombstone struct {
 
 // Registry owns every stream by its "app/name" path.
 type Registry struct {
-	cfg Config
+	cfg     Config
+	waiting atomic.Int64 // blocking requests waiting now
 
 	mu         sync.RWMutex
 	streams    map[string]*Stream

@@ -6,14 +6,41 @@ import (
 	"time"
 )
 
-// entry is one segment of a stream as the playlist knows it.
+// entry is one complete segment of a stream as the playlist knows it.
 type entry struct {
 	msn           uint64
 	name          string // URI relative to the playlist
 	duration      time.Duration
 	pdt           time.Time
 	discontinuity bool
+	init          int // fMP4: init segment version; -1 for TS
 	data          []byte
+	parts         []*part
+}
+
+// part is one LL-HLS partial segment.
+type part struct {
+	name        string
+	duration    time.Duration
+	independent bool
+	data        []byte
+}
+
+// openSegment is the segment being built: its parts are listed after the
+// last complete segment.
+type openSegment struct {
+	msn           uint64
+	discontinuity bool
+	init          int
+	parts         []*part
+}
+
+// renditionReport is an EXT-X-RENDITION-REPORT for another rendition of
+// the same stream.
+type renditionReport struct {
+	uri      string
+	lastMSN  uint64
+	lastPart int
 }
 
 // mediaPlaylist is what a render needs; kept apart from Stream so that
@@ -23,6 +50,15 @@ type mediaPlaylist struct {
 	discSeq        uint64
 	segments       []*entry
 	ended          bool
+	fmp4           bool
+	initName       func(version int) string
+
+	// Low-latency HLS; partTarget == 0 means classic HLS.
+	partTarget   time.Duration
+	partHoldBack time.Duration // what a player's live latency settles near
+	open         *openSegment  // may have no parts yet
+	hint         string        // URI of the next part, for EXT-X-PRELOAD-HINT
+	reports      []renditionReport
 }
 
 // targetDurationFor returns the EXT-X-TARGETDURATION for a segment duration:
@@ -36,37 +72,169 @@ func targetDurationFor(d time.Duration) int {
 	return t
 }
 
-// render writes an RFC 8216 live media playlist into buf and returns it.
-func (p *mediaPlaylist) render(buf []byte) []byte {
-	buf = append(buf, "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:"...)
+// canSkipUntil is the EXT-X-SERVER-CONTROL CAN-SKIP-UNTIL: the spec wants at
+// least six target durations.
+func (p *mediaPlaylist) canSkipUntil() time.Duration {
+	return 6 * time.Duration(p.targetDuration) * time.Second
+}
+
+func appendSeconds(buf []byte, d time.Duration) []byte {
+	return strconv.AppendFloat(buf, d.Seconds(), 'f', 3, 64)
+}
+
+// version is the lowest EXT-X-VERSION that covers the tags used:
+// EXT-X-MAP in a media playlist needs 6, EXT-X-SKIP needs 9 (and LL-HLS
+// players expect it with parts).
+func (p *mediaPlaylist) version() int {
+	switch {
+	case p.partTarget > 0:
+		return 9
+	case p.fmp4:
+		return 6
+	}
+	return 3
+}
+
+// render writes an RFC 8216bis media playlist into buf. skip asks for a
+// delta update (EXT-X-SKIP) as requested with _HLS_skip=YES.
+func (p *mediaPlaylist) render(buf []byte, skip bool) []byte {
+	ll := p.partTarget > 0
+	buf = append(buf, "#EXTM3U\n#EXT-X-VERSION:"...)
+	buf = strconv.AppendInt(buf, int64(p.version()), 10)
+	buf = append(buf, "\n#EXT-X-TARGETDURATION:"...)
 	buf = strconv.AppendInt(buf, int64(p.targetDuration), 10)
-	buf = append(buf, "\n#EXT-X-MEDIA-SEQUENCE:"...)
+	buf = append(buf, '\n')
+	if ll {
+		buf = append(buf, "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL="...)
+		buf = appendSeconds(buf, p.canSkipUntil())
+		buf = append(buf, ",PART-HOLD-BACK="...)
+		buf = appendSeconds(buf, p.partHoldBack)
+		buf = append(buf, "\n#EXT-X-PART-INF:PART-TARGET="...)
+		buf = appendSeconds(buf, p.partTarget)
+		buf = append(buf, '\n')
+	}
+	buf = append(buf, "#EXT-X-MEDIA-SEQUENCE:"...)
 	var first uint64
 	if len(p.segments) > 0 {
 		first = p.segments[0].msn
+	} else if p.open != nil {
+		first = p.open.msn
 	}
 	buf = strconv.AppendUint(buf, first, 10)
-	if p.discSeq > 0 {
-		buf = append(buf, "\n#EXT-X-DISCONTINUITY-SEQUENCE:"...)
-		buf = strconv.AppendUint(buf, p.discSeq, 10)
+	buf = append(buf, '\n')
+
+	segs := p.segments
+	var skipped int
+	discSeq := p.discSeq
+	if skip && ll {
+		skipped = p.skippable()
+		segs = segs[skipped:]
 	}
-	buf = append(buf, "\n#EXT-X-INDEPENDENT-SEGMENTS\n"...)
-	for _, s := range p.segments {
-		// A segment's discontinuity counts in EXT-X-DISCONTINUITY-SEQUENCE
-		// only once it has slid out, so a listed one is always tagged.
+	if discSeq > 0 {
+		buf = append(buf, "#EXT-X-DISCONTINUITY-SEQUENCE:"...)
+		buf = strconv.AppendUint(buf, discSeq, 10)
+		buf = append(buf, '\n')
+	}
+	buf = append(buf, "#EXT-X-INDEPENDENT-SEGMENTS\n"...)
+	if skipped > 0 {
+		buf = append(buf, "#EXT-X-SKIP:SKIPPED-SEGMENTS="...)
+		buf = strconv.AppendInt(buf, int64(skipped), 10)
+		buf = append(buf, '\n')
+	}
+
+	// Parts are listed only near the live edge: for the segments that end
+	// within three target durations of it (rfc8216bis 6.2.2).
+	partsFrom := len(segs)
+	if ll {
+		var tail time.Duration
+		for partsFrom > 0 && tail < 3*time.Duration(p.targetDuration)*time.Second {
+			partsFrom--
+			tail += segs[partsFrom].duration
+		}
+	}
+	lastInit := -1
+	for i, s := range segs {
+		// A discontinuity counts in EXT-X-DISCONTINUITY-SEQUENCE only once
+		// its segment has slid out, so a listed one is always tagged.
 		if s.discontinuity {
 			buf = append(buf, "#EXT-X-DISCONTINUITY\n"...)
 		}
+		if p.fmp4 && s.init != lastInit {
+			buf = p.appendMap(buf, s.init)
+			lastInit = s.init
+		}
 		buf = append(buf, "#EXT-X-PROGRAM-DATE-TIME:"...)
 		buf = s.pdt.UTC().AppendFormat(buf, "2006-01-02T15:04:05.000Z07:00")
-		buf = append(buf, "\n#EXTINF:"...)
-		buf = strconv.AppendFloat(buf, s.duration.Seconds(), 'f', 3, 64)
+		buf = append(buf, '\n')
+		if i >= partsFrom {
+			buf = appendParts(buf, s.parts)
+		}
+		buf = append(buf, "#EXTINF:"...)
+		buf = appendSeconds(buf, s.duration)
 		buf = append(buf, ",\n"...)
 		buf = append(buf, s.name...)
 		buf = append(buf, '\n')
 	}
+	if ll && p.open != nil && !p.ended {
+		if len(p.open.parts) > 0 {
+			if p.open.discontinuity {
+				buf = append(buf, "#EXT-X-DISCONTINUITY\n"...)
+			}
+			if p.fmp4 && p.open.init != lastInit {
+				buf = p.appendMap(buf, p.open.init)
+			}
+			buf = appendParts(buf, p.open.parts)
+		}
+		if p.hint != "" {
+			buf = append(buf, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\""...)
+			buf = append(buf, p.hint...)
+			buf = append(buf, "\"\n"...)
+		}
+	}
+	for _, r := range p.reports {
+		buf = append(buf, "#EXT-X-RENDITION-REPORT:URI=\""...)
+		buf = append(buf, r.uri...)
+		buf = append(buf, "\",LAST-MSN="...)
+		buf = strconv.AppendUint(buf, r.lastMSN, 10)
+		buf = append(buf, ",LAST-PART="...)
+		buf = strconv.AppendInt(buf, int64(r.lastPart), 10)
+		buf = append(buf, '\n')
+	}
 	if p.ended {
 		buf = append(buf, "#EXT-X-ENDLIST\n"...)
+	}
+	return buf
+}
+
+// skippable counts the segments a delta update leaves out: those older
+// than CAN-SKIP-UNTIL from the live edge.
+func (p *mediaPlaylist) skippable() int {
+	var tail time.Duration
+	keep := len(p.segments)
+	for keep > 0 && tail+p.segments[keep-1].duration <= p.canSkipUntil() {
+		tail += p.segments[keep-1].duration
+		keep--
+	}
+	return keep
+}
+
+func (p *mediaPlaylist) appendMap(buf []byte, version int) []byte {
+	buf = append(buf, "#EXT-X-MAP:URI=\""...)
+	buf = append(buf, p.initName(version)...)
+	return append(buf, "\"\n"...)
+}
+
+func appendParts(buf []byte, parts []*part) []byte {
+	for _, pt := range parts {
+		buf = append(buf, "#EXT-X-PART:DURATION="...)
+		buf = strconv.AppendFloat(buf, pt.duration.Seconds(), 'f', 5, 64)
+		buf = append(buf, ",URI=\""...)
+		buf = append(buf, pt.name...)
+		buf = append(buf, '"')
+		if pt.independent {
+			buf = append(buf, ",INDEPENDENT=YES"...)
+		}
+		buf = append(buf, '\n')
 	}
 	return buf
 }

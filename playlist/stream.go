@@ -28,25 +28,35 @@ type Segment struct {
 	Duration        time.Duration
 	ProgramDateTime time.Time
 	Discontinuity   bool
+	InitVersion     int // fMP4: the init segment this segment needs
+}
+
+// Part is a finished LL-HLS partial segment of the segment being built.
+type Part struct {
+	Data        []byte // never modified after the hand-over
+	Duration    time.Duration
+	Independent bool
 }
 
 const (
 	playlistName = "index.m3u8"
-	segmentType  = "video/mp2t"
 	playlistType = "application/vnd.apple.mpegurl"
+	tsType       = "video/mp2t"
+	mp4Type      = "video/mp4"
 )
 
 // rendered is an immutable snapshot of a playlist, swapped atomically so
 // that viewers read it without taking the stream's lock.
 type rendered struct {
-	body    []byte
-	etag    string
-	modTime time.Time
-	maxAge  int // seconds of Cache-Control max-age
+	body     []byte
+	skipBody []byte // delta update (_HLS_skip=YES); same as body when nothing is skipped
+	etag     string
+	modTime  time.Time
+	maxAge   int // seconds of Cache-Control max-age for a non-blocking request
 }
 
-// Stream is the live state of one published name: its window of segments,
-// sequence numbers, and the rendered playlist.
+// Stream is the live state of one published name: its window of segments
+// and parts, sequence numbers, and the rendered playlist.
 type Stream struct {
 	path string // "app/name": also the storage prefix
 	cfg  *Config
@@ -61,11 +71,25 @@ type Stream struct {
 	target        int  // EXT-X-TARGETDURATION, never lowered
 	window        []*entry
 	retired       []retiredEntry // left the window, deleted after the grace
+	open          openSegment    // the segment being built (parts so far)
+	initVersion   int            // latest fMP4 init segment
+	inits         []string       // names of init segments stored
 	lastPDT       time.Time
 	segmentsTotal uint64
+	partsTotal    uint64
+	lastPart      string        // name of the newest part
+	lastPartAt    time.Time     // when it was handed over
+	changed       chan struct{} // closed and replaced on every change, waking blocked requests
 
-	byName sync.Map // segment name → *entry, for lock-free serving
+	byName sync.Map // segment, part and init names → *object, for lock-free serving
 	pl     atomic.Pointer[rendered]
+}
+
+// object is a servable media object.
+type object struct {
+	data  []byte
+	ctype string
+	mod   time.Time
 }
 
 type retiredEntry struct {
@@ -83,9 +107,77 @@ func (s *Stream) State() State {
 	return s.state
 }
 
-// Segment adds a finished segment at the live edge. It is called on the
-// publisher's goroutine; storage writes happen before the playlist that lists
-// the segment is published, so a viewer never sees a URL that 404s.
+func (s *Stream) ext() string {
+	if s.cfg.FMP4 {
+		return ".m4s"
+	}
+	return ".ts"
+}
+
+func (s *Stream) mediaType() string {
+	if s.cfg.FMP4 {
+		return mp4Type
+	}
+	return tsType
+}
+
+func initName(version int) string { return "init" + strconv.Itoa(version) + ".mp4" }
+
+func (s *Stream) segmentName(msn uint64) string {
+	return "seg" + strconv.FormatUint(msn, 10) + s.ext()
+}
+
+func (s *Stream) partName(msn uint64, i int) string {
+	return "seg" + strconv.FormatUint(msn, 10) + "." + strconv.Itoa(i) + s.ext()
+}
+
+// Init stores an fMP4 initialization segment; the segments and parts that
+// follow use it.
+func (s *Stream) Init(data []byte, version int) error {
+	name := initName(version)
+	now := s.cfg.Now()
+	if err := s.cfg.Store.Put(context.Background(), s.path+"/"+name, storage.Object{Data: data, ContentType: mp4Type, ModTime: now}); err != nil {
+		s.log.Error("storing init segment failed", "stream", s.path, "init", name, "err", err)
+	}
+	s.byName.Store(name, &object{data: data, ctype: mp4Type, mod: now})
+	s.mu.Lock()
+	s.initVersion = version
+	if len(s.open.parts) == 0 {
+		s.open.init = version
+	}
+	s.inits = append(s.inits, name)
+	s.mu.Unlock()
+	return nil
+}
+
+// Part adds a finished part of the segment being built and wakes the
+// requests waiting for it.
+func (s *Stream) Part(p Part) error {
+	s.mu.Lock()
+	if s.state != StateLive {
+		s.mu.Unlock()
+		return fmt.Errorf("stream %s: part after the publisher left", s.path)
+	}
+	if len(s.open.parts) == 0 {
+		s.open.msn = s.nextMSN
+		s.open.discontinuity = s.pendingDisc
+		s.open.init = s.initVersion
+	}
+	pt := &part{name: s.partName(s.nextMSN, len(s.open.parts)), duration: p.Duration, independent: p.Independent, data: p.Data}
+	s.byName.Store(pt.name, &object{data: p.Data, ctype: s.mediaType()})
+	s.open.parts = append(s.open.parts, pt)
+	s.partsTotal++
+	s.lastPart, s.lastPartAt = pt.name, s.cfg.Now()
+	r := s.renderLocked()
+	s.mu.Unlock()
+	s.publish(r, false)
+	return nil
+}
+
+// Segment adds a finished segment at the live edge; the parts handed over
+// since the previous segment are its parts. Storage is written before the
+// playlist that lists the segment is published, so a viewer never sees a
+// URL that 404s.
 func (s *Stream) Segment(seg Segment) error {
 	s.mu.Lock()
 	if s.state != StateLive {
@@ -93,16 +185,19 @@ func (s *Stream) Segment(seg Segment) error {
 		return fmt.Errorf("stream %s: segment after the publisher left", s.path)
 	}
 	msn := s.nextMSN
-	s.nextMSN++
 	e := &entry{
 		msn:           msn,
-		name:          "seg" + strconv.FormatUint(msn, 10) + ".ts",
+		name:          s.segmentName(msn),
 		duration:      seg.Duration,
 		pdt:           seg.ProgramDateTime,
-		discontinuity: seg.Discontinuity || s.pendingDisc,
+		discontinuity: seg.Discontinuity || s.pendingDisc || s.open.discontinuity,
+		init:          -1,
 		data:          seg.Data,
+		parts:         s.open.parts,
 	}
-	s.pendingDisc = false
+	if s.cfg.FMP4 {
+		e.init = seg.InitVersion
+	}
 	// Program date-time comes from the wall clock; keep it from going
 	// backwards when the clock steps.
 	if e.pdt.Before(s.lastPDT) {
@@ -111,15 +206,17 @@ func (s *Stream) Segment(seg Segment) error {
 	s.lastPDT = e.pdt
 	s.mu.Unlock()
 
-	ctx := context.Background()
-	if err := s.cfg.Store.Put(ctx, s.path+"/"+e.name, storage.Object{Data: e.data, ContentType: segmentType, ModTime: e.pdt}); err != nil {
+	if err := s.cfg.Store.Put(context.Background(), s.path+"/"+e.name, storage.Object{Data: e.data, ContentType: s.mediaType(), ModTime: e.pdt}); err != nil {
 		// The segment is still served from memory; only the stored copy is
 		// missing, so the stream goes on.
 		s.log.Error("storing segment failed", "stream", s.path, "segment", e.name, "err", err)
 	}
-	s.byName.Store(e.name, e)
+	s.byName.Store(e.name, &object{data: e.data, ctype: s.mediaType(), mod: e.pdt})
 
 	s.mu.Lock()
+	s.nextMSN++
+	s.pendingDisc = false
+	s.open = openSegment{msn: s.nextMSN, init: s.initVersion}
 	s.segmentsTotal++
 	if t := targetDurationFor(e.duration); t > s.target {
 		s.target = t
@@ -136,26 +233,46 @@ func (s *Stream) Segment(seg Segment) error {
 	}
 	r := s.renderLocked()
 	s.mu.Unlock()
-	s.publish(r)
+	s.publish(r, true)
 	return nil
 }
 
-// renderLocked renders the current window; s.mu must be held.
+// renderLocked renders the current state; s.mu must be held. It also wakes
+// every blocked request: each change is one broadcast, not a poll per
+// waiter.
 func (s *Stream) renderLocked() *rendered {
+	if s.changed != nil {
+		close(s.changed)
+	}
+	s.changed = make(chan struct{})
+	if len(s.window) == 0 && len(s.open.parts) == 0 {
+		return nil
+	}
 	p := mediaPlaylist{
 		targetDuration: s.target,
 		discSeq:        s.discSeq,
 		segments:       s.window,
 		ended:          s.state == StateEnded,
+		fmp4:           s.cfg.FMP4,
+		initName:       initName,
+		partTarget:     s.cfg.PartTarget,
+		partHoldBack:   s.cfg.PartHoldBack,
 	}
-	var prev int
+	if p.partTarget > 0 {
+		open := s.open
+		p.open = &open
+		if s.state == StateLive {
+			p.hint = s.partName(s.nextMSN, len(s.open.parts))
+		}
+	}
+	size := 512
 	if old := s.pl.Load(); old != nil {
-		prev = len(old.body)
+		size = len(old.body) + 256
 	}
-	body := p.render(make([]byte, 0, prev+256))
-	last := uint64(0)
-	if n := len(s.window); n > 0 {
-		last = s.window[n-1].msn
+	body := p.render(make([]byte, 0, size), false)
+	skipBody := body
+	if p.partTarget > 0 && p.skippable() > 0 {
+		skipBody = p.render(make([]byte, 0, size), true)
 	}
 	maxAge := s.target / 2
 	if p.ended {
@@ -163,17 +280,27 @@ func (s *Stream) renderLocked() *rendered {
 		maxAge = s.target
 	}
 	return &rendered{
-		body:    body,
-		etag:    `"` + strconv.FormatUint(last, 10) + "-" + strconv.FormatUint(s.discSeq, 10) + "-" + strconv.FormatBool(p.ended) + `"`,
+		body:     body,
+		skipBody: skipBody,
+		etag: `"` + strconv.FormatUint(s.nextMSN, 10) + "." + strconv.Itoa(len(s.open.parts)) + "-" +
+			strconv.FormatUint(s.discSeq, 10) + "-" + string(s.state) + `"`,
 		modTime: s.cfg.Now(),
 		maxAge:  maxAge,
 	}
 }
 
-// publish makes a rendered playlist visible to viewers and stores a copy
-// (for a file server reading the storage directory).
-func (s *Stream) publish(r *rendered) {
+// publish makes a rendered playlist visible to viewers; store also writes a
+// copy to storage (for a file server reading the storage directory).
+// Parts alone do not rewrite the stored copy: a file server cannot do
+// blocking reloads anyway.
+func (s *Stream) publish(r *rendered, store bool) {
+	if r == nil {
+		return
+	}
 	s.pl.Store(r)
+	if !store {
+		return
+	}
 	if err := s.cfg.Store.Put(context.Background(), s.path+"/"+playlistName, storage.Object{Data: r.body, ContentType: playlistType, ModTime: r.modTime}); err != nil {
 		s.log.Error("storing playlist failed", "stream", s.path, "err", err)
 	}
@@ -183,12 +310,18 @@ func (s *Stream) publish(r *rendered) {
 // a reconnect for Config.ReconnectWindow, then ends.
 func (s *Stream) Unpublish() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.state != StateLive {
+		s.mu.Unlock()
 		return
 	}
 	s.state = StateIdle
 	s.since = s.cfg.Now()
+	// Parts of a segment that was never finished stay fetchable but are
+	// no longer listed, and the preload hint goes away.
+	s.open = openSegment{msn: s.nextMSN, init: s.initVersion}
+	r := s.renderLocked()
+	s.mu.Unlock()
+	s.publish(r, true)
 }
 
 // end appends EXT-X-ENDLIST.
@@ -200,14 +333,10 @@ func (s *Stream) end() {
 	}
 	s.state = StateEnded
 	s.since = s.cfg.Now()
-	var r *rendered
-	if len(s.window) > 0 {
-		r = s.renderLocked()
-	}
+	s.open = openSegment{msn: s.nextMSN, init: s.initVersion}
+	r := s.renderLocked()
 	s.mu.Unlock()
-	if r != nil {
-		s.publish(r)
-	}
+	s.publish(r, true)
 }
 
 // resume takes a new publisher on an idle or ended stream; numbering goes
@@ -218,13 +347,11 @@ func (s *Stream) resume() error {
 	if s.state == StateLive {
 		return ErrStreamBusy
 	}
-	wasEnded := s.state == StateEnded
 	s.state = StateLive
 	s.since = s.cfg.Now()
 	s.pendingDisc = s.nextMSN > 0
-	if wasEnded && len(s.window) > 0 {
-		// Drop the ENDLIST at once rather than at the next segment.
-		r := s.renderLocked()
+	// Drop the ENDLIST (if any) at once rather than at the next segment.
+	if r := s.renderLocked(); r != nil {
 		s.pl.Store(r)
 	}
 	return nil
@@ -243,15 +370,15 @@ func (s *Stream) sweep(now time.Time) (expired bool) {
 	var drop []*entry
 	n := 0
 	for _, r := range s.retired {
-		if now.Sub(r.since) >= s.cfg.DeleteGrace {
-			drop = append(drop, r.e)
-			n++
-			continue
+		if now.Sub(r.since) < s.cfg.DeleteGrace {
+			break
 		}
-		break
+		drop = append(drop, r.e)
+		n++
 	}
 	s.retired = s.retired[n:]
 	expired = s.state == StateEnded && now.Sub(s.since) >= s.cfg.RemoveAfter
+	var inits []string
 	if expired {
 		for _, r := range s.retired {
 			drop = append(drop, r.e)
@@ -263,21 +390,31 @@ func (s *Stream) sweep(now time.Time) (expired bool) {
 		}
 		drop = append(drop, s.window...)
 		s.retired, s.window = nil, nil
+		inits, s.inits = s.inits, nil
+		s.pl.Store(nil)
 	}
 	s.mu.Unlock()
 
 	ctx := context.Background()
-	for _, e := range drop {
-		s.byName.Delete(e.name)
-		if err := s.cfg.Store.Delete(ctx, s.path+"/"+e.name); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			s.log.Warn("deleting segment failed", "stream", s.path, "segment", e.name, "err", err)
+	del := func(name string) {
+		s.byName.Delete(name)
+		if err := s.cfg.Store.Delete(ctx, s.path+"/"+name); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			s.log.Warn("deleting from storage failed", "stream", s.path, "name", name, "err", err)
 		}
 	}
-	if expired {
-		s.pl.Store(nil)
-		if err := s.cfg.Store.Delete(ctx, s.path+"/"+playlistName); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			s.log.Warn("deleting playlist failed", "stream", s.path, "err", err)
+	for _, e := range drop {
+		for _, p := range e.parts {
+			s.byName.Delete(p.name) // parts live in memory only
 		}
+		del(e.name)
+	}
+	if expired {
+		for _, name := range inits {
+			del(name)
+		}
+		del(playlistName)
+		// Parts of an unfinished last segment.
+		s.byName.Range(func(k, _ any) bool { s.byName.Delete(k); return true })
 	}
 	return expired
 }
@@ -287,13 +424,17 @@ type Stats struct {
 	Path          string
 	State         State
 	Segments      uint64 // produced since the stream began
+	Parts         uint64
 	NextSequence  uint64
 	Discontinuity uint64
+	LastPart      string    // newest LL-HLS part
+	LastPartAt    time.Time // when the segmenter handed it over
 }
 
 // Stats returns a snapshot.
 func (s *Stream) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Path: s.path, State: s.state, Segments: s.segmentsTotal, NextSequence: s.nextMSN, Discontinuity: s.discSeq}
+	return Stats{Path: s.path, State: s.state, Segments: s.segmentsTotal, Parts: s.partsTotal, NextSequence: s.nextMSN, Discontinuity: s.discSeq,
+		LastPart: s.lastPart, LastPartAt: s.lastPartAt}
 }

@@ -4,17 +4,38 @@ import (
 	"bytes"
 	"log/slog"
 	"testing"
+	"time"
 )
 
 type discard struct{}
 
+func (discard) Init(Init) error       { return nil }
+func (discard) Part(Part) error       { return nil }
 func (discard) Segment(Segment) error { return nil }
 
 // BenchmarkWriteFrame measures the steady-state per-frame path: 30 fps
 // ~5 KB video frames with a keyframe every 60 frames, interleaved with
 // 44.1 kHz AAC frames, segments cut every 2 s.
-func BenchmarkWriteFrame(b *testing.B) {
-	s := New(Config{Logger: slog.New(&logRecorder{})}, discard{})
+func BenchmarkWriteFrame(b *testing.B) { benchWriteFrame(b, Config{}) }
+
+// BenchmarkWriteFrameTSParts is BenchmarkWriteFrame with 200 ms LL-HLS parts.
+func BenchmarkWriteFrameTSParts(b *testing.B) {
+	benchWriteFrame(b, Config{PartDuration: 200 * time.Millisecond})
+}
+
+// BenchmarkWriteFrameFMP4 is BenchmarkWriteFrame muxing fMP4 (one fragment
+// per segment).
+func BenchmarkWriteFrameFMP4(b *testing.B) { benchWriteFrame(b, Config{Format: FormatFMP4}) }
+
+// BenchmarkWriteFrameFMP4Parts is BenchmarkWriteFrameFMP4 with 200 ms parts
+// (one fragment per part).
+func BenchmarkWriteFrameFMP4Parts(b *testing.B) {
+	benchWriteFrame(b, Config{Format: FormatFMP4, PartDuration: 200 * time.Millisecond})
+}
+
+func benchWriteFrame(b *testing.B, cfg Config) {
+	cfg.Logger = slog.New(&logRecorder{})
+	s := New(cfg, discard{})
 	if err := s.SetVideoConfig(avcCHigh); err != nil {
 		b.Fatal(err)
 	}

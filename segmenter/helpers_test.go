@@ -81,17 +81,43 @@ func readFLV(t testing.TB, path string) flvStream {
 	return st
 }
 
-// collect is a Sink that keeps segments.
+// collect is a Sink that keeps everything it is handed, and the order of
+// the calls ("init", "part", "segment").
 type collect struct {
-	mu   sync.Mutex
-	segs []Segment
-	err  error
+	mu    sync.Mutex
+	segs  []Segment
+	parts []Part
+	inits []Init
+	calls []string
+	err   error
+	// onPart, if set, is called for every part (under no lock).
+	onPart func(Part)
+}
+
+func (c *collect) Init(in Init) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.inits = append(c.inits, in)
+	c.calls = append(c.calls, "init")
+	return nil
+}
+
+func (c *collect) Part(p Part) error {
+	if c.onPart != nil {
+		c.onPart(p)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.parts = append(c.parts, p)
+	c.calls = append(c.calls, "part")
+	return nil
 }
 
 func (c *collect) Segment(s Segment) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.segs = append(c.segs, s)
+	c.calls = append(c.calls, "segment")
 	return c.err
 }
 

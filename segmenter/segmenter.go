@@ -1,10 +1,13 @@
 // Package segmenter turns the codec frames of one live stream into
-// GOP-aligned MPEG-TS HLS segments. It knows nothing of RTMP or HTTP.
+// GOP-aligned HLS segments, MPEG-TS or fMP4/CMAF, optionally with LL-HLS
+// partial segments. It knows nothing of RTMP or HTTP.
 //
 // Timeline: Segment.Start is the DTS of the segment's first frame on the
 // primary track (video when the stream has video, else audio): for video
 // this is the DTS of the keyframe that opens the segment. MPEG-TS PTS/DTS are
-// the stream timeline in 90 kHz units, modulo 2^33.
+// the stream timeline in 90 kHz units, modulo 2^33. fMP4 decode times (tfdt)
+// are the stream timeline in the track's timescale (90 kHz video, the sample
+// rate for audio), 64-bit; negative times are clamped to 0.
 package segmenter
 
 import (
@@ -22,22 +25,69 @@ type Config struct {
 	ProbeDuration  time.Duration    // how long (by frame DTS) to wait for the announced/unknown tracks' configs before starting; default 1s
 	Now            func() time.Time // wall clock for ProgramDateTime; nil = time.Now
 	Logger         *slog.Logger     // nil = slog.Default()
+	Format         Format           // output container; default MPEG-TS
+	// PartDuration is the LL-HLS part target; 0 = no parts. A part is
+	// handed over as soon as the frame that completes it is written. Part
+	// durations are <= PartDuration (a part that would exceed it by up to
+	// 1 ms of millisecond-timestamp rounding is reported as PartDuration, the
+	// difference going to the next part); only a gap in the timestamps
+	// (< 10 s, so not a discontinuity) can make one longer. A segment's part
+	// durations sum to its Duration within 1 ms.
+	PartDuration time.Duration
 }
 
-// Segment is one finished MPEG-TS media segment.
+// Format is the segment container.
+type Format uint8
+
+const (
+	FormatTS   Format = iota // MPEG-TS (default)
+	FormatFMP4               // fMP4/CMAF
+)
+
+// Part is one LL-HLS partial segment of the segment being built.
+//
+// Data is a subslice (with capacity capped at its length) of the buffer the
+// whole segment is built in: the segment's Data is its parts concatenated
+// (fMP4: preceded by the styp), not a second copy. The bytes are never written
+// again. Should the segment buffer have to grow while a segment is built
+// (it is pre-sized from the previous segment, x1.5), parts handed over before
+// keep pointing at the old array, which holds the same bytes.
+type Part struct {
+	Data        []byte
+	Duration    time.Duration
+	Independent bool // starts with a video keyframe (always true for audio-only)
+}
+
+// Init is an fMP4 initialization segment (ftyp+moov).
+type Init struct {
+	Data    []byte
+	Version int // 0,1,2...: increases each time the codec configuration changes
+}
+
+// Segment is one finished media segment.
 type Segment struct {
-	Data            []byte        // a complete MPEG-TS segment; never modified after handing over
+	Data            []byte        // a complete MPEG-TS or fMP4 (styp+fragments) segment; never modified after handing over
 	Start           time.Duration // stream-timeline DTS of the segment's first frame (the opening keyframe when the stream has video)
 	Duration        time.Duration // next segment's Start minus this Start; for the final flushed one, last frame DTS + one frame duration - Start
 	ProgramDateTime time.Time     // wall clock (Config.Now) when this segment's first frame was written; never decreases
 	Discontinuity   bool          // timestamps jumped or codec config changed before this segment
 	HasVideo        bool
 	HasAudio        bool
+	Parts           []Part // when PartDuration > 0: every part of this segment in order, the same slices handed to Sink.Part
+	InitVersion     int    // fMP4: which Init this segment needs; 0 for TS
 }
 
-// Sink receives finished segments, synchronously, in order. An error it
-// returns is returned from the Segmenter call that produced the segment.
+// Sink receives inits, parts and segments, synchronously, in order. An error
+// it returns is returned from the Segmenter call that produced the output.
 type Sink interface {
+	// Init (fMP4 only) comes before the first Part/Segment, and again after
+	// a codec change, before the first segment that needs it.
+	Init(Init) error
+	// Part (PartDuration > 0 only) is each finished part, as soon as the
+	// frame that completes it has been written.
+	Part(Part) error
+	// Segment is the finished segment; its last Part was handed over just
+	// before.
 	Segment(Segment) error
 }
 
@@ -96,6 +146,7 @@ type bufferedFrame struct {
 	kind     Kind
 	dts, pts time.Duration
 	key      bool
+	jump     bool // deferred audio: the frame jumped on its track
 	off, n   int
 }
 
@@ -120,7 +171,9 @@ type Segmenter struct {
 	probeFrames []bufferedFrame
 	probeData   []byte
 
-	mux *tsMuxer
+	mux *tsMuxer   // FormatTS
+	fm  *fmp4Muxer // FormatFMP4
+	out *segWriter // the segment buffer of mux or fm
 
 	vt, at      trackState
 	pendingDisc bool // cut at the next opportunity and flag Discontinuity
@@ -143,8 +196,26 @@ type Segmenter struct {
 	segAudio bool
 	nextCap  int
 	emitted  uint64
-	annexB   []byte
+	annexB   []byte // TS: the video frame being written, Annex-B
+	vdata    []byte // fMP4: the video frame being written, AVCC with 4-byte lengths
 	audioBuf []byte
+	segInit  int // fMP4: Init version of the current segment
+
+	// Parts (PartDuration > 0).
+	partsOn     bool
+	partStart   int           // offset in the segment buffer where the open part begins
+	partStartEl time.Duration // open part's start, relative to segStart
+	partPrimary bool          // the open part has a primary-track frame
+	partFrames  int           // frames muxed into the open part
+	partIndep   bool
+	partForced  bool // deferred audio was muxed into the open part without video
+	segParts    []Part
+	// Audio that arrived after the open part's last video frame closed the
+	// previous part: it goes into the part of the next video frame, so that
+	// no part is left without video (a stranded audio-only part at the end of
+	// a segment would have a duration of ~0).
+	pend     []bufferedFrame
+	pendData []byte
 
 	mu   sync.Mutex // guards info
 	info Info
@@ -166,6 +237,7 @@ func New(cfg Config, sink Sink) *Segmenter {
 		s.cfg.ProbeDuration = defaultProbe
 	}
 	s.cfg.Expect &= Video | Audio
+	s.partsOn = cfg.PartDuration > 0
 	return s
 }
 
@@ -330,11 +402,17 @@ func (s *Segmenter) maybeStart(force bool) error {
 	if have == 0 || (!force && have&want != want) {
 		return nil
 	}
-	mux, err := newTSMuxer(have)
-	if err != nil {
-		return fmt.Errorf("segmenter: creating muxer: %w", err)
+	if s.cfg.Format == FormatFMP4 {
+		s.fm = newFMP4Muxer(have)
+		s.out = &s.fm.w
+	} else {
+		mux, err := newTSMuxer(have)
+		if err != nil {
+			return fmt.Errorf("segmenter: creating muxer: %w", err)
+		}
+		s.mux = mux
+		s.out = &mux.w
 	}
-	s.mux = mux
 	s.started = true
 	s.tracks = have
 	s.first = true
@@ -444,12 +522,15 @@ func (s *Segmenter) writeStarted(f Frame) error {
 			s.countDrop() // before the first keyframe
 			return nil
 		}
-		return s.muxAudio(f, false)
+		if s.partsOn && !s.partPrimary && !s.partForced {
+			return s.deferAudio(f, jumped)
+		}
+		return s.muxAudio(f, false, jumped)
 	}
 	// Audio-only: every frame is a cut opportunity.
 	if !s.open {
-		s.openSegment(Audio, f.DTS)
-		return s.muxAudio(f, true)
+		err := s.openSegment(Audio, f.DTS)
+		return firstErr(err, s.afterPrimary(Audio, s.muxAudio(f, true, jumped)))
 	}
 	step := delta
 	if jumped {
@@ -458,18 +539,25 @@ func (s *Segmenter) writeStarted(f Frame) error {
 	if s.pendingDisc || s.elapsed+step+cutTolerance >= s.target {
 		// A Sink error is reported after the frame is muxed, so that the
 		// new segment still starts with it.
-		err := s.cut(Audio, f.DTS, s.elapsed+step)
-		return firstErr(err, s.muxAudio(f, true))
+		err := s.cut(Audio, f.DTS, s.elapsed+step, 0, false)
+		return firstErr(err, s.afterPrimary(Audio, s.muxAudio(f, true, jumped)))
 	}
 	s.elapsed += step
-	return s.muxAudio(f, false)
+	return s.afterPrimary(Audio, s.muxAudio(f, false, jumped))
 }
 
 func (s *Segmenter) writeVideo(f Frame) error {
 	delta, jumped := s.observe(&s.vt, f.DTS, "video")
 	// Convert first: a malformed frame is rejected before anything is muxed.
 	var err error
-	s.annexB, _, err = avccToAnnexB(s.annexB, f.Data, s.video.nalLengthSize, s.video.paramSetsAnnex)
+	if s.fm != nil {
+		s.vdata, err = normalizeAVCC(s.fm.nvbuf[:0], f.Data, s.video.nalLengthSize)
+		if s.video.nalLengthSize != 4 && err == nil {
+			s.fm.nvbuf = s.vdata
+		}
+	} else {
+		s.annexB, _, err = avccToAnnexB(s.annexB, f.Data, s.video.nalLengthSize, s.video.paramSetsAnnex)
+	}
 	if err != nil {
 		s.countDrop()
 		return err
@@ -483,8 +571,8 @@ func (s *Segmenter) writeVideo(f Frame) error {
 			return nil
 		}
 		s.noteKeyframe(f.DTS)
-		s.openSegment(Video, f.DTS)
-		return s.muxVideo(f, true)
+		err := s.openSegment(Video, f.DTS)
+		return firstErr(err, s.afterVideo(s.muxVideo(f, true)))
 	}
 	step := delta
 	if jumped {
@@ -493,14 +581,113 @@ func (s *Segmenter) writeVideo(f Frame) error {
 	if f.Key {
 		s.noteKeyframe(f.DTS)
 		if s.pendingDisc || s.elapsed+step+cutTolerance >= s.target {
-			err := s.cut(Video, f.DTS, s.elapsed+step)
-			return firstErr(err, s.muxVideo(f, true))
+			err := s.cut(Video, f.DTS, s.elapsed+step, f.DTS, !jumped)
+			return firstErr(err, s.afterVideo(s.muxVideo(f, true)))
 		}
 	} else {
 		s.framesSince++
 	}
 	s.elapsed += step
-	return s.muxVideo(f, false)
+	return s.afterVideo(s.muxVideo(f, false))
+}
+
+// afterVideo runs after a video frame was muxed: audio deferred until this
+// frame follows it into the same part, then the part is closed if the
+// frame completes it.
+func (s *Segmenter) afterVideo(err error) error {
+	if err != nil {
+		return err
+	}
+	if err := s.flushPending(); err != nil {
+		return err
+	}
+	return s.afterPrimary(Video, nil)
+}
+
+// afterPrimary closes the open part right away when the primary-track frame
+// just muxed completes it, without waiting for the next frame: when
+// (frame DTS + its estimated duration) - part start >= PartDuration - 1ms,
+// or when one more frame would not fit in PartDuration (+1 ms for
+// millisecond timestamps), so that parts stay within PartDuration also when
+// it is not a multiple of the frame duration.
+//
+// The estimate is the nominal frame duration (SPS frame rate, 1024 samples
+// for AAC), not the last delta: millisecond timestamps make deltas jitter
+// (33/34 ms at 30 fps), and the nominal one keeps part boundaries on the
+// real frame grid (six 30 fps frames are exactly 200 ms).
+func (s *Segmenter) afterPrimary(k Kind, err error) error {
+	if err != nil || !s.partsOn || !s.open {
+		return err
+	}
+	est := s.nominalDuration(k)
+	end := s.elapsed + est
+	d := end - s.partStartEl
+	if d >= s.cfg.PartDuration-time.Millisecond || d+est > s.cfg.PartDuration+time.Millisecond/2 {
+		return s.closePart(s.clampPart(d), 0, false)
+	}
+	return nil
+}
+
+// clampPart rounds a part duration that exceeds PartDuration by no more than
+// 1 ms (millisecond timestamps) down to PartDuration. The next part starts
+// where the reported one ends, so the difference is not lost: it lengthens
+// the next part, whose end is again measured from real timestamps (the
+// "would not fit" rule above then closes it a frame early if needed). Parts
+// longer than that only come after a gap or jump in the timestamps.
+func (s *Segmenter) clampPart(d time.Duration) time.Duration {
+	if d > s.cfg.PartDuration && d <= s.cfg.PartDuration+time.Millisecond {
+		return s.cfg.PartDuration
+	}
+	return d
+}
+
+// nominalDuration is one frame's duration from the codec configuration, or
+// else the measured one.
+func (s *Segmenter) nominalDuration(k Kind) time.Duration {
+	if k == Video && s.video != nil && s.video.spsInfo.frameRate > 0 {
+		return time.Duration(float64(time.Second) / s.video.spsInfo.frameRate)
+	}
+	if k == Audio && s.audio != nil && s.audio.sampleRate > 0 {
+		return time.Duration(int64(time.Second) * 1024 / int64(s.audio.sampleRate))
+	}
+	return s.frameDuration(k)
+}
+
+// deferAudio keeps an audio frame for the part of the next video frame.
+// Should video stall, the audio is muxed into the open part after one part
+// duration so that memory stays bounded.
+func (s *Segmenter) deferAudio(f Frame, jumped bool) error {
+	s.pend = append(s.pend, bufferedFrame{kind: Audio, dts: f.DTS, pts: f.DTS, jump: jumped, off: len(s.pendData), n: len(f.Data)})
+	s.pendData = append(s.pendData, f.Data...)
+	if f.DTS-s.pend[0].dts >= s.cfg.PartDuration || len(s.pendData) > maxProbeBytes {
+		s.partForced = true
+		return s.flushPending()
+	}
+	return nil
+}
+
+func (s *Segmenter) flushPending() error {
+	if len(s.pend) == 0 {
+		return nil
+	}
+	var first error
+	for _, bf := range s.pend {
+		f := Frame{Kind: Audio, DTS: bf.dts, PTS: bf.pts, Data: s.pendData[bf.off : bf.off+bf.n]}
+		if err := s.muxAudio(f, false, bf.jump); err != nil && first == nil {
+			first = err
+		}
+	}
+	s.pend = s.pend[:0]
+	s.pendData = s.pendData[:0]
+	return first
+}
+
+func (s *Segmenter) dropPending() {
+	for range s.pend {
+		s.countDrop()
+	}
+	s.pend = s.pend[:0]
+	s.pendData = s.pendData[:0]
 }
 
 // noteKeyframe measures the GOP and, without VUI timing, the frame rate.
@@ -538,7 +725,7 @@ func (s *Segmenter) noteKeyframe(dts time.Duration) {
 	s.mu.Unlock()
 }
 
-func (s *Segmenter) openSegment(k Kind, start time.Duration) {
+func (s *Segmenter) openSegment(k Kind, start time.Duration) error {
 	s.open = true
 	s.segStart = start
 	s.elapsed = 0
@@ -561,27 +748,105 @@ func (s *Segmenter) openSegment(k Kind, start time.Duration) {
 		pdt = s.lastPDT
 	}
 	s.segPDT, s.lastPDT = pdt, pdt
-	if s.nextCap > 0 && cap(s.mux.w.buf) == 0 {
-		s.mux.w.buf = make([]byte, 0, s.nextCap)
+	if cap(s.out.buf) == 0 {
+		// One buffer per segment, pre-sized from the previous one (x1.5), so
+		// that parts (subslices of it) rarely see it reallocated.
+		c := s.nextCap
+		if c == 0 {
+			c = 64 << 10
+		}
+		s.out.buf = make([]byte, 0, c)
 	}
+	var err error
+	if s.fm != nil {
+		if s.fm.needInit(s.video, s.audio) {
+			var in Init
+			in, err = s.fm.makeInit(s.video, s.audio)
+			if err == nil {
+				if serr := s.sink.Init(in); serr != nil {
+					err = fmt.Errorf("segmenter: sink: %w", serr)
+				}
+			}
+		}
+		s.segInit = s.fm.initN
+		s.fm.startSegment()
+	}
+	s.partStart = len(s.out.buf)
+	s.partStartEl = 0
+	s.resetPart()
+	s.segParts = nil
+	return err
+}
+
+func (s *Segmenter) resetPart() {
+	s.partPrimary, s.partIndep, s.partForced = false, false, false
+	s.partFrames = 0
 }
 
 // cut finishes the current segment with the given duration and opens the
-// next one at start.
-func (s *Segmenter) cut(k Kind, start, duration time.Duration) error {
-	err := s.finish(duration)
-	s.openSegment(k, start)
+// next one at start. nextVideo is the DTS of the frame that opens the next
+// segment when it is a video frame on the same time base (known).
+func (s *Segmenter) cut(k Kind, start, duration, nextVideo time.Duration, known bool) error {
+	err := s.finish(duration, nextVideo, known)
+	err = firstErr(err, s.openSegment(k, start))
 	s.first = false
 	return err
 }
 
-func (s *Segmenter) finish(duration time.Duration) error {
-	data := s.mux.w.buf
-	s.mux.w.buf = nil
-	s.nextCap = len(data) + len(data)/8 + 188*8
+// estimates returns the fallback duration estimates, in ticks, of the
+// newest video and audio samples of an fMP4 fragment.
+func (s *Segmenter) estimates() (v, a int64) {
+	if s.tracks&Video != 0 {
+		v = toTicks(s.frameDuration(Video), videoTimescale)
+	}
+	return v, 1024 // AAC: 1024 samples per frame in the track's timescale
+}
+
+// closePart hands over the open part: the bytes written since it opened
+// (fMP4: its samples, written now as one fragment).
+func (s *Segmenter) closePart(d, nextVideo time.Duration, known bool) error {
+	if s.fm != nil {
+		ve, ae := s.estimates()
+		if err := s.fm.flush(nextVideo, known, ve, ae); err != nil {
+			return fmt.Errorf("segmenter: muxing: %w", err)
+		}
+	}
+	end := len(s.out.buf)
+	p := Part{Data: s.out.buf[s.partStart:end:end], Duration: d, Independent: s.partIndep}
+	s.segParts = append(s.segParts, p)
+	s.partStart = end
+	s.partStartEl += d
+	s.resetPart()
+	if err := s.sink.Part(p); err != nil {
+		return fmt.Errorf("segmenter: sink: %w", err)
+	}
+	return nil
+}
+
+func (s *Segmenter) finish(duration, nextVideo time.Duration, known bool) error {
+	var err error
+	if s.partsOn {
+		if s.partFrames > 0 {
+			d := duration - s.partStartEl
+			if d < 0 {
+				d = 0
+			}
+			err = s.closePart(s.clampPart(d), nextVideo, known)
+		}
+	} else if s.fm != nil {
+		ve, ae := s.estimates()
+		if ferr := s.fm.flush(nextVideo, known, ve, ae); ferr != nil {
+			err = fmt.Errorf("segmenter: muxing: %w", ferr)
+		}
+	}
+	data := s.out.buf
+	s.out.buf = nil
+	s.nextCap = len(data) + len(data)/2 + 188*8
 	s.open = false
+	parts := s.segParts
+	s.segParts = nil
 	if len(data) == 0 {
-		return nil
+		return err
 	}
 	seg := Segment{
 		Data:            data,
@@ -591,45 +856,68 @@ func (s *Segmenter) finish(duration time.Duration) error {
 		Discontinuity:   s.segDisc,
 		HasVideo:        s.segVideo,
 		HasAudio:        s.segAudio,
+		Parts:           parts,
+		InitVersion:     s.segInit,
 	}
 	s.emitted++
 	s.mu.Lock()
 	s.info.Segments++
 	s.mu.Unlock()
-	if err := s.sink.Segment(seg); err != nil {
-		return fmt.Errorf("segmenter: sink: %w", err)
+	if serr := s.sink.Segment(seg); serr != nil && err == nil {
+		err = fmt.Errorf("segmenter: sink: %w", serr)
 	}
-	return nil
+	return err
 }
 
 func (s *Segmenter) muxVideo(f Frame, segStart bool) error {
-	disc := (segStart && s.segDisc) || s.jumpNow
-	if err := s.mux.writePES(videoPID, f.DTS, f.PTS, s.annexB, f.Key || segStart, disc); err != nil {
-		return fmt.Errorf("segmenter: muxing video: %w", err)
+	if s.fm != nil {
+		s.fm.addVideo(f, s.vdata, s.jumpNow, toTicks(s.frameDuration(Video), videoTimescale))
+	} else {
+		disc := (segStart && s.segDisc) || s.jumpNow
+		if err := s.mux.writePES(videoPID, f.DTS, f.PTS, s.annexB, f.Key || segStart, disc); err != nil {
+			return fmt.Errorf("segmenter: muxing video: %w", err)
+		}
 	}
 	s.segVideo = true
+	if !s.partPrimary {
+		s.partPrimary = true
+		s.partIndep = f.Key
+	}
+	s.partFrames++
 	return nil
 }
 
-func (s *Segmenter) muxAudio(f Frame, segStart bool) error {
-	var err error
-	s.audioBuf, err = s.audio.appendADTS(s.audioBuf[:0], len(f.Data))
-	if err != nil {
-		s.countDrop()
-		return err
-	}
-	s.audioBuf = append(s.audioBuf, f.Data...)
-	disc := (segStart && s.segDisc) || s.jumpNow
-	if err := s.mux.writePES(audioPID, f.DTS, f.DTS, s.audioBuf, segStart, disc); err != nil {
-		return fmt.Errorf("segmenter: muxing audio: %w", err)
+func (s *Segmenter) muxAudio(f Frame, segStart, jump bool) error {
+	audioOnly := s.tracks&Video == 0
+	if s.fm != nil {
+		s.fm.addAudio(f, jump, 1024)
+	} else {
+		var err error
+		s.audioBuf, err = s.audio.appendADTS(s.audioBuf[:0], len(f.Data))
+		if err != nil {
+			s.countDrop()
+			return err
+		}
+		s.audioBuf = append(s.audioBuf, f.Data...)
+		disc := (segStart && s.segDisc) || jump
+		// Audio-only parts are all independent: each starts with PAT/PMT.
+		ra := segStart || (audioOnly && s.partsOn && s.partFrames == 0)
+		if err := s.mux.writePES(audioPID, f.DTS, f.DTS, s.audioBuf, ra, disc); err != nil {
+			return fmt.Errorf("segmenter: muxing audio: %w", err)
+		}
 	}
 	s.segAudio = true
+	if audioOnly {
+		s.partPrimary, s.partIndep = true, true
+	}
+	s.partFrames++
 	return nil
 }
 
 // Flush ends the stream (end of publish): it emits the partial last segment
 // if it has frames. Frames written afterwards start a new segment, flagged
-// Discontinuity, at the next keyframe.
+// Discontinuity, at the next keyframe. Audio deferred for a video frame that
+// will not come (parts only; at most one video frame interval) is dropped.
 func (s *Segmenter) Flush() error {
 	var err error
 	if !s.started {
@@ -639,11 +927,12 @@ func (s *Segmenter) Flush() error {
 	if !s.open {
 		return err
 	}
+	s.dropPending()
 	primary := Audio
 	if s.tracks&Video != 0 {
 		primary = Video
 	}
-	if ferr := s.finish(s.elapsed + s.frameDuration(primary)); ferr != nil && err == nil {
+	if ferr := s.finish(s.elapsed+s.frameDuration(primary), 0, false); ferr != nil && err == nil {
 		err = ferr
 	}
 	s.first = false

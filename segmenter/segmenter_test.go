@@ -459,6 +459,8 @@ func TestConfigChange(t *testing.T) {
 
 type errSink struct{ err error }
 
+func (e errSink) Init(Init) error       { return nil }
+func (e errSink) Part(Part) error       { return nil }
 func (e errSink) Segment(Segment) error { return e.err }
 
 func TestSinkErrorAndBadFrames(t *testing.T) {

@@ -20,11 +20,13 @@ import (
 	"time"
 
 	"github.com/grafov/m3u8"
+
+	"github.com/fount-live/fount/playlist"
 )
 
 // requireTool skips a test whose peer is missing on a laptop, and fails it
 // in CI, where .ci/run installs every peer.
-func requireTool(t *testing.T, name string) {
+func requireTool(t testing.TB, name string) {
 	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {
 		if os.Getenv("CI") != "" {
@@ -43,7 +45,7 @@ var (
 // source returns a recorded test stream: x264 with B-frames (so PTS != DTS)
 // and a 2 s GOP at 30 fps, plus 48 kHz stereo AAC, 12 s long. It is made
 // once per test binary so that pushes can use -c copy and cost little CPU.
-func source(t *testing.T) string {
+func source(t testing.TB) string {
 	t.Helper()
 	requireTool(t, "ffmpeg")
 	sourceOnce.Do(func() {
@@ -57,7 +59,7 @@ func source(t *testing.T) string {
 			"-t", "12", "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high",
 			"-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-bf", "2", "-pix_fmt", "yuv420p",
 			"-c:a", "aac", "-ac", "2", "-b:a", "96k",
-			filepath.Join(sourceDir, "show.mp4")).CombinedOutput()
+			filepath.Join(sourceDir, "show.flv")).CombinedOutput()
 		if err != nil {
 			sourceErr = fmt.Errorf("making the test source: %v\n%s", err, out)
 		}
@@ -65,7 +67,7 @@ func source(t *testing.T) string {
 	if sourceErr != nil {
 		t.Fatal(sourceErr)
 	}
-	return filepath.Join(sourceDir, "show.mp4")
+	return filepath.Join(sourceDir, "show.flv")
 }
 
 func TestMain(m *testing.M) {
@@ -79,6 +81,7 @@ func TestMain(m *testing.M) {
 // origin is a fount started in-process on free loopback ports.
 type origin struct {
 	rtmp, http string
+	reg        *playlist.Registry
 	cancel     context.CancelFunc
 	done       chan error
 	logs       *syncBuffer
@@ -101,7 +104,23 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func startOrigin(t *testing.T, mod func(*config)) *origin {
+// classic is HLS as before LL-HLS: MPEG-TS segments, no parts.
+func classic(c *config) {
+	c.SegmentFormat = "ts"
+	c.LowLatency = false
+}
+
+// startClassic starts an origin serving classic HLS, then applies mod.
+func startClassic(t testing.TB, mod func(*config)) *origin {
+	return startOrigin(t, func(c *config) {
+		classic(c)
+		if mod != nil {
+			mod(c)
+		}
+	})
+}
+
+func startOrigin(t testing.TB, mod func(*config)) *origin {
 	t.Helper()
 	cfg := defaultConfig()
 	cfg.RTMPAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
@@ -117,7 +136,7 @@ func startOrigin(t *testing.T, mod func(*config)) *origin {
 	ready := make(chan struct{})
 	log := slog.New(slog.NewTextHandler(o.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	go func() {
-		o.done <- serve(ctx, cfg, log, func(r, h string) { o.rtmp, o.http = r, h; close(ready) })
+		o.done <- serve(ctx, cfg, log, func(r running) { o.rtmp, o.http, o.reg = r.rtmpAddr, r.httpAddr, r.reg; close(ready) })
 	}()
 	select {
 	case <-ready:
@@ -134,7 +153,7 @@ func startOrigin(t *testing.T, mod func(*config)) *origin {
 }
 
 // stop shuts fount down as SIGTERM does and checks it takes under 5 s.
-func (o *origin) stop(t *testing.T) {
+func (o *origin) stop(t testing.TB) {
 	if o.cancel == nil {
 		return
 	}
@@ -404,7 +423,7 @@ func checkTargetDuration(t *testing.T, p *m3u8.MediaPlaylist, body []byte) {
 func TestE2EPushAndPlay(t *testing.T) {
 	src := source(t)
 	requireTool(t, "ffprobe")
-	o := startOrigin(t, func(c *config) { c.PlaylistSize = 10 })
+	o := startClassic(t, func(c *config) { c.PlaylistSize = 10 })
 	o.pushWait(t, "mystream", realtime(src), "-c", "copy")
 
 	url := o.url("/live/mystream/index.m3u8")
@@ -440,7 +459,7 @@ func TestE2EPushAndPlay(t *testing.T) {
 // playlist goes on with a discontinuity and old segments stay served.
 func TestE2EReconnect(t *testing.T) {
 	src := source(t)
-	o := startOrigin(t, func(c *config) { c.PlaylistSize = 10 })
+	o := startClassic(t, func(c *config) { c.PlaylistSize = 10 })
 	input := []string{"-re", "-t", "5", "-i", src}
 	o.pushWait(t, "re", input, "-c", "copy")
 	url := o.url("/live/re/index.m3u8")
@@ -481,7 +500,7 @@ func TestE2EReconnect(t *testing.T) {
 func TestE2EExtendedTimestamp(t *testing.T) {
 	src := source(t)
 	requireTool(t, "ffprobe")
-	o := startOrigin(t, nil)
+	o := startClassic(t, nil)
 	o.pushWait(t, "ext", []string{"-re", "-t", "6", "-i", src}, "-c", "copy", "-output_ts_offset", "20000")
 	p, body := awaitPlaylist(t, o.url("/live/ext/index.m3u8"), 10*time.Second, "the extended-timestamp push", func(p *m3u8.MediaPlaylist, _ []byte) bool {
 		return totalDuration(p) >= 5.9
@@ -498,7 +517,7 @@ func TestE2EExtendedTimestamp(t *testing.T) {
 func TestE2ESingleTrack(t *testing.T) {
 	src := source(t)
 	requireTool(t, "ffprobe")
-	o := startOrigin(t, func(c *config) { c.PlaylistSize = 10 })
+	o := startClassic(t, func(c *config) { c.PlaylistSize = 10 })
 	cases := []struct {
 		name         string
 		opts         []string
@@ -543,7 +562,7 @@ func TestE2ESingleTrack(t *testing.T) {
 // A second publisher on a live name is refused; the first carries on.
 func TestE2ESecondPublisherRefused(t *testing.T) {
 	src := source(t)
-	o := startOrigin(t, nil)
+	o := startClassic(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	first := o.push(ctx, t, "busy", []string{"-re", "-t", "8", "-i", src}, "-c", "copy")
@@ -570,7 +589,7 @@ func TestE2ESecondPublisherRefused(t *testing.T) {
 func TestE2EShutdownEndsPlaylistsOnDisk(t *testing.T) {
 	src := source(t)
 	dir := t.TempDir()
-	o := startOrigin(t, func(c *config) { c.Storage = "dir:" + dir })
+	o := startClassic(t, func(c *config) { c.Storage = "dir:" + dir })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	push := o.push(ctx, t, "disk", []string{"-re", "-t", "30", "-i", src}, "-c", "copy")
@@ -618,7 +637,7 @@ func TestCLIErrors(t *testing.T) {
 	t.Setenv("FOUNT_PLAYLIST_SIZE", "")
 	os.Unsetenv("FOUNT_PLAYLIST_SIZE")
 
-	o := startOrigin(t, nil)
+	o := startClassic(t, nil)
 	if code := run(ctx, []string{"serve", "--rtmp-addr", o.rtmp, "--http-addr", "127.0.0.1:0"}); code != exitError {
 		t.Errorf("taken port: exit %d, want 1", code)
 	}

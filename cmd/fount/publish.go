@@ -74,7 +74,22 @@ func (k sink) Segment(seg segmenter.Segment) error {
 		Duration:        seg.Duration,
 		ProgramDateTime: seg.ProgramDateTime,
 		Discontinuity:   seg.Discontinuity,
+		InitVersion:     seg.InitVersion,
 	}); err != nil {
+		return fmt.Errorf("playlist: %w", err)
+	}
+	return nil
+}
+
+func (k sink) Part(p segmenter.Part) error {
+	if err := k.st.Part(playlist.Part{Data: p.Data, Duration: p.Duration, Independent: p.Independent}); err != nil {
+		return fmt.Errorf("playlist: %w", err)
+	}
+	return nil
+}
+
+func (k sink) Init(in segmenter.Init) error {
+	if err := k.st.Init(in.Data, in.Version); err != nil {
 		return fmt.Errorf("playlist: %w", err)
 	}
 	return nil

@@ -30,6 +30,10 @@ type config struct {
 	PlaylistSize    int
 	ReconnectWindow time.Duration
 	Storage         string
+	SegmentFormat   string
+	LowLatency      bool
+	PartDuration    time.Duration
+	PartHoldBack    time.Duration
 	LogFormat       string
 	LogLevel        string
 }
@@ -43,6 +47,10 @@ func defaultConfig() config {
 		PlaylistSize:    6,
 		ReconnectWindow: 30 * time.Second,
 		Storage:         "memory",
+		SegmentFormat:   "fmp4",
+		LowLatency:      true,
+		PartDuration:    200 * time.Millisecond,
+		PartHoldBack:    0,
 		LogFormat:       "text",
 		LogLevel:        "info",
 	}
@@ -56,6 +64,10 @@ func (c *config) flags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.PlaylistSize, "playlist-size", c.PlaylistSize, "segments listed in the live playlist")
 	fs.DurationVar(&c.ReconnectWindow, "reconnect-window", c.ReconnectWindow, "how long a stream waits for its encoder to come back before it ends")
 	fs.StringVar(&c.Storage, "storage", c.Storage, "where segments are written: memory, or dir:/path")
+	fs.StringVar(&c.SegmentFormat, "segment-format", c.SegmentFormat, "segment container: fmp4 (CMAF) or ts (MPEG-TS)")
+	fs.BoolVar(&c.LowLatency, "low-latency", c.LowLatency, "serve Low-Latency HLS: parts, blocking playlist reloads, preload hints (--low-latency=false for classic HLS)")
+	fs.DurationVar(&c.PartDuration, "part-duration", c.PartDuration, "LL-HLS part target duration")
+	fs.DurationVar(&c.PartHoldBack, "part-hold-back", c.PartHoldBack, "LL-HLS PART-HOLD-BACK: how far behind live players aim to play (0: 3 part durations, the minimum the spec recommends)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 }
@@ -73,6 +85,12 @@ func (c *config) validate() error {
 	}
 	if c.App == "" || strings.ContainsAny(c.App, "/?") {
 		errs = append(errs, fmt.Errorf("--app %q: must be a single path element", c.App))
+	}
+	if c.SegmentFormat != "fmp4" && c.SegmentFormat != "ts" {
+		errs = append(errs, fmt.Errorf("--segment-format %q: want fmp4 or ts", c.SegmentFormat))
+	}
+	if c.LowLatency && (c.PartDuration < 50*time.Millisecond || c.PartDuration > c.SegmentDuration/2) {
+		errs = append(errs, fmt.Errorf("--part-duration %s: must be between 50ms and half the segment duration (%s)", c.PartDuration, c.SegmentDuration/2))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
@@ -153,21 +171,35 @@ func newLogger(cfg config, w interface{ Write([]byte) (int, error) }) *slog.Logg
 // SIGTERM; the whole shutdown stays under 5 s.
 const shutdownGrace = 3 * time.Second
 
-// serve runs the origin until ctx is done. ready, if set, is called with the
-// bound addresses once both listeners are up (tests use ":0").
-func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(rtmpAddr, httpAddr string)) error {
+// running describes a started origin, for tests (which listen on ":0").
+type running struct {
+	rtmpAddr, httpAddr string
+	reg                *playlist.Registry
+}
+
+// serve runs the origin until ctx is done. ready, if set, is called once
+// both listeners are up.
+func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running)) error {
 	store, err := storage.Open(cfg.Storage)
 	if err != nil {
 		return err
 	}
 	reconnect := max(cfg.ReconnectWindow, time.Millisecond) // 0 means "end at once"
-	reg := playlist.NewRegistry(playlist.Config{
+	segCfg := segmenter.Config{TargetDuration: cfg.SegmentDuration, Logger: log}
+	plCfg := playlist.Config{
 		Store:           store,
 		TargetDuration:  cfg.SegmentDuration,
 		WindowSize:      cfg.PlaylistSize,
 		ReconnectWindow: reconnect,
 		Logger:          log,
-	})
+	}
+	if cfg.SegmentFormat == "fmp4" {
+		segCfg.Format, plCfg.FMP4 = segmenter.FormatFMP4, true
+	}
+	if cfg.LowLatency {
+		segCfg.PartDuration, plCfg.PartTarget, plCfg.PartHoldBack = cfg.PartDuration, cfg.PartDuration, cfg.PartHoldBack
+	}
+	reg := playlist.NewRegistry(plCfg)
 	rtmpLn, err := net.Listen("tcp", cfg.RTMPAddr)
 	if err != nil {
 		return fmt.Errorf("rtmp: %w", err)
@@ -187,10 +219,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(rtmpAdd
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	rtmpSrv := ingest.NewServer(ingest.Config{App: cfg.App, Logger: log}, &publisher{
-		reg: reg, log: log,
-		seg: segmenter.Config{TargetDuration: cfg.SegmentDuration, Logger: log},
-	})
+	rtmpSrv := ingest.NewServer(ingest.Config{App: cfg.App, Logger: log}, &publisher{reg: reg, log: log, seg: segCfg})
 
 	ingestCtx, stopIngest := context.WithCancel(context.Background())
 	regCtx, stopReg := context.WithCancel(context.Background())
@@ -212,10 +241,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(rtmpAdd
 		}
 	}()
 	log.Info("fount serving", "version", version, "rtmp", rtmpLn.Addr().String(), "http", httpLn.Addr().String(),
-		"app", cfg.App, "storage", cfg.Storage, "publish", "rtmp://HOST"+portOf(rtmpLn)+"/"+cfg.App+"/KEY",
+		"app", cfg.App, "storage", cfg.Storage, "format", cfg.SegmentFormat, "low_latency", cfg.LowLatency, "publish", "rtmp://HOST"+portOf(rtmpLn)+"/"+cfg.App+"/KEY",
 		"play", "http://HOST"+portOf(httpLn)+"/"+cfg.App+"/KEY/index.m3u8")
 	if ready != nil {
-		ready(rtmpLn.Addr().String(), httpLn.Addr().String())
+		ready(running{rtmpAddr: rtmpLn.Addr().String(), httpAddr: httpLn.Addr().String(), reg: reg})
 	}
 
 	var runErr error

@@ -1,0 +1,305 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	hls "github.com/bluenviron/gohlslib/v2/pkg/playlist"
+	"github.com/grafov/m3u8"
+
+	"github.com/fount-live/fount/playlist"
+)
+
+// llPlaylist fetches a media playlist and parses it with gohlslib, a parser
+// independent of fount's renderer that knows the LL-HLS tags.
+func llPlaylist(t *testing.T, url string) (*hls.Media, []byte) {
+	t.Helper()
+	code, body, hdr := httpGet(t, url)
+	if code != 200 {
+		t.Fatalf("GET %s: %d %s", url, code, body)
+	}
+	if ct := hdr.Get("Content-Type"); ct != "application/vnd.apple.mpegurl" {
+		t.Fatalf("content type %q", ct)
+	}
+	pl, err := hls.Unmarshal(body)
+	if err != nil {
+		t.Fatalf("gohlslib cannot parse the playlist: %v\n%s", err, body)
+	}
+	m, ok := pl.(*hls.Media)
+	if !ok {
+		t.Fatalf("not a media playlist:\n%s", body)
+	}
+	return m, body
+}
+
+// The default origin serves LL-HLS on fMP4: an ffmpeg push reads back as
+// init + segments + parts that ffprobe decodes, with the LL tags right.
+func TestE2ELowLatencyFMP4(t *testing.T) {
+	src := source(t)
+	requireTool(t, "ffprobe")
+	o := startOrigin(t, func(c *config) { c.PlaylistSize = 10 })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	push := o.push(ctx, t, "ll", []string{"-re", "-t", "9", "-i", src}, "-c", "copy")
+	url := o.url("/live/ll/index.m3u8")
+
+	// While live: blocking reload for the part after the newest one is
+	// answered once that part exists, and its answer lists it.
+	awaitPlaylist(t, url, 10*time.Second, "a first segment", func(p *m3u8.MediaPlaylist, _ []byte) bool { return p.Count() >= 1 })
+	m, body := llPlaylist(t, url)
+	if m.PreloadHint == nil {
+		t.Fatalf("no EXT-X-PRELOAD-HINT while live:\n%s", body)
+	}
+	msn, part := nextPart(t, m)
+	start := time.Now()
+	m2, body2 := llPlaylist(t, o.url(fmt.Sprintf("/live/ll/index.m3u8?_HLS_msn=%d&_HLS_part=%d", msn, part)))
+	waited := time.Since(start)
+	if !listsPart(m2, msn, part) {
+		t.Fatalf("blocking reload for %d.%d answered without it (after %s):\n%s", msn, part, waited, body2)
+	}
+	if waited > 2*time.Second {
+		t.Errorf("blocking reload took %s for a 200 ms part", waited)
+	}
+	// The preload-hinted part blocks until complete, then is served.
+	hint := m2.PreloadHint.URI
+	code, data, _ := httpGet(t, o.url("/live/ll/"+hint))
+	if code != 200 || len(data) == 0 {
+		t.Fatalf("preload-hinted part %s: %d, %d bytes", hint, code, len(data))
+	}
+	// Too far ahead: 400 at once.
+	if code, _, _ := httpGet(t, o.url(fmt.Sprintf("/live/ll/index.m3u8?_HLS_msn=%d", msn+3))); code != 400 {
+		t.Errorf("_HLS_msn three segments ahead: %d, want 400", code)
+	}
+
+	if err := push.Wait(); err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	m, body = llPlaylist(t, url)
+	for !listsAll(m, 8.9) {
+		time.Sleep(100 * time.Millisecond)
+		m, body = llPlaylist(t, url)
+	}
+	checkLLPlaylist(t, m, body)
+
+	// Every segment, with the init, decodes on its own; every part a
+	// segment lists is part of its bytes.
+	dir := t.TempDir()
+	_, initData, hdr := httpGet(t, o.url("/live/ll/"+m.Map.URI))
+	if hdr.Get("Content-Type") != "video/mp4" {
+		t.Errorf("init content type %q", hdr.Get("Content-Type"))
+	}
+	var segs []segInfo
+	for _, s := range m.Segments {
+		_, seg, hdr := httpGet(t, o.url("/live/ll/"+s.URI))
+		if hdr.Get("Content-Type") != "video/mp4" || !bytes.Equal(seg[4:8], []byte("styp")) {
+			t.Fatalf("%s: content type %q, starts %q", s.URI, hdr.Get("Content-Type"), seg[4:8])
+		}
+		if len(s.Parts) > 0 {
+			var joined []byte
+			var sum time.Duration
+			for _, p := range s.Parts {
+				_, pd, _ := httpGet(t, o.url("/live/ll/"+p.URI))
+				joined = append(joined, pd...)
+				sum += p.Duration
+			}
+			styp := int(seg[3]) // styp is small: its size fits the low byte
+			if !bytes.Equal(joined, seg[styp:]) {
+				t.Errorf("%s is not its parts concatenated (after styp)", s.URI)
+			}
+			if d := sum - s.Duration; d > 2*time.Millisecond || d < -2*time.Millisecond {
+				t.Errorf("%s: parts add up to %s, EXTINF %s", s.URI, sum, s.Duration)
+			}
+		}
+		file := filepath.Join(dir, s.URI+".mp4")
+		os.WriteFile(file, append(append([]byte{}, initData...), seg...), 0o644)
+		if out, err := exec.Command("ffmpeg", "-hide_banner", "-v", "error", "-i", file, "-f", "null", "-").CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
+			t.Errorf("init+%s does not decode cleanly: %v\n%s", s.URI, err, out)
+		}
+		segs = append(segs, probeFile(t, file, s.URI))
+	}
+	checkContinuity(t, segs, true, true)
+}
+
+// nextPart returns the part after the newest listed one.
+func nextPart(t *testing.T, m *hls.Media) (msn, part int) {
+	t.Helper()
+	msn = m.MediaSequence + len(m.Segments)
+	return msn, len(m.Parts)
+}
+
+func listsPart(m *hls.Media, msn, part int) bool {
+	if msn < m.MediaSequence+len(m.Segments) {
+		return true
+	}
+	return msn == m.MediaSequence+len(m.Segments) && part < len(m.Parts)
+}
+
+func listsAll(m *hls.Media, seconds float64) bool {
+	var d time.Duration
+	for _, s := range m.Segments {
+		d += s.Duration
+	}
+	return d.Seconds() >= seconds
+}
+
+// checkLLPlaylist checks what an LL-HLS player relies on.
+func checkLLPlaylist(t *testing.T, m *hls.Media, body []byte) {
+	t.Helper()
+	if m.Version < 9 {
+		t.Errorf("EXT-X-VERSION %d, want >= 9 with parts and skips", m.Version)
+	}
+	sc := m.ServerControl
+	if sc == nil || !sc.CanBlockReload || sc.PartHoldBack == nil || sc.CanSkipUntil == nil {
+		t.Fatalf("EXT-X-SERVER-CONTROL incomplete:\n%s", body)
+	}
+	if m.PartInf == nil || m.PartInf.PartTarget != 200*time.Millisecond {
+		t.Fatalf("EXT-X-PART-INF: %+v", m.PartInf)
+	}
+	if *sc.PartHoldBack < 3*m.PartInf.PartTarget {
+		t.Errorf("PART-HOLD-BACK %s < 3 part targets", *sc.PartHoldBack)
+	}
+	if *sc.CanSkipUntil < 6*time.Duration(m.TargetDuration)*time.Second {
+		t.Errorf("CAN-SKIP-UNTIL %s < 6 target durations", *sc.CanSkipUntil)
+	}
+	if m.Map == nil || !strings.HasPrefix(m.Map.URI, "init") {
+		t.Errorf("no EXT-X-MAP")
+	}
+	withParts := 0
+	for _, s := range m.Segments {
+		if s.DateTime == nil {
+			t.Errorf("%s has no PROGRAM-DATE-TIME", s.URI)
+		}
+		if s.Duration > time.Duration(m.TargetDuration)*time.Second+500*time.Millisecond {
+			t.Errorf("%s lasts %s, above the target %d s", s.URI, s.Duration, m.TargetDuration)
+		}
+		if len(s.Parts) > 0 {
+			withParts++
+			if !s.Parts[0].Independent {
+				t.Errorf("%s: first part not INDEPENDENT", s.URI)
+			}
+		}
+		for _, p := range s.Parts {
+			if p.Duration > m.PartInf.PartTarget {
+				t.Errorf("part %s lasts %s > PART-TARGET", p.URI, p.Duration)
+			}
+		}
+	}
+	if withParts == 0 {
+		t.Errorf("no segment lists its parts:\n%s", body)
+	}
+}
+
+// probeFile is fetchSegments' ffprobe step for a file on disk.
+func probeFile(t *testing.T, file, name string) segInfo {
+	t.Helper()
+	r := probe(t, file)
+	si := segInfo{uri: name, minPTS: 1e18, maxPTS: -1e18}
+	for _, st := range r.Streams {
+		switch st.CodecType {
+		case "video":
+			si.hasVideo = st.CodecName == "h264"
+		case "audio":
+			si.hasAudio = st.CodecName == "aac"
+		}
+	}
+	first := true
+	for _, pk := range r.Packets {
+		if pk.CodecType != "video" {
+			continue
+		}
+		if first {
+			si.firstVideoKey = strings.HasPrefix(pk.Flags, "K")
+			first = false
+		}
+		pts := f64(pk.PTSTime)
+		si.minPTS = min(si.minPTS, pts)
+		si.maxPTS = max(si.maxPTS, pts)
+		if d := f64(pk.Duration); d > 0 {
+			si.frameDur = d
+		}
+	}
+	return si
+}
+
+// BenchmarkPartDelay measures, over a real ffmpeg push, the delay from the
+// segmenter handing over a part (inside the RTMP read of the part's last
+// frame) to a waiting blocking playlist request receiving the playlist
+// that lists it. Run: go test -run '^$' -bench PartDelay -benchtime 1x ./cmd/fount
+// (FOUNT_BENCH_SECONDS sets the stream length, default 60).
+func BenchmarkPartDelay(b *testing.B) {
+	seconds := 60
+	fmt.Sscan(os.Getenv("FOUNT_BENCH_SECONDS"), &seconds)
+	src := source(b)
+	o := startOrigin(b, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds+30)*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-stream_loop", "-1",
+		"-t", fmt.Sprint(seconds), "-i", src, "-c", "copy", "-f", "flv", "rtmp://"+o.rtmp+"/live/bench")
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer cmd.Wait()
+
+	var delays []time.Duration
+	client := &http.Client{}
+	var st *playlist.Stream
+	deadline := time.Now().Add(time.Duration(seconds) * time.Second)
+	for st == nil && time.Now().Before(deadline) {
+		if s := o.reg.Stream("live/bench"); s != nil && s.Stats().LastPart != "" {
+			st = s
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st == nil {
+		b.Fatal("no part appeared")
+	}
+	b.ResetTimer()
+	for time.Now().Before(deadline) {
+		stats := st.Stats()
+		msn, part := int(stats.NextSequence), 0
+		if name := stats.LastPart; name != "" {
+			var m, p int
+			fmt.Sscanf(name, "seg%d.%d", &m, &p)
+			if m == msn {
+				part = p + 1
+			}
+		}
+		want := fmt.Sprintf("seg%d.%d.", msn, part)
+		resp, err := client.Get(o.url(fmt.Sprintf("/live/bench/index.m3u8?_HLS_msn=%d&_HLS_part=%d", msn, part)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got := time.Now()
+		after := st.Stats()
+		if resp.StatusCode != 200 {
+			continue
+		}
+		// The part may have been the first of the next segment; measure
+		// only the exact part this request waited for.
+		if strings.HasPrefix(after.LastPart, want) && bytes.Contains(body, []byte(want)) {
+			delays = append(delays, got.Sub(after.LastPartAt))
+		}
+	}
+	b.StopTimer()
+	if len(delays) < 10 {
+		b.Fatalf("only %d samples", len(delays))
+	}
+	sort.Slice(delays, func(i, j int) bool { return delays[i] < delays[j] })
+	q := func(f float64) time.Duration { return delays[int(f*float64(len(delays)-1))] }
+	b.ReportMetric(float64(q(0.5).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(q(0.99).Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(delays[len(delays)-1].Microseconds())/1000, "max-ms")
+	b.ReportMetric(float64(len(delays)), "samples")
+}

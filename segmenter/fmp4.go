@@ -1,0 +1,353 @@
+package segmenter
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/Eyevinn/mp4ff/bits"
+	"github.com/Eyevinn/mp4ff/mp4"
+)
+
+// fMP4/CMAF output. One fragment (moof+mdat, one traf per track that has
+// samples) per part, or per segment without parts. The moof boxes are kept
+// for the life of the muxer and refilled for each fragment, so that the
+// steady state allocates little of ours per fragment (mp4ff's slice writer is
+// one allocation per fragment).
+
+const (
+	videoTimescale = 90000
+	// Sample flags (ISO/IEC 14496-12 8.8.3.1).
+	flagsSync    = mp4.SyncSampleFlags                           // depends_on=2 (no other sample)
+	flagsNonSync = mp4.NonSyncSampleFlags | mp4.SampleDependsOn1 // depends_on=1, non-sync
+)
+
+// toTicks converts a stream-timeline time to ticks of scale per second,
+// without overflow for any time.Duration.
+func toTicks(d time.Duration, scale int64) int64 {
+	const ns = int64(time.Second)
+	return int64(d)/ns*scale + int64(d)%ns*scale/ns
+}
+
+// fTrack is the state of one track of the fMP4 muxer.
+type fTrack struct {
+	scale int64
+	traf  mp4.TrafBox
+	tfhd  mp4.TfhdBox
+	tfdt  mp4.TfdtBox
+	trun  mp4.TrunBox
+
+	samples []mp4.Sample // current fragment; reused
+	data    []byte       // current fragment's sample bytes; reused
+	first   int64        // decode time (ticks, with offset) of samples[0]
+	last    int64        // decode time of the newest sample
+	inSeg   bool         // the track has had a sample in the current segment
+	offset  int64        // added to DTS ticks after a timestamp jump inside a segment
+	delta   int64        // last normal sample duration in ticks; 0 = none yet
+}
+
+func newFTrack(id uint32, scale int64) *fTrack {
+	t := &fTrack{scale: scale}
+	t.tfhd = *mp4.CreateTfhd(id)
+	t.trun = *mp4.CreateTrun(0)
+	t.trun.Flags = mp4.TrunDataOffsetPresentFlag | mp4.TrunSampleDurationPresentFlag |
+		mp4.TrunSampleSizePresentFlag | mp4.TrunSampleFlagsPresentFlag |
+		mp4.TrunSampleCompositionTimeOffsetPresentFlag
+	t.trun.Version = 1 // signed composition time offsets
+	_ = t.traf.AddChild(&t.tfhd)
+	_ = t.traf.AddChild(&t.tfdt)
+	_ = t.traf.AddChild(&t.trun)
+	return t
+}
+
+// add appends one sample. dts/pts are stream-timeline times; jumped tells
+// that dts jumped from the track's previous frame (the sample is then placed
+// right after the previous one, with an estimated duration, for the rest of
+// the segment). est is the fallback duration estimate in ticks.
+func (t *fTrack) add(dts, pts time.Duration, flags uint32, data []byte, jumped bool, est int64) {
+	d := toTicks(dts, t.scale)
+	cto := toTicks(pts, t.scale) - d
+	if t.inSeg && jumped {
+		step := t.delta
+		if step <= 0 {
+			step = est
+		}
+		t.offset = t.last + step - d
+	}
+	d += t.offset
+	if n := len(t.samples); n > 0 {
+		dur := d - t.last
+		if dur < 0 {
+			dur = 0
+		}
+		t.samples[n-1].Dur = uint32(dur)
+		if dur > 0 {
+			t.delta = dur
+		}
+	} else {
+		t.first = d
+		if t.inSeg && d > t.last && d-t.last < 10*t.scale {
+			// Duration of the previous fragment's last sample was
+			// estimated; the real delta is still the best next estimate.
+			t.delta = d - t.last
+		}
+	}
+	t.inSeg = true
+	t.last = d
+	t.samples = append(t.samples, mp4.Sample{Flags: flags, Size: uint32(len(data)), CompositionTimeOffset: int32(cto)})
+	t.data = append(t.data, data...)
+}
+
+// finishLast sets the newest sample's duration: to next (ticks of the
+// track's next DTS) when known, else to the estimate.
+func (t *fTrack) finishLast(next int64, known bool, est int64) {
+	n := len(t.samples)
+	if n == 0 {
+		return
+	}
+	if known {
+		if d := next + t.offset - t.last; d > 0 && d < 10*t.scale {
+			t.samples[n-1].Dur = uint32(d)
+			return
+		}
+	}
+	if t.delta > 0 {
+		est = t.delta
+	}
+	t.samples[n-1].Dur = uint32(est)
+}
+
+// fmp4Muxer writes fMP4 fragments into w.
+type fmp4Muxer struct {
+	w      segWriter
+	v, a   *fTrack // nil when the stream lacks the track
+	seq    uint32
+	moof   mp4.MoofBox
+	mfhd   mp4.MfhdBox
+	styp   []byte
+	kids   [3]mp4.Box
+	trafs  [2]*mp4.TrafBox
+	nvbuf  []byte // scratch for NALU length normalisation
+	initV  *avcConfig
+	initA  *aacConfig
+	initOK bool
+	initN  int // version of the current Init
+}
+
+func newFMP4Muxer(tracks Tracks) *fmp4Muxer {
+	m := &fmp4Muxer{}
+	id := uint32(1)
+	if tracks&Video != 0 {
+		m.v = newFTrack(id, videoTimescale)
+		id++
+	}
+	if tracks&Audio != 0 {
+		m.a = newFTrack(id, 0) // scale set with the init
+	}
+	var b bytes.Buffer
+	_ = mp4.NewStyp("msdh", 0, []string{"msdh", "iso6", "cmfc"}).Encode(&b)
+	m.styp = b.Bytes()
+	return m
+}
+
+// needInit reports whether the codec configs differ from the current Init.
+func (m *fmp4Muxer) needInit(v *avcConfig, a *aacConfig) bool {
+	if !m.initOK {
+		return true
+	}
+	return (m.v != nil && v != m.initV) || (m.a != nil && a != m.initA)
+}
+
+// makeInit builds the next Init for the given configs.
+func (m *fmp4Muxer) makeInit(v *avcConfig, a *aacConfig) (Init, error) {
+	var vc *avcConfig
+	var ac *aacConfig
+	if m.v != nil {
+		vc = v
+	}
+	if m.a != nil {
+		ac = a
+	}
+	data, err := buildInit(vc, ac)
+	if err != nil {
+		return Init{}, err
+	}
+	if m.initOK {
+		m.initN++
+	}
+	m.initV, m.initA, m.initOK = v, a, true
+	if ac != nil {
+		m.a.scale = int64(ac.sampleRate)
+	}
+	return Init{Data: data, Version: m.initN}, nil
+}
+
+// buildInit returns ftyp+moov for the tracks whose config is non-nil: video
+// (track 1, 90 kHz) first, then audio (timescale = sample rate).
+func buildInit(v *avcConfig, a *aacConfig) ([]byte, error) {
+	init := mp4.NewMP4Init()
+	init.AddChild(mp4.NewFtyp("iso6", 0, []string{"iso6", "cmfc", "mp41", "dash"}))
+	moov := mp4.NewMoovBox()
+	init.AddChild(moov)
+	moov.AddChild(mp4.CreateMvhd())
+	moov.AddChild(mp4.NewMvexBox())
+	if v != nil {
+		trak := init.AddEmptyTrack(videoTimescale, "video", "und")
+		avcC, err := mp4.CreateAvcC(v.sps, v.pps, true)
+		if err != nil {
+			return nil, fmt.Errorf("segmenter: avcC: %w", err)
+		}
+		// mp4ff assumes 4:2:0; the rest of the record comes from the SPS.
+		avcC.ChromaFormat = byte(v.spsInfo.chromaFormatIDC)
+		w, h := uint16(v.spsInfo.width), uint16(v.spsInfo.height)
+		trak.Tkhd.Width = mp4.Fixed32(uint32(w) << 16)
+		trak.Tkhd.Height = mp4.Fixed32(uint32(h) << 16)
+		trak.Mdia.Minf.Stbl.Stsd.AddChild(mp4.CreateVisualSampleEntryBox("avc1", w, h, avcC))
+	}
+	if a != nil {
+		trak := init.AddEmptyTrack(uint32(a.sampleRate), "audio", "und")
+		ch := a.channels
+		if ch == 7 {
+			ch = 8
+		}
+		rate := a.sampleRate
+		if rate > 0xffff { // 16.16 field; the timescale carries the real rate
+			rate = 0
+		}
+		esds := mp4.CreateEsdsBox(a.raw)
+		trak.Mdia.Minf.Stbl.Stsd.AddChild(mp4.CreateAudioSampleEntryBox("mp4a", uint16(ch), 16, uint16(rate), esds))
+	}
+	var b bytes.Buffer
+	if err := init.Encode(&b); err != nil {
+		return nil, fmt.Errorf("segmenter: encoding init: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// startSegment resets per-segment state and writes the styp.
+func (m *fmp4Muxer) startSegment() {
+	for _, t := range []*fTrack{m.v, m.a} {
+		if t != nil {
+			t.inSeg = false
+			t.offset = 0
+		}
+	}
+	m.w.buf = append(m.w.buf, m.styp...)
+}
+
+func (m *fmp4Muxer) empty() bool {
+	return (m.v == nil || len(m.v.samples) == 0) && (m.a == nil || len(m.a.samples) == 0)
+}
+
+// addVideo adds one access unit, already normalised by normalizeAVCC.
+func (m *fmp4Muxer) addVideo(f Frame, data []byte, jumped bool, est int64) {
+	flags := uint32(flagsNonSync)
+	if f.Key {
+		flags = flagsSync
+	}
+	m.v.add(f.DTS, f.PTS, flags, data, jumped, est)
+}
+
+func (m *fmp4Muxer) addAudio(f Frame, jumped bool, est int64) {
+	m.a.add(f.DTS, f.DTS, flagsSync, f.Data, jumped, est)
+}
+
+// flush writes the pending samples as one moof+mdat fragment. nextVideo is
+// the DTS of the next video frame when known (a segment cut); otherwise the
+// newest sample of each track gets an estimated duration (vEst, aEst ticks
+// when the track has no measured delta yet).
+func (m *fmp4Muxer) flush(nextVideo time.Duration, known bool, vEst, aEst int64) error {
+	if m.empty() {
+		return nil
+	}
+	m.seq++
+	m.mfhd.SequenceNumber = m.seq
+	kids := m.kids[:0]
+	trafs := m.trafs[:0]
+	kids = append(kids, &m.mfhd)
+	dataLen := 0
+	for _, t := range []*fTrack{m.v, m.a} {
+		if t == nil || len(t.samples) == 0 {
+			continue
+		}
+		if t == m.v {
+			t.finishLast(toTicks(nextVideo, t.scale), known, vEst)
+		} else {
+			t.finishLast(0, false, aEst)
+		}
+		first := t.first
+		if first < 0 {
+			first = 0 // fMP4 decode times are unsigned
+		}
+		t.tfdt.SetBaseMediaDecodeTime(uint64(first))
+		t.tfdt.Version = 1
+		t.trun.Samples = t.samples
+		kids = append(kids, &t.traf)
+		trafs = append(trafs, &t.traf)
+		dataLen += len(t.data)
+	}
+	m.moof = mp4.MoofBox{Mfhd: &m.mfhd, Traf: trafs[0], Trafs: trafs, Children: kids}
+	moofSize := int(m.moof.Size())
+	mdatHdr := 8
+	if dataLen+8 > 1<<32-1 {
+		return errors.New("segmenter: fragment too large")
+	}
+	off := moofSize + mdatHdr
+	for _, tr := range trafs {
+		tr.Trun.DataOffset = int32(off)
+		off += int(tr.Trun.SizeOfData())
+	}
+	// Growing here reallocates the segment buffer: parts already handed
+	// over keep pointing at the old array (same bytes); see Part.
+	buf := slices.Grow(m.w.buf, moofSize+mdatHdr+dataLen)
+	start := len(buf)
+	sw := bits.NewFixedSliceWriterFromSlice(buf[start : start+moofSize])
+	if err := m.moof.EncodeSW(sw); err != nil {
+		return fmt.Errorf("segmenter: encoding moof: %w", err)
+	}
+	if err := sw.AccError(); err != nil {
+		return fmt.Errorf("segmenter: encoding moof: %w", err)
+	}
+	buf = buf[:start+moofSize]
+	n := uint32(dataLen + mdatHdr)
+	buf = append(buf, byte(n>>24), byte(n>>16), byte(n>>8), byte(n), 'm', 'd', 'a', 't')
+	for _, t := range []*fTrack{m.v, m.a} {
+		if t == nil || len(t.samples) == 0 {
+			continue
+		}
+		buf = append(buf, t.data...)
+		t.samples = t.samples[:0]
+		t.data = t.data[:0]
+	}
+	m.w.buf = buf
+	return nil
+}
+
+// normalizeAVCC validates an AVCC access unit and returns it with 4-byte
+// NALU lengths: src itself when lengthSize is 4, else a rewrite into dst.
+func normalizeAVCC(dst, src []byte, lengthSize int) ([]byte, error) {
+	if lengthSize != 1 && lengthSize != 2 && lengthSize != 4 {
+		return nil, fmt.Errorf("avc frame: invalid NALU length size %d", lengthSize)
+	}
+	for p := 0; p < len(src); {
+		if p+lengthSize > len(src) {
+			return nil, errors.New("avc frame: truncated NALU length")
+		}
+		n := readLen(src[p:], lengthSize)
+		p += lengthSize
+		if n > uint64(len(src)-p) {
+			return nil, fmt.Errorf("avc frame: NALU length %d overruns frame (%d bytes left)", n, len(src)-p)
+		}
+		if lengthSize != 4 {
+			dst = append(dst, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+			dst = append(dst, src[p:p+int(n)]...)
+		}
+		p += int(n)
+	}
+	if lengthSize == 4 {
+		return src, nil
+	}
+	return dst, nil
+}
