@@ -301,28 +301,32 @@ func BenchmarkBlockingWakeup(b *testing.B) {
 	r := NewRegistry(Config{FMP4: true, PartTarget: 200 * time.Millisecond, BlockTimeout: time.Minute})
 	s, _ := r.Publish("live/b")
 	s.Init([]byte("init"), 0)
-	addParts := func() { s.Part(Part{Data: make([]byte, 1000), Duration: 200 * time.Millisecond}) }
-	addParts()
+	addPart := func() { s.Part(Part{Data: make([]byte, 1000), Duration: 200 * time.Millisecond}) }
+	addPart()
+	msn, idx := 0, 1 // the next part to wait for
 	h := r.Handler()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		// One waiter per op, released by the next part.
-		st := s.Stats()
-		next := st.Parts
-		done := make(chan struct{})
-		go func() {
-			req := httptest.NewRequest("GET", fmt.Sprintf("/live/b/index.m3u8?_HLS_msn=%d&_HLS_part=%d", st.NextSequence, next), nil)
-			h.ServeHTTP(&discardWriter{h: http.Header{}}, req)
-			close(done)
-		}()
+		done := make(chan int, 1)
+		go func(msn, idx int) {
+			req := httptest.NewRequest("GET", fmt.Sprintf("/live/b/index.m3u8?_HLS_msn=%d&_HLS_part=%d", msn, idx), nil)
+			w := &discardWriter{h: http.Header{}}
+			h.ServeHTTP(w, req)
+			done <- w.code
+		}(msn, idx)
 		for r.waiting.Load() < 1 {
 			runtime.Gosched()
 		}
-		addParts()
-		<-done
-		if i%10 == 9 { // a segment every 10 parts, as with 2 s segments
+		addPart()
+		if code := <-done; code != 200 {
+			b.Fatalf("waiter got %d", code)
+		}
+		idx++
+		if idx == 10 { // a segment every 10 parts, as with 2 s segments
 			s.Segment(Segment{Data: make([]byte, 10000), Duration: 2 * time.Second, ProgramDateTime: time.Now()})
+			msn, idx = msn+1, 0
 		}
 	}
 }
