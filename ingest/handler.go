@@ -34,10 +34,12 @@ type handler struct {
 	sess      Session
 	published bool
 
-	clock   timeline
-	buf     bytes.Buffer // reused for every media message
-	ignored segmenter.Tracks
-	frames  uint64
+	clock    timeline
+	buf      bytes.Buffer // reused for every media message
+	ignored  segmenter.Tracks
+	frames   uint64
+	meta     Metadata // the last onMetaData
+	haveMeta bool
 }
 
 func (h *handler) OnConnect(_ uint32, cmd *message.NetConnectionConnect) error {
@@ -89,7 +91,14 @@ func (h *handler) OnSetDataFrame(_ uint32, data *message.NetStreamSetDataFrame) 
 		h.log.Warn("ignoring unreadable onMetaData", "err", err)
 		return nil
 	}
-	h.log.Info("stream metadata", "width", md.Width, "height", md.Height, "fps", md.FrameRate, "encoder", md.Encoder)
+	// Some encoders (GStreamer's flvmux) repeat onMetaData many times a
+	// second: log the first one, and a changed one.
+	lvl := slog.LevelDebug
+	if !h.haveMeta || md != h.meta {
+		lvl = slog.LevelInfo
+	}
+	h.meta, h.haveMeta = md, true
+	h.log.Log(context.Background(), lvl, "stream metadata", "width", md.Width, "height", md.Height, "fps", md.FrameRate, "encoder", md.Encoder)
 	h.sess.Metadata(md)
 	return nil
 }

@@ -57,7 +57,7 @@ type Config struct {
 	App            string        // the only application accepted (default "live")
 	ReadTimeout    time.Duration // a silent peer is dropped after this (default 10 s)
 	WriteTimeout   time.Duration // a peer that does not read is dropped after this (default 10 s)
-	MaxMessageSize uint32        // largest RTMP message accepted (default 16 MiB)
+	MaxMessageSize uint32        // largest RTMP message accepted (default 8 MiB: a 4K keyframe is a few MB)
 	Logger         *slog.Logger
 }
 
@@ -70,6 +70,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
+	}
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = 8 << 20
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
