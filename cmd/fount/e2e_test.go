@@ -348,36 +348,7 @@ func fetchSegments(t *testing.T, o *origin, base string, p *m3u8.MediaPlaylist) 
 		if out, err := exec.Command("ffmpeg", "-hide_banner", "-v", "error", "-i", file, "-f", "null", "-").CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
 			t.Errorf("segment %s does not decode cleanly on its own: %v\n%s", s.URI, err, out)
 		}
-		r := probe(t, file)
-		si := segInfo{uri: s.URI, minPTS: math.Inf(1), maxPTS: math.Inf(-1)}
-		for _, st := range r.Streams {
-			switch st.CodecType {
-			case "video":
-				si.hasVideo = st.CodecName == "h264"
-			case "audio":
-				si.hasAudio = st.CodecName == "aac"
-			}
-		}
-		kind := "video"
-		if !si.hasVideo {
-			kind = "audio"
-		}
-		first := true
-		for _, pk := range r.Packets {
-			if pk.CodecType != kind {
-				continue
-			}
-			if first && kind == "video" {
-				si.firstVideoKey = strings.HasPrefix(pk.Flags, "K")
-			}
-			first = false
-			pts := f64(pk.PTSTime)
-			si.minPTS = math.Min(si.minPTS, pts)
-			si.maxPTS = math.Max(si.maxPTS, pts)
-			if d := f64(pk.Duration); d > 0 {
-				si.frameDur = d
-			}
-		}
+		si := probeFile(t, file, s.URI)
 		out = append(out, si)
 	}
 	return out

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -199,11 +200,13 @@ func checkLLPlaylist(t *testing.T, m *hls.Media, body []byte) {
 	}
 }
 
-// probeFile is fetchSegments' ffprobe step for a file on disk.
+// probeFile reads a segment file with ffprobe: its tracks, whether it
+// starts on a keyframe, and the PTS range of its video (or audio, when it
+// has no video).
 func probeFile(t *testing.T, file, name string) segInfo {
 	t.Helper()
 	r := probe(t, file)
-	si := segInfo{uri: name, minPTS: 1e18, maxPTS: -1e18}
+	si := segInfo{uri: name, minPTS: math.Inf(1), maxPTS: math.Inf(-1)}
 	for _, st := range r.Streams {
 		switch st.CodecType {
 		case "video":
@@ -212,18 +215,22 @@ func probeFile(t *testing.T, file, name string) segInfo {
 			si.hasAudio = st.CodecName == "aac"
 		}
 	}
+	kind := "video"
+	if !si.hasVideo {
+		kind = "audio"
+	}
 	first := true
 	for _, pk := range r.Packets {
-		if pk.CodecType != "video" {
+		if pk.CodecType != kind {
 			continue
 		}
-		if first {
+		if first && kind == "video" {
 			si.firstVideoKey = strings.HasPrefix(pk.Flags, "K")
-			first = false
 		}
+		first = false
 		pts := f64(pk.PTSTime)
-		si.minPTS = min(si.minPTS, pts)
-		si.maxPTS = max(si.maxPTS, pts)
+		si.minPTS = math.Min(si.minPTS, pts)
+		si.maxPTS = math.Max(si.maxPTS, pts)
 		if d := f64(pk.Duration); d > 0 {
 			si.frameDur = d
 		}
