@@ -190,11 +190,12 @@ func (r *Registry) servePlaylist(w http.ResponseWriter, req *http.Request, s *St
 	default:
 		h.Set("Cache-Control", "public, max-age="+strconv.Itoa(pl.maxAge))
 	}
-	body := pl.body
+	body, etag := pl.body, pl.etag
 	if br.skip {
-		body = pl.skipBody
+		// A delta update is another representation: it needs its own tag.
+		body, etag = pl.skipBody, strings.TrimSuffix(etag, `"`)+`-skip"`
 	}
-	h.Set("ETag", pl.etag)
+	h.Set("ETag", etag)
 	serveBytes(w, req, body, pl.modTime)
 }
 
