@@ -45,10 +45,16 @@ func llPlaylist(t *testing.T, url string) (*hls.Media, []byte) {
 
 // The default origin serves LL-HLS on fMP4: an ffmpeg push reads back as
 // init + segments + parts that ffprobe decodes, with the LL tags right.
-func TestE2ELowLatencyFMP4(t *testing.T) {
+func TestE2ELowLatencyFMP4(t *testing.T) { testLowLatency(t, "fmp4") }
+
+// LL-HLS works on MPEG-TS segments too (parts are TS packets).
+func TestE2ELowLatencyTS(t *testing.T) { testLowLatency(t, "ts") }
+
+func testLowLatency(t *testing.T, format string) {
 	src := source(t)
 	requireTool(t, "ffprobe")
-	o := startOrigin(t, func(c *config) { c.PlaylistSize = 10 })
+	fmp4 := format == "fmp4"
+	o := startOrigin(t, func(c *config) { c.PlaylistSize = 10; c.SegmentFormat = format })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	push := o.push(ctx, t, "ll", []string{"-re", "-t", "9", "-i", src}, "-c", "copy")
@@ -90,20 +96,26 @@ func TestE2ELowLatencyFMP4(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		m, body = llPlaylist(t, url)
 	}
-	checkLLPlaylist(t, m, body)
+	checkLLPlaylist(t, m, body, fmp4)
 
-	// Every segment, with the init, decodes on its own; every part a
-	// segment lists is part of its bytes.
+	// Every segment (after the init, for fMP4) decodes on its own; every
+	// part a segment lists is part of its bytes.
 	dir := t.TempDir()
-	_, initData, hdr := httpGet(t, o.url("/live/ll/"+m.Map.URI))
-	if hdr.Get("Content-Type") != "video/mp4" {
-		t.Errorf("init content type %q", hdr.Get("Content-Type"))
+	var initData []byte
+	ctype := "video/mp2t"
+	if fmp4 {
+		ctype = "video/mp4"
+		var hdr http.Header
+		_, initData, hdr = httpGet(t, o.url("/live/ll/"+m.Map.URI))
+		if hdr.Get("Content-Type") != "video/mp4" {
+			t.Errorf("init content type %q", hdr.Get("Content-Type"))
+		}
 	}
 	var segs []segInfo
 	for _, s := range m.Segments {
 		_, seg, hdr := httpGet(t, o.url("/live/ll/"+s.URI))
-		if hdr.Get("Content-Type") != "video/mp4" || !bytes.Equal(seg[4:8], []byte("styp")) {
-			t.Fatalf("%s: content type %q, starts %q", s.URI, hdr.Get("Content-Type"), seg[4:8])
+		if hdr.Get("Content-Type") != ctype || fmp4 && !bytes.Equal(seg[4:8], []byte("styp")) || !fmp4 && seg[0] != 0x47 {
+			t.Fatalf("%s: content type %q, starts %x", s.URI, hdr.Get("Content-Type"), seg[:8])
 		}
 		if len(s.Parts) > 0 {
 			var joined []byte
@@ -113,15 +125,18 @@ func TestE2ELowLatencyFMP4(t *testing.T) {
 				joined = append(joined, pd...)
 				sum += p.Duration
 			}
-			styp := int(seg[3]) // styp is small: its size fits the low byte
+			styp := 0
+			if fmp4 {
+				styp = int(seg[3]) // styp is small: its size fits the low byte
+			}
 			if !bytes.Equal(joined, seg[styp:]) {
-				t.Errorf("%s is not its parts concatenated (after styp)", s.URI)
+				t.Errorf("%s is not its parts concatenated", s.URI)
 			}
 			if d := sum - s.Duration; d > 2*time.Millisecond || d < -2*time.Millisecond {
 				t.Errorf("%s: parts add up to %s, EXTINF %s", s.URI, sum, s.Duration)
 			}
 		}
-		file := filepath.Join(dir, s.URI+".mp4")
+		file := filepath.Join(dir, s.URI) // with the init prepended for fMP4
 		os.WriteFile(file, append(append([]byte{}, initData...), seg...), 0o644)
 		if out, err := exec.Command("ffmpeg", "-hide_banner", "-v", "error", "-i", file, "-f", "null", "-").CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
 			t.Errorf("init+%s does not decode cleanly: %v\n%s", s.URI, err, out)
@@ -154,7 +169,7 @@ func listsAll(m *hls.Media, seconds float64) bool {
 }
 
 // checkLLPlaylist checks what an LL-HLS player relies on.
-func checkLLPlaylist(t *testing.T, m *hls.Media, body []byte) {
+func checkLLPlaylist(t *testing.T, m *hls.Media, body []byte, fmp4 bool) {
 	t.Helper()
 	if m.Version < 9 {
 		t.Errorf("EXT-X-VERSION %d, want >= 9 with parts and skips", m.Version)
@@ -172,8 +187,11 @@ func checkLLPlaylist(t *testing.T, m *hls.Media, body []byte) {
 	if *sc.CanSkipUntil < 6*time.Duration(m.TargetDuration)*time.Second {
 		t.Errorf("CAN-SKIP-UNTIL %s < 6 target durations", *sc.CanSkipUntil)
 	}
-	if m.Map == nil || !strings.HasPrefix(m.Map.URI, "init") {
+	if fmp4 && (m.Map == nil || !strings.HasPrefix(m.Map.URI, "init")) {
 		t.Errorf("no EXT-X-MAP")
+	}
+	if !fmp4 && m.Map != nil {
+		t.Errorf("EXT-X-MAP on MPEG-TS")
 	}
 	withParts := 0
 	for _, s := range m.Segments {
