@@ -71,7 +71,7 @@ func BenchmarkPerFrame(b *testing.B) {
 			size += int64(len(t.body))
 		}
 	}
-	h := &handler{ctx: context.Background(), cfg: &Config{}, log: log, done: func() {}}
+	h := &handler{ctx: context.Background(), cfg: &Config{}, log: log, done: func() {}, server: &Server{}, stats: &publishStats{}}
 	h.sess = segSession{segmenter.New(segmenter.Config{Expect: segmenter.Video | segmenter.Audio, Logger: log}, countSink{})}
 	var r bytes.Reader
 	// The file is 4 s; loop it with timestamps shifted so the timeline runs on.

@@ -28,6 +28,8 @@ type handler struct {
 	log    *slog.Logger
 	remote net.Addr
 	done   func()
+	server *Server
+	stats  *publishStats // while publishing
 
 	app       string
 	stream    string // "app/name" while publishing
@@ -70,9 +72,15 @@ func (h *handler) OnPublish(_ *rtmp.StreamContext, _ uint32, cmd *message.NetStr
 	}
 	sess, err := h.pub.Publish(h.ctx, PublishRequest{App: h.app, Name: name, Remote: h.remote})
 	if err != nil {
+		h.server.counters.publishesRefused.Add(1)
 		h.log.Warn("rtmp publish refused", "stream", h.app+"/"+name, "err", err)
 		return fmt.Errorf("publish %s/%s refused: %w", h.app, name, err)
 	}
+	h.server.counters.publishesAccepted.Add(1)
+	h.stats = &publishStats{stream: h.app + "/" + name, remote: h.remote.String(), started: time.Now()}
+	h.stats.lastVideo.Store(noTimestamp)
+	h.stats.lastAudio.Store(noTimestamp)
+	h.server.pubs.add(h.stats)
 	h.published = true
 	h.sess = sess
 	h.stream = h.app + "/" + name
@@ -109,6 +117,8 @@ func (h *handler) OnVideo(ts uint32, payload io.Reader) error {
 		return h.noSession(err, "video")
 	}
 	dts := h.clock.unwrap(ts)
+	h.stats.bytes.Add(uint64(len(body)))
+	h.stats.lastVideo.Store(dts.Milliseconds())
 	if h.ignored&segmenter.Video != 0 {
 		return nil
 	}
@@ -144,6 +154,8 @@ func (h *handler) OnAudio(ts uint32, payload io.Reader) error {
 		return h.noSession(err, "audio")
 	}
 	dts := h.clock.unwrap(ts)
+	h.stats.bytes.Add(uint64(len(body)))
+	h.stats.lastAudio.Store(dts.Milliseconds())
 	if h.ignored&segmenter.Audio != 0 {
 		return nil
 	}
@@ -193,6 +205,7 @@ func (h *handler) ignoreTrack(k segmenter.Tracks, err error) {
 func (h *handler) OnClose() {
 	if h.sess != nil {
 		h.sess.Close()
+		h.server.pubs.remove(h.stats)
 		h.log.Info("publish ended", "frames", h.frames)
 		h.sess = nil
 	}

@@ -89,6 +89,9 @@ type Server struct {
 	conns  map[*conn]struct{}
 	closed bool
 	wg     sync.WaitGroup
+
+	counters counters
+	pubs     publishers
 }
 
 // NewServer returns a server that hands publishes to pub.
@@ -150,9 +153,10 @@ func (s *Server) onConnect(ctx context.Context, nc net.Conn) (io.ReadWriteCloser
 	} else {
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
+		s.counters.connections.Add(1)
 	}
 	s.mu.Unlock()
-	h := &handler{ctx: ctx, cfg: &s.cfg, pub: s.pub, log: log, remote: nc.RemoteAddr(), done: done}
+	h := &handler{ctx: ctx, cfg: &s.cfg, pub: s.pub, log: log, remote: nc.RemoteAddr(), done: done, server: s}
 	return c, &rtmp.ConnConfig{
 		Handler:                   h,
 		SkipHandshakeVerification: true,
@@ -161,7 +165,7 @@ func (s *Server) onConnect(ctx context.Context, nc net.Conn) (io.ReadWriteCloser
 			MaxMessageStreams: 8,
 			MaxMessageSize:    s.cfg.MaxMessageSize,
 		},
-		Logger: newLogBridge(log),
+		Logger: newLogBridge(log, &s.counters),
 	}
 }
 
@@ -190,7 +194,10 @@ func (c *conn) Close() error {
 	c.closeOnce.Do(func() {
 		err = c.Conn.Close()
 		c.server.mu.Lock()
-		delete(c.server.conns, c)
+		if _, ok := c.server.conns[c]; ok {
+			delete(c.server.conns, c)
+			c.server.counters.connections.Add(-1)
+		}
 		c.server.mu.Unlock()
 	})
 	return err
@@ -205,8 +212,10 @@ func (d deadlineReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	n, err := d.c.Conn.Read(p)
+	d.c.server.counters.bytesIn.Add(uint64(n))
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
+		d.c.server.counters.timeouts.Add(1)
 		err = fmt.Errorf("no data from the peer for %s: %w", d.c.readTimeout, err)
 	}
 	return n, err

@@ -157,6 +157,7 @@ func (r *Registry) servePlaylist(w http.ResponseWriter, req *http.Request, s *St
 			http.Error(w, "_HLS_msn is more than two segments ahead of the live edge", http.StatusBadRequest)
 			return
 		case waitTimeout:
+			r.totals.blockTimeouts.Add(1)
 			h.Set("Cache-Control", "no-cache")
 			http.Error(w, "the requested part did not appear in time", http.StatusServiceUnavailable)
 			return
@@ -311,6 +312,7 @@ func (r *Registry) awaitPart(w http.ResponseWriter, req *http.Request, s *Stream
 		}
 		notFound(w)
 	case waitTimeout:
+		r.totals.blockTimeouts.Add(1)
 		w.Header().Set("Cache-Control", "no-cache")
 		http.Error(w, "the part did not appear in time", http.StatusServiceUnavailable)
 	case waitBusy:

@@ -90,6 +90,7 @@ type tombstone struct {
 type Registry struct {
 	cfg     Config
 	waiting atomic.Int64 // blocking requests waiting now
+	totals  totals
 
 	mu         sync.RWMutex
 	streams    map[string]*Stream
@@ -120,6 +121,7 @@ func (r *Registry) Publish(path string) (*Stream, error) {
 	s := &Stream{
 		path:   path,
 		cfg:    &r.cfg,
+		totals: &r.totals,
 		log:    r.cfg.Logger,
 		state:  StateLive,
 		since:  r.cfg.Now(),
@@ -192,6 +194,52 @@ func (r *Registry) Sweep() {
 		}
 		r.mu.Unlock()
 	}
+}
+
+// totals are registry-wide counters that outlive streams.
+type totals struct {
+	segments      atomic.Uint64
+	parts         atomic.Uint64
+	storageErrors atomic.Uint64
+	blockTimeouts atomic.Uint64 // blocking requests answered 503
+}
+
+// RegistryStats is a snapshot for metrics.
+type RegistryStats struct {
+	Streams         map[State]int // streams by state
+	Segments        uint64        // produced since start
+	Parts           uint64
+	StorageErrors   uint64 // failed storage writes and deletes
+	BlockingWaiting int64  // blocking requests waiting now
+	BlockTimeouts   uint64
+}
+
+// Stats returns a snapshot of the registry.
+func (r *Registry) Stats() RegistryStats {
+	st := RegistryStats{
+		Streams:         map[State]int{StateLive: 0, StateIdle: 0, StateEnded: 0},
+		Segments:        r.totals.segments.Load(),
+		Parts:           r.totals.parts.Load(),
+		StorageErrors:   r.totals.storageErrors.Load(),
+		BlockingWaiting: r.waiting.Load(),
+		BlockTimeouts:   r.totals.blockTimeouts.Load(),
+	}
+	for _, s := range r.Streams() {
+		st.Streams[s.State()]++
+	}
+	return st
+}
+
+// Ready reports an error unless storage accepts a write and a delete.
+func (r *Registry) Ready(ctx context.Context) error {
+	const key = "fount-readiness-probe"
+	if err := r.cfg.Store.Put(ctx, key, storage.Object{Data: []byte("ok"), ContentType: "text/plain"}); err != nil {
+		return fmt.Errorf("storage is not writable: %w", err)
+	}
+	if err := r.cfg.Store.Delete(ctx, key); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	return nil
 }
 
 // EndAll appends EXT-X-ENDLIST to every stream, for shutdown.

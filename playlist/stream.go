@@ -58,9 +58,10 @@ type rendered struct {
 // Stream is the live state of one published name: its window of segments
 // and parts, sequence numbers, and the rendered playlist.
 type Stream struct {
-	path string // "app/name": also the storage prefix
-	cfg  *Config
-	log  *slog.Logger
+	path   string // "app/name": also the storage prefix
+	cfg    *Config
+	totals *totals
+	log    *slog.Logger
 
 	mu            sync.Mutex
 	state         State
@@ -137,6 +138,7 @@ func (s *Stream) Init(data []byte, version int) error {
 	name := initName(version)
 	now := s.cfg.Now()
 	if err := s.cfg.Store.Put(context.Background(), s.path+"/"+name, storage.Object{Data: data, ContentType: mp4Type, ModTime: now}); err != nil {
+		s.totals.storageErrors.Add(1)
 		s.log.Error("storing init segment failed", "stream", s.path, "init", name, "err", err)
 	}
 	s.byName.Store(name, &object{data: data, ctype: mp4Type, mod: now})
@@ -167,6 +169,7 @@ func (s *Stream) Part(p Part) error {
 	s.byName.Store(pt.name, &object{data: p.Data, ctype: s.mediaType()})
 	s.open.parts = append(s.open.parts, pt)
 	s.partsTotal++
+	s.totals.parts.Add(1)
 	s.lastPart, s.lastPartAt = pt.name, s.cfg.Now()
 	r := s.renderLocked()
 	s.mu.Unlock()
@@ -209,6 +212,7 @@ func (s *Stream) Segment(seg Segment) error {
 	if err := s.cfg.Store.Put(context.Background(), s.path+"/"+e.name, storage.Object{Data: e.data, ContentType: s.mediaType(), ModTime: e.pdt}); err != nil {
 		// The segment is still served from memory; only the stored copy is
 		// missing, so the stream goes on.
+		s.totals.storageErrors.Add(1)
 		s.log.Error("storing segment failed", "stream", s.path, "segment", e.name, "err", err)
 	}
 	s.byName.Store(e.name, &object{data: e.data, ctype: s.mediaType(), mod: e.pdt})
@@ -218,6 +222,7 @@ func (s *Stream) Segment(seg Segment) error {
 	s.pendingDisc = false
 	s.open = openSegment{msn: s.nextMSN, init: s.initVersion}
 	s.segmentsTotal++
+	s.totals.segments.Add(1)
 	if t := targetDurationFor(e.duration); t > s.target {
 		s.target = t
 	}
@@ -302,6 +307,7 @@ func (s *Stream) publish(r *rendered, store bool) {
 		return
 	}
 	if err := s.cfg.Store.Put(context.Background(), s.path+"/"+playlistName, storage.Object{Data: r.body, ContentType: playlistType, ModTime: r.modTime}); err != nil {
+		s.totals.storageErrors.Add(1)
 		s.log.Error("storing playlist failed", "stream", s.path, "err", err)
 	}
 }
@@ -399,6 +405,7 @@ func (s *Stream) sweep(now time.Time) (expired bool) {
 	del := func(name string) {
 		s.byName.Delete(name)
 		if err := s.cfg.Store.Delete(ctx, s.path+"/"+name); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			s.totals.storageErrors.Add(1)
 			s.log.Warn("deleting from storage failed", "stream", s.path, "name", name, "err", err)
 		}
 	}

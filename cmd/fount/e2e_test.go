@@ -80,11 +80,11 @@ func TestMain(m *testing.M) {
 
 // origin is a fount started in-process on free loopback ports.
 type origin struct {
-	rtmp, http string
-	reg        *playlist.Registry
-	cancel     context.CancelFunc
-	done       chan error
-	logs       *syncBuffer
+	rtmp, http, api string
+	reg             *playlist.Registry
+	cancel          context.CancelFunc
+	done            chan error
+	logs            *syncBuffer
 }
 
 type syncBuffer struct {
@@ -123,7 +123,7 @@ func startClassic(t testing.TB, mod func(*config)) *origin {
 func startOrigin(t testing.TB, mod func(*config)) *origin {
 	t.Helper()
 	cfg := defaultConfig()
-	cfg.RTMPAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.RTMPAddr, cfg.HTTPAddr, cfg.APIAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -136,7 +136,10 @@ func startOrigin(t testing.TB, mod func(*config)) *origin {
 	ready := make(chan struct{})
 	log := slog.New(slog.NewTextHandler(o.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	go func() {
-		o.done <- serve(ctx, cfg, log, func(r running) { o.rtmp, o.http, o.reg = r.rtmpAddr, r.httpAddr, r.reg; close(ready) })
+		o.done <- serve(ctx, cfg, log, func(r running) {
+			o.rtmp, o.http, o.api, o.reg = r.rtmpAddr, r.httpAddr, r.apiAddr, r.reg
+			close(ready)
+		})
 	}()
 	select {
 	case <-ready:
@@ -609,7 +612,7 @@ func TestCLIErrors(t *testing.T) {
 	os.Unsetenv("FOUNT_PLAYLIST_SIZE")
 
 	o := startClassic(t, nil)
-	if code := run(ctx, []string{"serve", "--rtmp-addr", o.rtmp, "--http-addr", "127.0.0.1:0"}); code != exitError {
+	if code := run(ctx, []string{"serve", "--rtmp-addr", o.rtmp, "--http-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0"}); code != exitError {
 		t.Errorf("taken port: exit %d, want 1", code)
 	}
 }

@@ -25,6 +25,7 @@ import (
 type config struct {
 	RTMPAddr        string
 	HTTPAddr        string
+	APIAddr         string
 	App             string
 	SegmentDuration time.Duration
 	PlaylistSize    int
@@ -36,12 +37,14 @@ type config struct {
 	PartHoldBack    time.Duration
 	LogFormat       string
 	LogLevel        string
+	ConfigFile      string // --config; not itself a file key
 }
 
 func defaultConfig() config {
 	return config{
 		RTMPAddr:        ":1935",
 		HTTPAddr:        ":8080",
+		APIAddr:         "127.0.0.1:9997",
 		App:             "live",
 		SegmentDuration: 2 * time.Second,
 		PlaylistSize:    6,
@@ -59,6 +62,7 @@ func defaultConfig() config {
 func (c *config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.RTMPAddr, "rtmp-addr", c.RTMPAddr, "address the RTMP server listens on")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "address viewers and CDNs fetch HLS from")
+	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "address for /metrics, /healthz and /readyz (operators, not viewers); empty to disable")
 	fs.StringVar(&c.App, "app", c.App, "RTMP application encoders publish to (rtmp://HOST/APP/KEY)")
 	fs.DurationVar(&c.SegmentDuration, "segment-duration", c.SegmentDuration, "target segment duration; segments are cut at the first keyframe after it")
 	fs.IntVar(&c.PlaylistSize, "playlist-size", c.PlaylistSize, "segments listed in the live playlist")
@@ -135,7 +139,9 @@ Publish:  rtmp://HOST:1935/live/KEY   (OBS: Server rtmp://HOST/live, Stream Key 
 Play:     http://HOST:8080/live/KEY/index.m3u8
 
 Every flag can also be set from the environment as FOUNT_<FLAG>, e.g.
-FOUNT_HTTP_ADDR=:8081; a flag on the command line wins.`,
+FOUNT_HTTP_ADDR=:8081, or in a YAML file given with --config (keys are the
+flag names). A flag on the command line wins over the environment, which
+wins over the file.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return usageError{fmt.Errorf("serve takes no arguments, got %q", args)}
@@ -143,7 +149,11 @@ FOUNT_HTTP_ADDR=:8081; a flag on the command line wins.`,
 			return nil
 		},
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := applyEnv(c.Flags()); err != nil {
+			errs := []error{applyEnv(c.Flags())}
+			if cfg.ConfigFile != "" {
+				errs = append(errs, applyConfigFile(c.Flags(), cfg.ConfigFile))
+			}
+			if err := errors.Join(errs...); err != nil {
 				return usageError{err}
 			}
 			if err := cfg.validate(); err != nil {
@@ -154,6 +164,8 @@ FOUNT_HTTP_ADDR=:8081; a flag on the command line wins.`,
 		},
 	}
 	cfg.flags(cmd.Flags())
+	// Not in (*config).flags, so that a config file cannot name itself.
+	cmd.Flags().StringVar(&cfg.ConfigFile, "config", "", "YAML file with the same keys as the flags (check it with 'fount config check FILE')")
 	return cmd
 }
 
@@ -173,8 +185,8 @@ const shutdownGrace = 3 * time.Second
 
 // running describes a started origin, for tests (which listen on ":0").
 type running struct {
-	rtmpAddr, httpAddr string
-	reg                *playlist.Registry
+	rtmpAddr, httpAddr, apiAddr string
+	reg                         *playlist.Registry
 }
 
 // serve runs the origin until ctx is done. ready, if set, is called once
@@ -209,22 +221,33 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 		rtmpLn.Close()
 		return fmt.Errorf("http: %w", err)
 	}
-
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
-	mux.Handle("/", reg.Handler())
-	httpSrv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	var apiLn net.Listener
+	if cfg.APIAddr != "" {
+		if apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
+			rtmpLn.Close()
+			httpLn.Close()
+			return fmt.Errorf("api: %w", err)
+		}
 	}
+
 	rtmpSrv := ingest.NewServer(ingest.Config{App: cfg.App, Logger: log}, &publisher{reg: reg, log: log, seg: segCfg})
+	mets := newMetrics(rtmpSrv, reg)
+	mux := http.NewServeMux()
+	health(mux, reg.Ready)
+	mux.Handle("/", mets.instrument(reg.Handler()))
+	httpSrv := newHTTPServer(mux, log)
+	var apiSrv *http.Server
+	if apiLn != nil {
+		apiMux := http.NewServeMux()
+		health(apiMux, reg.Ready)
+		apiMux.Handle("GET /metrics", mets.handler())
+		apiSrv = newHTTPServer(apiMux, log)
+	}
 
 	ingestCtx, stopIngest := context.WithCancel(context.Background())
 	regCtx, stopReg := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	ingestDone := make(chan struct{})
 	wg.Add(2)
 	go func() { defer wg.Done(); reg.Run(regCtx) }()
@@ -240,11 +263,22 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	}()
-	log.Info("fount serving", "version", version, "rtmp", rtmpLn.Addr().String(), "http", httpLn.Addr().String(),
+	apiAddr := ""
+	if apiSrv != nil {
+		apiAddr = apiLn.Addr().String()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := apiSrv.Serve(apiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("api: %w", err)
+			}
+		}()
+	}
+	log.Info("fount serving", "version", version, "rtmp", rtmpLn.Addr().String(), "http", httpLn.Addr().String(), "api", apiAddr,
 		"app", cfg.App, "storage", cfg.Storage, "format", cfg.SegmentFormat, "low_latency", cfg.LowLatency, "publish", "rtmp://HOST"+portOf(rtmpLn)+"/"+cfg.App+"/KEY",
 		"play", "http://HOST"+portOf(httpLn)+"/"+cfg.App+"/KEY/index.m3u8")
 	if ready != nil {
-		ready(running{rtmpAddr: rtmpLn.Addr().String(), httpAddr: httpLn.Addr().String(), reg: reg})
+		ready(running{rtmpAddr: rtmpLn.Addr().String(), httpAddr: httpLn.Addr().String(), apiAddr: apiAddr, reg: reg})
 	}
 
 	var runErr error
@@ -263,9 +297,21 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 	httpSrv.Shutdown(sctx)
 	cancel()
 	httpSrv.Close()
+	if apiSrv != nil {
+		apiSrv.Close()
+	}
 	stopReg()
 	wg.Wait()
 	return runErr
+}
+
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
 
 func portOf(ln net.Listener) string {

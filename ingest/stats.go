@@ -1,0 +1,98 @@
+package ingest
+
+import (
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// counters are the server-wide ingest counters, read by Stats.
+type counters struct {
+	connections       atomic.Int64 // open now
+	publishesAccepted atomic.Uint64
+	publishesRefused  atomic.Uint64
+	bytesIn           atomic.Uint64 // raw bytes read from RTMP connections
+	protocolErrors    atomic.Uint64 // connections closed for a protocol or media error
+	timeouts          atomic.Uint64 // connections dropped by the read timeout
+}
+
+// publishStats is one live publisher's, updated on its read goroutine and
+// read by Stats from others.
+type publishStats struct {
+	stream    string
+	remote    string
+	started   time.Time
+	bytes     atomic.Uint64 // media payload bytes
+	lastVideo atomic.Int64  // last video DTS, ms; min int64 = none yet
+	lastAudio atomic.Int64
+}
+
+// Stats is a snapshot of the ingest server.
+type Stats struct {
+	Connections       int64
+	PublishesAccepted uint64
+	PublishesRefused  uint64
+	BytesIn           uint64
+	ProtocolErrors    uint64
+	Timeouts          uint64
+	Publishers        []PublisherStats
+}
+
+// PublisherStats describes one live publisher.
+type PublisherStats struct {
+	Stream     string // "app/name"
+	Remote     string // the encoder's address (never its key)
+	Started    time.Time
+	MediaBytes uint64
+	// AVSkew is the last audio timestamp minus the last video timestamp;
+	// zero until both tracks have arrived.
+	AVSkew time.Duration
+}
+
+// publishers tracks the live publishers for Stats.
+type publishers struct {
+	mu sync.Mutex
+	m  map[*publishStats]struct{}
+}
+
+func (p *publishers) add(ps *publishStats) {
+	p.mu.Lock()
+	if p.m == nil {
+		p.m = make(map[*publishStats]struct{})
+	}
+	p.m[ps] = struct{}{}
+	p.mu.Unlock()
+}
+
+func (p *publishers) remove(ps *publishStats) {
+	p.mu.Lock()
+	delete(p.m, ps)
+	p.mu.Unlock()
+}
+
+const noTimestamp = -1 << 63
+
+// Stats returns a snapshot of the server's counters and live publishers.
+func (s *Server) Stats() Stats {
+	st := Stats{
+		Connections:       s.counters.connections.Load(),
+		PublishesAccepted: s.counters.publishesAccepted.Load(),
+		PublishesRefused:  s.counters.publishesRefused.Load(),
+		BytesIn:           s.counters.bytesIn.Load(),
+		ProtocolErrors:    s.counters.protocolErrors.Load(),
+		Timeouts:          s.counters.timeouts.Load(),
+	}
+	s.pubs.mu.Lock()
+	for ps := range s.pubs.m {
+		p := PublisherStats{Stream: ps.stream, Remote: ps.remote, Started: ps.started, MediaBytes: ps.bytes.Load()}
+		v, a := ps.lastVideo.Load(), ps.lastAudio.Load()
+		if v != noTimestamp && a != noTimestamp {
+			p.AVSkew = time.Duration(a-v) * time.Millisecond
+		}
+		st.Publishers = append(st.Publishers, p)
+	}
+	s.pubs.mu.Unlock()
+	sort.Slice(st.Publishers, func(i, j int) bool { return st.Publishers[i].Stream < st.Publishers[j].Stream })
+	return st
+}
