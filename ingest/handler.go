@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"strings"
 	"time"
 
@@ -65,10 +66,31 @@ func (h *handler) OnPublish(_ *rtmp.StreamContext, _ uint32, cmd *message.NetStr
 		h.log.Warn("rtmp publish refused: this connection already published", "stream", h.stream)
 		return errors.New("a connection may publish only once")
 	}
-	name, _, _ := strings.Cut(cmd.PublishingName, "?")
-	if !validName(name) {
-		h.log.Warn("rtmp publish refused: invalid stream key (use letters, digits, '-', '_' and '.', at most 128)", "key_length", len(name))
-		return fmt.Errorf("invalid stream key")
+	key, query, _ := strings.Cut(cmd.PublishingName, "?")
+	if key == "" || len(key) > 1024 {
+		h.server.counters.publishesRefused.Add(1)
+		h.log.Warn("rtmp publish refused: empty or oversized stream key", "key_length", len(key))
+		return errors.New("invalid stream key")
+	}
+	// Extra publish parameters (rtmp://HOST/live/KEY?a=b) go to the
+	// authoriser as metadata.
+	var md map[string]string
+	if q, err := url.ParseQuery(query); err == nil && len(q) > 0 {
+		md = make(map[string]string, len(q))
+		for k, v := range q {
+			md[k] = v[0]
+		}
+	}
+	auth := h.cfg.Auth
+	if auth == nil {
+		auth = AllowAll{}
+	}
+	name, err := auth.Authorize(h.ctx, AuthRequest{App: h.app, Key: key, Remote: h.remote, Metadata: md})
+	if err != nil {
+		// The key is secret: only its fingerprint is logged.
+		h.server.counters.publishesRefused.Add(1)
+		h.log.Warn("rtmp publish refused by authorisation", "key", KeyFingerprint(key), "err", err)
+		return fmt.Errorf("publish refused: %w", err)
 	}
 	sess, err := h.pub.Publish(h.ctx, PublishRequest{App: h.app, Name: name, Remote: h.remote})
 	if err != nil {

@@ -58,6 +58,7 @@ type Config struct {
 	ReadTimeout    time.Duration // a silent peer is dropped after this (default 10 s)
 	WriteTimeout   time.Duration // a peer that does not read is dropped after this (default 10 s)
 	MaxMessageSize uint32        // largest RTMP message accepted (default 8 MiB: a 4K keyframe is a few MB)
+	Auth           Authorizer    // decides publishes and public names (nil: AllowAll)
 	Logger         *slog.Logger
 }
 

@@ -36,6 +36,7 @@ type Config struct {
 	BlockTimeout    time.Duration // how long a blocking request waits before 503 (default: 3 target durations, per rfc8216bis)
 	Now             func() time.Time
 	Logger          *slog.Logger
+	OnStreamEnded   func(path string) // called (from Run) when a stream's reconnect window passes; must not block
 }
 
 func (c Config) withDefaults() Config {

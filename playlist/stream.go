@@ -371,6 +371,9 @@ func (s *Stream) sweep(now time.Time) (expired bool) {
 		s.mu.Unlock()
 		s.log.Info("stream ended: no reconnect within the window", "stream", s.path, "reconnect_window", s.cfg.ReconnectWindow)
 		s.end()
+		if s.cfg.OnStreamEnded != nil {
+			s.cfg.OnStreamEnded(s.path)
+		}
 		s.mu.Lock()
 	}
 	var drop []*entry

@@ -80,11 +80,11 @@ func TestMain(m *testing.M) {
 
 // origin is a fount started in-process on free loopback ports.
 type origin struct {
-	rtmp, http, api string
-	reg             *playlist.Registry
-	cancel          context.CancelFunc
-	done            chan error
-	logs            *syncBuffer
+	rtmp, http, api, rtmps string
+	reg                    *playlist.Registry
+	cancel                 context.CancelFunc
+	done                   chan error
+	logs                   *syncBuffer
 }
 
 type syncBuffer struct {
@@ -137,7 +137,7 @@ func startOrigin(t testing.TB, mod func(*config)) *origin {
 	log := slog.New(slog.NewTextHandler(o.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	go func() {
 		o.done <- serve(ctx, cfg, log, func(r running) {
-			o.rtmp, o.http, o.api, o.reg = r.rtmpAddr, r.httpAddr, r.apiAddr, r.reg
+			o.rtmp, o.http, o.api, o.rtmps, o.reg = r.rtmpAddr, r.httpAddr, r.apiAddr, r.rtmpsAddr, r.reg
 			close(ready)
 		})
 	}()

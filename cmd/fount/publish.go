@@ -12,9 +12,10 @@ import (
 
 // publisher wires a publish to its playlist stream through a segmenter.
 type publisher struct {
-	reg *playlist.Registry
-	seg segmenter.Config
-	log *slog.Logger
+	reg  *playlist.Registry
+	seg  segmenter.Config
+	log  *slog.Logger
+	hook *ingest.Webhook // nil unless --auth webhook
 }
 
 func (p *publisher) Publish(_ context.Context, req ingest.PublishRequest) (ingest.Session, error) {
@@ -22,7 +23,7 @@ func (p *publisher) Publish(_ context.Context, req ingest.PublishRequest) (inges
 	if err != nil {
 		return nil, err
 	}
-	return &session{stream: st, cfg: p.seg, log: p.log.With("stream", st.Path())}, nil
+	return &session{stream: st, cfg: p.seg, log: p.log.With("stream", st.Path()), hook: p.hook, remote: req.Remote.String()}, nil
 }
 
 // session creates its segmenter at the first media or metadata message, so
@@ -33,6 +34,9 @@ type session struct {
 	log    *slog.Logger
 
 	seg *segmenter.Segmenter // media calls are serial: no lock
+
+	hook   *ingest.Webhook
+	remote string
 }
 
 func (s *session) segmenter() *segmenter.Segmenter {
@@ -63,6 +67,9 @@ func (s *session) Close() {
 		}
 	}
 	s.stream.Unpublish()
+	if s.hook != nil {
+		s.hook.Notify("publish_ended", map[string]any{"stream": s.stream.Path(), "client_ip": s.remote})
+	}
 }
 
 // sink hands the segmenter's segments to the playlist.

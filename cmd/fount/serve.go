@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -24,6 +27,9 @@ import (
 // config is everything `fount serve` takes from flags and FOUNT_* variables.
 type config struct {
 	RTMPAddr        string
+	RTMPSAddr       string
+	TLSCert         string
+	TLSKey          string
 	HTTPAddr        string
 	APIAddr         string
 	App             string
@@ -35,6 +41,11 @@ type config struct {
 	LowLatency      bool
 	PartDuration    time.Duration
 	PartHoldBack    time.Duration
+	Auth            string
+	KeysFile        string
+	WebhookURL      string
+	WebhookSecret   string
+	WebhookTimeout  time.Duration
 	LogFormat       string
 	LogLevel        string
 	ConfigFile      string // --config; not itself a file key
@@ -54,6 +65,8 @@ func defaultConfig() config {
 		LowLatency:      true,
 		PartDuration:    200 * time.Millisecond,
 		PartHoldBack:    0,
+		Auth:            "none",
+		WebhookTimeout:  3 * time.Second,
 		LogFormat:       "text",
 		LogLevel:        "info",
 	}
@@ -61,6 +74,9 @@ func defaultConfig() config {
 
 func (c *config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.RTMPAddr, "rtmp-addr", c.RTMPAddr, "address the RTMP server listens on")
+	fs.StringVar(&c.RTMPSAddr, "rtmps-addr", c.RTMPSAddr, "address of the RTMPS (RTMP over TLS) server, e.g. :1936; needs --tls-cert and --tls-key")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate (chain) for RTMPS; re-read on SIGHUP")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key for RTMPS; re-read on SIGHUP")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "address viewers and CDNs fetch HLS from")
 	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "address for /metrics, /healthz and /readyz (operators, not viewers); empty to disable")
 	fs.StringVar(&c.App, "app", c.App, "RTMP application encoders publish to (rtmp://HOST/APP/KEY)")
@@ -72,6 +88,11 @@ func (c *config) flags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.LowLatency, "low-latency", c.LowLatency, "serve Low-Latency HLS: parts, blocking playlist reloads, preload hints (--low-latency=false for classic HLS)")
 	fs.DurationVar(&c.PartDuration, "part-duration", c.PartDuration, "LL-HLS part target duration")
 	fs.DurationVar(&c.PartHoldBack, "part-hold-back", c.PartHoldBack, "LL-HLS PART-HOLD-BACK: how far behind live players aim to play (0: 3 part durations, the minimum the spec recommends)")
+	fs.StringVar(&c.Auth, "auth", c.Auth, "publish authorisation: none (anyone may publish; the key is the name), keys (--keys-file) or webhook (--webhook-url)")
+	fs.StringVar(&c.KeysFile, "keys-file", c.KeysFile, "with --auth keys: YAML file mapping secret stream keys to public names; re-read on change and on SIGHUP")
+	fs.StringVar(&c.WebhookURL, "webhook-url", c.WebhookURL, "with --auth webhook: URL that is POSTed each publish (and publish_ended, stream_ended events)")
+	fs.StringVar(&c.WebhookSecret, "webhook-secret", c.WebhookSecret, "HMAC-SHA256 secret signing webhook requests (prefer FOUNT_WEBHOOK_SECRET)")
+	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", c.WebhookTimeout, "how long a publish waits for the webhook's answer before it is refused")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 }
@@ -95,6 +116,22 @@ func (c *config) validate() error {
 	}
 	if c.LowLatency && (c.PartDuration < 50*time.Millisecond || c.PartDuration > c.SegmentDuration/2) {
 		errs = append(errs, fmt.Errorf("--part-duration %s: must be between 50ms and half the segment duration (%s)", c.PartDuration, c.SegmentDuration/2))
+	}
+	if c.RTMPSAddr != "" && (c.TLSCert == "" || c.TLSKey == "") {
+		errs = append(errs, fmt.Errorf("--rtmps-addr %s: needs --tls-cert and --tls-key", c.RTMPSAddr))
+	}
+	switch c.Auth {
+	case "none":
+	case "keys":
+		if c.KeysFile == "" {
+			errs = append(errs, errors.New("--auth keys: needs --keys-file"))
+		}
+	case "webhook":
+		if c.WebhookURL == "" || c.WebhookSecret == "" {
+			errs = append(errs, errors.New("--auth webhook: needs --webhook-url and --webhook-secret (or FOUNT_WEBHOOK_SECRET)"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--auth %q: want none, keys or webhook", c.Auth))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
@@ -185,8 +222,8 @@ const shutdownGrace = 3 * time.Second
 
 // running describes a started origin, for tests (which listen on ":0").
 type running struct {
-	rtmpAddr, httpAddr, apiAddr string
-	reg                         *playlist.Registry
+	rtmpAddr, httpAddr, apiAddr, rtmpsAddr string
+	reg                                    *playlist.Registry
 }
 
 // serve runs the origin until ctx is done. ready, if set, is called once
@@ -196,6 +233,25 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 	if err != nil {
 		return err
 	}
+	var auth ingest.Authorizer = ingest.AllowAll{}
+	var keys *ingest.Keys
+	var hook *ingest.Webhook
+	switch cfg.Auth {
+	case "keys":
+		if keys, err = ingest.LoadKeys(cfg.KeysFile); err != nil {
+			return err
+		}
+		auth = keys
+		log.Info("publish auth: stream keys", "file", cfg.KeysFile, "streams", keys.Len())
+	case "webhook":
+		if hook, err = ingest.NewWebhook(ingest.WebhookConfig{URL: cfg.WebhookURL, Secret: []byte(cfg.WebhookSecret), Timeout: cfg.WebhookTimeout, Logger: log}); err != nil {
+			return err
+		}
+		auth = hook
+		log.Info("publish auth: webhook", "timeout", cfg.WebhookTimeout)
+	default:
+		log.Warn("publish auth is off: anyone who reaches the RTMP port can publish, and the stream key is the public name (--auth keys or webhook)")
+	}
 	reconnect := max(cfg.ReconnectWindow, time.Millisecond) // 0 means "end at once"
 	segCfg := segmenter.Config{TargetDuration: cfg.SegmentDuration, Logger: log}
 	plCfg := playlist.Config{
@@ -204,6 +260,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 		WindowSize:      cfg.PlaylistSize,
 		ReconnectWindow: reconnect,
 		Logger:          log,
+	}
+	if hook != nil {
+		plCfg.OnStreamEnded = func(path string) { hook.Notify("stream_ended", map[string]any{"stream": path}) }
 	}
 	if cfg.SegmentFormat == "fmp4" {
 		segCfg.Format, plCfg.FMP4 = segmenter.FormatFMP4, true
@@ -221,16 +280,35 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 		rtmpLn.Close()
 		return fmt.Errorf("http: %w", err)
 	}
-	var apiLn net.Listener
+	var apiLn, rtmpsLn net.Listener
+	closeAll := func() {
+		for _, ln := range []net.Listener{rtmpLn, httpLn, apiLn} {
+			if ln != nil {
+				ln.Close()
+			}
+		}
+	}
 	if cfg.APIAddr != "" {
 		if apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
-			rtmpLn.Close()
-			httpLn.Close()
+			closeAll()
 			return fmt.Errorf("api: %w", err)
 		}
 	}
+	var certs *ingest.CertReloader
+	if cfg.RTMPSAddr != "" {
+		if certs, err = ingest.NewCertReloader(cfg.TLSCert, cfg.TLSKey); err != nil {
+			closeAll()
+			return err
+		}
+		tcp, err := net.Listen("tcp", cfg.RTMPSAddr)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("rtmps: %w", err)
+		}
+		rtmpsLn = tls.NewListener(tcp, certs.TLSConfig())
+	}
 
-	rtmpSrv := ingest.NewServer(ingest.Config{App: cfg.App, Logger: log}, &publisher{reg: reg, log: log, seg: segCfg})
+	rtmpSrv := ingest.NewServer(ingest.Config{App: cfg.App, Logger: log, Auth: auth}, &publisher{reg: reg, log: log, seg: segCfg, hook: hook})
 	mets := newMetrics(rtmpSrv, reg)
 	mux := http.NewServeMux()
 	health(mux, reg.Ready)
@@ -251,10 +329,58 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 	ingestDone := make(chan struct{})
 	wg.Add(2)
 	go func() { defer wg.Done(); reg.Run(regCtx) }()
+	if keys != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); keys.Watch(regCtx, 2*time.Second, log) }()
+	}
+	if hook != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); hook.Run(regCtx) }()
+	}
 	go func() {
 		defer close(ingestDone)
+		var ingestWG sync.WaitGroup
+		if rtmpsLn != nil {
+			ingestWG.Add(1)
+			go func() {
+				defer ingestWG.Done()
+				if err := rtmpSrv.Serve(ingestCtx, rtmpsLn); err != nil {
+					errc <- fmt.Errorf("rtmps: %w", err)
+				}
+			}()
+		}
 		if err := rtmpSrv.Serve(ingestCtx, rtmpLn); err != nil {
 			errc <- fmt.Errorf("rtmp: %w", err)
+		}
+		ingestWG.Wait()
+	}()
+	// SIGHUP re-reads what can change without a restart.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-regCtx.Done():
+				return
+			case <-hup:
+				if keys != nil {
+					if err := keys.Reload(); err != nil {
+						log.Error("SIGHUP: keeping the old stream keys", "err", err)
+					} else {
+						log.Info("SIGHUP: stream keys reloaded", "streams", keys.Len())
+					}
+				}
+				if certs != nil {
+					if err := certs.Reload(); err != nil {
+						log.Error("SIGHUP: keeping the old RTMPS certificate", "err", err)
+					} else {
+						log.Info("SIGHUP: RTMPS certificate reloaded")
+					}
+				}
+			}
 		}
 	}()
 	go func() {
@@ -274,11 +400,15 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 			}
 		}()
 	}
-	log.Info("fount serving", "version", version, "rtmp", rtmpLn.Addr().String(), "http", httpLn.Addr().String(), "api", apiAddr,
+	rtmpsAddr := ""
+	if rtmpsLn != nil {
+		rtmpsAddr = rtmpsLn.Addr().String()
+	}
+	log.Info("fount serving", "version", version, "rtmp", rtmpLn.Addr().String(), "http", httpLn.Addr().String(), "api", apiAddr, "rtmps", rtmpsAddr,
 		"app", cfg.App, "storage", cfg.Storage, "format", cfg.SegmentFormat, "low_latency", cfg.LowLatency, "publish", "rtmp://HOST"+portOf(rtmpLn)+"/"+cfg.App+"/KEY",
 		"play", "http://HOST"+portOf(httpLn)+"/"+cfg.App+"/KEY/index.m3u8")
 	if ready != nil {
-		ready(running{rtmpAddr: rtmpLn.Addr().String(), httpAddr: httpLn.Addr().String(), apiAddr: apiAddr, reg: reg})
+		ready(running{rtmpAddr: rtmpLn.Addr().String(), httpAddr: httpLn.Addr().String(), apiAddr: apiAddr, rtmpsAddr: rtmpsAddr, reg: reg})
 	}
 
 	var runErr error
