@@ -30,6 +30,7 @@ type handler struct {
 	remote net.Addr
 	done   func()
 	server *Server
+	conn   *conn
 	stats  *publishStats // while publishing
 
 	app       string
@@ -99,7 +100,7 @@ func (h *handler) OnPublish(_ *rtmp.StreamContext, _ uint32, cmd *message.NetStr
 		return fmt.Errorf("publish %s/%s refused: %w", h.app, name, err)
 	}
 	h.server.counters.publishesAccepted.Add(1)
-	h.stats = &publishStats{stream: h.app + "/" + name, remote: h.remote.String(), started: time.Now()}
+	h.stats = &publishStats{stream: h.app + "/" + name, remote: h.remote.String(), started: time.Now(), conn: h.conn}
 	h.stats.lastVideo.Store(noTimestamp)
 	h.stats.lastAudio.Store(noTimestamp)
 	h.server.pubs.add(h.stats)

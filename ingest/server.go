@@ -157,7 +157,7 @@ func (s *Server) onConnect(ctx context.Context, nc net.Conn) (io.ReadWriteCloser
 		s.counters.connections.Add(1)
 	}
 	s.mu.Unlock()
-	h := &handler{ctx: ctx, cfg: &s.cfg, pub: s.pub, log: log, remote: nc.RemoteAddr(), done: done, server: s}
+	h := &handler{ctx: ctx, cfg: &s.cfg, pub: s.pub, log: log, remote: nc.RemoteAddr(), done: done, server: s, conn: c}
 	return c, &rtmp.ConnConfig{
 		Handler:                   h,
 		SkipHandshakeVerification: true,

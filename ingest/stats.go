@@ -22,6 +22,7 @@ type counters struct {
 type publishStats struct {
 	stream    string
 	remote    string
+	conn      *conn // to disconnect the publisher
 	started   time.Time
 	bytes     atomic.Uint64 // media payload bytes
 	lastVideo atomic.Int64  // last video DTS, ms; min int64 = none yet
@@ -72,6 +73,24 @@ func (p *publishers) remove(ps *publishStats) {
 }
 
 const noTimestamp = -1 << 63
+
+// Disconnect closes the connection of the publisher of stream ("app/name")
+// and reports whether there was one.
+func (s *Server) Disconnect(stream string) bool {
+	s.pubs.mu.Lock()
+	var c *conn
+	for ps := range s.pubs.m {
+		if ps.stream == stream {
+			c = ps.conn
+		}
+	}
+	s.pubs.mu.Unlock()
+	if c == nil {
+		return false
+	}
+	c.Close()
+	return true
+}
 
 // Stats returns a snapshot of the server's counters and live publishers.
 func (s *Server) Stats() Stats {

@@ -59,6 +59,9 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	if v, ok := s.byName.Load(file); ok {
 		o := v.(*object)
+		if req.Method == http.MethodGet {
+			s.bytesOut.Add(uint64(len(o.data)))
+		}
 		serveMedia(w, req, file, o.data, o.ctype, o.mod)
 		return
 	}
@@ -307,6 +310,7 @@ func (r *Registry) awaitPart(w http.ResponseWriter, req *http.Request, s *Stream
 	case waitReady:
 		if v, ok := s.byName.Load(file); ok {
 			o := v.(*object)
+			s.bytesOut.Add(uint64(len(o.data)))
 			serveMedia(w, req, file, o.data, o.ctype, o.mod)
 			return
 		}

@@ -120,13 +120,14 @@ func (r *Registry) Publish(path string) (*Stream, error) {
 		return s, nil
 	}
 	s := &Stream{
-		path:   path,
-		cfg:    &r.cfg,
-		totals: &r.totals,
-		log:    r.cfg.Logger,
-		state:  StateLive,
-		since:  r.cfg.Now(),
-		target: targetDurationFor(r.cfg.TargetDuration),
+		path:    path,
+		cfg:     &r.cfg,
+		totals:  &r.totals,
+		log:     r.cfg.Logger,
+		state:   StateLive,
+		since:   r.cfg.Now(),
+		target:  targetDurationFor(r.cfg.TargetDuration),
+		created: r.cfg.Now(),
 	}
 	if t, ok := r.tombstones[path]; ok {
 		s.nextMSN, s.discSeq, s.target = t.nextMSN, t.discSeq, max(s.target, t.target)

@@ -81,6 +81,12 @@ type Stream struct {
 	lastPart      string        // name of the newest part
 	lastPartAt    time.Time     // when it was handed over
 	changed       chan struct{} // closed and replaced on every change, waking blocked requests
+	created       time.Time
+	samples       [rateWindow + 1]rateSample // ring, one per sweep
+	nsamples      int
+
+	bytesIn  atomic.Uint64 // media bytes produced (segments)
+	bytesOut atomic.Uint64 // media bytes served to viewers (segments, parts, inits)
 
 	byName sync.Map // segment, part and init names → *object, for lock-free serving
 	pl     atomic.Pointer[rendered]
@@ -223,6 +229,7 @@ func (s *Stream) Segment(seg Segment) error {
 	s.open = openSegment{msn: s.nextMSN, init: s.initVersion}
 	s.segmentsTotal++
 	s.totals.segments.Add(1)
+	s.bytesIn.Add(uint64(len(e.data)))
 	if t := targetDurationFor(e.duration); t > s.target {
 		s.target = t
 	}
@@ -367,6 +374,7 @@ func (s *Stream) resume() error {
 // the stream has expired entirely.
 func (s *Stream) sweep(now time.Time) (expired bool) {
 	s.mu.Lock()
+	s.sampleLocked(now)
 	if s.state == StateIdle && now.Sub(s.since) >= s.cfg.ReconnectWindow {
 		s.mu.Unlock()
 		s.log.Info("stream ended: no reconnect within the window", "stream", s.path, "reconnect_window", s.cfg.ReconnectWindow)
@@ -429,6 +437,35 @@ func (s *Stream) sweep(now time.Time) (expired bool) {
 	return expired
 }
 
+// rateWindow is how many sweeps (seconds, by default) bitrates average over.
+const rateWindow = 10
+
+type rateSample struct {
+	at            time.Time
+	bytesIn, bOut uint64
+}
+
+// sample records the byte counters for the bitrates; called by sweep.
+func (s *Stream) sampleLocked(now time.Time) {
+	s.samples[s.nsamples%len(s.samples)] = rateSample{at: now, bytesIn: s.bytesIn.Load(), bOut: s.bytesOut.Load()}
+	s.nsamples++
+}
+
+// ratesLocked returns bits per second in and out over the sample window.
+func (s *Stream) ratesLocked() (in, out float64) {
+	if s.nsamples < 2 {
+		return 0, 0
+	}
+	n := min(s.nsamples, len(s.samples))
+	newest := s.samples[(s.nsamples-1)%len(s.samples)]
+	oldest := s.samples[(s.nsamples-n)%len(s.samples)]
+	d := newest.at.Sub(oldest.at).Seconds()
+	if d <= 0 {
+		return 0, 0
+	}
+	return float64(newest.bytesIn-oldest.bytesIn) * 8 / d, float64(newest.bOut-oldest.bOut) * 8 / d
+}
+
 // Stats is a snapshot of a stream for logs and the API.
 type Stats struct {
 	Path          string
@@ -439,12 +476,17 @@ type Stats struct {
 	Discontinuity uint64
 	LastPart      string    // newest LL-HLS part
 	LastPartAt    time.Time // when the segmenter handed it over
+	Created       time.Time
+	BitrateIn     float64 // bit/s of media segments produced, over the last ~10 s
+	BitrateOut    float64 // bit/s of media served to viewers, over the last ~10 s
 }
 
 // Stats returns a snapshot.
 func (s *Stream) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Path: s.path, State: s.state, Segments: s.segmentsTotal, Parts: s.partsTotal, NextSequence: s.nextMSN, Discontinuity: s.discSeq,
-		LastPart: s.lastPart, LastPartAt: s.lastPartAt}
+	st := Stats{Path: s.path, State: s.state, Segments: s.segmentsTotal, Parts: s.partsTotal, NextSequence: s.nextMSN, Discontinuity: s.discSeq,
+		LastPart: s.lastPart, LastPartAt: s.lastPartAt, Created: s.created}
+	st.BitrateIn, st.BitrateOut = s.ratesLocked()
+	return st
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 
 	"github.com/fount-live/fount/ingest"
 	"github.com/fount-live/fount/playlist"
@@ -16,6 +18,9 @@ type publisher struct {
 	seg  segmenter.Config
 	log  *slog.Logger
 	hook *ingest.Webhook // nil unless --auth webhook
+
+	mu       sync.Mutex
+	sessions map[string]*session // latest session per stream path, for the API
 }
 
 func (p *publisher) Publish(_ context.Context, req ingest.PublishRequest) (ingest.Session, error) {
@@ -23,7 +28,34 @@ func (p *publisher) Publish(_ context.Context, req ingest.PublishRequest) (inges
 	if err != nil {
 		return nil, err
 	}
-	return &session{stream: st, cfg: p.seg, log: p.log.With("stream", st.Path()), hook: p.hook, remote: req.Remote.String()}, nil
+	s := &session{stream: st, cfg: p.seg, log: p.log.With("stream", st.Path()), hook: p.hook, remote: req.Remote.String()}
+	p.mu.Lock()
+	if p.sessions == nil {
+		p.sessions = make(map[string]*session)
+	}
+	p.sessions[st.Path()] = s
+	p.mu.Unlock()
+	return s, nil
+}
+
+// segmenterInfo returns what the stream's latest segmenter knows (codecs,
+// resolution, GOP), if it has one.
+func (p *publisher) segmenterInfo(path string) (segmenter.Info, bool) {
+	p.mu.Lock()
+	s := p.sessions[path]
+	if s != nil && p.reg.Stream(path) == nil {
+		delete(p.sessions, path) // the stream was removed
+		s = nil
+	}
+	p.mu.Unlock()
+	if s == nil {
+		return segmenter.Info{}, false
+	}
+	seg := s.segPtr.Load()
+	if seg == nil {
+		return segmenter.Info{}, false
+	}
+	return seg.Info(), true
 }
 
 // session creates its segmenter at the first media or metadata message, so
@@ -33,7 +65,8 @@ type session struct {
 	cfg    segmenter.Config
 	log    *slog.Logger
 
-	seg *segmenter.Segmenter // media calls are serial: no lock
+	seg    *segmenter.Segmenter                // media calls are serial: no lock
+	segPtr atomic.Pointer[segmenter.Segmenter] // the same, for the API's goroutines
 
 	hook   *ingest.Webhook
 	remote string
@@ -44,6 +77,7 @@ func (s *session) segmenter() *segmenter.Segmenter {
 		cfg := s.cfg
 		cfg.Logger = s.log
 		s.seg = segmenter.New(cfg, sink{s.stream})
+		s.segPtr.Store(s.seg)
 	}
 	return s.seg
 }

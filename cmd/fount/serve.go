@@ -32,6 +32,7 @@ type config struct {
 	TLSKey          string
 	HTTPAddr        string
 	APIAddr         string
+	APIToken        string
 	App             string
 	SegmentDuration time.Duration
 	PlaylistSize    int
@@ -79,6 +80,7 @@ func (c *config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key for RTMPS; re-read on SIGHUP")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "address viewers and CDNs fetch HLS from")
 	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "address for /metrics, /healthz and /readyz (operators, not viewers); empty to disable")
+	fs.StringVar(&c.APIToken, "api-token", c.APIToken, "bearer token required by /api/v1 and /metrics (required when --api-addr is not loopback; prefer FOUNT_API_TOKEN)")
 	fs.StringVar(&c.App, "app", c.App, "RTMP application encoders publish to (rtmp://HOST/APP/KEY)")
 	fs.DurationVar(&c.SegmentDuration, "segment-duration", c.SegmentDuration, "target segment duration; segments are cut at the first keyframe after it")
 	fs.IntVar(&c.PlaylistSize, "playlist-size", c.PlaylistSize, "segments listed in the live playlist")
@@ -119,6 +121,9 @@ func (c *config) validate() error {
 	}
 	if c.RTMPSAddr != "" && (c.TLSCert == "" || c.TLSKey == "") {
 		errs = append(errs, fmt.Errorf("--rtmps-addr %s: needs --tls-cert and --tls-key", c.RTMPSAddr))
+	}
+	if c.APIAddr != "" && !isLoopback(c.APIAddr) && c.APIToken == "" {
+		errs = append(errs, fmt.Errorf("--api-addr %s is reachable from other machines: set --api-token (or FOUNT_API_TOKEN)", c.APIAddr))
 	}
 	switch c.Auth {
 	case "none":
@@ -308,7 +313,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 		rtmpsLn = tls.NewListener(tcp, certs.TLSConfig())
 	}
 
-	rtmpSrv := ingest.NewServer(ingest.Config{App: cfg.App, Logger: log, Auth: auth}, &publisher{reg: reg, log: log, seg: segCfg, hook: hook})
+	pub := &publisher{reg: reg, log: log, seg: segCfg, hook: hook}
+	rtmpSrv := ingest.NewServer(ingest.Config{App: cfg.App, Logger: log, Auth: auth}, pub)
 	mets := newMetrics(rtmpSrv, reg)
 	mux := http.NewServeMux()
 	health(mux, reg.Ready)
@@ -318,7 +324,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 	if apiLn != nil {
 		apiMux := http.NewServeMux()
 		health(apiMux, reg.Ready)
-		apiMux.Handle("GET /metrics", mets.handler())
+		a := &api{reg: reg, rtmp: rtmpSrv, pub: pub, httpPort: httpLn.Addr().(*net.TCPAddr).Port}
+		a.routes(apiMux, mets.handler(), cfg.APIToken)
 		apiSrv = newHTTPServer(apiMux, log)
 	}
 

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"crypto/subtle"
+	_ "embed"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/fount-live/fount/ingest"
+	"github.com/fount-live/fount/playlist"
+)
+
+// The JSON API joins the snapshots of ingest, segmenter and playlist, so it
+// lives with the wiring; it holds no state of its own.
+
+//go:embed openapi.json
+var openAPISpec []byte
+
+type api struct {
+	reg      *playlist.Registry
+	rtmp     *ingest.Server
+	pub      *publisher
+	httpPort int
+}
+
+type apiStreamList struct {
+	HTTPPort int         `json:"http_port"`
+	Streams  []apiStream `json:"streams"`
+}
+
+type apiVideo struct {
+	Codec     string  `json:"codec"`
+	Width     int     `json:"width"`
+	Height    int     `json:"height"`
+	FrameRate float64 `json:"frame_rate"`
+}
+
+type apiAudio struct {
+	Codec      string `json:"codec"`
+	SampleRate int    `json:"sample_rate"`
+	Channels   int    `json:"channels"`
+}
+
+type apiPublisher struct {
+	Remote    string    `json:"remote"`
+	StartedAt time.Time `json:"started_at"`
+}
+
+type apiStream struct {
+	App          string        `json:"app"`
+	Name         string        `json:"name"`
+	Path         string        `json:"path"`
+	State        string        `json:"state"`
+	PlaybackPath string        `json:"playback_path"`
+	Video        *apiVideo     `json:"video"`
+	Audio        *apiAudio     `json:"audio"`
+	Codecs       string        `json:"codecs"`
+	GOPSeconds   float64       `json:"gop_seconds"`
+	GOPTooLong   bool          `json:"gop_too_long"`
+	BitrateIn    int64         `json:"bitrate_in_bps"`
+	BitrateOut   int64         `json:"bitrate_out_bps"`
+	Viewers      int64         `json:"viewers_estimate"`
+	Publisher    *apiPublisher `json:"publisher"`
+	CreatedAt    time.Time     `json:"created_at"`
+	Segments     uint64        `json:"segments"`
+	Parts        uint64        `json:"parts"`
+	NextMSN      uint64        `json:"next_media_sequence"`
+}
+
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func (a *api) streamJSON(s *playlist.Stream, pubs map[string]ingest.PublisherStats) apiStream {
+	st := s.Stats()
+	app, name, _ := strings.Cut(st.Path, "/")
+	out := apiStream{
+		App: app, Name: name, Path: st.Path, State: string(st.State),
+		PlaybackPath: "/" + st.Path + "/index.m3u8",
+		BitrateIn:    int64(st.BitrateIn), BitrateOut: int64(st.BitrateOut),
+		CreatedAt: st.Created.UTC(), Segments: st.Segments, Parts: st.Parts, NextMSN: st.NextSequence,
+	}
+	// Each viewer fetches the whole stream once: bytes out over bytes in
+	// counts full-quality viewers (a CDN counts as one).
+	if st.BitrateIn > 0 {
+		out.Viewers = int64(st.BitrateOut/st.BitrateIn + 0.5)
+	}
+	if info, ok := a.pub.segmenterInfo(st.Path); ok {
+		out.Codecs, out.GOPSeconds, out.GOPTooLong = info.Codecs, info.GOP.Seconds(), info.GOPTooLong
+		if v := info.Video; v != nil {
+			out.Video = &apiVideo{Codec: v.Codec, Width: v.Width, Height: v.Height, FrameRate: v.FrameRate}
+		}
+		if au := info.Audio; au != nil {
+			out.Audio = &apiAudio{Codec: au.Codec, SampleRate: au.SampleRate, Channels: au.Channels}
+		}
+	}
+	if p, ok := pubs[st.Path]; ok {
+		out.Publisher = &apiPublisher{Remote: p.Remote, StartedAt: p.Started.UTC()}
+	}
+	return out
+}
+
+func (a *api) publishers() map[string]ingest.PublisherStats {
+	m := make(map[string]ingest.PublisherStats)
+	for _, p := range a.rtmp.Stats().Publishers {
+		m[p.Stream] = p
+	}
+	return m
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// routes adds the API to mux; token, when set, is required as a bearer
+// token on every API and metrics request.
+func (a *api) routes(mux *http.ServeMux, metrics http.Handler, token string) {
+	guard := func(h http.HandlerFunc) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if token != "" {
+				got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+				if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+					w.Header().Set("WWW-Authenticate", `Bearer realm="fount"`)
+					writeJSON(w, http.StatusUnauthorized, apiError{"missing or wrong bearer token"})
+					return
+				}
+			}
+			h(w, r)
+		})
+	}
+	mux.Handle("GET /metrics", guard(metrics.ServeHTTP))
+	mux.Handle("GET /api/v1/openapi.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(openAPISpec)
+	}))
+	mux.Handle("GET /api/v1/streams", guard(func(w http.ResponseWriter, _ *http.Request) {
+		pubs := a.publishers()
+		list := apiStreamList{HTTPPort: a.httpPort, Streams: []apiStream{}}
+		for _, s := range a.reg.Streams() {
+			list.Streams = append(list.Streams, a.streamJSON(s, pubs))
+		}
+		writeJSON(w, http.StatusOK, list)
+	}))
+	mux.Handle("GET /api/v1/streams/{app}/{name}", guard(func(w http.ResponseWriter, r *http.Request) {
+		s := a.reg.Stream(r.PathValue("app") + "/" + r.PathValue("name"))
+		if s == nil {
+			writeJSON(w, http.StatusNotFound, apiError{"no such stream"})
+			return
+		}
+		writeJSON(w, http.StatusOK, a.streamJSON(s, a.publishers()))
+	}))
+	mux.Handle("DELETE /api/v1/streams/{app}/{name}", guard(func(w http.ResponseWriter, r *http.Request) {
+		if !a.rtmp.Disconnect(r.PathValue("app") + "/" + r.PathValue("name")) {
+			writeJSON(w, http.StatusNotFound, apiError{"no publisher on this stream"})
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+}
+
+// isLoopback reports whether a listen address only accepts local
+// connections.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
