@@ -326,6 +326,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 		health(apiMux, reg.Ready)
 		a := &api{reg: reg, rtmp: rtmpSrv, pub: pub, httpPort: httpLn.Addr().(*net.TCPAddr).Port}
 		a.routes(apiMux, mets.handler(), cfg.APIToken)
+		apiMux.Handle("/", webHandler())
 		apiSrv = newHTTPServer(apiMux, log)
 	}
 

@@ -1,0 +1,214 @@
+// page.mjs opens fount's operator page in Debian's chromium, watches one
+// stream's card and its player, and prints what it saw as one JSON line on
+// stdout.
+//
+//   node page.mjs PAGE_URL SECONDS STREAM_PATH [TOKEN]
+//
+// STREAM_PATH is the card's data-stream, e.g. live/show. When the page asks
+// for a bearer token and TOKEN is given, page.mjs types it into the form. Like play.mjs it
+// judges nothing and exits 0 whenever it printed its line: the Go test
+// (cmd/fount/web_test.go) decides. Harness problems (no browser, the card
+// never appearing, hard time-out) go in the line's "harnessError" field.
+// The page is fount's own, with its own hls.js: nothing comes from outside
+// this machine, and playwright-core never downloads a browser. With
+// FOUNT_PAGE_SCREENSHOT=FILE.png it also saves a screenshot of the page.
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const CHROMIUM = process.env.FOUNT_CHROMIUM || '/usr/bin/chromium';
+const CHROMIUM_FLAGS = [
+  '--headless=new',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
+const [pageURL, secondsArg, streamPath, token] = process.argv.slice(2);
+const seconds = Number(secondsArg);
+if (!pageURL || !(seconds > 0) || !streamPath) {
+  process.stderr.write('usage: node page.mjs PAGE_URL SECONDS STREAM_PATH [TOKEN]\n');
+  process.exit(2);
+}
+
+const result = {
+  pageURL,
+  seconds,
+  stream: streamPath,
+  harnessError: '',
+  browserVersion: '',
+  authPrompted: false, // the page showed its token form
+  listed: false,       // the stream's card appeared
+  listedAt: null,      // s after the page loaded
+  name: '',
+  state: '',           // the card's data-state
+  resolution: '',      // the card's video line as shown
+  url: '',             // the playback URL as shown
+  copied: null,        // what the clipboard held after Copy, or null
+  copyError: '',
+  copyButton: '',      // the button's text after the click
+  playingAt: null,     // s after the card appeared until currentTime > 0
+  currentTimeStart: null,
+  currentTimeEnd: null,
+  advance: 0,
+  samePlayer: null,    // the <video> element was not replaced during the watch
+  playerSrc: '',       // blob:… with hls.js, the playlist URL with native HLS
+  paused: null,
+  readyState: null,
+  hlsVersion: '',
+  cards: 0,            // cards at the end
+  maxCards: 0,         // most cards at once during the watch
+  players: 0,          // <video> elements at the end
+  consoleErrors: [],
+  pageErrors: [],
+};
+
+let printed = false;
+function print() {
+  if (printed) return;
+  printed = true;
+  process.stdout.write(JSON.stringify(result) + '\n');
+}
+
+let context;
+let userDataDir;
+
+async function cleanup() {
+  if (context) await Promise.race([context.close().catch(() => {}), new Promise((r) => setTimeout(r, 10000))]);
+  if (userDataDir) {
+    // Twice: after a forced close, a dying chromium process may still write.
+    await rm(userDataDir, { recursive: true, force: true }).catch(() => {});
+    await new Promise((r) => setTimeout(r, 300));
+    await rm(userDataDir, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+const hardTimeout = setTimeout(async () => {
+  result.harnessError = `hard time-out after ${seconds + 50} s`;
+  print();
+  await cleanup();
+  process.exit(0);
+}, (seconds + 50) * 1000);
+
+async function main() {
+  userDataDir = await mkdtemp(join(tmpdir(), 'fount-chromium-'));
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_FLAGS,
+    timeout: 30000,
+  });
+  result.browserVersion = context.browser() ? context.browser().version() : '';
+  const origin = new URL(pageURL).origin;
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin }).catch(() => {});
+  const page = context.pages()[0] || (await context.newPage());
+  page.on('console', (m) => {
+    if (m.type() === 'error') result.consoleErrors.push(m.text());
+  });
+  page.on('pageerror', (e) => result.pageErrors.push(e.message));
+  page.on('crash', () => { result.harnessError = 'page crashed'; });
+
+  await page.goto(pageURL, { timeout: 15000 });
+  const t0 = Date.now();
+  const card = `[data-stream="${streamPath}"]`;
+  try {
+    await page.waitForSelector(`${card}, #auth:not([hidden])`, { timeout: 20000 });
+    if (await page.isVisible('#auth')) {
+      result.authPrompted = true;
+      if (token) {
+        await page.fill('#token', token);
+        await page.click('#auth button[type=submit]');
+      }
+    }
+  } catch (e) { /* reported below */ }
+  try {
+    await page.waitForSelector(card, { timeout: 20000 });
+  } catch (e) {
+    result.harnessError = `no card ${card} within 20 s`;
+    return;
+  }
+  result.listed = true;
+  result.listedAt = (Date.now() - t0) / 1000;
+  const tListed = Date.now();
+
+  // Playing: the clock has moved.
+  try {
+    await page.waitForFunction((sel) => {
+      const v = document.querySelector(sel + ' [data-player]');
+      return v && v.currentTime > 0 && !v.paused;
+    }, card, { timeout: 20000, polling: 100 });
+    result.playingAt = (Date.now() - tListed) / 1000;
+  } catch (e) {
+    result.harnessError = 'the player did not start within 20 s';
+  }
+
+  const start = await page.evaluate((sel) => {
+    const v = document.querySelector(sel + ' [data-player]');
+    window.__watched = v;
+    window.__maxCards = 0;
+    const count = () => {
+      window.__maxCards = Math.max(window.__maxCards, document.querySelectorAll('[data-stream]').length);
+    };
+    count();
+    setInterval(count, 100);
+    return v ? v.currentTime : null;
+  }, card);
+  result.currentTimeStart = start;
+
+  // The copy button, while the clock runs.
+  await page.click(card + ' button.copy').catch((e) => { result.copyError = String(e.message || e); });
+  await page.waitForTimeout(300);
+  try {
+    result.copied = await page.evaluate(() => navigator.clipboard.readText());
+  } catch (e) {
+    result.copyError = result.copyError || String(e.message || e);
+  }
+  result.copyButton = await page.textContent(card + ' button.copy').catch(() => '');
+
+  await page.waitForTimeout(seconds * 1000);
+
+  if (process.env.FOUNT_PAGE_SCREENSHOT) {
+    // For a person looking at the page: FOUNT_PAGE_SCREENSHOT=/tmp/page.png
+    await page.screenshot({ path: process.env.FOUNT_PAGE_SCREENSHOT, fullPage: true }).catch(() => {});
+  }
+  Object.assign(result, await page.evaluate((sel) => {
+    const el = document.querySelector(sel);
+    const v = el.querySelector('[data-player]');
+    const text = (q) => { const n = el.querySelector(q); return n ? n.textContent.trim() : ''; };
+    return {
+      name: text('.name'),
+      state: el.querySelector('[data-state]').dataset.state || '',
+      resolution: text('[data-resolution]'),
+      url: el.querySelector('[data-url]').value,
+      currentTimeEnd: v ? v.currentTime : null,
+      samePlayer: v === window.__watched,
+      playerSrc: v ? v.currentSrc || v.src || '' : '',
+      paused: v ? v.paused : null,
+      readyState: v ? v.readyState : null,
+      hlsVersion: window.Hls ? Hls.version : '',
+      cards: document.querySelectorAll('[data-stream]').length,
+      maxCards: window.__maxCards,
+      players: document.querySelectorAll('[data-player]').length,
+    };
+  }, card));
+  if (result.currentTimeStart !== null && result.currentTimeEnd !== null) {
+    result.advance = result.currentTimeEnd - result.currentTimeStart;
+  }
+}
+
+try {
+  await main();
+} catch (e) {
+  result.harnessError = String((e && e.stack) || e);
+}
+clearTimeout(hardTimeout);
+print();
+await cleanup();
+process.exit(0);
