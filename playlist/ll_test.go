@@ -55,7 +55,7 @@ func addParts(t *testing.T, s *Stream, n int) {
 func TestLLRender(t *testing.T) {
 	r, clk := newLLRegistry(t)
 	s, _ := r.Publish("live/ll")
-	s.Init([]byte("ftypmoov"), 0)
+	s.Init([]byte("ftypmoov"))
 	for i := 0; i < 4; i++ {
 		addLLSegment(t, s, clk, 10)
 	}
@@ -112,7 +112,7 @@ func TestLLSkip(t *testing.T) {
 	r, clk := newLLRegistry(t)
 	r.cfg.WindowSize = 12
 	s, _ := r.Publish("live/ll")
-	s.Init([]byte("ftypmoov"), 0)
+	s.Init([]byte("ftypmoov"))
 	for i := 0; i < 10; i++ {
 		addLLSegment(t, s, clk, 10) // 2 s each: 20 s listed
 	}
@@ -145,7 +145,7 @@ func TestLLBlockingReload(t *testing.T) {
 	r, clk := newLLRegistry(t)
 	r.cfg.BlockTimeout = 5 * time.Second
 	s, _ := r.Publish("live/ll")
-	s.Init([]byte("ftypmoov"), 0)
+	s.Init([]byte("ftypmoov"))
 	addLLSegment(t, s, clk, 10)
 	addParts(t, s, 2)
 	srv := httptest.NewServer(r.Handler())
@@ -210,7 +210,7 @@ func awaitWaiting(t *testing.T, r *Registry, n int64) {
 func TestLLBlockingErrors(t *testing.T) {
 	r, clk := newLLRegistry(t)
 	s, _ := r.Publish("live/ll")
-	s.Init([]byte("ftypmoov"), 0)
+	s.Init([]byte("ftypmoov"))
 	addLLSegment(t, s, clk, 10)
 	addParts(t, s, 1)
 	h := r.Handler()
@@ -242,7 +242,7 @@ func TestLLPreloadHintPart(t *testing.T) {
 	r, clk := newLLRegistry(t)
 	r.cfg.BlockTimeout = 5 * time.Second
 	s, _ := r.Publish("live/ll")
-	s.Init([]byte("ftypmoov"), 0)
+	s.Init([]byte("ftypmoov"))
 	addLLSegment(t, s, clk, 10)
 	addParts(t, s, 3)
 	srv := httptest.NewServer(r.Handler())
@@ -281,7 +281,7 @@ func TestLLPreloadHintPart(t *testing.T) {
 func TestLLReconnectDiscontinuityOnParts(t *testing.T) {
 	r, clk := newLLRegistry(t)
 	s, _ := r.Publish("live/ll")
-	s.Init([]byte("ftypmoov"), 0)
+	s.Init([]byte("ftypmoov"))
 	addLLSegment(t, s, clk, 10)
 	s.Unpublish()
 	body := string(playlistBody(t, r.Handler(), "/live/ll/index.m3u8"))
@@ -289,7 +289,7 @@ func TestLLReconnectDiscontinuityOnParts(t *testing.T) {
 		t.Errorf("idle stream still hints a part:\n%s", body)
 	}
 	r.Publish("live/ll")
-	s.Init([]byte("ftypmoov2"), 1)
+	s.Init([]byte("ftypmoov2"))
 	addParts(t, s, 2)
 	body = string(playlistBody(t, r.Handler(), "/live/ll/index.m3u8"))
 	if !strings.Contains(body, "#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init1.mp4\"\n#EXT-X-PART:DURATION=0.20000,URI=\"seg1.0.m4s\"") {
@@ -300,7 +300,7 @@ func TestLLReconnectDiscontinuityOnParts(t *testing.T) {
 func BenchmarkBlockingWakeup(b *testing.B) {
 	r := NewRegistry(Config{FMP4: true, PartTarget: 200 * time.Millisecond, BlockTimeout: time.Minute})
 	s, _ := r.Publish("live/b")
-	s.Init([]byte("init"), 0)
+	s.Init([]byte("init"))
 	addPart := func() { s.Part(Part{Data: make([]byte, 1000), Duration: 200 * time.Millisecond}) }
 	addPart()
 	msn, idx := 0, 1 // the next part to wait for

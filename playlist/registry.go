@@ -84,7 +84,7 @@ const maxTombstones = 10000
 // again never reuses a segment URL for different bytes.
 type tombstone struct {
 	nextMSN, discSeq uint64
-	target           int
+	target, nextInit int
 }
 
 // Registry owns every stream by its "app/name" path.
@@ -130,9 +130,26 @@ func (r *Registry) Publish(path string) (*Stream, error) {
 		created: r.cfg.Now(),
 	}
 	if t, ok := r.tombstones[path]; ok {
-		s.nextMSN, s.discSeq, s.target = t.nextMSN, t.discSeq, max(s.target, t.target)
+		s.nextMSN, s.discSeq, s.target, s.nextInit = t.nextMSN, t.discSeq, max(s.target, t.target), t.nextInit
 		s.pendingDisc = true
 		delete(r.tombstones, path)
+	} else if rs, err := r.restore(context.Background(), path); err != nil {
+		// Starting afresh could reuse URLs of the earlier process.
+		return nil, fmt.Errorf("publish %s: cannot continue the stored stream: %w", path, err)
+	} else if rs != nil {
+		s.window = rs.segments
+		s.discSeq, s.target, s.nextInit = rs.discSeq, max(s.target, rs.target), rs.nextInit
+		s.nextMSN = rs.firstMSN + uint64(len(rs.segments))
+		s.pendingDisc = true
+		if n := len(rs.segments); n > 0 {
+			s.initVersion = rs.segments[n-1].init
+			s.lastPDT = rs.segments[n-1].pdt
+		}
+		// Viewers see the stored window at once, without ENDLIST.
+		if rd := s.renderLocked(); rd != nil {
+			s.pl.Store(rd)
+		}
+		r.cfg.Logger.Info("continuing a stream found in storage", "stream", path, "next_media_sequence", s.nextMSN, "segments", len(rs.segments))
 	}
 	r.streams[path] = s
 	return s, nil
@@ -190,7 +207,7 @@ func (r *Registry) Sweep() {
 				}
 			}
 			s.mu.Lock()
-			r.tombstones[s.path] = tombstone{nextMSN: st.NextSequence, discSeq: s.discSeq, target: s.target}
+			r.tombstones[s.path] = tombstone{nextMSN: st.NextSequence, discSeq: s.discSeq, target: s.target, nextInit: s.nextInit}
 			s.mu.Unlock()
 			r.cfg.Logger.Info("stream removed", "stream", s.path)
 		}

@@ -28,7 +28,6 @@ type Segment struct {
 	Duration        time.Duration
 	ProgramDateTime time.Time
 	Discontinuity   bool
-	InitVersion     int // fMP4: the init segment this segment needs
 }
 
 // Part is a finished LL-HLS partial segment of the segment being built.
@@ -74,6 +73,7 @@ type Stream struct {
 	retired       []retiredEntry // left the window, deleted after the grace
 	open          openSegment    // the segment being built (parts so far)
 	initVersion   int            // latest fMP4 init segment
+	nextInit      int            // number of the next init segment
 	inits         []string       // names of init segments stored
 	lastPDT       time.Time
 	segmentsTotal uint64
@@ -139,8 +139,14 @@ func (s *Stream) partName(msn uint64, i int) string {
 }
 
 // Init stores an fMP4 initialization segment; the segments and parts that
-// follow use it.
-func (s *Stream) Init(data []byte, version int) error {
+// follow use it. The stream numbers init segments itself, across publishes
+// and restarts, so that a new publisher's first init never overwrites an
+// earlier one under the same URL.
+func (s *Stream) Init(data []byte) error {
+	s.mu.Lock()
+	version := s.nextInit
+	s.nextInit++
+	s.mu.Unlock()
 	name := initName(version)
 	now := s.cfg.Now()
 	if err := s.cfg.Store.Put(context.Background(), s.path+"/"+name, storage.Object{Data: data, ContentType: mp4Type, ModTime: now}); err != nil {
@@ -205,7 +211,12 @@ func (s *Stream) Segment(seg Segment) error {
 		parts:         s.open.parts,
 	}
 	if s.cfg.FMP4 {
-		e.init = seg.InitVersion
+		// The init in force when the segment began: the segmenter hands
+		// a new init over before the first part of the segment needing it.
+		e.init = s.initVersion
+		if len(s.open.parts) > 0 {
+			e.init = s.open.init
+		}
 	}
 	// Program date-time comes from the wall clock; keep it from going
 	// backwards when the clock steps.

@@ -115,7 +115,6 @@ func (k sink) Segment(seg segmenter.Segment) error {
 		Duration:        seg.Duration,
 		ProgramDateTime: seg.ProgramDateTime,
 		Discontinuity:   seg.Discontinuity,
-		InitVersion:     seg.InitVersion,
 	}); err != nil {
 		return fmt.Errorf("playlist: %w", err)
 	}
@@ -130,7 +129,7 @@ func (k sink) Part(p segmenter.Part) error {
 }
 
 func (k sink) Init(in segmenter.Init) error {
-	if err := k.st.Init(in.Data, in.Version); err != nil {
+	if err := k.st.Init(in.Data); err != nil {
 		return fmt.Errorf("playlist: %w", err)
 	}
 	return nil
