@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -112,7 +113,7 @@ func parseStored(b []byte) (*restored, error) {
 			if err != nil {
 				return nil, fmt.Errorf("bad EXTINF %q", line)
 			}
-			dur = time.Duration(f * float64(time.Second))
+			dur = time.Duration(math.Round(f * float64(time.Second)))
 		case line != "" && !strings.HasPrefix(line, "#"):
 			if !haveSeq || dur == 0 {
 				return nil, fmt.Errorf("segment %q without EXTINF or media sequence", line)
