@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 )
@@ -53,9 +54,24 @@ func ValidKey(key string) error {
 	return nil
 }
 
-// Open builds a Store from a --storage value: "memory" (or empty) or
-// "dir:/path".
+// S3Options carries the S3 settings that a --storage spec does not hold.
+// Empty fields fall back to the AWS SDK's standard sources
+// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, shared config).
+type S3Options struct {
+	Endpoint, Region, AccessKey, SecretKey string
+	Logger                                 *slog.Logger
+}
+
+// Open builds a Store from a --storage value: "memory" (or empty),
+// "dir:/path" or "s3://bucket[/prefix]" (with default S3 options).
 func Open(spec string) (Store, error) {
+	return OpenContext(context.Background(), spec, S3Options{})
+}
+
+// OpenContext is Open with the S3 options. An s3:// store is checked
+// (HeadBucket, bounded by ctx) and returned wrapped in an *Async, whose Run
+// the caller must start and whose Flush it should call before exit.
+func OpenContext(ctx context.Context, spec string, o S3Options) (Store, error) {
 	switch {
 	case spec == "" || spec == "memory":
 		return NewMemory(), nil
@@ -65,7 +81,21 @@ func Open(spec string) (Store, error) {
 			return nil, fmt.Errorf("storage %q: dir: needs a path, e.g. dir:/var/lib/fount", spec)
 		}
 		return NewDir(path)
+	case strings.HasPrefix(spec, "s3://"):
+		bucket, prefix, err := ParseS3Spec(spec)
+		if err != nil {
+			return nil, err
+		}
+		s, err := NewS3(ctx, S3Config{
+			Bucket: bucket, Prefix: prefix,
+			Endpoint: o.Endpoint, Region: o.Region,
+			AccessKey: o.AccessKey, SecretKey: o.SecretKey,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return NewAsync(s, AsyncConfig{Logger: o.Logger}), nil
 	default:
-		return nil, fmt.Errorf("storage %q: unknown kind (want memory or dir:/path)", spec)
+		return nil, fmt.Errorf("storage %q: unknown kind (want memory, dir:/path or s3://bucket[/prefix])", spec)
 	}
 }

@@ -105,7 +105,7 @@ func TestOpen(t *testing.T) {
 	if _, err := Open("dir:" + t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
-	for _, spec := range []string{"dir:", "s4://x", "disk"} {
+	for _, spec := range []string{"dir:", "s4://x", "disk", "s3://", "s3://Bad_Bucket", "s3://bucket/a/../b"} {
 		if _, err := Open(spec); err == nil {
 			t.Errorf("Open(%q) accepted", spec)
 		}

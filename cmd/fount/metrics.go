@@ -13,6 +13,7 @@ import (
 
 	"github.com/fount-live/fount/ingest"
 	"github.com/fount-live/fount/playlist"
+	"github.com/fount-live/fount/storage"
 )
 
 // metrics maps the packages' stats snapshots to Prometheus metrics at
@@ -24,7 +25,7 @@ type metrics struct {
 	bytesOut prometheus.Counter
 }
 
-func newMetrics(rtmp *ingest.Server, pl *playlist.Registry) *metrics {
+func newMetrics(rtmp *ingest.Server, pl *playlist.Registry, uploads *storage.Async) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -36,32 +37,35 @@ func newMetrics(rtmp *ingest.Server, pl *playlist.Registry) *metrics {
 	}
 	m.reg.MustRegister(m.requests, m.bytesOut,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&statsCollector{rtmp: rtmp, pl: pl})
+		&statsCollector{rtmp: rtmp, pl: pl, uploads: uploads})
 	return m
 }
 
 var (
-	descStreams      = prometheus.NewDesc("fount_streams", "Streams by state: live (publishing), idle (waiting for a reconnect), ended.", []string{"state"}, nil)
-	descPublishes    = prometheus.NewDesc("fount_publishes_total", "RTMP publish requests, by result.", []string{"result"}, nil)
-	descRTMPConns    = prometheus.NewDesc("fount_rtmp_connections", "Open RTMP connections.", nil, nil)
-	descIngestBytes  = prometheus.NewDesc("fount_ingest_bytes_total", "Bytes read from RTMP connections.", nil, nil)
-	descSegments     = prometheus.NewDesc("fount_segments_total", "Media segments produced.", nil, nil)
-	descParts        = prometheus.NewDesc("fount_parts_total", "LL-HLS parts produced.", nil, nil)
-	descWaiting      = prometheus.NewDesc("fount_blocking_requests_waiting", "LL-HLS blocking requests waiting for a part now.", nil, nil)
-	descErrors       = prometheus.NewDesc("fount_errors_total", "Errors by kind.", []string{"kind"}, nil)
-	descStreamBytes  = prometheus.NewDesc("fount_stream_ingest_bytes_total", "Media bytes received for a stream from its current publisher; rate() gives the ingest bitrate.", []string{"stream"}, nil)
-	descStreamSkew   = prometheus.NewDesc("fount_stream_av_skew_seconds", "Last audio timestamp minus last video timestamp of a stream's publisher.", []string{"stream"}, nil)
-	descStreamUptime = prometheus.NewDesc("fount_stream_publish_start_time_seconds", "Unix time the current publisher of a stream started.", []string{"stream"}, nil)
+	descStreams        = prometheus.NewDesc("fount_streams", "Streams by state: live (publishing), idle (waiting for a reconnect), ended.", []string{"state"}, nil)
+	descPublishes      = prometheus.NewDesc("fount_publishes_total", "RTMP publish requests, by result.", []string{"result"}, nil)
+	descRTMPConns      = prometheus.NewDesc("fount_rtmp_connections", "Open RTMP connections.", nil, nil)
+	descIngestBytes    = prometheus.NewDesc("fount_ingest_bytes_total", "Bytes read from RTMP connections.", nil, nil)
+	descSegments       = prometheus.NewDesc("fount_segments_total", "Media segments produced.", nil, nil)
+	descParts          = prometheus.NewDesc("fount_parts_total", "LL-HLS parts produced.", nil, nil)
+	descWaiting        = prometheus.NewDesc("fount_blocking_requests_waiting", "LL-HLS blocking requests waiting for a part now.", nil, nil)
+	descErrors         = prometheus.NewDesc("fount_errors_total", "Errors by kind.", []string{"kind"}, nil)
+	descStreamBytes    = prometheus.NewDesc("fount_stream_ingest_bytes_total", "Media bytes received for a stream from its current publisher; rate() gives the ingest bitrate.", []string{"stream"}, nil)
+	descStreamSkew     = prometheus.NewDesc("fount_stream_av_skew_seconds", "Last audio timestamp minus last video timestamp of a stream's publisher.", []string{"stream"}, nil)
+	descUploadsPending = prometheus.NewDesc("fount_storage_uploads_pending", "Objects waiting to be written to S3.", nil, nil)
+	descUploads        = prometheus.NewDesc("fount_storage_uploads_total", "Object writes and deletes to S3, by result (done, retried, failed: given up or dropped).", []string{"result"}, nil)
+	descStreamUptime   = prometheus.NewDesc("fount_stream_publish_start_time_seconds", "Unix time the current publisher of a stream started.", []string{"stream"}, nil)
 )
 
 type statsCollector struct {
-	rtmp *ingest.Server
-	pl   *playlist.Registry
+	rtmp    *ingest.Server
+	pl      *playlist.Registry
+	uploads *storage.Async // nil unless storage is S3
 }
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStreams, descPublishes, descRTMPConns, descIngestBytes, descSegments, descParts,
-		descWaiting, descErrors, descStreamBytes, descStreamSkew, descStreamUptime} {
+		descWaiting, descErrors, descStreamBytes, descStreamSkew, descStreamUptime, descUploadsPending, descUploads} {
 		ch <- d
 	}
 }
@@ -84,6 +88,13 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		"storage": pl.StorageErrors, "blocking_timeout": pl.BlockTimeouts,
 	} {
 		ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(n), kind)
+	}
+	if c.uploads != nil {
+		u := c.uploads.Stats()
+		ch <- prometheus.MustNewConstMetric(descUploadsPending, prometheus.GaugeValue, float64(u.Pending))
+		ch <- prometheus.MustNewConstMetric(descUploads, prometheus.CounterValue, float64(u.Uploaded+u.Deleted), "done")
+		ch <- prometheus.MustNewConstMetric(descUploads, prometheus.CounterValue, float64(u.Retries), "retried")
+		ch <- prometheus.MustNewConstMetric(descUploads, prometheus.CounterValue, float64(u.Failed+u.Dropped), "failed")
 	}
 	for _, p := range in.Publishers {
 		ch <- prometheus.MustNewConstMetric(descStreamBytes, prometheus.CounterValue, float64(p.MediaBytes), p.Stream)

@@ -38,6 +38,10 @@ type config struct {
 	PlaylistSize    int
 	ReconnectWindow time.Duration
 	Storage         string
+	S3Endpoint      string
+	S3Region        string
+	S3AccessKey     string
+	S3SecretKey     string
 	SegmentFormat   string
 	LowLatency      bool
 	PartDuration    time.Duration
@@ -85,7 +89,11 @@ func (c *config) flags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.SegmentDuration, "segment-duration", c.SegmentDuration, "target segment duration; segments are cut at the first keyframe after it")
 	fs.IntVar(&c.PlaylistSize, "playlist-size", c.PlaylistSize, "segments listed in the live playlist")
 	fs.DurationVar(&c.ReconnectWindow, "reconnect-window", c.ReconnectWindow, "how long a stream waits for its encoder to come back before it ends")
-	fs.StringVar(&c.Storage, "storage", c.Storage, "where segments are written: memory, or dir:/path")
+	fs.StringVar(&c.Storage, "storage", c.Storage, "where segments are written: memory, dir:/path or s3://bucket/prefix")
+	fs.StringVar(&c.S3Endpoint, "s3-endpoint", c.S3Endpoint, "S3 endpoint URL for non-AWS servers (MinIO, versitygw, R2...); path-style requests")
+	fs.StringVar(&c.S3Region, "s3-region", c.S3Region, "S3 region (default: AWS_REGION or us-east-1)")
+	fs.StringVar(&c.S3AccessKey, "s3-access-key", c.S3AccessKey, "S3 access key (default: AWS_ACCESS_KEY_ID)")
+	fs.StringVar(&c.S3SecretKey, "s3-secret-key", c.S3SecretKey, "S3 secret key (default: AWS_SECRET_ACCESS_KEY)")
 	fs.StringVar(&c.SegmentFormat, "segment-format", c.SegmentFormat, "segment container: fmp4 (CMAF) or ts (MPEG-TS)")
 	fs.BoolVar(&c.LowLatency, "low-latency", c.LowLatency, "serve Low-Latency HLS: parts, blocking playlist reloads, preload hints (--low-latency=false for classic HLS)")
 	fs.DurationVar(&c.PartDuration, "part-duration", c.PartDuration, "LL-HLS part target duration")
@@ -234,10 +242,15 @@ type running struct {
 // serve runs the origin until ctx is done. ready, if set, is called once
 // both listeners are up.
 func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running)) error {
-	store, err := storage.Open(cfg.Storage)
+	openCtx, cancelOpen := context.WithTimeout(ctx, 30*time.Second)
+	store, err := storage.OpenContext(openCtx, cfg.Storage, storage.S3Options{
+		Endpoint: cfg.S3Endpoint, Region: cfg.S3Region, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey, Logger: log,
+	})
+	cancelOpen()
 	if err != nil {
 		return err
 	}
+	uploads, _ := store.(*storage.Async)
 	var auth ingest.Authorizer = ingest.AllowAll{}
 	var keys *ingest.Keys
 	var hook *ingest.Webhook
@@ -315,7 +328,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 
 	pub := &publisher{reg: reg, log: log, seg: segCfg, hook: hook}
 	rtmpSrv := ingest.NewServer(ingest.Config{App: cfg.App, Logger: log, Auth: auth}, pub)
-	mets := newMetrics(rtmpSrv, reg)
+	mets := newMetrics(rtmpSrv, reg, uploads)
 	mux := http.NewServeMux()
 	health(mux, reg.Ready)
 	mux.Handle("/", mets.instrument(reg.Handler()))
@@ -344,6 +357,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 	if hook != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); hook.Run(regCtx) }()
+	}
+	if uploads != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); uploads.Run(regCtx) }()
 	}
 	go func() {
 		defer close(ingestDone)
@@ -437,6 +454,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 	httpSrv.Close()
 	if apiSrv != nil {
 		apiSrv.Close()
+	}
+	if uploads != nil {
+		// Give the final playlists and segments a moment to reach S3.
+		fctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		if err := uploads.Flush(fctx); err != nil {
+			log.Warn("shutting down with uploads pending", "pending", uploads.Stats().Pending)
+		}
+		cancel()
 	}
 	stopReg()
 	wg.Wait()
