@@ -62,7 +62,7 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		if req.Method == http.MethodGet {
 			s.bytesOut.Add(uint64(len(o.data)))
 		}
-		serveMedia(w, req, file, o.data, o.ctype, o.mod)
+		serveMedia(w, req, o)
 		return
 	}
 	if r.cfg.PartTarget > 0 {
@@ -82,7 +82,7 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "storage error", http.StatusInternalServerError)
 		return
 	}
-	serveMedia(w, req, file, obj.Data, obj.ContentType, obj.ModTime)
+	serveMedia(w, req, newObject(file, obj.Data, obj.ContentType, obj.ModTime))
 }
 
 func isMedia(file string) bool {
@@ -311,7 +311,7 @@ func (r *Registry) awaitPart(w http.ResponseWriter, req *http.Request, s *Stream
 		if v, ok := s.byName.Load(file); ok {
 			o := v.(*object)
 			s.bytesOut.Add(uint64(len(o.data)))
-			serveMedia(w, req, file, o.data, o.ctype, o.mod)
+			serveMedia(w, req, o)
 			return
 		}
 		notFound(w)
@@ -328,14 +328,18 @@ func (r *Registry) awaitPart(w http.ResponseWriter, req *http.Request, s *Stream
 	}
 }
 
-func serveMedia(w http.ResponseWriter, req *http.Request, name string, data []byte, ctype string, mod time.Time) {
+func serveMedia(w http.ResponseWriter, req *http.Request, o *object) {
 	h := w.Header()
-	h.Set("Content-Type", ctype)
+	h.Set("Content-Type", o.ctype)
 	// Names are never reused for other bytes, so media can be cached for
 	// good.
 	h.Set("Cache-Control", "public, max-age=31536000, immutable")
-	h.Set("ETag", `"`+name+"-"+strconv.Itoa(len(data))+`"`)
-	serveBytes(w, req, data, mod)
+	h.Set("ETag", o.etag)
+	serveBytes(w, req, o.data, o.mod)
+}
+
+func mediaETag(name string, size int) string {
+	return `"` + name + "-" + strconv.Itoa(size) + `"`
 }
 
 // serveBytes answers a plain GET or HEAD with one write of the stored bytes

@@ -92,11 +92,17 @@ type Stream struct {
 	pl     atomic.Pointer[rendered]
 }
 
-// object is a servable media object.
+// object is a servable media object, with its response headers' values
+// made once rather than per request.
 type object struct {
 	data  []byte
 	ctype string
 	mod   time.Time
+	etag  string
+}
+
+func newObject(name string, data []byte, ctype string, mod time.Time) *object {
+	return &object{data: data, ctype: ctype, mod: mod, etag: mediaETag(name, len(data))}
 }
 
 type retiredEntry struct {
@@ -153,7 +159,7 @@ func (s *Stream) Init(data []byte) error {
 		s.totals.storageErrors.Add(1)
 		s.log.Error("storing init segment failed", "stream", s.path, "init", name, "err", err)
 	}
-	s.byName.Store(name, &object{data: data, ctype: mp4Type, mod: now})
+	s.byName.Store(name, newObject(name, data, mp4Type, now))
 	s.mu.Lock()
 	s.initVersion = version
 	if len(s.open.parts) == 0 {
@@ -178,7 +184,7 @@ func (s *Stream) Part(p Part) error {
 		s.open.init = s.initVersion
 	}
 	pt := &part{name: s.partName(s.nextMSN, len(s.open.parts)), duration: p.Duration, independent: p.Independent, data: p.Data}
-	s.byName.Store(pt.name, &object{data: p.Data, ctype: s.mediaType()})
+	s.byName.Store(pt.name, newObject(pt.name, p.Data, s.mediaType(), time.Time{}))
 	s.open.parts = append(s.open.parts, pt)
 	s.partsTotal++
 	s.totals.parts.Add(1)
@@ -232,7 +238,7 @@ func (s *Stream) Segment(seg Segment) error {
 		s.totals.storageErrors.Add(1)
 		s.log.Error("storing segment failed", "stream", s.path, "segment", e.name, "err", err)
 	}
-	s.byName.Store(e.name, &object{data: e.data, ctype: s.mediaType(), mod: e.pdt})
+	s.byName.Store(e.name, newObject(e.name, e.data, s.mediaType(), e.pdt))
 
 	s.mu.Lock()
 	s.nextMSN++
