@@ -219,23 +219,6 @@ func httpGet(t *testing.T, url string) (int, []byte, http.Header) {
 	return resp.StatusCode, b, resp.Header
 }
 
-// mediaPlaylist fetches and parses a media playlist.
-func mediaPlaylist(t *testing.T, url string) (*m3u8.MediaPlaylist, []byte) {
-	t.Helper()
-	code, body, hdr := httpGet(t, url)
-	if code != 200 {
-		t.Fatalf("GET %s: %d %s", url, code, body)
-	}
-	if ct := hdr.Get("Content-Type"); ct != "application/vnd.apple.mpegurl" {
-		t.Fatalf("playlist content type %q", ct)
-	}
-	p, lt, err := m3u8.DecodeFrom(bytes.NewReader(body), true)
-	if err != nil || lt != m3u8.MEDIA {
-		t.Fatalf("playlist does not parse as a media playlist (%v):\n%s", err, body)
-	}
-	return p.(*m3u8.MediaPlaylist), body
-}
-
 func segments(p *m3u8.MediaPlaylist) []*m3u8.MediaSegment {
 	return p.Segments[:p.Count()]
 }

@@ -51,7 +51,7 @@ func (p *publisher) segmenterInfo(path string) (segmenter.Info, bool) {
 	if s == nil {
 		return segmenter.Info{}, false
 	}
-	seg := s.segPtr.Load()
+	seg := s.seg.Load()
 	if seg == nil {
 		return segmenter.Info{}, false
 	}
@@ -65,25 +65,27 @@ type session struct {
 	cfg    segmenter.Config
 	log    *slog.Logger
 
-	seg    *segmenter.Segmenter                // media calls are serial: no lock
-	segPtr atomic.Pointer[segmenter.Segmenter] // the same, for the API's goroutines
+	// seg is set once, on the publisher's goroutine; atomic because the
+	// API reads it from others.
+	seg atomic.Pointer[segmenter.Segmenter]
 
 	hook   *ingest.Webhook
 	remote string
 }
 
 func (s *session) segmenter() *segmenter.Segmenter {
-	if s.seg == nil {
+	seg := s.seg.Load()
+	if seg == nil {
 		cfg := s.cfg
 		cfg.Logger = s.log
-		s.seg = segmenter.New(cfg, sink{s.stream})
-		s.segPtr.Store(s.seg)
+		seg = segmenter.New(cfg, sink{s.stream})
+		s.seg.Store(seg)
 	}
-	return s.seg
+	return seg
 }
 
 func (s *session) Metadata(md ingest.Metadata) {
-	if s.seg == nil {
+	if s.seg.Load() == nil {
 		s.cfg.Expect = md.Tracks
 	}
 }
@@ -95,8 +97,8 @@ func (s *session) Frame(f segmenter.Frame) error {
 }
 
 func (s *session) Close() {
-	if s.seg != nil {
-		if err := s.seg.Flush(); err != nil {
+	if seg := s.seg.Load(); seg != nil {
+		if err := seg.Flush(); err != nil {
 			s.log.Warn("flushing the last segment failed", "err", err)
 		}
 	}
