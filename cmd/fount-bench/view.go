@@ -1,0 +1,735 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+type viewConfig struct {
+	common
+	url     string
+	streams int
+	prefix  string
+	app     string
+	paths   []string // --stream
+	viewers int
+	mode    string
+}
+
+func newViewCmd() *cobra.Command {
+	cfg := viewConfig{}
+	cmd := &cobra.Command{
+		Use:   "view",
+		Short: "Run M simulated HLS viewers per stream",
+		Long: `Run M simulated HLS viewers per stream. Each follows the media playlist as
+a player does and downloads every segment (or part) once:
+
+  classic  reload every target duration (half of it when nothing changed),
+           start three segments from the live edge
+  ll       start PART-HOLD-BACK from the live edge at an independent part,
+           then blocking reloads (_HLS_msn/_HLS_part) for the next part and
+           a request for the EXT-X-PRELOAD-HINT part
+
+The report gives requests/s, throughput and latency (p50/p99/max) per
+request kind, failures (errors and non-2xx answers), missed segments (ones
+that left the playlist before the viewer fetched them, i.e. gaps in the
+media sequence it saw), and how far behind live viewers are: now minus the
+EXT-X-PROGRAM-DATE-TIME end of the media just fetched.
+
+Streams are <url>/<app>/<name-prefix>-<i>/index.m3u8 for i in 0..N-1 (as
+'publish' names them), or the --stream paths given. Until a stream's first
+playlist arrives its viewers retry every 0.5 s; those retries are counted
+apart, not as failures.`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if c.Flags().Changed("stream") && (c.Flags().Changed("streams") || c.Flags().Changed("name-prefix")) {
+				return usagef("--stream names the streams: do not combine it with --streams or --name-prefix")
+			}
+			if err := cfg.validate(); err != nil {
+				return usageError{err}
+			}
+			return runView(c.Context(), cfg, c.OutOrStdout(), c.ErrOrStderr())
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&cfg.url, "url", "http://127.0.0.1:8080", "HTTP base URL of the origin")
+	fs.IntVar(&cfg.streams, "streams", 1, "number of streams <name-prefix>-0 .. <name-prefix>-<N-1> to watch")
+	fs.StringVar(&cfg.prefix, "name-prefix", "bench", "stream name prefix (as given to 'publish')")
+	fs.StringVar(&cfg.app, "app", "live", "application path the streams are under")
+	fs.StringSliceVar(&cfg.paths, "stream", nil, "stream path APP/NAME to watch (repeatable; instead of --streams)")
+	fs.IntVar(&cfg.viewers, "viewers", 1, "viewers per stream")
+	fs.StringVar(&cfg.mode, "mode", "auto", "auto (LL-HLS when the playlist has EXT-X-PART-INF), classic or ll")
+	cfg.common.flags(cmd)
+	return cmd
+}
+
+func (c *viewConfig) validate() error {
+	errs := []error{c.common.validate()}
+	n := c.streams
+	if len(c.paths) > 0 {
+		n = len(c.paths)
+		for _, p := range c.paths {
+			app, name, ok := strings.Cut(strings.Trim(p, "/"), "/")
+			if !ok || !validName(app) || !validName(name) {
+				errs = append(errs, fmt.Errorf("--stream %q: want APP/NAME", p))
+			}
+		}
+	} else {
+		if c.streams < 1 || c.streams > maxCount {
+			errs = append(errs, fmt.Errorf("--streams %d: must be between 1 and %d", c.streams, maxCount))
+		}
+		if !validName(c.prefix) {
+			errs = append(errs, fmt.Errorf("--name-prefix %q: use letters, digits, '-', '_' and '.'", c.prefix))
+		}
+		if !validName(c.app) {
+			errs = append(errs, fmt.Errorf("--app %q: use letters, digits, '-', '_' and '.'", c.app))
+		}
+	}
+	if c.viewers < 1 || c.viewers > maxCount {
+		errs = append(errs, fmt.Errorf("--viewers %d: must be between 1 and %d", c.viewers, maxCount))
+	} else if n >= 1 && n*c.viewers > maxCount {
+		errs = append(errs, fmt.Errorf("%d streams x %d viewers: at most %d viewers in total", n, c.viewers, maxCount))
+	}
+	switch c.mode {
+	case "auto", "classic", "ll":
+	default:
+		errs = append(errs, fmt.Errorf("--mode %q: want auto, classic or ll", c.mode))
+	}
+	u, err := url.Parse(c.url)
+	switch {
+	case err != nil:
+		errs = append(errs, fmt.Errorf("--url: %w", err))
+	case u.Scheme != "http" && u.Scheme != "https":
+		errs = append(errs, fmt.Errorf("--url %q: want http://HOST[:PORT]", c.url))
+	default:
+		if err := checkHost("--url", u, c.allowRemote); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Request kinds, reported apart.
+const (
+	kindPlaylist = iota
+	kindBlocking
+	kindSegment
+	kindPart
+	kindInit
+	nKinds
+)
+
+var kindNames = [nKinds]string{"playlist", "blocking_playlist", "segment", "part", "init"}
+
+type kindStats struct {
+	requests, failed, bytes atomic.Uint64
+	latency                 hist // of 2xx answers, request sent → body read
+}
+
+// viewStats is shared by all viewers; everything is atomic but the
+// failure reasons, which are rare.
+type viewStats struct {
+	kinds        [nKinds]kindStats
+	missed       atomic.Uint64 // segments that left the window unfetched
+	restarts     atomic.Uint64 // media sequence went backwards
+	lag          hist
+	noPDT        atomic.Uint64 // media fetched without a program date-time
+	joinRetries  atomic.Uint64
+	joined       atomic.Int64
+	ll, classic  atomic.Int64
+	neverJoined  atomic.Int64
+	modeMismatch atomic.Int64
+
+	mu      sync.Mutex
+	reasons map[string]uint64
+}
+
+func (s *viewStats) failure(kind int, reason string) {
+	s.kinds[kind].failed.Add(1)
+	s.mu.Lock()
+	if s.reasons == nil {
+		s.reasons = make(map[string]uint64)
+	}
+	s.reasons[kindNames[kind]+": "+reason]++
+	s.mu.Unlock()
+}
+
+// kindResult is one request kind in the JSON report.
+type kindResult struct {
+	Requests uint64  `json:"requests"`
+	PerSec   float64 `json:"per_s"`
+	Failed   uint64  `json:"failed"`
+	Bytes    uint64  `json:"bytes"`
+	Mbps     float64 `json:"mbit_per_s"`
+	Latency  summary `json:"latency"`
+}
+
+// viewResult is the JSON report of a view run.
+type viewResult struct {
+	Command        string                `json:"command"`
+	URL            string                `json:"url"`
+	Streams        []string              `json:"streams"`
+	ViewersPer     int                   `json:"viewers_per_stream"`
+	Viewers        int                   `json:"viewers"`
+	Mode           string                `json:"mode"`
+	Seconds        float64               `json:"seconds"`
+	Joined         int64                 `json:"joined"`
+	NeverJoined    int64                 `json:"never_joined"`
+	LL             int64                 `json:"ll_viewers"`
+	Classic        int64                 `json:"classic_viewers"`
+	Kinds          map[string]kindResult `json:"kinds"`
+	Total          kindResult            `json:"total"`
+	Missed         uint64                `json:"missed_segments"`
+	Restarts       uint64                `json:"sequence_restarts"`
+	Lag            summary               `json:"lag"`
+	NoPDT          uint64                `json:"media_without_pdt"`
+	JoinRetries    uint64                `json:"join_retries"`
+	Failures       map[string]uint64     `json:"failures,omitempty"`
+	ModeMismatches int64                 `json:"mode_mismatches,omitempty"`
+}
+
+func runView(ctx context.Context, cfg viewConfig, stdout, stderr io.Writer) error {
+	base := strings.TrimRight(cfg.url, "/")
+	paths := cfg.paths
+	if len(paths) == 0 {
+		for i := range cfg.streams {
+			paths = append(paths, fmt.Sprintf("%s/%s-%d", cfg.app, cfg.prefix, i))
+		}
+	}
+	total := len(paths) * cfg.viewers
+	// One transport for all: keep-alive connections, one per viewer.
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        total + 64,
+		MaxIdleConnsPerHost: total + 64,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+
+	runCtx, cancel := context.WithTimeout(ctx, cfg.duration)
+	defer cancel()
+	st := &viewStats{}
+	started := time.Now()
+	var wg sync.WaitGroup
+	for i := range total {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !sleepCtx(runCtx, startOffset(i, total, cfg.ramp)) {
+				return
+			}
+			v := &viewer{client: client, stats: st, mode: cfg.mode, url: base + "/" + strings.Trim(paths[i%len(paths)], "/") + "/index.m3u8"}
+			v.run(runCtx)
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(started)
+	if ctx.Err() != nil {
+		fmt.Fprintln(stderr, "interrupted: reporting what ran")
+	}
+
+	res := viewResult{
+		Command: "view", URL: cfg.url, Streams: paths, ViewersPer: cfg.viewers, Viewers: total, Mode: cfg.mode,
+		Seconds: elapsed.Seconds(), Joined: st.joined.Load(), NeverJoined: st.neverJoined.Load(),
+		LL: st.ll.Load(), Classic: st.classic.Load(), Kinds: map[string]kindResult{},
+		Missed: st.missed.Load(), Restarts: st.restarts.Load(), Lag: st.lag.summary(), NoPDT: st.noPDT.Load(),
+		JoinRetries: st.joinRetries.Load(), Failures: st.reasons, ModeMismatches: st.modeMismatch.Load(),
+	}
+	var all hist
+	for k := range st.kinds {
+		ks := &st.kinds[k]
+		r := kindResult{Requests: ks.requests.Load(), Failed: ks.failed.Load(), Bytes: ks.bytes.Load(), Latency: ks.latency.summary()}
+		r.PerSec = float64(r.Requests) / elapsed.Seconds()
+		r.Mbps = float64(r.Bytes) * 8 / elapsed.Seconds() / 1e6
+		res.Kinds[kindNames[k]] = r
+		res.Total.Requests += r.Requests
+		res.Total.Failed += r.Failed
+		res.Total.Bytes += r.Bytes
+		all.merge(&ks.latency)
+	}
+	res.Total.PerSec = float64(res.Total.Requests) / elapsed.Seconds()
+	res.Total.Mbps = float64(res.Total.Bytes) * 8 / elapsed.Seconds() / 1e6
+	res.Total.Latency = all.summary()
+	printView(stdout, res)
+	if err := writeJSON(cfg.jsonPath, res); err != nil {
+		return err
+	}
+	if res.Joined == 0 {
+		return errors.New("no viewer got a playlist")
+	}
+	if cfg.strict && (res.Total.Failed > 0 || res.Missed > 0 || res.NeverJoined > 0) {
+		return errors.New("--strict: failures or missed segments")
+	}
+	return nil
+}
+
+func printView(w io.Writer, r viewResult) {
+	fmt.Fprintf(w, "view  %s  %d streams x %d viewers  mode %s (%d LL, %d classic)  %.1f s\n",
+		r.URL, len(r.Streams), r.ViewersPer, r.Mode, r.LL, r.Classic, r.Seconds)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "kind\trequests\treq/s\tfailed\tMB\tMbit/s\tp50 ms\tp99 ms\tmax ms\t")
+	row := func(name string, k kindResult) {
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%d\t%.1f\t%.1f\t%.2f\t%.2f\t%.2f\t\n", name, k.Requests, k.PerSec, k.Failed,
+			float64(k.Bytes)/1e6, k.Mbps, k.Latency.P50, k.Latency.P99, k.Latency.Max)
+	}
+	for _, name := range kindNames {
+		if k := r.Kinds[name]; k.Requests > 0 {
+			row(name, k)
+		}
+	}
+	row("total", r.Total)
+	tw.Flush()
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "viewers joined\t%d of %d (join retries %d)\n", r.Joined, r.Viewers, r.JoinRetries)
+	fmt.Fprintf(tw, "missed segments\t%d (sequence restarts %d)\n", r.Missed, r.Restarts)
+	if r.Lag.Count > 0 {
+		fmt.Fprintf(tw, "behind live ms\tp50 %.0f  p99 %.0f  max %.0f  (%d samples)\n", r.Lag.P50, r.Lag.P99, r.Lag.Max, r.Lag.Count)
+	} else {
+		fmt.Fprintf(tw, "behind live ms\tn/a (no EXT-X-PROGRAM-DATE-TIME)\n")
+	}
+	if r.ModeMismatches > 0 {
+		fmt.Fprintf(tw, "mode mismatches\t%d (--mode ll, but the playlist has no EXT-X-PART-INF)\n", r.ModeMismatches)
+	}
+	reasons := make([]string, 0, len(r.Failures))
+	for k := range r.Failures {
+		reasons = append(reasons, k)
+	}
+	sort.Strings(reasons)
+	for _, k := range reasons {
+		fmt.Fprintf(tw, "failure\t%s: %d\n", k, r.Failures[k])
+	}
+	tw.Flush()
+}
+
+// merge adds o's counts into h (o must be quiescent).
+func (h *hist) merge(o *hist) {
+	for i := range o.counts {
+		h.counts[i].Add(o.counts[i].Load())
+	}
+	h.n.Add(o.n.Load())
+	h.sum.Add(o.sum.Load())
+	if m := o.max.Load(); m > h.max.Load() {
+		h.max.Store(m)
+	}
+}
+
+// viewer is one simulated player on one goroutine.
+type viewer struct {
+	client *http.Client
+	stats  *viewStats
+	mode   string
+	url    string // media playlist
+	dir    string // what relative URIs resolve against
+
+	body bytes.Buffer
+	pl   mediaPlaylist
+	init string // the last init segment fetched
+
+	// Position: the next media wanted is part nextPart of segment nextMSN
+	// (LL), or segment nextMSN (classic).
+	nextMSN  uint64
+	nextPart int
+	// A preload-hint part fetched before any playlist listed it; its lag
+	// is sampled once a playlist gives its duration.
+	hinted             bool
+	hintMSN, hintIndex uint64
+	// steady is set from the first reload after joining: lag is sampled
+	// from then on.
+	steady bool
+}
+
+func (v *viewer) run(ctx context.Context) {
+	if !v.join(ctx) {
+		if ctx.Err() != nil {
+			v.stats.neverJoined.Add(1)
+		}
+		return
+	}
+	v.stats.joined.Add(1)
+	ll := v.pl.partTarget > 0
+	switch v.mode {
+	case "classic":
+		ll = false
+	case "ll":
+		if !ll {
+			v.stats.modeMismatch.Add(1)
+		}
+	}
+	if ll {
+		v.stats.ll.Add(1)
+		v.followLL(ctx)
+	} else {
+		v.stats.classic.Add(1)
+		v.followClassic(ctx)
+	}
+}
+
+// join loads the playlist until it has media, following a multivariant
+// playlist to its first variant.
+func (v *viewer) join(ctx context.Context) bool {
+	for {
+		status, err := v.getPlaylist(ctx, kindPlaylist, v.url, true)
+		if err == nil && status == http.StatusOK {
+			if err := v.pl.parse(v.body.Bytes()); err != nil {
+				v.stats.failure(kindPlaylist, err.Error())
+			} else if v.pl.variant != nil {
+				v.url = v.resolve(v.pl.variant)
+				continue
+			} else if len(v.pl.segs) > 0 || len(v.segParts(&v.pl.open)) > 0 {
+				return true
+			}
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		v.stats.joinRetries.Add(1)
+		if !sleepCtx(ctx, 500*time.Millisecond) {
+			return false
+		}
+	}
+}
+
+func (v *viewer) segParts(s *plSegment) []plPart { return v.pl.segParts(s) }
+
+// followClassic reloads the playlist every target duration (half when it
+// did not change, RFC 8216 6.3.4) and fetches each new segment once.
+func (v *viewer) followClassic(ctx context.Context) {
+	start := max(0, len(v.pl.segs)-3)
+	v.nextMSN = v.pl.msn(start)
+	for {
+		loaded := time.Now()
+		fetched := false
+		for i := range v.pl.segs {
+			s := &v.pl.segs[i]
+			if msn := v.pl.msn(i); msn >= v.nextMSN {
+				v.fetchInit(ctx, s.mapURI)
+				v.fetchMedia(ctx, kindSegment, s.uri, s.pdt, s.pdt.Add(s.dur))
+				v.nextMSN, fetched = msn+1, true
+			}
+		}
+		if v.pl.ended || ctx.Err() != nil {
+			return
+		}
+		wait := v.pl.target
+		if !fetched {
+			wait /= 2
+		}
+		if wait <= 0 {
+			wait = time.Second
+		}
+		for {
+			if !sleepCtx(ctx, time.Until(loaded.Add(wait))) {
+				return
+			}
+			loaded = time.Now()
+			if v.reload(ctx, kindPlaylist, v.url) {
+				break
+			}
+			wait = max(v.pl.target/2, 100*time.Millisecond)
+		}
+	}
+}
+
+// reload fetches and parses the playlist, then accounts for segments that
+// left the window unfetched. It reports whether a playlist was parsed.
+func (v *viewer) reload(ctx context.Context, kind int, u string) bool {
+	status, err := v.getPlaylist(ctx, kind, u, false)
+	if err != nil || status != http.StatusOK {
+		return false
+	}
+	v.steady = true
+	if err := v.pl.parse(v.body.Bytes()); err != nil {
+		v.stats.failure(kind, err.Error())
+		return false
+	}
+	switch first, end := v.pl.mediaSeq, v.pl.openMSN(); {
+	case end < v.nextMSN:
+		// The sequence went backwards: a new stream under the same name.
+		v.stats.restarts.Add(1)
+		v.nextMSN, v.nextPart, v.hinted = first, 0, false
+	case first > v.nextMSN:
+		v.stats.missed.Add(first - v.nextMSN)
+		v.nextMSN, v.nextPart, v.hinted = first, 0, false
+	}
+	return true
+}
+
+// followLL joins PART-HOLD-BACK behind the live edge, then per round:
+// fetches the parts listed after its position (or whole segments whose
+// parts are no longer listed), the preload-hint part, and blocks on the
+// playlist that lists the next part.
+func (v *viewer) followLL(ctx context.Context) {
+	v.llStart()
+	for ctx.Err() == nil {
+		v.fetchListed(ctx)
+		if v.pl.ended || ctx.Err() != nil {
+			return
+		}
+		open := v.pl.openMSN()
+		if v.pl.hint != nil && v.nextMSN == open && v.nextPart == len(v.segParts(&v.pl.open)) {
+			v.fetchInit(ctx, v.pl.open.mapURI)
+			if v.fetchMedia(ctx, kindPart, v.pl.hint, time.Time{}, time.Time{}) {
+				v.hinted, v.hintMSN, v.hintIndex = true, open, uint64(v.nextPart)
+				v.nextPart++
+			}
+		}
+		u := v.url + "?_HLS_msn=" + strconv.FormatUint(v.nextMSN, 10) + "&_HLS_part=" + strconv.Itoa(v.nextPart)
+		if !v.reload(ctx, kindBlocking, u) {
+			// Resynchronise with a plain reload after a pause.
+			for ctx.Err() == nil {
+				if !sleepCtx(ctx, max(v.pl.partTarget, 100*time.Millisecond)) || v.reload(ctx, kindPlaylist, v.url) {
+					break
+				}
+			}
+		}
+	}
+}
+
+// llStart picks the join position: the last independent part that starts
+// at least PART-HOLD-BACK before the end of the listed media.
+func (v *viewer) llStart() {
+	p := &v.pl
+	holdBack := p.holdBack
+	if holdBack <= 0 {
+		holdBack = 3 * p.partTarget
+	}
+	v.nextMSN, v.nextPart = p.openMSN(), 0
+	var fromEnd time.Duration
+	visit := func(msn uint64, parts []plPart) bool {
+		for j := len(parts) - 1; j >= 0; j-- {
+			fromEnd += parts[j].dur
+			if fromEnd >= holdBack && parts[j].independent {
+				v.nextMSN, v.nextPart = msn, j
+				return true
+			}
+		}
+		return false
+	}
+	if visit(p.openMSN(), v.segParts(&p.open)) {
+		return
+	}
+	for i := len(p.segs) - 1; i >= 0; i-- {
+		parts := v.segParts(&p.segs[i])
+		if len(parts) == 0 {
+			// Parts no longer listed: start at this whole segment.
+			v.nextMSN, v.nextPart = p.msn(i), 0
+			return
+		}
+		if visit(p.msn(i), parts) {
+			return
+		}
+	}
+}
+
+// fetchListed downloads what the playlist lists after the position.
+func (v *viewer) fetchListed(ctx context.Context) {
+	p := &v.pl
+	for i := range p.segs {
+		s := &p.segs[i]
+		msn := p.msn(i)
+		if msn < v.nextMSN {
+			continue
+		}
+		parts := v.segParts(s)
+		switch {
+		case len(parts) > 0:
+			v.fetchParts(ctx, msn, s, parts)
+		case v.nextPart == 0:
+			v.fetchInit(ctx, s.mapURI)
+			v.fetchMedia(ctx, kindSegment, s.uri, s.pdt, s.pdt.Add(s.dur))
+		default:
+			// Its remaining parts aged out of the listing before we
+			// got them.
+			v.stats.missed.Add(1)
+		}
+		v.nextMSN, v.nextPart = msn+1, 0
+		if ctx.Err() != nil {
+			return
+		}
+	}
+	if v.nextMSN == p.openMSN() {
+		v.fetchParts(ctx, v.nextMSN, &p.open, v.segParts(&p.open))
+		if n := len(v.segParts(&p.open)); n > v.nextPart {
+			v.nextPart = n
+		}
+	}
+}
+
+// fetchParts downloads the parts of one segment from the position on, and
+// samples the lag of a hinted part now listed.
+func (v *viewer) fetchParts(ctx context.Context, msn uint64, s *plSegment, parts []plPart) {
+	pdt := s.pdt
+	for j, pt := range parts {
+		end := pdt.Add(pt.dur)
+		switch {
+		case v.hinted && v.hintMSN == msn && v.hintIndex == uint64(j):
+			v.hinted = false
+			v.sampleLag(pdt, end)
+		case msn == v.nextMSN && j >= v.nextPart:
+			v.fetchInit(ctx, s.mapURI)
+			v.fetchMedia(ctx, kindPart, pt.uri, pdt, end)
+			v.nextPart = j + 1
+		}
+		pdt = end
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+func (v *viewer) sampleLag(pdt, end time.Time) {
+	if !v.steady {
+		return // media listed when joining is old by choice: a player's start position
+	}
+	if pdt.IsZero() {
+		v.stats.noPDT.Add(1)
+		return
+	}
+	v.stats.lag.record(time.Since(end))
+}
+
+func (v *viewer) fetchInit(ctx context.Context, uri []byte) {
+	if len(uri) == 0 || string(uri) == v.init {
+		return
+	}
+	if v.fetchMedia(ctx, kindInit, uri, time.Time{}, time.Time{}) {
+		v.init = string(uri)
+	}
+}
+
+// fetchMedia downloads one object into io.Discard and, for media with a
+// known end, samples the lag behind live.
+func (v *viewer) fetchMedia(ctx context.Context, kind int, uri []byte, pdt, end time.Time) bool {
+	ok := v.get(ctx, kind, v.resolve(uri), nil)
+	if ok && !end.IsZero() {
+		v.sampleLag(pdt, end)
+	}
+	return ok
+}
+
+// getPlaylist fetches a playlist into v.body. During the join, 404s and
+// errors are not failures: the stream may not have started yet.
+func (v *viewer) getPlaylist(ctx context.Context, kind int, u string, joining bool) (int, error) {
+	v.body.Reset()
+	var status int
+	var err error
+	if joining {
+		status, err = v.do(ctx, kind, u, &v.body, true)
+	} else if !v.get(ctx, kind, u, &v.body) {
+		return 0, errors.New("failed")
+	} else {
+		status = http.StatusOK
+	}
+	return status, err
+}
+
+// get does one request and records it; it reports a 2xx answer.
+func (v *viewer) get(ctx context.Context, kind int, u string, into *bytes.Buffer) bool {
+	status, err := v.do(ctx, kind, u, into, false)
+	return err == nil && status/100 == 2
+}
+
+// do runs a GET, reads the body into into (or discards it) and records
+// latency, bytes and failures under kind. quiet skips failure accounting.
+func (v *viewer) do(ctx context.Context, kind int, u string, into *bytes.Buffer, quiet bool) (int, error) {
+	ks := &v.stats.kinds[kind]
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		v.stats.failure(kind, "bad URL")
+		return 0, err
+	}
+	t0 := time.Now()
+	resp, err := v.client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, err // the run ended: not the server's failure
+		}
+		ks.requests.Add(1)
+		if !quiet {
+			v.stats.failure(kind, errorReason(err))
+		}
+		return 0, err
+	}
+	var n int64
+	if into != nil {
+		n, err = into.ReadFrom(resp.Body)
+	} else {
+		n, err = io.Copy(io.Discard, resp.Body)
+	}
+	resp.Body.Close()
+	if err != nil && ctx.Err() != nil {
+		return 0, err
+	}
+	ks.requests.Add(1)
+	ks.bytes.Add(uint64(n))
+	switch {
+	case err != nil:
+		if !quiet {
+			v.stats.failure(kind, errorReason(err))
+		}
+		return 0, err
+	case resp.StatusCode/100 != 2:
+		if !quiet {
+			v.stats.failure(kind, strconv.Itoa(resp.StatusCode))
+		}
+	default:
+		ks.latency.record(time.Since(t0))
+	}
+	return resp.StatusCode, nil
+}
+
+// errorReason shortens a request error for the failure table.
+func errorReason(err error) string {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timeout"
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return oe.Op + " error"
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return "unexpected EOF"
+	}
+	return "error"
+}
+
+// resolve makes a playlist URI absolute against the playlist's URL.
+func (v *viewer) resolve(uri []byte) string {
+	s := string(uri)
+	if strings.Contains(s, "://") {
+		return s
+	}
+	if v.dir == "" || !strings.HasPrefix(v.url, v.dir) {
+		u := v.url
+		if i := strings.IndexByte(u, '?'); i >= 0 {
+			u = u[:i]
+		}
+		v.dir = u[:strings.LastIndexByte(u, '/')+1]
+	}
+	if strings.HasPrefix(s, "/") {
+		u, err := url.Parse(v.url)
+		if err != nil {
+			return s
+		}
+		return u.Scheme + "://" + u.Host + s
+	}
+	return v.dir + s
+}
