@@ -31,8 +31,10 @@ func (logHook) Levels() []logrus.Level {
 
 func (h logHook) Fire(e *logrus.Entry) error {
 	msg, _, _ := strings.Cut(e.Message, "\n")
-	if strings.HasSuffix(msg, ": EOF") || strings.Contains(msg, "use of closed network connection") {
-		// A peer hanging up or our own shutdown is not worth a warning.
+	if strings.HasSuffix(msg, ": EOF") || strings.Contains(msg, "use of closed network connection") ||
+		strings.Contains(msg, errHandshakeTimeout) || strings.Contains(msg, errRecoveredPanic) {
+		// A peer hanging up or our own shutdown is not worth a warning;
+		// handshake timeouts and panics are logged where they happen.
 		h.log.Debug("rtmp: " + msg)
 		return nil
 	}

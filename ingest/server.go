@@ -10,13 +10,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	rtmp "github.com/yutopp/go-rtmp"
 
 	"github.com/fount-live/fount/segmenter"
+	"github.com/fount-live/fount/storage"
 )
 
 // Publisher receives publishes. It is implemented by the wiring in cmd/.
@@ -54,11 +55,21 @@ type Metadata struct {
 
 // Config holds the RTMP server settings.
 type Config struct {
-	App            string        // the only application accepted (default "live")
-	ReadTimeout    time.Duration // a silent peer is dropped after this (default 10 s)
-	WriteTimeout   time.Duration // a peer that does not read is dropped after this (default 10 s)
-	MaxMessageSize uint32        // largest RTMP message accepted (default 8 MiB: a 4K keyframe is a few MB)
-	Auth           Authorizer    // decides publishes and public names (nil: AllowAll)
+	App          string        // the only application accepted (default "live")
+	ReadTimeout  time.Duration // idle timeout: a silent peer is dropped after this (default 10 s)
+	WriteTimeout time.Duration // a peer that does not read is dropped after this (default 10 s)
+	// HandshakeTimeout is the time from accept to a successful publish
+	// (handshake, connect, createStream, publish); a connection that has
+	// not published by then is closed (default 5 s: encoders take well
+	// under a second).
+	HandshakeTimeout time.Duration
+	MaxMessageSize   uint32 // largest RTMP message accepted (default 8 MiB: a 4K keyframe is a few MB)
+	// MaxConnections bounds the open RTMP connections (default 1000). At
+	// the limit a new connection closes the oldest one that has not
+	// published, so idle sockets cannot lock out an encoder.
+	MaxConnections int
+	MaxPublishers  int        // publishing connections at once (default 100); beyond it publish is refused
+	Auth           Authorizer // decides publishes and public names (nil: AllowAll)
 	Logger         *slog.Logger
 }
 
@@ -72,8 +83,17 @@ func (c Config) withDefaults() Config {
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
 	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 5 * time.Second
+	}
 	if c.MaxMessageSize == 0 {
 		c.MaxMessageSize = 8 << 20
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = 1000
+	}
+	if c.MaxPublishers <= 0 {
+		c.MaxPublishers = 100
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -86,10 +106,15 @@ type Server struct {
 	cfg Config
 	pub Publisher
 
-	mu     sync.Mutex
-	conns  map[*conn]struct{}
-	closed bool
-	wg     sync.WaitGroup
+	mu         sync.Mutex
+	conns      map[*conn]struct{}
+	fresh      connList // not yet past RTMP connect, oldest first: evicted first
+	joined     connList // past connect, not publishing yet, oldest first
+	publishing int      // publish slots taken (see guardedHandler)
+	closed     bool
+	wg         sync.WaitGroup
+
+	evictLog, handshakeLog rateLimit
 
 	counters counters
 	pubs     publishers
@@ -141,25 +166,56 @@ func (s *Server) onConnect(ctx context.Context, nc net.Conn) (io.ReadWriteCloser
 		Conn:         nc,
 		readTimeout:  s.cfg.ReadTimeout,
 		writeTimeout: s.cfg.WriteTimeout,
+		handshakeBy:  time.Now().Add(s.cfg.HandshakeTimeout),
 		server:       s,
 	}
-	c.filter = newChunkFilter(deadlineReader{c}, chunkLimits{MaxMessageSize: s.cfg.MaxMessageSize})
-	done := s.wg.Done
+	// Once: the panic recovery in OnClose may have to call it again.
+	done := sync.OnceFunc(s.wg.Done)
+	var victim *conn
+	admitted := false
 	s.mu.Lock()
-	if s.closed {
+	switch {
+	case s.closed:
 		// go-rtmp calls OnConnect from its own goroutine, possibly after
 		// Serve stopped: refuse the late connection.
 		done = func() {}
 		nc.Close()
-	} else {
+	case len(s.conns) >= s.cfg.MaxConnections && s.fresh.head == nil && s.joined.head == nil:
+		// Every slot publishes: nothing may be evicted.
+		done = func() {}
+		nc.Close()
+		s.counters.connsRefused.Add(1)
+	default:
+		if len(s.conns) >= s.cfg.MaxConnections {
+			victim = s.fresh.head
+			if victim == nil {
+				victim = s.joined.head
+			}
+			victim.list.remove(victim)
+		}
 		s.conns[c] = struct{}{}
+		s.fresh.push(c)
 		s.wg.Add(1)
 		s.counters.connections.Add(1)
+		admitted = true
 	}
 	s.mu.Unlock()
+	if victim != nil {
+		s.counters.connsEvicted.Add(1)
+		victim.Close()
+		if ok, suppressed := s.evictLog.allow(); ok {
+			s.cfg.Logger.Info("rtmp connection limit reached: closed the oldest connection that had not published to admit a new one",
+				"max_connections", s.cfg.MaxConnections, "closed", victim.RemoteAddr().String(), "since", time.Since(victim.handshakeBy.Add(-s.cfg.HandshakeTimeout)).Round(time.Millisecond),
+				"more_since_last_line", suppressed)
+		}
+	}
+	if admitted {
+		s.awaitFirstByte(c)
+	}
+	c.filter = newChunkFilter(deadlineReader{c}, chunkLimits{MaxMessageSize: s.cfg.MaxMessageSize})
 	h := &handler{ctx: ctx, cfg: &s.cfg, pub: s.pub, log: log, remote: nc.RemoteAddr(), done: done, server: s, conn: c}
 	return c, &rtmp.ConnConfig{
-		Handler:                   h,
+		Handler:                   &guardedHandler{h: h, s: s, c: c},
 		SkipHandshakeVerification: true,
 		ControlState: rtmp.StreamControlStateConfig{
 			MaxChunkStreams:   64,
@@ -177,11 +233,32 @@ type conn struct {
 	filter       *chunkFilter
 	readTimeout  time.Duration
 	writeTimeout time.Duration
+	handshakeBy  time.Time // the publish must have succeeded by then
 	server       *Server
 	closeOnce    sync.Once
+
+	published atomic.Bool
+	stream    atomic.Pointer[string] // "app/name" once publishing, for panic logs
+
+	peek   [1]byte // the first byte, read by awaitFirstByte
+	peeked bool    // peek is still to be read
+
+	// The server's list of connections not publishing yet, under server.mu.
+	list       *connList
+	prev, next *conn
 }
 
-func (c *conn) Read(p []byte) (int, error) { return c.filter.Read(p) }
+// Read recovers a panic in the chunk filter: go-rtmp recovers panics in its
+// message loop but not in the handshake, which reads through here too.
+func (c *conn) Read(p []byte) (n int, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.server.recovered(c, "read", r)
+			n, err = 0, fmt.Errorf("%s read: %v", errRecoveredPanic, r)
+		}
+	}()
+	return c.filter.Read(p)
+}
 
 func (c *conn) Write(p []byte) (int, error) {
 	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
@@ -199,27 +276,182 @@ func (c *conn) Close() error {
 			delete(c.server.conns, c)
 			c.server.counters.connections.Add(-1)
 		}
+		if c.list != nil {
+			c.list.remove(c)
+		}
 		c.server.mu.Unlock()
 	})
 	return err
 }
 
 // deadlineReader reads from the raw connection with a fresh read deadline,
-// so an encoder that goes silent is dropped within the read timeout.
+// so an encoder that goes silent is dropped within the read timeout, and a
+// connection that has not published is dropped at its handshake deadline
+// however it trickles bytes.
 type deadlineReader struct{ c *conn }
 
 func (d deadlineReader) Read(p []byte) (int, error) {
-	if err := d.c.Conn.SetReadDeadline(time.Now().Add(d.c.readTimeout)); err != nil {
+	if d.c.peeked && len(p) > 0 {
+		d.c.peeked = false
+		p[0] = d.c.peek[0]
+		return 1, nil
+	}
+	deadline := time.Now().Add(d.c.readTimeout)
+	handshaking := !d.c.published.Load()
+	if handshaking && d.c.handshakeBy.Before(deadline) {
+		deadline = d.c.handshakeBy
+	}
+	if err := d.c.Conn.SetReadDeadline(deadline); err != nil {
 		return 0, err
 	}
 	n, err := d.c.Conn.Read(p)
 	d.c.server.counters.bytesIn.Add(uint64(n))
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
+		if handshaking && !time.Now().Before(d.c.handshakeBy) {
+			d.c.server.handshakeTimedOut(d.c)
+			return n, fmt.Errorf("%s (%s): %w", errHandshakeTimeout, d.c.server.cfg.HandshakeTimeout, err)
+		}
 		d.c.server.counters.timeouts.Add(1)
 		err = fmt.Errorf("no data from the peer for %s: %w", d.c.readTimeout, err)
 	}
 	return n, err
+}
+
+// awaitFirstByte waits, on go-rtmp's goroutine for this connection and
+// before go-rtmp allocates its ~90 KiB of buffers for it, until the peer
+// sends its first byte or its handshake deadline passes: sockets that never
+// send anything (scanners, idle junk) then cost a goroutine and a few
+// hundred bytes each. The byte goes to the chunk filter first.
+func (s *Server) awaitFirstByte(c *conn) {
+	// go-rtmp does not recover panics on this goroutine before its
+	// message loop: a panic here would end the process.
+	defer func() {
+		if v := recover(); v != nil {
+			s.recovered(c, "first read", v)
+			c.peeked = false
+			c.Close()
+		}
+	}()
+	if err := c.Conn.SetReadDeadline(c.handshakeBy); err != nil {
+		c.Close()
+		return
+	}
+	n, err := c.Conn.Read(c.peek[:])
+	if n == 1 {
+		c.peeked = true
+		s.counters.bytesIn.Add(1)
+		return
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		s.handshakeTimedOut(c)
+	}
+	// go-rtmp still gets the connection, closed: it fails at once.
+	c.Close()
+}
+
+// errHandshakeTimeout starts the error of a connection closed by the
+// handshake timeout; the log bridge recognises it.
+const errHandshakeTimeout = "no publish within the handshake timeout"
+
+func (s *Server) handshakeTimedOut(c *conn) {
+	s.counters.handshakeTimeouts.Add(1)
+	// Junk connections come in floods: one line per 10 s, with a count.
+	if ok, suppressed := s.handshakeLog.allow(); ok {
+		s.cfg.Logger.Info("rtmp connection closed: "+errHandshakeTimeout, "remote", c.RemoteAddr().String(),
+			"handshake_timeout", s.cfg.HandshakeTimeout, "more_since_last_line", suppressed)
+	}
+}
+
+// connList is a doubly linked list of connections, oldest first; the
+// server's mutex guards it.
+type connList struct{ head, tail *conn }
+
+func (l *connList) push(c *conn) {
+	c.list, c.prev, c.next = l, l.tail, nil
+	if l.tail != nil {
+		l.tail.next = c
+	} else {
+		l.head = c
+	}
+	l.tail = c
+}
+
+func (l *connList) remove(c *conn) {
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else {
+		l.head = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	} else {
+		l.tail = c.prev
+	}
+	c.list, c.prev, c.next = nil, nil, nil
+}
+
+// connected moves c to the second eviction tier once its RTMP connect was
+// accepted: a peer that got this far is more likely an encoder than junk.
+func (s *Server) connected(c *conn) {
+	s.mu.Lock()
+	if c.list == &s.fresh {
+		s.fresh.remove(c)
+		s.joined.push(c)
+	}
+	s.mu.Unlock()
+}
+
+// reservePublisher takes a publish slot, or reports false at MaxPublishers.
+func (s *Server) reservePublisher() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.publishing >= s.cfg.MaxPublishers {
+		return false
+	}
+	s.publishing++
+	return true
+}
+
+func (s *Server) releasePublisher() {
+	s.mu.Lock()
+	s.publishing--
+	s.mu.Unlock()
+}
+
+// startedPublishing takes c off the eviction lists and the handshake
+// deadline.
+func (s *Server) startedPublishing(c *conn, stream string) {
+	c.stream.Store(&stream)
+	c.published.Store(true)
+	s.mu.Lock()
+	if c.list != nil {
+		c.list.remove(c)
+	}
+	s.mu.Unlock()
+}
+
+// rateLimit lets one log line through per interval and counts the rest.
+type rateLimit struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+const rateLimitInterval = 10 * time.Second
+
+func (r *rateLimit) allow() (ok bool, suppressed int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	if !r.last.IsZero() && now.Sub(r.last) < rateLimitInterval {
+		r.suppressed++
+		return false, 0
+	}
+	r.last = now
+	suppressed, r.suppressed = r.suppressed, 0
+	return true, suppressed
 }
 
 // backoffListener pauses after a failed Accept (e.g. out of file
@@ -245,17 +477,9 @@ func (l *backoffListener) Accept() (net.Conn, error) {
 	}
 }
 
-// validName reports whether s is usable as an app or stream name: letters,
-// digits, '-', '_' and '.', not "." or "..", at most 128 bytes.
+// validName reports whether s is usable as an app or stream name. It is
+// storage's grammar (storage.ValidName), so that a name accepted here is
+// one that playlist routing and every store accept too.
 func validName(s string) bool {
-	if s == "" || len(s) > 128 || s == "." || s == ".." || strings.Contains(s, "..") {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
+	return storage.ValidName(s) == nil
 }

@@ -15,6 +15,12 @@ type counters struct {
 	bytesIn           atomic.Uint64 // raw bytes read from RTMP connections
 	protocolErrors    atomic.Uint64 // connections closed for a protocol or media error
 	timeouts          atomic.Uint64 // connections dropped by the read timeout
+	timestampWraps    atomic.Uint64 // publisher timelines that went past 2^32 ms
+	connsEvicted      atomic.Uint64 // closed at MaxConnections to admit a new connection
+	connsRefused      atomic.Uint64 // refused at MaxConnections (every slot publishing)
+	handshakeTimeouts atomic.Uint64 // closed for not publishing within HandshakeTimeout
+	publisherLimit    atomic.Uint64 // publishes refused at MaxPublishers
+	panics            atomic.Uint64 // panics recovered in a connection's goroutine
 }
 
 // publishStats is one live publisher's, updated on its read goroutine and
@@ -37,6 +43,12 @@ type Stats struct {
 	BytesIn           uint64
 	ProtocolErrors    uint64
 	Timeouts          uint64
+	TimestampWraps    uint64 // RTMP timestamps that wrapped at 2^32 ms (49.7 days) and were unwrapped
+	ConnsEvicted      uint64 // connections closed at MaxConnections to admit a new one
+	ConnsRefused      uint64 // connections refused at MaxConnections (every slot publishing)
+	HandshakeTimeouts uint64 // connections closed for not publishing within HandshakeTimeout
+	PublisherLimit    uint64 // publishes refused at MaxPublishers (also in PublishesRefused)
+	Panics            uint64 // panics recovered in connections (each closed its connection)
 	Publishers        []PublisherStats
 }
 
@@ -101,6 +113,12 @@ func (s *Server) Stats() Stats {
 		BytesIn:           s.counters.bytesIn.Load(),
 		ProtocolErrors:    s.counters.protocolErrors.Load(),
 		Timeouts:          s.counters.timeouts.Load(),
+		TimestampWraps:    s.counters.timestampWraps.Load(),
+		ConnsEvicted:      s.counters.connsEvicted.Load(),
+		ConnsRefused:      s.counters.connsRefused.Load(),
+		HandshakeTimeouts: s.counters.handshakeTimeouts.Load(),
+		PublisherLimit:    s.counters.publisherLimit.Load(),
+		Panics:            s.counters.panics.Load(),
 	}
 	s.pubs.mu.Lock()
 	for ps := range s.pubs.m {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +20,21 @@ import (
 // snapshots, so no lock is held while bytes go to the network.
 func (r *Registry) Handler() http.Handler {
 	return http.HandlerFunc(r.serveHTTP)
+}
+
+// CleanPathsOnly answers 404 to a request whose path is not clean ("..",
+// ".", "//", a trailing slash) before next sees it. It goes in front of an
+// http.ServeMux, which would otherwise redirect such a path to its cleaned
+// form: no viewer URL is ever unclean, and a redirect would only turn a
+// probe for "/live/../../etc/passwd" into one for "/etc/passwd".
+func CleanPathsOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if p := req.URL.Path; p != "/" && (p == "" || p[0] != '/' || path.Clean(p) != p) {
+			notFound(w)
+			return
+		}
+		next.ServeHTTP(w, req)
+	})
 }
 
 func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
@@ -39,12 +55,15 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	h.Set("Access-Control-Expose-Headers", "Content-Length, Content-Range, Date, ETag, Last-Modified, Age")
 
-	// Exactly APP/NAME/FILE, each a valid name: nothing can reach outside
-	// a stream's own keys.
-	p := strings.TrimPrefix(req.URL.Path, "/")
+	// Exactly /APP/NAME/FILE, each a valid name (storage.ValidName, the
+	// grammar publish names obey too): nothing can reach outside a stream's
+	// own keys. Valid names never need escaping, so a path with any
+	// percent-encoding (RawPath set) is not the canonical URL of anything;
+	// refusing it keeps one URL per object, which caches rely on.
+	p, ok := strings.CutPrefix(req.URL.Path, "/")
 	app, rest, ok1 := strings.Cut(p, "/")
 	name, file, ok2 := strings.Cut(rest, "/")
-	if !ok1 || !ok2 || strings.Contains(file, "/") || storage.ValidKey(p) != nil {
+	if !ok || !ok1 || !ok2 || req.URL.RawPath != "" || strings.Contains(file, "/") || storage.ValidKey(p) != nil {
 		notFound(w)
 		return
 	}
@@ -195,9 +214,16 @@ func (r *Registry) servePlaylist(w http.ResponseWriter, req *http.Request, s *St
 		h.Set("Cache-Control", "public, max-age="+strconv.Itoa(pl.maxAge))
 	}
 	body, etag := pl.body, pl.etag
+	gz := &pl.gz
 	if br.skip {
 		// A delta update is another representation: it needs its own tag.
-		body, etag = pl.skipBody, strings.TrimSuffix(etag, `"`)+`-skip"`
+		body, etag, gz = pl.skipBody, strings.TrimSuffix(etag, `"`)+`-skip"`, &pl.gzSkip
+	}
+	// Playlists compress about 4:1; segments are already compressed media.
+	h.Set("Vary", "Accept-Encoding")
+	if acceptsGzip(req.Header.Get("Accept-Encoding")) && req.Header.Get("Range") == "" {
+		body, etag = gz.get(body), strings.TrimSuffix(etag, `"`)+`-gz"`
+		h.Set("Content-Encoding", "gzip")
 	}
 	h.Set("ETag", etag)
 	serveBytes(w, req, body, pl.modTime)
@@ -244,7 +270,7 @@ func (r *Registry) wait(ctx context.Context, s *Stream, cond func() (ok, tooFar 
 	if tooFar {
 		return waitTooFar
 	}
-	if r.waiting.Add(1) > int64(r.cfg.MaxBlocking) {
+	if r.waiting.Add(1) > int64(r.cfg.MaxBlocking) || r.isDraining() {
 		r.waiting.Add(-1)
 		return waitBusy
 	}
@@ -265,6 +291,8 @@ func (r *Registry) wait(ctx context.Context, s *Stream, cond func() (ok, tooFar 
 		}
 		select {
 		case <-ch:
+		case <-r.draining:
+			return waitBusy
 		case <-timer.C:
 			return waitTimeout
 		case <-ctx.Done():

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,10 @@ import (
 // ErrStreamBusy is returned when a name that already has a publisher is
 // published again.
 var ErrStreamBusy = errors.New("stream is already being published")
+
+// ErrTooManyStreams is returned when a new name is published while
+// Config.MaxStreams streams are held.
+var ErrTooManyStreams = errors.New("too many streams")
 
 // Config holds the playlist settings shared by all streams.
 type Config struct {
@@ -33,10 +38,15 @@ type Config struct {
 	PartTarget      time.Duration // LL-HLS part target; 0 serves classic HLS
 	PartHoldBack    time.Duration // EXT-X-SERVER-CONTROL PART-HOLD-BACK (default and minimum: 3 part targets, as rfc8216bis recommends)
 	MaxBlocking     int           // blocking requests allowed to wait at once (default 10000)
-	BlockTimeout    time.Duration // how long a blocking request waits before 503 (default: 3 target durations, per rfc8216bis)
-	Now             func() time.Time
-	Logger          *slog.Logger
-	OnStreamEnded   func(path string) // called (from Run) when a stream's reconnect window passes; must not block
+	// MaxStreams bounds the streams held: live, idle (awaiting a
+	// reconnect) and ended (until removed). Publishing a new name beyond
+	// it is refused; a held name may always be published again.
+	// Default 200.
+	MaxStreams    int
+	BlockTimeout  time.Duration // how long a blocking request waits before 503 (default: 3 target durations, per rfc8216bis)
+	Now           func() time.Time
+	Logger        *slog.Logger
+	OnStreamEnded func(path string) // called (from Run) when a stream's reconnect window passes; must not block
 }
 
 func (c Config) withDefaults() Config {
@@ -63,6 +73,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBlocking <= 0 {
 		c.MaxBlocking = 10000
+	}
+	if c.MaxStreams <= 0 {
+		c.MaxStreams = 200
 	}
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = time.Second
@@ -96,12 +109,15 @@ type Registry struct {
 	mu         sync.RWMutex
 	streams    map[string]*Stream
 	tombstones map[string]tombstone
+
+	drainOnce sync.Once
+	draining  chan struct{} // closed by Drain
 }
 
 // NewRegistry returns an empty registry; call Run to drive its timers.
 func NewRegistry(cfg Config) *Registry {
 	cfg = cfg.withDefaults()
-	return &Registry{cfg: cfg, streams: make(map[string]*Stream), tombstones: make(map[string]tombstone)}
+	return &Registry{cfg: cfg, streams: make(map[string]*Stream), tombstones: make(map[string]tombstone), draining: make(chan struct{})}
 }
 
 // Publish claims path for a new publisher. A stream that is waiting for its
@@ -119,12 +135,28 @@ func (r *Registry) Publish(path string) (*Stream, error) {
 		}
 		return s, nil
 	}
+	if len(r.streams) >= r.cfg.MaxStreams {
+		r.totals.streamsRefused.Add(1)
+		return nil, fmt.Errorf("publish %s: %w: %d held, the limit (ended streams count until removed)", path, ErrTooManyStreams, len(r.streams))
+	}
+	s, err := r.newStreamLocked(context.Background(), path, StateLive)
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: %w", path, err)
+	}
+	r.streams[path] = s
+	return s, nil
+}
+
+// newStreamLocked makes the stream for path in the given state, numbering
+// on from a tombstone or from a playlist an earlier process stored. r.mu
+// is held.
+func (r *Registry) newStreamLocked(ctx context.Context, path string, state State) (*Stream, error) {
 	s := &Stream{
 		path:    path,
 		cfg:     &r.cfg,
 		totals:  &r.totals,
 		log:     r.cfg.Logger,
-		state:   StateLive,
+		state:   state,
 		since:   r.cfg.Now(),
 		target:  targetDurationFor(r.cfg.TargetDuration),
 		created: r.cfg.Now(),
@@ -133,9 +165,9 @@ func (r *Registry) Publish(path string) (*Stream, error) {
 		s.nextMSN, s.discSeq, s.target, s.nextInit = t.nextMSN, t.discSeq, max(s.target, t.target), t.nextInit
 		s.pendingDisc = true
 		delete(r.tombstones, path)
-	} else if rs, err := r.restore(context.Background(), path); err != nil {
+	} else if rs, err := r.restore(ctx, path); err != nil {
 		// Starting afresh could reuse URLs of the earlier process.
-		return nil, fmt.Errorf("publish %s: cannot continue the stored stream: %w", path, err)
+		return nil, fmt.Errorf("cannot continue the stored stream: %w", err)
 	} else if rs != nil {
 		s.window = rs.segments
 		s.discSeq, s.target, s.nextInit = rs.discSeq, max(s.target, rs.target), rs.nextInit
@@ -151,7 +183,6 @@ func (r *Registry) Publish(path string) (*Stream, error) {
 		}
 		r.cfg.Logger.Info("continuing a stream found in storage", "stream", path, "next_media_sequence", s.nextMSN, "segments", len(rs.segments))
 	}
-	r.streams[path] = s
 	return s, nil
 }
 
@@ -189,38 +220,60 @@ func (r *Registry) Run(ctx context.Context) {
 	}
 }
 
-// Sweep runs the timers once.
+// Sweep runs the timers once. A panic while sweeping one stream is
+// recovered, logged and counted, and the other streams are swept: one
+// stream's fault must not stop every stream's timers (Run is the only
+// goroutine driving them). The faulty stream is tried again next sweep.
 func (r *Registry) Sweep() {
 	now := r.cfg.Now()
 	for _, s := range r.Streams() {
-		if !s.sweep(now) {
-			continue
-		}
-		r.mu.Lock()
-		if r.streams[s.path] == s && s.State() == StateEnded {
-			delete(r.streams, s.path)
-			st := s.Stats()
-			if len(r.tombstones) >= maxTombstones {
-				for k := range r.tombstones { // evict an arbitrary one
-					delete(r.tombstones, k)
-					break
-				}
-			}
-			s.mu.Lock()
-			r.tombstones[s.path] = tombstone{nextMSN: st.NextSequence, discSeq: s.discSeq, target: s.target, nextInit: s.nextInit}
-			s.mu.Unlock()
-			r.cfg.Logger.Info("stream removed", "stream", s.path)
-		}
-		r.mu.Unlock()
+		r.sweepStream(s, now)
 	}
+}
+
+func (r *Registry) sweepStream(s *Stream, now time.Time) {
+	defer func() {
+		if v := recover(); v != nil {
+			r.totals.panics.Add(1)
+			r.cfg.Logger.Error("panic while sweeping a stream; recovered", "stream", s.path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		}
+	}()
+	if !s.sweep(now) {
+		return
+	}
+	r.removeExpired(s)
+}
+
+// removeExpired takes an ended, expired stream out of the registry,
+// remembering its numbering.
+func (r *Registry) removeExpired(s *Stream) {
+	r.mu.Lock()
+	defer r.mu.Unlock() // deferred: a panic must not leave the registry locked
+	if r.streams[s.path] != s || s.State() != StateEnded {
+		return
+	}
+	delete(r.streams, s.path)
+	st := s.Stats()
+	if len(r.tombstones) >= maxTombstones {
+		for k := range r.tombstones { // evict an arbitrary one
+			delete(r.tombstones, k)
+			break
+		}
+	}
+	s.mu.Lock()
+	r.tombstones[s.path] = tombstone{nextMSN: st.NextSequence, discSeq: s.discSeq, target: s.target, nextInit: s.nextInit}
+	s.mu.Unlock()
+	r.cfg.Logger.Info("stream removed", "stream", s.path)
 }
 
 // totals are registry-wide counters that outlive streams.
 type totals struct {
-	segments      atomic.Uint64
-	parts         atomic.Uint64
-	storageErrors atomic.Uint64
-	blockTimeouts atomic.Uint64 // blocking requests answered 503
+	segments       atomic.Uint64
+	parts          atomic.Uint64
+	storageErrors  atomic.Uint64
+	blockTimeouts  atomic.Uint64 // blocking requests answered 503
+	streamsRefused atomic.Uint64 // publishes of new names refused at MaxStreams
+	panics         atomic.Uint64 // panics recovered while sweeping
 }
 
 // RegistryStats is a snapshot for metrics.
@@ -231,6 +284,8 @@ type RegistryStats struct {
 	StorageErrors   uint64 // failed storage writes and deletes
 	BlockingWaiting int64  // blocking requests waiting now
 	BlockTimeouts   uint64
+	StreamsRefused  uint64 // publishes of new names refused at MaxStreams
+	Panics          uint64 // panics recovered in Run (each logged with its stream)
 }
 
 // Stats returns a snapshot of the registry.
@@ -242,6 +297,8 @@ func (r *Registry) Stats() RegistryStats {
 		StorageErrors:   r.totals.storageErrors.Load(),
 		BlockingWaiting: r.waiting.Load(),
 		BlockTimeouts:   r.totals.blockTimeouts.Load(),
+		StreamsRefused:  r.totals.streamsRefused.Load(),
+		Panics:          r.totals.panics.Load(),
 	}
 	for _, s := range r.Streams() {
 		st.Streams[s.State()]++

@@ -52,6 +52,8 @@ type rendered struct {
 	etag     string
 	modTime  time.Time
 	maxAge   int // seconds of Cache-Control max-age for a non-blocking request
+
+	gz, gzSkip gzipped // compressed bodies, made on first demand
 }
 
 // Stream is the live state of one published name: its window of segments

@@ -12,9 +12,11 @@ package segmenter
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,6 +36,55 @@ type Config struct {
 	// (< 10 s, so not a discontinuity) can make one longer. A segment's part
 	// durations sum to its Duration within 1 ms.
 	PartDuration time.Duration
+	// MaxSegmentDuration and MaxSegmentBytes cap the segment being built,
+	// which otherwise grows until the next keyframe: an encoder that never
+	// sends one (or has a GOP of minutes) must not grow it without bound.
+	// At the cap the segment is cut at the next frame even if it is not a
+	// keyframe, and the stream goes on: players already playing decode
+	// straight on, a player that joins at such a segment may show a damaged
+	// picture until the next keyframe. Defaults: max(3 × TargetDuration,
+	// 10 s) and 64 MiB.
+	MaxSegmentDuration time.Duration
+	MaxSegmentBytes    int
+	// Counters, when set, are process-wide totals this segmenter adds to
+	// (shared by every stream's segmenter, read by the metrics).
+	Counters *Counters
+}
+
+// Counters are totals over any number of segmenters: atomics, safe to read
+// from any goroutine while segmenters add to them.
+type Counters struct {
+	// Discontinuities by cause: segments flagged Discontinuity because the
+	// timestamps jumped, or because a codec configuration changed.
+	TimestampJumps, ConfigChanges atomic.Uint64
+	// Dropped counts frames not written, by DropReason.
+	Dropped [NumDropReasons]atomic.Uint64
+	// CappedSegments counts segments cut at MaxSegmentDuration or
+	// MaxSegmentBytes rather than at a keyframe after the target.
+	CappedSegments atomic.Uint64
+}
+
+// DropReason says why a frame was not written.
+type DropReason uint8
+
+const (
+	DropNoConfig       DropReason = iota // its track's codec configuration (sequence header) has not arrived
+	DropBeforeKeyframe                   // before the stream's first video keyframe (or a flushed part's pending audio)
+	DropUnusedTrack                      // its track is not part of the stream (appeared after the start)
+	DropMalformed                        // empty, unparseable or of an unknown kind
+	NumDropReasons
+)
+
+func (r DropReason) String() string {
+	switch r {
+	case DropNoConfig:
+		return "no_codec_config"
+	case DropBeforeKeyframe:
+		return "before_keyframe"
+	case DropUnusedTrack:
+		return "unused_track"
+	}
+	return "malformed"
 }
 
 // Format is the segment container.
@@ -100,6 +151,8 @@ type Info struct {
 	GOPTooLong    bool          // a GOP was longer than TargetDuration
 	Segments      uint64
 	DroppedFrames uint64 // frames dropped (before first keyframe, before config, unsupported)
+	// Discontinuities this segmenter flagged, by cause (see Counters).
+	TimestampJumps, ConfigChanges uint64
 }
 
 // VideoInfo describes the H.264 track. Its slices must not be modified.
@@ -130,9 +183,31 @@ const (
 	// the target, so that rounding (30 fps in ns or ms) does not push cuts a
 	// whole GOP later.
 	cutTolerance = time.Millisecond
+	// Segment caps (Config.MaxSegmentDuration, MaxSegmentBytes): a
+	// segment longer than this is rarely what the encoder meant, and 64 MiB
+	// is 10 s of a 50 Mbit/s stream.
+	defaultMaxSegment      = 10 * time.Second
+	defaultMaxSegmentBytes = 64 << 20
+	// videoStall: audio this far ahead of the last video frame means video
+	// has stopped (encoders interleave within a few hundred ms).
+	videoStall = 2 * time.Second
 	// Bounds on what is buffered while probing for track configs.
 	maxProbeBytes  = 32 << 20
 	maxProbeFrames = 8192
+	// configWait: while video frames arrive without their sequence
+	// header, the start waits this long (by DTS) for the header rather
+	// than ProbeDuration, so that a late header still gives the stream its
+	// video; past it the stream starts without video.
+	configWait = 5 * time.Second
+)
+
+// discCause is why a discontinuity is pending.
+type discCause uint8
+
+const (
+	discNone discCause = iota
+	discJump
+	discConfig
 )
 
 type trackState struct {
@@ -170,6 +245,9 @@ type Segmenter struct {
 	probeFirst  time.Duration
 	probeFrames []bufferedFrame
 	probeData   []byte
+	noConfig    Tracks // tracks whose frames arrived before their config (logged)
+	firstDTS    [2]time.Duration
+	firstSeen   Tracks // tracks whose first frame was seen (firstDTS valid)
 
 	mux *tsMuxer   // FormatTS
 	fm  *fmp4Muxer // FormatFMP4
@@ -177,9 +255,11 @@ type Segmenter struct {
 
 	vt, at      trackState
 	pendingDisc bool // cut at the next opportunity and flag Discontinuity
+	discCause   discCause
 	jumpLogged  bool
 	jumpNow     bool // the frame being written jumped on its track
 	gopWarned   bool
+	capWarned   bool // "segment cap reached" logged at Warn once
 	lastKey     time.Duration
 	haveKey     bool // lastKey valid (no jump since)
 	framesSince int  // video frames since lastKey
@@ -219,6 +299,7 @@ type Segmenter struct {
 
 	mu   sync.Mutex // guards info
 	info Info
+	ctr  *Counters // Config.Counters, or this segmenter's own
 }
 
 // New returns a Segmenter that hands finished segments to sink.
@@ -238,6 +319,16 @@ func New(cfg Config, sink Sink) *Segmenter {
 	}
 	s.cfg.Expect &= Video | Audio
 	s.partsOn = cfg.PartDuration > 0
+	if s.cfg.MaxSegmentDuration <= 0 {
+		s.cfg.MaxSegmentDuration = max(3*s.target, defaultMaxSegment)
+	}
+	if s.cfg.MaxSegmentBytes <= 0 {
+		s.cfg.MaxSegmentBytes = defaultMaxSegmentBytes
+	}
+	s.ctr = cfg.Counters
+	if s.ctr == nil {
+		s.ctr = new(Counters)
+	}
 	return s
 }
 
@@ -257,7 +348,8 @@ func (s *Segmenter) Info() Info {
 	return in
 }
 
-func (s *Segmenter) countDrop() {
+func (s *Segmenter) countDrop(r DropReason) {
+	s.ctr.Dropped[r].Add(1)
 	s.mu.Lock()
 	s.info.DroppedFrames++
 	s.mu.Unlock()
@@ -294,6 +386,19 @@ func (s *Segmenter) publishInfo() {
 		codecs = append(codecs, s.audio.codec())
 	}
 	s.info.Codecs = joinComma(codecs)
+}
+
+// trackName names a track set for logs.
+func trackName(t Tracks) string {
+	switch t {
+	case Video:
+		return "video"
+	case Audio:
+		return "audio"
+	case Video | Audio:
+		return "video+audio"
+	}
+	return "none"
 }
 
 func joinComma(ss []string) string {
@@ -362,6 +467,15 @@ func (s *Segmenter) SetAudioConfig(asc []byte) error {
 
 func (s *Segmenter) configChanged(track string) {
 	s.log.Info("codec configuration changed; starting a new segment with a discontinuity", "track", track)
+	s.setDisc(discConfig)
+}
+
+// setDisc makes the next segment a discontinuity; the first cause seen is
+// the one counted.
+func (s *Segmenter) setDisc(c discCause) {
+	if !s.pendingDisc || s.discCause == discNone {
+		s.discCause = c
+	}
 	s.pendingDisc = true
 }
 
@@ -435,9 +549,10 @@ func (s *Segmenter) maybeStart(force bool) error {
 // dropped and reported as an error; a Sink error is returned as is.
 func (s *Segmenter) WriteFrame(f Frame) error {
 	if f.Kind != Video && f.Kind != Audio {
-		s.countDrop()
+		s.countDrop(DropMalformed)
 		return nil
 	}
+	s.noteFirst(f)
 	if s.started {
 		return s.writeStarted(f)
 	}
@@ -446,16 +561,54 @@ func (s *Segmenter) WriteFrame(f Frame) error {
 		s.probeFirst = f.DTS
 	}
 	if (f.Kind == Video && s.video == nil) || (f.Kind == Audio && s.audio == nil) {
-		s.countDrop()
+		s.countDrop(DropNoConfig)
+		if s.noConfig&f.Kind == 0 {
+			s.noConfig |= f.Kind
+			s.log.Warn("frames before their track's sequence header (decoder configuration); dropping them until it arrives",
+				"track", trackName(f.Kind), "dts", f.DTS)
+		}
 	} else {
 		s.probeFrames = append(s.probeFrames, bufferedFrame{
 			kind: f.Kind, dts: f.DTS, pts: f.PTS, key: f.Key, off: len(s.probeData), n: len(f.Data),
 		})
 		s.probeData = append(s.probeData, f.Data...)
 	}
-	force := f.DTS-s.probeFirst >= s.cfg.ProbeDuration ||
+	// Only video is waited for: without it the stream would be a different
+	// kind (audio-only), while audio missing its header costs less than a
+	// later start.
+	wait := s.cfg.ProbeDuration
+	missing := s.noConfig &^ s.have() & Video
+	if missing != 0 {
+		wait = max(wait, configWait)
+	}
+	force := f.DTS-s.probeFirst >= wait ||
 		len(s.probeData) > maxProbeBytes || len(s.probeFrames) > maxProbeFrames
+	if force && missing != 0 && s.have() != 0 {
+		s.log.Warn("no sequence header arrived for a track whose frames did; starting the stream without it",
+			"track", trackName(missing), "waited", f.DTS-s.probeFirst)
+	}
 	return s.maybeStart(force)
+}
+
+// noteFirst logs a track whose first frame comes far (more than a second)
+// from the other track's: players and the A/V skew show it, and the first
+// segments lack that track.
+func (s *Segmenter) noteFirst(f Frame) {
+	i, other := 0, Audio
+	if f.Kind == Audio {
+		i, other = 1, Video
+	}
+	if s.firstSeen&f.Kind != 0 {
+		return
+	}
+	s.firstSeen |= f.Kind
+	s.firstDTS[i] = f.DTS
+	if s.firstSeen&other == 0 {
+		return
+	}
+	if d := f.DTS - s.firstDTS[1-i]; d > time.Second || d < -time.Second {
+		s.log.Warn("track starts far from the other one", "track", trackName(f.Kind), "after", d)
+	}
 }
 
 // observe updates the track's timing and reports the delta to the previous
@@ -471,7 +624,7 @@ func (s *Segmenter) observe(ts *trackState, dts time.Duration, track string) (de
 					"track", track, "from", ts.last, "to", dts)
 				s.jumpLogged = true
 			}
-			s.pendingDisc = true
+			s.setDisc(discJump)
 			s.jumpNow = true
 		} else if delta > 0 {
 			ts.lastDelta = delta
@@ -504,12 +657,17 @@ func (s *Segmenter) frameDuration(k Kind) time.Duration {
 
 func (s *Segmenter) writeStarted(f Frame) error {
 	if f.Kind&s.tracks == 0 {
+		if (f.Kind == Video && s.video == nil) || (f.Kind == Audio && s.audio == nil) {
+			// Still no sequence header: said when the first frame came.
+			s.countDrop(DropNoConfig)
+			return nil
+		}
 		s.warnLateTrack(f.Kind)
-		s.countDrop()
+		s.countDrop(DropUnusedTrack)
 		return nil
 	}
 	if len(f.Data) == 0 {
-		s.countDrop()
+		s.countDrop(DropMalformed)
 		return nil
 	}
 	hasVideo := s.tracks&Video != 0
@@ -519,8 +677,19 @@ func (s *Segmenter) writeStarted(f Frame) error {
 	delta, jumped := s.observe(&s.at, f.DTS, "audio")
 	if hasVideo {
 		if !s.open || (s.first && f.DTS < s.segStart) {
-			s.countDrop() // before the first keyframe
+			s.countDrop(DropBeforeKeyframe)
 			return nil
+		}
+		// Timestamps that jumped say nothing about a stall: the jump is
+		// cut at the next keyframe.
+		d := f.DTS - s.segStart
+		stalled := !jumped && !s.pendingDisc && d > s.cfg.MaxSegmentDuration && f.DTS-s.vt.last > videoStall
+		if stalled || len(s.out.buf) >= s.cfg.MaxSegmentBytes {
+			// Video stalled while audio goes on: the segment would only
+			// grow. Cut at this audio frame.
+			s.noteCap(d, false)
+			err := firstErr(s.flushPending(), s.cut(Audio, f.DTS, d, 0, false))
+			return firstErr(err, s.muxAudio(f, true, jumped))
 		}
 		if s.partsOn && !s.partPrimary && !s.partForced {
 			return s.deferAudio(f, jumped)
@@ -559,7 +728,7 @@ func (s *Segmenter) writeVideo(f Frame) error {
 		s.annexB, _, err = avccToAnnexB(s.annexB, f.Data, s.video.nalLengthSize, s.video.paramSetsAnnex)
 	}
 	if err != nil {
-		s.countDrop()
+		s.countDrop(DropMalformed)
 		return err
 	}
 	if jumped {
@@ -567,7 +736,7 @@ func (s *Segmenter) writeVideo(f Frame) error {
 	}
 	if !s.open {
 		if !f.Key {
-			s.countDrop()
+			s.countDrop(DropBeforeKeyframe)
 			return nil
 		}
 		s.noteKeyframe(f.DTS)
@@ -584,11 +753,46 @@ func (s *Segmenter) writeVideo(f Frame) error {
 			err := s.cut(Video, f.DTS, s.elapsed+step, f.DTS, !jumped)
 			return firstErr(err, s.afterVideo(s.muxVideo(f, true)))
 		}
+		if s.overCap(s.elapsed + step) {
+			s.noteCap(s.elapsed+step, true)
+			err := s.cut(Video, f.DTS, s.elapsed+step, f.DTS, !jumped)
+			return firstErr(err, s.afterVideo(s.muxVideo(f, true)))
+		}
 	} else {
 		s.framesSince++
+		if s.overCap(s.elapsed + step) {
+			// No keyframe in sight: cut here all the same (see
+			// Config.MaxSegmentDuration). The new segment starts with a
+			// frame that needs the previous ones to decode.
+			s.noteCap(s.elapsed+step, false)
+			err := s.cut(Video, f.DTS, s.elapsed+step, f.DTS, !jumped)
+			return firstErr(err, s.afterVideo(s.muxVideo(f, true)))
+		}
 	}
 	s.elapsed += step
 	return s.afterVideo(s.muxVideo(f, false))
+}
+
+// overCap reports whether the segment being built, were it d long, would
+// pass a cap.
+func (s *Segmenter) overCap(d time.Duration) bool {
+	return d > s.cfg.MaxSegmentDuration || len(s.out.buf) >= s.cfg.MaxSegmentBytes
+}
+
+// noteCap counts and logs a segment cut at a cap.
+func (s *Segmenter) noteCap(d time.Duration, atKey bool) {
+	s.ctr.CappedSegments.Add(1)
+	lvl := slog.LevelDebug
+	if !s.capWarned {
+		s.capWarned = true
+		lvl = slog.LevelWarn
+	}
+	msg := "segment cap reached without a keyframe: cutting at a non-keyframe; players already playing carry on, players joining at the next segment may show a damaged picture until the next keyframe (set the encoder's keyframe interval to the segment duration)"
+	if atKey {
+		msg = "segment cap reached: cutting at this keyframe before the target duration"
+	}
+	s.log.Log(context.Background(), lvl, msg, "duration", d, "bytes", len(s.out.buf),
+		"max_duration", s.cfg.MaxSegmentDuration, "max_bytes", s.cfg.MaxSegmentBytes)
 }
 
 // afterVideo runs after a video frame was muxed: audio deferred until this
@@ -684,7 +888,7 @@ func (s *Segmenter) flushPending() error {
 
 func (s *Segmenter) dropPending() {
 	for range s.pend {
-		s.countDrop()
+		s.countDrop(DropBeforeKeyframe)
 	}
 	s.pend = s.pend[:0]
 	s.pendData = s.pendData[:0]
@@ -730,6 +934,9 @@ func (s *Segmenter) openSegment(k Kind, start time.Duration) error {
 	s.segStart = start
 	s.elapsed = 0
 	s.segDisc = s.pendingDisc && s.emitted > 0
+	if s.segDisc {
+		s.countDisc()
+	}
 	if s.pendingDisc {
 		// The other track's next frame is compared with this new start, not
 		// with its own pre-discontinuity history, so that one jump seen on
@@ -741,6 +948,7 @@ func (s *Segmenter) openSegment(k Kind, start time.Duration) error {
 		other.seen = false
 	}
 	s.pendingDisc = false
+	s.discCause = discNone
 	s.jumpLogged = false
 	s.segVideo, s.segAudio = false, false
 	pdt := s.now()
@@ -776,6 +984,20 @@ func (s *Segmenter) openSegment(k Kind, start time.Duration) error {
 	s.resetPart()
 	s.segParts = nil
 	return err
+}
+
+// countDisc counts the discontinuity the segment being opened carries.
+func (s *Segmenter) countDisc() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch s.discCause {
+	case discJump:
+		s.ctr.TimestampJumps.Add(1)
+		s.info.TimestampJumps++
+	case discConfig:
+		s.ctr.ConfigChanges.Add(1)
+		s.info.ConfigChanges++
+	}
 }
 
 func (s *Segmenter) resetPart() {
@@ -895,7 +1117,7 @@ func (s *Segmenter) muxAudio(f Frame, segStart, jump bool) error {
 		var err error
 		s.audioBuf, err = s.audio.appendADTS(s.audioBuf[:0], len(f.Data))
 		if err != nil {
-			s.countDrop()
+			s.countDrop(DropMalformed)
 			return err
 		}
 		s.audioBuf = append(s.audioBuf, f.Data...)

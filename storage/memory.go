@@ -28,6 +28,11 @@ func (m *Memory) Put(_ context.Context, key string, obj Object) error {
 }
 
 func (m *Memory) Get(_ context.Context, key string) (Object, error) {
+	// Checked like every backend, so that callers see ErrInvalidKey, not
+	// ErrNotFound, whatever the store.
+	if err := ValidKey(key); err != nil {
+		return Object{}, err
+	}
 	m.mu.RLock()
 	obj, ok := m.objs[key]
 	m.mu.RUnlock()
@@ -38,6 +43,9 @@ func (m *Memory) Get(_ context.Context, key string) (Object, error) {
 }
 
 func (m *Memory) Delete(_ context.Context, key string) error {
+	if err := ValidKey(key); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.objs[key]; !ok {

@@ -32,29 +32,121 @@ type Store interface {
 	Keys(ctx context.Context, prefix string) ([]string, error)
 }
 
-// ValidKey reports an error unless key is a relative path whose every element
-// is a non-empty name of letters, digits, '-', '_' and '.', not "." or "..".
-// Every backend calls it so that no key can reach outside the store.
-func ValidKey(key string) error {
-	if key == "" || len(key) > 1024 {
-		return fmt.Errorf("storage: invalid key length %d", len(key))
+// ErrInvalidKey is wrapped by every backend's Put, Get and Delete, and by
+// ValidKey and ValidName, for a key or name outside the grammar of ValidName.
+var ErrInvalidKey = errors.New("storage: invalid key")
+
+// MaxNameLen and MaxKeyLen bound a name (one path element) and a whole key,
+// in bytes.
+const (
+	MaxNameLen = 128
+	MaxKeyLen  = 1024
+)
+
+// ValidName reports an error wrapping ErrInvalidKey unless s is a name: the
+// one grammar for apps, stream names and file names everywhere in fount
+// (RTMP publish, HTTP routing, storage keys; see docs/architecture.md):
+//
+//   - 1 to MaxNameLen bytes of ASCII letters, digits, '-', '_' and '.';
+//   - no '.' first (no ".", "..", or hidden files, which the dir store uses
+//     for its temporary files) or last (Windows drops a trailing dot);
+//   - no ".." anywhere;
+//   - not a Windows device name (CON, PRN, AUX, NUL, COM0-9, LPT0-9, in any
+//     case, alone or before a '.'), so a dir store can be copied anywhere.
+//
+// Such a name never needs percent-encoding in a URL or quoting in a header,
+// log line or shell, and is a portable file name.
+func ValidName(s string) error {
+	if len(s) > MaxNameLen || !validPath(s, false) {
+		return invalid("name", s)
 	}
-	// One pass, no allocation: it runs on every viewer request.
+	return nil
+}
+
+// ValidKey reports an error wrapping ErrInvalidKey unless key is a relative
+// path of at most MaxKeyLen bytes whose every element is a valid name (see
+// ValidName). Every backend calls it so that no key can reach outside the
+// store.
+func ValidKey(key string) error {
+	if len(key) > MaxKeyLen || !validPath(key, true) {
+		return invalid("key", key)
+	}
+	return nil
+}
+
+// Bit masks of the bytes a name may hold, for bytes below 64 and from 64 to
+// 127: '-', '.', '0'-'9'; 'A'-'Z', '_', 'a'-'z'.
+const (
+	nameBytesLo uint64 = 1<<'-' | 1<<'.' | (1<<10-1)<<'0'
+	nameBytesHi uint64 = (1<<26-1)<<('A'-64) | 1<<('_'-64) | (1<<26-1)<<('a'-64)
+)
+
+// validPath checks the grammar of ValidName for s, or for every
+// '/'-separated element of s when slashes is set, in one pass and without
+// allocating: it runs on every viewer request.
+func validPath(s string, slashes bool) bool {
 	start := 0
-	for i := 0; i <= len(key); i++ {
-		if i < len(key) && key[i] != '/' {
-			c := key[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-				return fmt.Errorf("storage: invalid key %q", key)
+	for i := 0; i <= len(s); i++ {
+		if i < len(s) {
+			c := s[i]
+			if c < 64 && nameBytesLo&(1<<c) != 0 || c >= 64 && c < 128 && nameBytesHi&(1<<(c-64)) != 0 {
+				// No leading '.' and no "..": a '.' follows a non-'.' of
+				// the same element.
+				if c == '.' && (i == start || s[i-1] == '.') {
+					return false
+				}
+				continue
 			}
-			continue
+			if c != '/' || !slashes {
+				return false
+			}
 		}
-		if el := key[start:i]; el == "" || el == "." || el == ".." {
-			return fmt.Errorf("storage: invalid key %q", key)
+		el := s[start:i]
+		if len(el) == 0 || len(el) > MaxNameLen || el[len(el)-1] == '.' || windowsDevice(el) {
+			return false
 		}
 		start = i + 1
 	}
-	return nil
+	return true
+}
+
+// windowsDevice reports whether the name s is CON, PRN, AUX, NUL, COMn or
+// LPTn (n a digit), in any case, alone or followed by '.' and anything:
+// Windows opens the device instead of the file.
+func windowsDevice(s string) bool {
+	switch {
+	case len(s) < 3:
+		return false
+	case len(s) == 3 || s[3] == '.':
+		b := s[:3]
+		return foldEq(b, "con") || foldEq(b, "prn") || foldEq(b, "aux") || foldEq(b, "nul")
+	case s[3] >= '0' && s[3] <= '9' && (len(s) == 4 || s[4] == '.'):
+		b := s[:3]
+		return foldEq(b, "com") || foldEq(b, "lpt")
+	}
+	return false
+}
+
+// foldEq compares s, made of name bytes, with the lower-case ASCII word w,
+// ignoring case, without allocating.
+func foldEq(s, w string) bool {
+	for i := 0; i < len(w); i++ {
+		if s[i]|0x20 != w[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// invalid builds the error for a refused key or name. Only a bounded, quoted
+// prefix goes into the message: keys come from the network and end up in
+// logs.
+func invalid(what, s string) error {
+	const show = 64
+	if len(s) > show {
+		return fmt.Errorf("%w: %s %q... (%d bytes)", ErrInvalidKey, what, s[:show], len(s))
+	}
+	return fmt.Errorf("%w: %s %q", ErrInvalidKey, what, s)
 }
 
 // S3Options carries the S3 settings that a --storage spec does not hold.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -137,6 +138,11 @@ func (a *api) routes(mux *http.ServeMux, metrics http.Handler, token string) {
 		})
 	}
 	mux.Handle("GET /metrics", guard(metrics.ServeHTTP))
+	// Profiles of a live origin under its real load (docs/performance.md);
+	// same guard as /metrics: operators only.
+	mux.Handle("GET /debug/pprof/", guard(pprof.Index))
+	mux.Handle("GET /debug/pprof/profile", guard(pprof.Profile))
+	mux.Handle("GET /debug/pprof/trace", guard(pprof.Trace))
 	mux.Handle("GET /api/v1/openapi.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(openAPISpec)

@@ -186,6 +186,9 @@ func checkFlagValue(f *pflag.Flag, value string) error {
 		scratch.Bool(f.Name, false, "")
 	case "duration":
 		scratch.Duration(f.Name, time.Duration(0), "")
+	case "bytes":
+		var b byteSize
+		scratch.Var(&b, f.Name, "")
 	default:
 		return nil // a type this file does not know: the flag itself decides
 	}

@@ -469,3 +469,73 @@ func TestConfigCheckUsage(t *testing.T) {
 		t.Errorf("config with no subcommand: err %v, help %q", err, out)
 	}
 }
+
+// The limits are flags like the others: file keys, FOUNT_* variables, the
+// byte-size forms of --max-message-size, and range checks.
+func TestConfigFileLimits(t *testing.T) {
+	cfg, fs := serveFlagSet(t)
+	path := writeConfig(t, `
+max-connections: 2000
+max-publishers: 50
+max-streams: 20
+handshake-timeout: 3s
+rtmp-idle-timeout: 20s
+max-message-size: 4M
+http-idle-timeout: 30s
+http-write-timeout: 5m
+`)
+	t.Setenv("FOUNT_MAX_STREAMS", "30")
+	if err := applyConfigFile(fs, path); err != nil {
+		t.Fatal(err)
+	}
+	if err := applyEnv(fs); err != nil {
+		t.Fatal(err)
+	}
+	want := defaultConfig()
+	want.MaxConnections, want.MaxPublishers, want.MaxStreams = 2000, 50, 30
+	want.HandshakeTimeout, want.RTMPIdleTimeout, want.MaxMessageSize = 3*time.Second, 20*time.Second, 4<<20
+	want.HTTPIdleTimeout, want.HTTPWriteTimeout = 30*time.Second, 5*time.Minute
+	if *cfg != want {
+		t.Errorf("got  %+v\nwant %+v", *cfg, want)
+	}
+	if err := cfg.validate(); err != nil {
+		t.Error(err)
+	}
+
+	for in, want := range map[string]byteSize{"8388608": 8 << 20, "512K": 512 << 10, "512kb": 512 << 10, "2MiB": 2 << 20, "3 M": 3 << 20, "100b": 100} {
+		var b byteSize
+		if err := b.Set(in); err != nil || b != want {
+			t.Errorf("Set(%q) = %d, %v; want %d", in, b, err, want)
+		}
+		var back byteSize
+		if err := back.Set(b.String()); err != nil || back != b {
+			t.Errorf("%q does not round-trip: %q → %d, %v", in, b.String(), back, err)
+		}
+	}
+	for _, bad := range []string{"", "M", "-1", "1.5M", "8G", "lots"} {
+		var b byteSize
+		if err := b.Set(bad); err == nil {
+			t.Errorf("Set(%q) accepted: %d", bad, b)
+		}
+	}
+
+	_, fs = serveFlagSet(t)
+	err := applyConfigFile(fs, writeConfig(t, "max-message-size: huge\nmax-connections: many\n"))
+	for _, s := range []string{`key "max-message-size"`, `key "max-connections"`} {
+		if err == nil || !strings.Contains(err.Error(), s) {
+			t.Errorf("error %v does not name %s", err, s)
+		}
+	}
+
+	c := defaultConfig()
+	c.MaxPublishers, c.MaxMessageSize, c.HTTPWriteTimeout, c.HandshakeTimeout = c.MaxConnections+1, 16<<20, 10*time.Second, 0
+	err = c.validate()
+	for _, s := range []string{"--max-publishers", "--max-message-size 16MiB", "--http-write-timeout 10s", "--handshake-timeout 0s"} {
+		if err == nil || !strings.Contains(err.Error(), s) {
+			t.Errorf("validate: %v; want it to mention %s", err, s)
+		}
+	}
+	if d := defaultConfig().httpWriteTimeout(); d != 90*time.Second {
+		t.Errorf("derived write timeout %s, want 1m30s (3 × 10 s + 1 m)", d)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/grafov/m3u8"
+	"go.uber.org/goleak"
 
 	"github.com/fount-live/fount/playlist"
 )
@@ -71,11 +72,14 @@ func source(t testing.TB) string {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if sourceDir != "" {
-		os.RemoveAll(sourceDir)
-	}
-	os.Exit(code)
+	// Every goroutine fount starts must be gone once the tests are done
+	// (each origin is stopped at its test's cleanup).
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		if sourceDir != "" {
+			os.RemoveAll(sourceDir)
+		}
+		os.Exit(code)
+	}))
 }
 
 // origin is a fount started in-process on free loopback ports.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fount-live/fount/ingest"
 	"github.com/fount-live/fount/playlist"
+	"github.com/fount-live/fount/segmenter"
 	"github.com/fount-live/fount/storage"
 )
 
@@ -25,7 +26,8 @@ type metrics struct {
 	bytesOut prometheus.Counter
 }
 
-func newMetrics(rtmp *ingest.Server, pl *playlist.Registry, uploads *storage.Async) *metrics {
+// seg are the totals of every stream's segmenter (segmenter.Config.Counters).
+func newMetrics(rtmp *ingest.Server, pl *playlist.Registry, uploads *storage.Async, seg *segmenter.Counters) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -37,7 +39,7 @@ func newMetrics(rtmp *ingest.Server, pl *playlist.Registry, uploads *storage.Asy
 	}
 	m.reg.MustRegister(m.requests, m.bytesOut,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&statsCollector{rtmp: rtmp, pl: pl, uploads: uploads})
+		&statsCollector{rtmp: rtmp, pl: pl, uploads: uploads, seg: seg})
 	return m
 }
 
@@ -55,17 +57,22 @@ var (
 	descUploadsPending = prometheus.NewDesc("fount_storage_uploads_pending", "Objects waiting to be written to S3.", nil, nil)
 	descUploads        = prometheus.NewDesc("fount_storage_uploads_total", "Object writes and deletes to S3, by result (done, retried, failed: given up or dropped).", []string{"result"}, nil)
 	descStreamUptime   = prometheus.NewDesc("fount_stream_publish_start_time_seconds", "Unix time the current publisher of a stream started.", []string{"stream"}, nil)
+	descDiscont        = prometheus.NewDesc("fount_discontinuities_total", "Segments flagged EXT-X-DISCONTINUITY within a publish, by cause: timestamp_jump, codec_config_change.", []string{"reason"}, nil)
+	descDropped        = prometheus.NewDesc("fount_frames_dropped_total", "Frames received but not written to a segment, by reason: no_codec_config, before_keyframe, unused_track, malformed.", []string{"reason"}, nil)
+	descWraps          = prometheus.NewDesc("fount_timestamp_wraps_total", "RTMP timestamps that went past 2^32 ms (49.7 days) and were unwrapped; not an error.", nil, nil)
 )
 
 type statsCollector struct {
 	rtmp    *ingest.Server
 	pl      *playlist.Registry
 	uploads *storage.Async // nil unless storage is S3
+	seg     *segmenter.Counters
 }
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStreams, descPublishes, descRTMPConns, descIngestBytes, descSegments, descParts,
-		descWaiting, descErrors, descStreamBytes, descStreamSkew, descStreamUptime, descUploadsPending, descUploads} {
+		descWaiting, descErrors, descStreamBytes, descStreamSkew, descStreamUptime, descUploadsPending, descUploads,
+		descDiscont, descDropped, descWraps} {
 		ch <- d
 	}
 }
@@ -88,6 +95,14 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		"storage": pl.StorageErrors, "blocking_timeout": pl.BlockTimeouts,
 	} {
 		ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(n), kind)
+	}
+	ch <- prometheus.MustNewConstMetric(descWraps, prometheus.CounterValue, float64(in.TimestampWraps))
+	if c.seg != nil {
+		ch <- prometheus.MustNewConstMetric(descDiscont, prometheus.CounterValue, float64(c.seg.TimestampJumps.Load()), "timestamp_jump")
+		ch <- prometheus.MustNewConstMetric(descDiscont, prometheus.CounterValue, float64(c.seg.ConfigChanges.Load()), "codec_config_change")
+		for r := range segmenter.NumDropReasons {
+			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(c.seg.Dropped[r].Load()), r.String())
+		}
 	}
 	if c.uploads != nil {
 		u := c.uploads.Stats()
@@ -167,4 +182,39 @@ func health(mux *http.ServeMux, ready func(context.Context) error) {
 		}
 		w.Write([]byte("ready\n"))
 	})
+}
+
+// Limits and crash safety (docs/scaling.md#limits).
+var (
+	descPanics = prometheus.NewDesc("fount_panics_total", "Panics recovered and logged with their stack, by where: rtmp (a connection's goroutine; that connection was closed), stream (the stream timers), http (a viewer request, answered 500), api.", []string{"where"}, nil)
+	descLimits = prometheus.NewDesc("fount_limits_total", "Times a limit acted, by limit: max_connections (RTMP connections closed or refused to admit a new one), handshake_timeout (connections closed for not publishing in time), max_publishers and max_streams (publishes refused), segment_cap (segments cut at the size cap instead of a keyframe).", []string{"limit"}, nil)
+)
+
+// limitsCollector exports what the limits and panic recovery counted.
+type limitsCollector struct {
+	rtmp *ingest.Server
+	pl   *playlist.Registry
+	seg  *segmenter.Counters
+	http *httpPanicCounts
+}
+
+func (c *limitsCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descPanics
+	ch <- descLimits
+}
+
+func (c *limitsCollector) Collect(ch chan<- prometheus.Metric) {
+	in := c.rtmp.Stats()
+	pl := c.pl.Stats()
+	for where, n := range map[string]uint64{
+		"rtmp": in.Panics, "stream": pl.Panics, "http": c.http.viewer.Load(), "api": c.http.api.Load(),
+	} {
+		ch <- prometheus.MustNewConstMetric(descPanics, prometheus.CounterValue, float64(n), where)
+	}
+	for limit, n := range map[string]uint64{
+		"max_connections": in.ConnsEvicted + in.ConnsRefused, "handshake_timeout": in.HandshakeTimeouts,
+		"max_publishers": in.PublisherLimit, "max_streams": pl.StreamsRefused, "segment_cap": c.seg.CappedSegments.Load(),
+	} {
+		ch <- prometheus.MustNewConstMetric(descLimits, prometheus.CounterValue, float64(n), limit)
+	}
 }

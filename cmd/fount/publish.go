@@ -97,14 +97,19 @@ func (s *session) Frame(f segmenter.Frame) error {
 }
 
 func (s *session) Close() {
+	// Deferred: should flushing panic (a segmenter broken by an earlier
+	// panic; ingest recovers and logs it), the stream still goes idle and
+	// its encoder can reconnect.
+	defer func() {
+		s.stream.Unpublish()
+		if s.hook != nil {
+			s.hook.Notify("publish_ended", map[string]any{"stream": s.stream.Path(), "client_ip": s.remote})
+		}
+	}()
 	if seg := s.seg.Load(); seg != nil {
 		if err := seg.Flush(); err != nil {
 			s.log.Warn("flushing the last segment failed", "err", err)
 		}
-	}
-	s.stream.Unpublish()
-	if s.hook != nil {
-		s.hook.Notify("publish_ended", map[string]any{"stream": s.stream.Path(), "client_ip": s.remote})
 	}
 }
 

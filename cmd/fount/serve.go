@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -54,6 +55,30 @@ type config struct {
 	LogFormat       string
 	LogLevel        string
 	ConfigFile      string // --config; not itself a file key
+
+	// Limits (docs/scaling.md#limits).
+	MaxConnections   int
+	MaxPublishers    int
+	MaxStreams       int
+	HandshakeTimeout time.Duration
+	RTMPIdleTimeout  time.Duration
+	MaxMessageSize   byteSize
+	HTTPIdleTimeout  time.Duration
+	HTTPWriteTimeout time.Duration // 0: derived from --segment-duration (httpWriteTimeout)
+
+	// Restarts (docs/scaling.md#restarts).
+	ReusePort     bool
+	HandoverGrace time.Duration
+
+	// hooks lets tests inject faults; no flag or file sets it.
+	hooks *testHooks
+}
+
+// testHooks wrap parts of the origin for tests (panic_test.go); nil in
+// production.
+type testHooks struct {
+	publisher func(ingest.Publisher) ingest.Publisher
+	viewer    func(http.Handler) http.Handler
 }
 
 func defaultConfig() config {
@@ -74,6 +99,22 @@ func defaultConfig() config {
 		WebhookTimeout:  3 * time.Second,
 		LogFormat:       "text",
 		LogLevel:        "info",
+		// One machine: 100 encoders at 6 Mbit/s is 600 Mbit/s in and,
+		// with the default window, a few GB of segments in memory. A
+		// connection that has not published costs ~100 KiB (go-rtmp's
+		// buffers), so 1000 of them cost ~100 MiB, and junk beyond that
+		// evicts junk, not encoders.
+		MaxConnections:   1000,
+		MaxPublishers:    100,
+		MaxStreams:       200,
+		HandshakeTimeout: 5 * time.Second,
+		RTMPIdleTimeout:  10 * time.Second,
+		MaxMessageSize:   8 << 20,
+		// Longer than CDN edges keep idle origin connections (CloudFront
+		// at most 60 s, nginx 60 s), so that the edge, not fount, closes
+		// them: a close racing the edge's next request fails that request.
+		HTTPIdleTimeout: 120 * time.Second,
+		HandoverGrace:   5 * time.Second,
 	}
 }
 
@@ -105,6 +146,72 @@ func (c *config) flags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", c.WebhookTimeout, "how long a publish waits for the webhook's answer before it is refused")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
+	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "open RTMP connections at most; at the limit a new connection closes the oldest one that has not published")
+	fs.IntVar(&c.MaxPublishers, "max-publishers", c.MaxPublishers, "RTMP connections publishing at once; beyond it publish is refused")
+	fs.IntVar(&c.MaxStreams, "max-streams", c.MaxStreams, "streams held (live, waiting for a reconnect, or ended and not yet removed); publishing a new name beyond it is refused")
+	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", c.HandshakeTimeout, "time from an RTMP connection's accept to its publish; connections that have not published by then are closed")
+	fs.DurationVar(&c.RTMPIdleTimeout, "rtmp-idle-timeout", c.RTMPIdleTimeout, "an RTMP connection that sends nothing for this long is closed")
+	fs.Var(&c.MaxMessageSize, "max-message-size", "largest RTMP message (one video frame) accepted, in bytes or with a K or M suffix (1024-based)")
+	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", c.HTTPIdleTimeout, "how long an idle keep-alive HTTP connection is kept open")
+	fs.DurationVar(&c.HTTPWriteTimeout, "http-write-timeout", c.HTTPWriteTimeout, "longest time to answer one HTTP request, LL-HLS blocking wait included (0: 3 × the longest segment + 1m)")
+	fs.BoolVar(&c.ReusePort, "reuse-port", c.ReusePort, "listen with SO_REUSEPORT, so that a successor can bind the same ports during a handover (SIGUSR2)")
+	fs.DurationVar(&c.HandoverGrace, "handover-grace", c.HandoverGrace, "after a handover (SIGUSR2), how long viewers are still answered while the successor starts (with --reuse-port)")
+}
+
+// byteSize is a flag value in bytes, written as a number with an optional
+// K or M suffix (KiB, MiB, KB, MB are the same: 1024-based).
+type byteSize int64
+
+func (b *byteSize) String() string {
+	switch v := int64(*b); {
+	case v != 0 && v%(1<<20) == 0:
+		return strconv.FormatInt(v>>20, 10) + "MiB"
+	case v != 0 && v%(1<<10) == 0:
+		return strconv.FormatInt(v>>10, 10) + "KiB"
+	default:
+		return strconv.FormatInt(v, 10)
+	}
+}
+
+func (b *byteSize) Set(s string) error {
+	num := strings.TrimSpace(s)
+	mult := int64(1)
+	lower := strings.ToLower(num)
+	for _, suf := range []struct {
+		s string
+		m int64
+	}{{"mib", 1 << 20}, {"mb", 1 << 20}, {"m", 1 << 20}, {"kib", 1 << 10}, {"kb", 1 << 10}, {"k", 1 << 10}, {"b", 1}} {
+		if strings.HasSuffix(lower, suf.s) {
+			num, mult = strings.TrimSpace(num[:len(num)-len(suf.s)]), suf.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > (1<<40)/mult {
+		return fmt.Errorf("%q: want a number of bytes, optionally with a K or M suffix (8M, 512K, 1048576)", s)
+	}
+	*b = byteSize(n * mult)
+	return nil
+}
+
+func (b *byteSize) Type() string { return "bytes" }
+
+// longestSegment is the longest segment the segmenter makes at this
+// segment duration: its cap (segmenter.Config.MaxSegmentDuration).
+func longestSegment(segmentDuration time.Duration) time.Duration {
+	return max(3*segmentDuration, 10*time.Second)
+}
+
+// httpWriteTimeout is --http-write-timeout, or its derived default. An
+// LL-HLS blocking request waits up to 3 target durations (rfc8216bis) and
+// the target grows to the longest segment, so the timeout must exceed
+// that; the minute on top is for sending a segment to a slow viewer (one
+// slower than that cannot play the stream live anyway).
+func (c config) httpWriteTimeout() time.Duration {
+	if c.HTTPWriteTimeout > 0 {
+		return c.HTTPWriteTimeout
+	}
+	return 3*longestSegment(c.SegmentDuration) + time.Minute
 }
 
 func (c *config) validate() error {
@@ -145,6 +252,36 @@ func (c *config) validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("--auth %q: want none, keys or webhook", c.Auth))
+	}
+	if c.MaxConnections < 1 || c.MaxConnections > 1_000_000 {
+		errs = append(errs, fmt.Errorf("--max-connections %d: must be between 1 and 1000000", c.MaxConnections))
+	}
+	if c.MaxPublishers < 1 || c.MaxPublishers > c.MaxConnections {
+		// At most MaxConnections: else every slot could publish and
+		// nothing be left to evict for a new connection.
+		errs = append(errs, fmt.Errorf("--max-publishers %d: must be between 1 and --max-connections (%d)", c.MaxPublishers, c.MaxConnections))
+	}
+	if c.MaxStreams < 1 || c.MaxStreams > 100_000 {
+		errs = append(errs, fmt.Errorf("--max-streams %d: must be between 1 and 100000", c.MaxStreams))
+	}
+	if c.HandoverGrace < 0 || c.HandoverGrace > time.Minute {
+		errs = append(errs, fmt.Errorf("--handover-grace %s: must be between 0 and 1m", c.HandoverGrace))
+	}
+	if c.HandshakeTimeout < 500*time.Millisecond || c.HandshakeTimeout > time.Minute {
+		errs = append(errs, fmt.Errorf("--handshake-timeout %s: must be between 500ms and 1m", c.HandshakeTimeout))
+	}
+	if c.RTMPIdleTimeout < time.Second || c.RTMPIdleTimeout > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("--rtmp-idle-timeout %s: must be between 1s and 10m", c.RTMPIdleTimeout))
+	}
+	if c.MaxMessageSize < 64<<10 || c.MaxMessageSize >= 16<<20 {
+		// RTMP message lengths are 24-bit.
+		errs = append(errs, fmt.Errorf("--max-message-size %s: must be at least 64K and below 16M (RTMP's largest message)", c.MaxMessageSize.String()))
+	}
+	if c.HTTPIdleTimeout < time.Second || c.HTTPIdleTimeout > time.Hour {
+		errs = append(errs, fmt.Errorf("--http-idle-timeout %s: must be between 1s and 1h", c.HTTPIdleTimeout))
+	}
+	if lo := 3 * longestSegment(c.SegmentDuration); c.HTTPWriteTimeout != 0 && c.HTTPWriteTimeout < lo {
+		errs = append(errs, fmt.Errorf("--http-write-timeout %s: must be 0 (derived) or at least %s, the longest LL-HLS blocking wait (3 × the longest segment)", c.HTTPWriteTimeout, lo))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
@@ -271,12 +408,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 		log.Warn("publish auth is off: anyone who reaches the RTMP port can publish, and the stream key is the public name (--auth keys or webhook)")
 	}
 	reconnect := max(cfg.ReconnectWindow, time.Millisecond) // 0 means "end at once"
-	segCfg := segmenter.Config{TargetDuration: cfg.SegmentDuration, Logger: log}
+	segCfg := segmenter.Config{TargetDuration: cfg.SegmentDuration, Logger: log, Counters: new(segmenter.Counters),
+		MaxSegmentDuration: longestSegment(cfg.SegmentDuration)}
 	plCfg := playlist.Config{
 		Store:           store,
 		TargetDuration:  cfg.SegmentDuration,
 		WindowSize:      cfg.PlaylistSize,
 		ReconnectWindow: reconnect,
+		MaxStreams:      cfg.MaxStreams,
 		Logger:          log,
 	}
 	if hook != nil {
@@ -289,11 +428,22 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 		segCfg.PartDuration, plCfg.PartTarget, plCfg.PartHoldBack = cfg.PartDuration, cfg.PartDuration, cfg.PartHoldBack
 	}
 	reg := playlist.NewRegistry(plCfg)
-	rtmpLn, err := net.Listen("tcp", cfg.RTMPAddr)
+	// A successor after a handover serves the handed-over streams at
+	// once, before their encoders are back.
+	if !strings.HasPrefix(cfg.Storage, "memory") {
+		adopted, err := reg.Adopt(ctx, cfg.App)
+		if err != nil {
+			return err
+		}
+		if len(adopted) > 0 {
+			log.Info("serving streams handed over by an earlier process", "streams", len(adopted))
+		}
+	}
+	rtmpLn, err := listen(ctx, cfg.RTMPAddr, cfg.ReusePort)
 	if err != nil {
 		return fmt.Errorf("rtmp: %w", err)
 	}
-	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
+	httpLn, err := listen(ctx, cfg.HTTPAddr, cfg.ReusePort)
 	if err != nil {
 		rtmpLn.Close()
 		return fmt.Errorf("http: %w", err)
@@ -307,7 +457,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 		}
 	}
 	if cfg.APIAddr != "" {
-		if apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
+		if apiLn, err = listen(ctx, cfg.APIAddr, cfg.ReusePort); err != nil {
 			closeAll()
 			return fmt.Errorf("api: %w", err)
 		}
@@ -318,7 +468,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 			closeAll()
 			return err
 		}
-		tcp, err := net.Listen("tcp", cfg.RTMPSAddr)
+		tcp, err := listen(ctx, cfg.RTMPSAddr, cfg.ReusePort)
 		if err != nil {
 			closeAll()
 			return fmt.Errorf("rtmps: %w", err)
@@ -327,12 +477,27 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 	}
 
 	pub := &publisher{reg: reg, log: log, seg: segCfg, hook: hook}
-	rtmpSrv := ingest.NewServer(ingest.Config{App: cfg.App, Logger: log, Auth: auth}, pub)
-	mets := newMetrics(rtmpSrv, reg, uploads)
+	var ingestPub ingest.Publisher = pub
+	if cfg.hooks != nil && cfg.hooks.publisher != nil {
+		ingestPub = cfg.hooks.publisher(pub)
+	}
+	rtmpSrv := ingest.NewServer(ingest.Config{
+		App: cfg.App, Logger: log, Auth: auth,
+		ReadTimeout: cfg.RTMPIdleTimeout, HandshakeTimeout: cfg.HandshakeTimeout, MaxMessageSize: uint32(cfg.MaxMessageSize),
+		MaxConnections: cfg.MaxConnections, MaxPublishers: cfg.MaxPublishers,
+	}, ingestPub)
+	mets := newMetrics(rtmpSrv, reg, uploads, segCfg.Counters)
+	httpPanics := new(httpPanicCounts)
+	mets.reg.MustRegister(&limitsCollector{rtmp: rtmpSrv, pl: reg, seg: segCfg.Counters, http: httpPanics})
+	viewer := reg.Handler()
+	if cfg.hooks != nil && cfg.hooks.viewer != nil {
+		viewer = cfg.hooks.viewer(viewer)
+	}
 	mux := http.NewServeMux()
 	health(mux, reg.Ready)
-	mux.Handle("/", mets.instrument(reg.Handler()))
-	httpSrv := newHTTPServer(mux, log)
+	// Recovered inside instrument, so that the 500 is counted as a request.
+	mux.Handle("/", mets.instrument(recoverHTTP("http", &httpPanics.viewer, log, viewer)))
+	httpSrv := newHTTPServer(playlist.CleanPathsOnly(mux), log, cfg)
 	var apiSrv *http.Server
 	if apiLn != nil {
 		apiMux := http.NewServeMux()
@@ -340,7 +505,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 		a := &api{reg: reg, rtmp: rtmpSrv, pub: pub, httpPort: httpLn.Addr().(*net.TCPAddr).Port}
 		a.routes(apiMux, mets.handler(), cfg.APIToken)
 		apiMux.Handle("/", webHandler())
-		apiSrv = newHTTPServer(apiMux, log)
+		apiSrv = newHTTPServer(recoverHTTP("api", &httpPanics.api, log, apiMux), log, cfg)
 	}
 
 	ingestCtx, stopIngest := context.WithCancel(context.Background())
@@ -436,18 +601,34 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 		ready(running{rtmpAddr: rtmpLn.Addr().String(), httpAddr: httpLn.Addr().String(), apiAddr: apiAddr, rtmpsAddr: rtmpsAddr, reg: reg})
 	}
 
+	handover := make(chan os.Signal, 1)
+	signal.Notify(handover, sigHandover)
+	defer signal.Stop(handover)
 	var runErr error
+	handingOver := false
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down: ending playlists")
 	case runErr = <-errc:
 		log.Error("shutting down after a listener failed", "err", runErr)
+	case <-handover:
+		handingOver = true
+		log.Info("handover: closing RTMP and disconnecting encoders; playlists stay open for a successor")
 	}
 	// Publishers go first so their last segments are flushed, then every
-	// playlist gets EXT-X-ENDLIST while viewers can still fetch it.
+	// playlist gets EXT-X-ENDLIST while viewers can still fetch it — or,
+	// on a handover, stays open for the successor to continue.
 	stopIngest()
 	<-ingestDone
-	reg.EndAll()
+	if handingOver {
+		grace := cfg.HandoverGrace
+		if !cfg.ReusePort {
+			grace = 0 // the successor cannot bind until this process lets go
+		}
+		handOver(ctx, log, reg, uploads, httpSrv, grace)
+	} else {
+		reg.EndAll()
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	httpSrv.Shutdown(sctx)
 	cancel()
@@ -468,12 +649,27 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 	return runErr
 }
 
-func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+// httpReadHeaderTimeout closes clients that trickle a request header
+// (slowloris); a real client sends one in a packet.
+const httpReadHeaderTimeout = 5 * time.Second
+
+// httpMaxHeaderBytes: players and CDNs send well under 2 KiB of headers.
+const httpMaxHeaderBytes = 16 << 10
+
+func newHTTPServer(h http.Handler, log *slog.Logger, cfg config) *http.Server {
+	write := cfg.httpWriteTimeout()
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ReadHeaderTimeout: httpReadHeaderTimeout,
+		// ReadTimeout equals WriteTimeout, not something short: net/http
+		// keeps the read deadline while the handler runs and cancels the
+		// request's context when it passes, which would cut LL-HLS
+		// blocking requests short. Requests carry no bodies to bound.
+		ReadTimeout:    write,
+		WriteTimeout:   write,
+		IdleTimeout:    cfg.HTTPIdleTimeout,
+		MaxHeaderBytes: httpMaxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 }
 
