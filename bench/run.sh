@@ -321,9 +321,10 @@ if has viewers; then
 			results "$(awk -v mo="$mode" -v m="$m" -v rq="$(jsub "$j" total per_s)" \
 				-v mb="$(jsub "$j" total mbit_per_s)" \
 				-v c="$cpu" -v r="$rss" -v f="$(jsub "$j" total failed)" \
-				-v mi="$(jnum "$j" missed_segments)" -v l50="$(jsub "$j" lag p50_ms)" -v l99="$(jsub "$j" lag p99_ms)" \
+				-v mi="$(jnum "$j" missed_segments)" -v l50="$(jsub "$j" lag p50_ms)" -v l99="$(jsub "$j" lag p99_ms)" -v ln="$(jsub "$j" lag count)" \
 				-v pp="$pl_p99" -v mp="$(r0 "$(jsub "$j" "$media" p99_ms)")" -v t="$toolcpu" 'BEGIN {
-				printf "| %s | %d | %.0f | %.0f | %.1f %% | %.1f %% | %.0f MB | %d | %d | %.0f / %.0f ms | %s / %s ms | %.1f %% |", mo, m, rq, mb, c, c / m * 1000, r / 1024, f, mi, l50, l99, pp, mp, t }')"
+				lag = ln > 0 ? sprintf("%.0f / %.0f ms", l50, l99) : "n/a (no PROGRAM-DATE-TIME)"
+				printf "| %s | %d | %.0f | %.0f | %.1f %% | %.1f %% | %.0f MB | %d | %d | %s | %s / %s ms | %.1f %% |", mo, m, rq, mb, c, c / m * 1000, r / 1024, f, mi, lag, pp, mp, t }')"
 			log "viewers $m $mode: origin CPU $cpu %; $(grep -E '^ +total' "$work/view-$mode-$m.txt" || true)"
 		done
 	done
