@@ -68,6 +68,7 @@ type chunkStream struct {
 	typeID    uint8
 	ctlN      uint8   // bytes captured into ctl
 	ctl       [4]byte // first payload bytes of a Set Chunk Size or Abort message
+	amf       []byte  // the AMF0 command or data message so far
 }
 
 const (
@@ -78,6 +79,13 @@ const (
 
 	rtmpTypeSetChunkSize = 1
 	rtmpTypeAbort        = 2
+	rtmpTypeDataAMF0     = 18
+	rtmpTypeCommandAMF0  = 20
+
+	// maxAMFMessageSize bounds AMF0 command and data messages, which the
+	// filter holds whole to check them (commands and onMetaData are a few
+	// hundred bytes).
+	maxAMFMessageSize = 1 << 20
 
 	chunkFilterBufSize = 16 << 10
 	// Payload reads of at least this many bytes go straight from the
@@ -195,6 +203,11 @@ func (f *chunkFilter) readPayload(q []byte, haveData bool) (int, error) {
 	}
 	if m > 0 {
 		if cerr := f.consumed(q[:m]); cerr != nil {
+			// A refused message loses its last byte, so go-rtmp never
+			// holds it complete and never decodes or applies it.
+			if f.cur.remaining == 0 {
+				m--
+			}
 			return m, cerr
 		}
 	}
@@ -214,9 +227,28 @@ func (f *chunkFilter) consumed(b []byte) error {
 			cs.ctlN++
 		}
 	}
+	isAMF := cs.typeID == rtmpTypeDataAMF0 || cs.typeID == rtmpTypeCommandAMF0
+	if isAMF {
+		cs.amf = append(cs.amf, b...)
+	}
 	f.payload -= len(b)
 	cs.remaining -= uint32(len(b))
 	if cs.remaining != 0 {
+		return nil
+	}
+	if isAMF {
+		// go-rtmp decodes these with go-amf0, which allocates what a
+		// length claims (a 9-byte connect argument can ask for 32 GiB, a
+		// fatal out-of-memory for the whole process) and recurses without
+		// bound: the message must be sane before go-rtmp has it whole.
+		err := checkAMF0Claims(cs.amf)
+		cs.amf = cs.amf[:0]
+		if cap(cs.amf) > 64<<10 { // a rare big message: do not hold on to it
+			cs.amf = nil
+		}
+		if err != nil {
+			return fmt.Errorf("rtmp chunk: AMF0 message (type %d) on chunk stream %d refused: %w", cs.typeID, cs.id, err)
+		}
 		return nil
 	}
 	switch cs.typeID {
@@ -371,6 +403,9 @@ func (f *chunkFilter) nextChunk(block bool) (bool, error) {
 			case length > f.lim.MaxMessageSize:
 				return false, fmt.Errorf("rtmp chunk: message of %d bytes on chunk stream %d exceeds the limit %d",
 					length, id, f.lim.MaxMessageSize)
+			case (typeID == rtmpTypeDataAMF0 || typeID == rtmpTypeCommandAMF0) && length > maxAMFMessageSize:
+				return false, fmt.Errorf("rtmp chunk: AMF0 message of %d bytes (type %d) on chunk stream %d exceeds the limit %d",
+					length, typeID, id, maxAMFMessageSize)
 			case (typeID == rtmpTypeSetChunkSize || typeID == rtmpTypeAbort) && length < 4:
 				return false, fmt.Errorf("rtmp chunk: %d-byte protocol control message (type %d) on chunk stream %d",
 					length, typeID, id)
@@ -423,6 +458,7 @@ func (f *chunkFilter) nextChunk(block bool) (bool, error) {
 	if cs.remaining == 0 {
 		cs.remaining = length
 		cs.ctlN = 0
+		cs.amf = cs.amf[:0]
 	}
 	f.cur = cs
 	f.hdr = hdr

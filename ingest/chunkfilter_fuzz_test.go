@@ -7,6 +7,7 @@ import (
 	"testing"
 	"testing/iotest"
 
+	amf0 "github.com/yutopp/go-amf0"
 	rtmp "github.com/yutopp/go-rtmp"
 )
 
@@ -28,7 +29,9 @@ func (e *errRecorder) Read(p []byte) (int, error) {
 // through the filter. The filter must not panic, must terminate, must not
 // emit more bytes than it read, must give the same output and error however
 // the reads are split, and what it emits must never make go-rtmp's own
-// chunk reader panic or lose the chunk framing.
+// chunk reader panic or lose the chunk framing, and go-rtmp must never
+// have a whole AMF0 message that would make go-amf0 allocate or recurse
+// beyond it.
 func FuzzChunkFilter(f *testing.F) {
 	for _, c := range chunkCases {
 		for _, repeat := range []bool{true, false} {
@@ -46,6 +49,15 @@ func FuzzChunkFilter(f *testing.F) {
 	e.setChunkSize(300)
 	e.message(1, 6, 0x1000000, 9, 1, testPayload(400, 3))
 	e.message(0, 2, 0, 2, 0, []byte{0, 0, 0, 6})
+	f.Add(e.buf[rtmpHandshakeSize:])
+	// AMF0 commands and data as a publisher sends them, and a hostile one.
+	e = newChunkEnc(false)
+	e.message(0, 3, 0, rtmpTypeCommandAMF0, 0, amf0Bytes(f, "connect", 1.0, map[string]interface{}{"app": "live", "type": "nonprivate"}))
+	e.message(0, 3, 0, rtmpTypeCommandAMF0, 0, amf0Bytes(f, "createStream", 2.0, nil))
+	e.message(0, 4, 0, rtmpTypeDataAMF0, 1, amf0Bytes(f, "@setDataFrame", "onMetaData", amf0.ECMAArray{"width": 1280.0}))
+	f.Add(e.buf[rtmpHandshakeSize:])
+	e = newChunkEnc(false)
+	e.message(0, 3, 0, rtmpTypeCommandAMF0, 0, hostileConnect(f, 200))
 	f.Add(e.buf[rtmpHandshakeSize:])
 
 	hs := newChunkEnc(false).buf
@@ -85,10 +97,11 @@ func FuzzChunkFilter(f *testing.F) {
 				}
 				return
 			}
-			n, err := io.Copy(io.Discard, r)
+			msg, err := io.ReadAll(r)
 			if err != nil {
 				t.Fatal(err)
 			}
+			n := len(msg)
 			// go-rtmp reads exactly what it needs, so the filter now stands
 			// at the end of the very message go-rtmp assembled.
 			if cf.cur == nil {
@@ -97,6 +110,11 @@ func FuzzChunkFilter(f *testing.F) {
 			if cf.hdr != 0 || cf.skip != 0 || cf.payload != 0 || cf.cur.remaining != 0 || uint32(n) != cf.cur.length {
 				t.Fatalf("out of step: go-rtmp has a %d-byte message; filter at chunk stream %d, length %d, %d+%d+%d bytes pending",
 					n, cf.cur.id, cf.cur.length, cf.hdr, cf.skip, cf.payload)
+			}
+			if typ := cf.cur.typeID; typ == rtmpTypeCommandAMF0 || typ == rtmpTypeDataAMF0 {
+				if err := checkAMF0Claims(msg); err != nil {
+					t.Fatalf("go-rtmp has a type %d message with %v", typ, err)
+				}
 			}
 			if err := cs.PeerState().SetChunkSize(cf.chunkSize); err != nil {
 				t.Fatal(err)

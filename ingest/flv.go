@@ -3,11 +3,14 @@ package ingest
 import (
 	"errors"
 	"fmt"
+
+	"github.com/fount-live/fount/segmenter"
 )
 
 // FLV codec and packet identifiers (FLV spec v10.1, Enhanced RTMP v1/v2).
 const (
 	flvCodecAVC   = 7
+	flvCodecHEVC  = 12 // not in the FLV spec; some encoders and CDNs use it
 	flvSoundAAC   = 10
 	flvSoundExHdr = 9 // Enhanced RTMP audio: FourCC follows
 
@@ -48,6 +51,39 @@ type videoTag struct {
 // the track rather than dropping the publisher.
 var errUnsupportedCodec = errors.New("unsupported codec")
 
+// hevcRefusal is errUnsupportedCodec for an HEVC sequence start, with what
+// the record says the encoder sends, so that the operator can see it.
+type hevcRefusal struct {
+	codec string // how the tag names the codec
+	info  segmenter.HEVCInfo
+	err   error // why the record could not be described, if it could not
+}
+
+func (e *hevcRefusal) Error() string {
+	if e.err != nil {
+		return fmt.Sprintf("flv video codec %s: undescribable HEVC (%v): %v", e.codec, e.err, errUnsupportedCodec)
+	}
+	return fmt.Sprintf("flv video codec %s: %s: %v", e.codec, e.info, errUnsupportedCodec)
+}
+
+func (e *hevcRefusal) Unwrap() error { return errUnsupportedCodec }
+
+func refuseHEVC(codec string, record []byte) error {
+	info, err := segmenter.DescribeHEVC(record)
+	return &hevcRefusal{codec: codec, info: info, err: err}
+}
+
+// refusedTrackMessage is the log line for a track refused with err when
+// the refusal can name the stream, e.g. "video track refused: HEVC Main 10
+// 1920x1080 (hvc1.2.4.L120.90) is not supported, send H.264"; otherwise "".
+func refusedTrackMessage(err error) string {
+	var r *hevcRefusal
+	if !errors.As(err, &r) || r.err != nil {
+		return ""
+	}
+	return "video track refused: " + r.info.String() + " is not supported, send H.264"
+}
+
 // parseVideoTag parses a legacy or Enhanced RTMP video tag body. Only H.264
 // is supported; other codecs return an error wrapping errUnsupportedCodec
 // that names the codec.
@@ -62,6 +98,9 @@ func parseVideoTag(b []byte) (videoTag, error) {
 	codec := b[0] & 0x0f
 	if frameType == frameCommand {
 		return videoTag{kind: tagSkip}, nil
+	}
+	if codec == flvCodecHEVC && len(b) >= 5 && b[1] == avcSeqHeader {
+		return videoTag{}, refuseHEVC("id 12 (HEVC, non-standard FLV id)", b[5:])
 	}
 	if codec != flvCodecAVC {
 		return videoTag{}, fmt.Errorf("flv video codec id %d (%s): %w", codec, legacyVideoCodecName(codec), errUnsupportedCodec)
@@ -94,6 +133,9 @@ func parseExVideoTag(b []byte) (videoTag, error) {
 	fourcc := string(b[1:5])
 	if frameType == frameCommand || pktType == exMetadata || pktType == exSeqEnd {
 		return videoTag{kind: tagSkip}, nil
+	}
+	if fourcc == "hvc1" && pktType == exSeqStart {
+		return videoTag{}, refuseHEVC(`"hvc1" (Enhanced RTMP)`, b[5:])
 	}
 	if fourcc != "avc1" {
 		return videoTag{}, fmt.Errorf("flv video codec %q (Enhanced RTMP): %w", fourcc, errUnsupportedCodec)

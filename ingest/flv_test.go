@@ -2,8 +2,17 @@ package ingest
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"log/slog"
 	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,17 +145,298 @@ func TestValidName(t *testing.T) {
 	}
 }
 
+// hvcCNoSEI reads a real HEVCDecoderConfigurationRecord (segmenter's test
+// data, made by libx265) and drops its SEI arrays: x265's settings SEI is
+// 2 KB, which only slows fuzzing down.
+func hvcCNoSEI(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "segmenter", "testdata", "hevc", name+".hvcC"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := append([]byte{}, b[:23]...)
+	kept := 0
+	for p, i := 23, 0; i < int(b[22]); i++ {
+		start := p
+		n := int(binary.BigEndian.Uint16(b[p+1:]))
+		p += 3
+		for j := 0; j < n; j++ {
+			p += 2 + int(binary.BigEndian.Uint16(b[p:]))
+		}
+		if typ := b[start] & 0x3f; typ != 39 && typ != 40 {
+			out = append(out, b[start:p]...)
+			kept++
+		}
+	}
+	out[22] = byte(kept)
+	return out
+}
+
+func TestHEVCRefusalLog(t *testing.T) {
+	hvcC := hvcCNoSEI(t, "main10_1080")
+	seqStart := append([]byte{0x90, 'h', 'v', 'c', '1'}, hvcC...)
+	_, err := parseVideoTag(seqStart)
+	if !errors.Is(err, errUnsupportedCodec) {
+		t.Fatalf("hvc1 sequence start: %v", err)
+	}
+	const want = "video track refused: HEVC Main 10 1920x1080 (hvc1.2.4.L120.90) is not supported, send H.264"
+	if got := refusedTrackMessage(err); got != want {
+		t.Fatalf("message %q, want %q", got, want)
+	}
+	// The same stream with the non-standard FLV codec id 12.
+	_, err = parseVideoTag(append([]byte{0x1c, 0, 0, 0, 0}, hvcC...))
+	if got := refusedTrackMessage(err); got != want {
+		t.Fatalf("codec id 12: %q (%v)", got, err)
+	}
+	// A record that cannot be described is still refused, with the reason.
+	_, err = parseVideoTag(append([]byte{0x90, 'h', 'v', 'c', '1'}, hvcC[:30]...))
+	if !errors.Is(err, errUnsupportedCodec) || refusedTrackMessage(err) != "" || !strings.Contains(err.Error(), "hevc config:") {
+		t.Fatalf("broken record: %v", err)
+	}
+
+	// Through the handler: one line per publisher, however many HEVC tags.
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	h := &handler{ctx: context.Background(), cfg: &Config{}, log: log, done: func() {}, server: &Server{}, stats: &publishStats{}, stream: "live/x"}
+	h.sess = segSession{segmenter.New(segmenter.Config{Expect: segmenter.Video | segmenter.Audio, Logger: log}, countSink{})}
+	frame := []byte{0x91, 'h', 'v', 'c', '1', 0, 0, 0, 0, 0, 0, 3, 0x26, 1, 0xaf}
+	for i, tag := range [][]byte{seqStart, frame, frame, seqStart} {
+		if err := h.OnVideo(uint32(i*33), bytes.NewReader(tag)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(logs.String(), want); n != 1 || strings.Count(logs.String(), "\n") != 1 {
+		t.Fatalf("%d refusal lines in\n%s", n, logs.String())
+	}
+	if h.ignored&segmenter.Video == 0 {
+		t.Fatal("video track not ignored")
+	}
+}
+
+// TestMetadataHugeClaims: AMF0 lengths and counts that exceed the message
+// must be refused before go-amf0 allocates them (found by FuzzParseTags: a
+// strict array claiming 2^31-1 elements was a fatal out-of-memory).
+func TestMetadataHugeClaims(t *testing.T) {
+	name := []byte{2, 0, 10, 'o', 'n', 'M', 'e', 't', 'a', 'D', 'a', 't', 'a'}
+	deep := bytes.Repeat([]byte{amf0StrictArray, 0, 0, 0, 1}, 100_000)
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want string
+	}{
+		{"strict array", append(bytes.Clone(name), amf0StrictArray, 0x7f, 0xff, 0xff, 0xff), "strict array of 2147483647 elements in 0 bytes"},
+		{"nested strict array", append(bytes.Clone(name), amf0ECMAArray, 0, 0, 0, 1, 0, 1, 'a', amf0StrictArray, 0xff, 0xff, 0xff, 0xff, 5), "strict array of 4294967295 elements in 1 bytes"},
+		{"long string", append(bytes.Clone(name), amf0LongString, 0xff, 0xff, 0xff, 0xf0), "string of 4294967280 bytes in 0"},
+		{"XML document", append(bytes.Clone(name), amf0XMLDocument, 0xff, 0xff, 0xff, 0xf0, 'x'), "string of 4294967280 bytes in 1"},
+		{"long string name", []byte{amf0LongString, 0x7f, 0xff, 0xff, 0xff}, "string of 2147483647 bytes in 0"},
+		{"truncated number", append(bytes.Clone(name), amf0Number, 1, 2), "truncated"},
+		{"deep nesting", append(bytes.Clone(name), deep...), "nested deeper than 32"},
+		{"deep objects", append(bytes.Clone(name), bytes.Repeat([]byte{amf0Object, 0, 1, 'k'}, 100_000)...), "nested deeper than 32"},
+		{"movie clip", append(bytes.Clone(name), 4), "unsupported marker 0x4"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var m0, m1 runtime.MemStats
+			runtime.ReadMemStats(&m0)
+			_, err := parseMetadata(tc.b)
+			runtime.ReadMemStats(&m1)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+			if a := m1.TotalAlloc - m0.TotalAlloc; a > 1<<20 {
+				t.Fatalf("%d bytes allocated", a)
+			}
+		})
+	}
+	// Real metadata with nested values still parses.
+	var buf bytes.Buffer
+	enc := amf0.NewEncoder(&buf)
+	enc.Encode("onMetaData")
+	enc.Encode(amf0.ECMAArray{"width": 640.0, "stereo": true, "encoder": "Lavf", "date": nil})
+	if md, err := parseMetadata(buf.Bytes()); err != nil || md.Width != 640 || md.Encoder != "Lavf" {
+		t.Fatalf("%+v %v", md, err)
+	}
+	// Every AMF0 type the walker knows, nested, in bounds.
+	valid := append(bytes.Clone(name), amf0Object, 0, 1, 'o', amf0TypedObject, 0, 1, 'C', 0, 1, 'n', amf0Number, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, amf0ObjectEnd,
+		0, 1, 'a', amf0StrictArray, 0, 0, 0, 3, amf0Boolean, 1, amf0Null, amf0Date, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		0, 1, 'l', amf0LongString, 0, 0, 0, 1, 'x', 0, 1, 'r', amf0Reference, 0, 1, 0, 1, 'u', amf0Undefined, 0, 0, amf0ObjectEnd)
+	if err := checkAMF0(valid, 2); err != nil {
+		t.Fatalf("valid AMF0 refused: %v", err)
+	}
+	for n := range len(valid) - 1 {
+		if err := checkAMF0(valid[:n], 2); err == nil {
+			t.Fatalf("prefix of %d bytes accepted", n)
+		}
+	}
+	// go-amf0 panics (reflect.Value.Index on an interface) on this valid
+	// AMF0, an object and a strict array in an ECMA array: an error, not a
+	// panic that drops the publisher.
+	// (This is what amf0.NewEncoder writes for {"obj": {"k": 2}, "width":
+	// 640, "stereo": true, "encoder": "Lavf", "list": [1, "a", null]}.)
+	keyframes, _ := hex.DecodeString("02000a6f6e4d65746144617461080000000500036f626a0300016b00400000000000000000000900057769647468004084000000000000000673746572656f01010007656e636f6465720200044c61766600046c6973740a00000003003ff00000000000000200016105000009")
+	if err := checkAMF0(keyframes, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseMetadata(keyframes); err == nil || !strings.Contains(err.Error(), "undecodable AMF0") {
+		t.Fatalf("nested strict array: %v", err)
+	}
+}
+
+// tagSeeds returns tag bodies for FuzzParseTags: the real tags of an
+// ffmpeg-made FLV (frames cut short: their payload is not parsed here) and
+// Enhanced RTMP headers (FourCCs avc1, hvc1, av01, vp09 and every packet
+// type; audio ex headers) built around real payloads.
+func tagSeeds(t testing.TB) [][]byte {
+	var seeds [][]byte
+	var avcC, nalus, asc []byte
+	seen := map[string]bool{}
+	for _, tag := range readFLV(t, "../segmenter/testdata/main.flv") {
+		body := tag.body
+		var k string
+		switch tag.typ {
+		case 9:
+			k = fmt.Sprintf("v%x/%d", body[0], body[1])
+			if body[1] == 0 {
+				avcC = body[5:]
+			} else if nalus == nil && body[0]>>4 == 1 {
+				nalus = body[5:min(len(body), 64)]
+			}
+		case 8:
+			k = fmt.Sprintf("a%x/%d", body[0], body[1])
+			if body[1] == 0 {
+				asc = body[2:]
+			}
+		default:
+			k = "script"
+		}
+		if !seen[k] {
+			seen[k] = true
+			seeds = append(seeds, body[:min(len(body), 64)])
+		}
+	}
+	hvcC := hvcCNoSEI(t, "main10_1080")
+	configs := map[string][]byte{
+		"avc1": avcC,
+		"hvc1": hvcC,
+		"av01": {0x81, 0x08, 0x0c, 0x00, 0x0a, 0x0b, 0x00, 0x00, 0x00, 0x42, 0xab, 0xbf, 0xc3, 0x70, 0x0b, 0xe0}, // av1C with a sequence header OBU
+		"vp09": {1, 0, 0, 0, 0x00, 0x1f, 0x80, 0x02, 0x02, 0x02, 0, 0},                                           // vpcC (FullBox)
+	}
+	for _, fourcc := range []string{"avc1", "hvc1", "av01", "vp09"} {
+		for pkt := byte(0); pkt <= 7; pkt++ {
+			for _, frameType := range []byte{1, 2, 5} {
+				b := append([]byte{0x80 | frameType<<4 | pkt}, fourcc...)
+				switch pkt {
+				case exSeqStart:
+					b = append(b, configs[fourcc]...)
+				case exCodedFrames:
+					b = append(append(b, 0, 0, 66), nalus...)
+				case exCodedFramesX, exMPEG2TSSeqStart:
+					b = append(b, nalus...)
+				case exMetadata:
+					b = append(b, 2, 0, 9, 'c', 'o', 'l', 'o', 'r', 'I', 'n', 'f', 'o', 3, 0, 0, 9)
+				}
+				seeds = append(seeds, b)
+			}
+		}
+	}
+	seeds = append(seeds, append([]byte{0x1c, 0, 0, 0, 0}, hvcC...)) // HEVC with FLV id 12
+	for _, a := range []struct {
+		fourcc string
+		body   []byte
+	}{{"mp4a", asc}, {"Opus", []byte("OpusHead\x01\x02")}, {"fLaC", []byte("fLaC")}, {"ac-3", nil}, {".mp3", nil}} {
+		for pkt := byte(0); pkt <= 2; pkt++ {
+			seeds = append(seeds, append(append([]byte{flvSoundExHdr<<4 | pkt}, a.fourcc...), a.body...))
+		}
+	}
+	return seeds
+}
+
+// isSuffix reports whether d is empty or aliases the end of b: every data
+// slice the parsers return is "the rest of the tag".
+func isSuffix(d, b []byte) bool {
+	return len(d) == 0 || len(d) <= len(b) && &d[0] == &b[len(b)-len(d)]
+}
+
 func FuzzParseTags(f *testing.F) {
-	f.Add([]byte{0x17, 1, 0, 0, 66, 0, 0, 0, 2, 0x65, 0x88})
-	f.Add([]byte{0x91, 'a', 'v', 'c', '1', 0, 0, 33, 1})
-	f.Add([]byte{0xaf, 0, 0x11, 0x90})
+	for _, s := range tagSeeds(f) {
+		f.Add(s)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if v, err := parseVideoTag(b); err == nil && len(v.data) > len(b) {
-			t.Fatal("video data longer than the tag")
+		in := bytes.Clone(b)
+		v, err := parseVideoTag(b)
+		checkVideoTag(t, b, v, err)
+		if v2, err2 := parseVideoTag(b); fmt.Sprint(v2, err2) != fmt.Sprint(v, err) {
+			t.Fatal("video: not deterministic")
 		}
-		if a, err := parseAudioTag(b); err == nil && len(a.data) > len(b) {
-			t.Fatal("audio data longer than the tag")
+		a, err := parseAudioTag(b)
+		switch {
+		case err != nil:
+			if a.kind != tagSkip || a.data != nil {
+				t.Fatalf("audio: %+v with error %v", a, err)
+			}
+			if errors.Is(err, errUnsupportedCodec) != (len(b) > 0 && b[0]>>4 != flvSoundAAC) {
+				t.Fatalf("audio format %d: %v", b[0]>>4, err)
+			}
+		case b[0]>>4 != flvSoundAAC || len(b) < 2 || len(a.data) != len(b)-2 || !isSuffix(a.data, b):
+			t.Fatalf("audio: accepted %x as %+v", b, a)
+		case (a.kind == tagConfig) != (b[1] == 0) || (a.kind == tagFrame) != (b[1] == 1):
+			t.Fatalf("audio: packet type %d parsed as kind %d", b[1], a.kind)
 		}
-		parseMetadata(b)
+		if md, err := parseMetadata(b); err == nil && (md.Tracks&^(segmenter.Video|segmenter.Audio) != 0) {
+			t.Fatalf("metadata: tracks %v", md.Tracks)
+		}
+		if !bytes.Equal(in, b) {
+			t.Fatal("input modified")
+		}
 	})
+}
+
+// checkVideoTag asserts what parseVideoTag promises for any input.
+func checkVideoTag(t *testing.T, b []byte, v videoTag, err error) {
+	t.Helper()
+	if err != nil {
+		if v.kind != tagSkip || v.key || v.cts != 0 || v.data != nil {
+			t.Fatalf("video: %+v with error %v", v, err)
+		}
+		if msg := refusedTrackMessage(err); msg != "" {
+			hevc := len(b) >= 5 && (b[0]&0x8f == 0x80 && string(b[1:5]) == "hvc1" || b[0]&0x8f == flvCodecHEVC && b[1] == 0)
+			if !hevc || !strings.HasPrefix(msg, "video track refused: HEVC ") || !strings.HasSuffix(msg, " is not supported, send H.264") {
+				t.Fatalf("video: refusal %q for %x", msg, b[:min(len(b), 5)])
+			}
+		}
+		if errors.Is(err, errUnsupportedCodec) {
+			if b[0]&0x80 == 0 && b[0]&0x0f == flvCodecAVC || b[0]&0x80 != 0 && len(b) >= 5 && string(b[1:5]) == "avc1" {
+				t.Fatalf("video: H.264 refused as unsupported: %v", err)
+			}
+		}
+		return
+	}
+	if !isSuffix(v.data, b) {
+		t.Fatalf("video: data does not alias the end of the tag")
+	}
+	ex := b[0]&0x80 != 0
+	frameType := b[0] >> 4 & 7
+	switch v.kind {
+	case tagSkip:
+		return
+	case tagConfig, tagFrame:
+	default:
+		t.Fatalf("video: kind %d", v.kind)
+	}
+	// Config and frames come only from H.264 tags.
+	if ex && string(b[1:5]) != "avc1" || !ex && b[0]&0x0f != flvCodecAVC {
+		t.Fatalf("video: %x accepted as H.264", b[:5])
+	}
+	if v.key != (frameType == frameKey) {
+		t.Fatalf("video: frame type %d parsed as key=%v", frameType, v.key)
+	}
+	if !ex {
+		if v.cts != cts24(b[2:5]) || len(v.data) != len(b)-5 {
+			t.Fatalf("video: legacy tag parsed as %+v", v)
+		}
+		if v.cts < -1<<23 || v.cts >= 1<<23 {
+			t.Fatalf("video: cts %d out of 24-bit range", v.cts)
+		}
+	} else if v.kind == tagConfig && v.cts != 0 {
+		t.Fatalf("video: config with cts %d", v.cts)
+	}
 }

@@ -64,8 +64,7 @@ func (h *handler) OnPublish(_ *rtmp.StreamContext, _ uint32, cmd *message.NetStr
 		return errors.New("publish before connect")
 	}
 	if h.published {
-		h.log.Warn("rtmp publish refused: this connection already published", "stream", h.stream)
-		return errors.New("a connection may publish only once")
+		return h.refuseSecondPublish()
 	}
 	key, query, _ := strings.Cut(cmd.PublishingName, "?")
 	if key == "" || len(key) > 1024 {
@@ -140,6 +139,9 @@ func (h *handler) OnVideo(ts uint32, payload io.Reader) error {
 		return h.noSession(err, "video")
 	}
 	dts := h.clock.unwrap(ts)
+	if h.clock.wrapped {
+		h.noteWrap(dts)
+	}
 	h.stats.bytes.Add(uint64(len(body)))
 	h.stats.lastVideo.Store(dts.Milliseconds())
 	if h.ignored&segmenter.Video != 0 {
@@ -177,6 +179,9 @@ func (h *handler) OnAudio(ts uint32, payload io.Reader) error {
 		return h.noSession(err, "audio")
 	}
 	dts := h.clock.unwrap(ts)
+	if h.clock.wrapped {
+		h.noteWrap(dts)
+	}
 	h.stats.bytes.Add(uint64(len(body)))
 	h.stats.lastAudio.Store(dts.Milliseconds())
 	if h.ignored&segmenter.Audio != 0 {
@@ -212,6 +217,57 @@ func (h *handler) read(payload io.Reader) ([]byte, error) {
 	return h.buf.Bytes(), nil
 }
 
+// noteWrap logs and counts the publisher's timestamps passing 2^32 ms: not
+// an error (the timeline goes on), but rare enough to be worth a line.
+func (h *handler) noteWrap(dts time.Duration) {
+	h.server.counters.timestampWraps.Add(1)
+	h.log.Info("rtmp timestamps wrapped past 2^32 ms (49.7 days); the stream's timeline continues", "timeline", dts)
+}
+
+// refuseSecondPublish answers a second publish on a connection that is
+// already publishing. Returning a plain error would make go-rtmp close the
+// connection and so end the first publish too; go-rtmp (v0.0.7) sends the
+// peer NetStream.Publish.Failed and then ignores an error of this type only,
+// so the refusal costs the peer its second stream and nothing else.
+func (h *handler) refuseSecondPublish() error {
+	h.server.counters.publishesRefused.Add(1)
+	h.log.Warn("rtmp publish refused: this connection already published; the first publish carries on")
+	return &message.UnknownCommandBodyDecodeError{Name: "publish"}
+}
+
+// OnUnknownCommandMessage gets the commands go-rtmp does not handle in the
+// stream's state: a publish outside its place (before connect/createStream,
+// or again on a publishing stream) and commands fount has no use for.
+func (h *handler) OnUnknownCommandMessage(_ uint32, cmd *message.CommandMessage) error {
+	if cmd.CommandName != "publish" {
+		h.log.Debug("ignoring rtmp command", "command", cmd.CommandName)
+		return nil
+	}
+	if h.published {
+		// Again on the stream it publishes: refused, go-rtmp answers nothing.
+		h.refuseSecondPublish()
+		return nil
+	}
+	h.server.counters.publishesRefused.Add(1)
+	h.log.Warn("rtmp publish refused: publish before connect and createStream")
+	return errors.New("publish before connect and createStream")
+}
+
+// OnUnknownMessage gets messages go-rtmp does not handle in the stream's
+// state. Audio or video there was sent before (or beside) a publish: the
+// peer does not follow the protocol, so the connection is closed. Other
+// messages (user control, acknowledgements) are harmless.
+func (h *handler) OnUnknownMessage(_ uint32, msg message.Message) error {
+	switch msg.(type) {
+	case *message.AudioMessage:
+		return h.noSession(nil, "audio")
+	case *message.VideoMessage:
+		return h.noSession(nil, "video")
+	}
+	h.log.Debug("ignoring rtmp message", "type", fmt.Sprintf("%T", msg))
+	return nil
+}
+
 func (h *handler) noSession(err error, kind string) error {
 	if err != nil {
 		return err
@@ -222,6 +278,11 @@ func (h *handler) noSession(err error, kind string) error {
 
 func (h *handler) ignoreTrack(k segmenter.Tracks, err error) {
 	h.ignored |= k
+	// Once per publisher: an ignored track is not parsed again.
+	if msg := refusedTrackMessage(err); msg != "" {
+		h.log.Warn(msg, "stream", h.stream)
+		return
+	}
 	h.log.Warn("ignoring track: fount remuxes H.264 video and AAC audio only", "err", err)
 }
 
@@ -231,13 +292,29 @@ func (h *handler) OnClose() {
 		h.server.pubs.remove(h.stats)
 		h.log.Info("publish ended", "frames", h.frames)
 		h.sess = nil
+	} else if !h.published {
+		// go-rtmp says nothing of a peer that hangs up (even mid-message)
+		// before publishing; debug, as port scanners and health checks do.
+		h.log.Debug("rtmp connection closed before publishing", "connected", h.app != "")
 	}
 	h.done()
 }
 
 // parseMetadata reads the onMetaData ECMA array that follows
 // "@setDataFrame".
-func parseMetadata(p []byte) (Metadata, error) {
+func parseMetadata(p []byte) (result Metadata, err error) {
+	// go-amf0 trusts declared lengths; bound them by the payload first.
+	if err := checkAMF0(p, 2); err != nil {
+		return Metadata{}, fmt.Errorf("onMetaData: %w", err)
+	}
+	// go-amf0 panics on some valid AMF0 (an object and a strict array in
+	// one ECMA array): metadata is advisory, so that is an error, not a
+	// dropped publisher.
+	defer func() {
+		if r := recover(); r != nil {
+			result, err = Metadata{}, fmt.Errorf("onMetaData: undecodable AMF0: %v", r)
+		}
+	}()
 	dec := amf0.NewDecoder(bytes.NewReader(p))
 	var name string
 	if err := dec.Decode(&name); err != nil {
