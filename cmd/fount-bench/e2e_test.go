@@ -98,6 +98,7 @@ func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs fount")
 	}
+	lockEndToEnd(t)
 	requireTool(t, "ffmpeg")
 	dir := t.TempDir()
 	clipPath := filepath.Join(dir, "clip.flv")

@@ -162,6 +162,7 @@ func playInBrowser(t *testing.T, url string, seconds int, lowLatency bool) (play
 // hls.js error of any kind, no stall once playing, the clock advancing
 // with the wall clock, and a live latency that hls.js can measure.
 func TestBrowserHLSJS(t *testing.T) {
+	lockEndToEnd(t)
 	for _, tool := range []string{"ffmpeg", "node", "npm", "chromium"} {
 		requireTool(t, tool)
 	}

@@ -32,6 +32,7 @@ import (
 // fount serves each media object only a few times: the edge collapses the
 // rest.
 func TestCDNEdgeNginx(t *testing.T) {
+	lockEndToEnd(t)
 	requireTool(t, "nginx")
 	src := source(t)
 	watch := 30 * time.Second

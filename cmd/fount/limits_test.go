@@ -99,6 +99,7 @@ func limitMetric(t *testing.T, o *origin, name string, labels map[string]string)
 // segments; memory stays bounded; and every idle connection is closed by
 // the handshake timeout.
 func TestLimitsIdleConnectionFlood(t *testing.T) {
+	lockEndToEnd(t)
 	src := source(t)
 	requireTool(t, "ffprobe")
 	const idle, limit = 5000, 1000
@@ -180,6 +181,7 @@ func TestLimitsIdleConnectionFlood(t *testing.T) {
 // finish. Viewers' requests keep succeeding with their usual latency, and
 // every slow connection is closed by the header timeout.
 func TestLimitsSlowloris(t *testing.T) {
+	lockEndToEnd(t)
 	src := source(t)
 	const slow = 500
 	needFDs(t, 2*slow+500)

@@ -239,6 +239,7 @@ func fakeStreamsAPI(o *origin, name string, started time.Time, token string, ext
 // stream: the stream is listed with its state, resolution and playback URL,
 // and the page's own player plays it.
 func TestWebPage(t *testing.T) {
+	lockEndToEnd(t)
 	for _, tool := range []string{"ffmpeg", "node", "npm", "chromium"} {
 		requireTool(t, tool)
 	}
