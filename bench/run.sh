@@ -193,7 +193,10 @@ start_origin() {
 	rp=$(free_port) hp=$(free_port)
 	rtmp_url="rtmp://127.0.0.1:$rp/live" http_url="http://127.0.0.1:$hp"
 	if [ "$target" = fount ]; then
-		[ "$1" = classic ] && flags=(--segment-format ts --low-latency=false)
+		# Above fount's one-machine defaults (100 publishers, 200 streams):
+		# the ingest sizes go to 200 streams.
+		flags=(--max-publishers 500 --max-streams 500)
+		[ "$1" = classic ] && flags+=(--segment-format ts --low-latency=false)
 		"$work/fount" serve --rtmp-addr "127.0.0.1:$rp" --http-addr "127.0.0.1:$hp" --api-addr "" \
 			--log-level warn "${flags[@]}" 2>>"$work/origin.log" &
 	else

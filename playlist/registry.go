@@ -31,7 +31,7 @@ type Config struct {
 	TargetDuration  time.Duration // segment target, for the initial EXT-X-TARGETDURATION
 	WindowSize      int           // segments listed in the live playlist (default 6)
 	ReconnectWindow time.Duration // how long an idle stream waits for its publisher (default 30 s)
-	DeleteGrace     time.Duration // how long a segment is kept after it leaves the window (default: 2 windows, at least 30 s)
+	DeleteGrace     time.Duration // how long a segment is kept after it leaves the window (default: the window + 2 target durations, at least 10 s)
 	RemoveAfter     time.Duration // how long an ended playlist stays before removal (default 60 s)
 	SweepInterval   time.Duration // how often Run checks timers (default 1 s)
 	FMP4            bool          // segments are fMP4 (.m4s with an init segment) rather than MPEG-TS
@@ -63,7 +63,11 @@ func (c Config) withDefaults() Config {
 		c.ReconnectWindow = 30 * time.Second
 	}
 	if c.DeleteGrace <= 0 {
-		c.DeleteGrace = max(2*time.Duration(c.WindowSize)*c.TargetDuration, 30*time.Second)
+		// RFC 8216 §6.2.2: a removed segment stays available for its
+		// duration plus that of the longest playlist that listed it; one
+		// more target duration covers a CDN's cached playlist. Longer only
+		// costs memory: every retired segment is held until then.
+		c.DeleteGrace = max(time.Duration(c.WindowSize+2)*c.TargetDuration, 10*time.Second)
 	}
 	if c.RemoveAfter <= 0 {
 		c.RemoveAfter = 60 * time.Second

@@ -957,7 +957,7 @@ func (s *Segmenter) openSegment(k Kind, start time.Duration) error {
 	}
 	s.segPDT, s.lastPDT = pdt, pdt
 	if cap(s.out.buf) == 0 {
-		// One buffer per segment, pre-sized from the previous one (x1.5), so
+		// One buffer per segment, pre-sized from the previous one (x1.25), so
 		// that parts (subslices of it) rarely see it reallocated.
 		c := s.nextCap
 		if c == 0 {
@@ -1063,7 +1063,9 @@ func (s *Segmenter) finish(duration, nextVideo time.Duration, known bool) error 
 	}
 	data := s.out.buf
 	s.out.buf = nil
-	s.nextCap = len(data) + len(data)/2 + 188*8
+	// Room for a GOP a quarter bigger than this one: enough for a steady
+	// encoder, and every byte of slack is held for the segment's life.
+	s.nextCap = len(data) + len(data)/4 + 64<<10
 	s.open = false
 	parts := s.segParts
 	s.segParts = nil
