@@ -149,6 +149,7 @@ type viewStats struct {
 	restarts     atomic.Uint64 // media sequence went backwards
 	lag          hist
 	noPDT        atomic.Uint64 // media fetched without a program date-time
+	hintsGone    atomic.Uint64 // preload-hint parts answered 404: the segment ended first
 	joinRetries  atomic.Uint64
 	joined       atomic.Int64
 	ll, classic  atomic.Int64
@@ -198,6 +199,7 @@ type viewResult struct {
 	Restarts       uint64                `json:"sequence_restarts"`
 	Lag            summary               `json:"lag"`
 	NoPDT          uint64                `json:"media_without_pdt"`
+	HintsGone      uint64                `json:"preload_hints_gone"`
 	JoinRetries    uint64                `json:"join_retries"`
 	Failures       map[string]uint64     `json:"failures,omitempty"`
 	ModeMismatches int64                 `json:"mode_mismatches,omitempty"`
@@ -249,7 +251,7 @@ func runView(ctx context.Context, cfg viewConfig, stdout, stderr io.Writer) erro
 		Command: "view", URL: cfg.url, Streams: paths, ViewersPer: cfg.viewers, Viewers: total, Mode: cfg.mode,
 		Seconds: elapsed.Seconds(), Joined: st.joined.Load(), NeverJoined: st.neverJoined.Load(),
 		LL: st.ll.Load(), Classic: st.classic.Load(), Kinds: map[string]kindResult{},
-		Missed: st.missed.Load(), Restarts: st.restarts.Load(), Lag: st.lag.summary(), NoPDT: st.noPDT.Load(),
+		Missed: st.missed.Load(), Restarts: st.restarts.Load(), Lag: st.lag.summary(), NoPDT: st.noPDT.Load(), HintsGone: st.hintsGone.Load(),
 		JoinRetries: st.joinRetries.Load(), Failures: st.reasons, ModeMismatches: st.modeMismatch.Load(),
 	}
 	var all hist
@@ -299,6 +301,9 @@ func printView(w io.Writer, r viewResult) {
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "viewers joined\t%d of %d (join retries %d)\n", r.Joined, r.Viewers, r.JoinRetries)
 	fmt.Fprintf(tw, "missed segments\t%d (sequence restarts %d)\n", r.Missed, r.Restarts)
+	if r.HintsGone > 0 {
+		fmt.Fprintf(tw, "preload hints gone\t%d (404: the segment ended before the hinted part)\n", r.HintsGone)
+	}
 	if r.Lag.Count > 0 {
 		fmt.Fprintf(tw, "behind live ms\tp50 %.0f  p99 %.0f  max %.0f  (%d samples)\n", r.Lag.P50, r.Lag.P99, r.Lag.Max, r.Lag.Count)
 	} else {
@@ -485,9 +490,23 @@ func (v *viewer) followLL(ctx context.Context) {
 		open := v.pl.openMSN()
 		if v.pl.hint != nil && v.nextMSN == open && v.nextPart == len(v.segParts(&v.pl.open)) {
 			v.fetchInit(ctx, v.pl.open.mapURI)
-			if v.fetchMedia(ctx, kindPart, v.pl.hint, time.Time{}, time.Time{}) {
+			// A hinted part may never exist: the segment can end before
+			// it (the next keyframe came first) and fount then answers
+			// 404. A hint is a prefetch; the player goes on with the next
+			// blocking reload, so this is counted apart, not as a failure.
+			status, err := v.do(ctx, kindPart, v.resolve(v.pl.hint), nil, true)
+			switch {
+			case err != nil:
+				if ctx.Err() == nil {
+					v.stats.failure(kindPart, errorReason(err))
+				}
+			case status/100 == 2:
 				v.hinted, v.hintMSN, v.hintIndex = true, open, uint64(v.nextPart)
 				v.nextPart++
+			case status == http.StatusNotFound:
+				v.stats.hintsGone.Add(1)
+			default:
+				v.stats.failure(kindPart, strconv.Itoa(status))
 			}
 		}
 		u := v.url + "?_HLS_msn=" + strconv.FormatUint(v.nextMSN, 10) + "&_HLS_part=" + strconv.Itoa(v.nextPart)
