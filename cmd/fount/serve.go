@@ -225,8 +225,8 @@ func (c *config) validate() error {
 	if c.ReconnectWindow < 0 {
 		errs = append(errs, fmt.Errorf("--reconnect-window %s: must not be negative", c.ReconnectWindow))
 	}
-	if c.App == "" || strings.ContainsAny(c.App, "/?") {
-		errs = append(errs, fmt.Errorf("--app %q: must be a single path element", c.App))
+	if err := storage.ValidName(c.App); err != nil {
+		errs = append(errs, fmt.Errorf("--app %q: must be a name like a stream key (letters, digits, '-', '_', '.'): %w", c.App, err))
 	}
 	if c.SegmentFormat != "fmp4" && c.SegmentFormat != "ts" {
 		errs = append(errs, fmt.Errorf("--segment-format %q: want fmp4 or ts", c.SegmentFormat))
