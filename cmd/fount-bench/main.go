@@ -119,6 +119,18 @@ func (c *common) validate() error {
 	return errors.Join(errs...)
 }
 
+// checkHTTPURL checks an origin's HTTP base URL given in flag.
+func checkHTTPURL(flag, raw string, allowRemote bool) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s: %w", flag, err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("%s %q: want http://HOST[:PORT]", flag, raw)
+	}
+	return checkHost(flag, u, allowRemote)
+}
+
 // checkHost refuses non-loopback targets unless allowed: a load tool
 // pointed at someone else's server by a typo is an attack.
 func checkHost(flag string, u *url.URL, allowRemote bool) error {

@@ -89,16 +89,8 @@ func (c *publishConfig) validate() error {
 		}
 	}
 	if c.startupURL != "" {
-		u, err := url.Parse(c.startupURL)
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("--startup-url: %w", err))
-		case u.Scheme != "http" && u.Scheme != "https":
-			errs = append(errs, fmt.Errorf("--startup-url %q: want http://HOST[:PORT]", c.startupURL))
-		default:
-			if err := checkHost("--startup-url", u, c.allowRemote); err != nil {
-				errs = append(errs, err)
-			}
+		if err := checkHTTPURL("--startup-url", c.startupURL, c.allowRemote); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -110,16 +110,8 @@ func (c *viewConfig) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("--mode %q: want auto, classic or ll", c.mode))
 	}
-	u, err := url.Parse(c.url)
-	switch {
-	case err != nil:
-		errs = append(errs, fmt.Errorf("--url: %w", err))
-	case u.Scheme != "http" && u.Scheme != "https":
-		errs = append(errs, fmt.Errorf("--url %q: want http://HOST[:PORT]", c.url))
-	default:
-		if err := checkHost("--url", u, c.allowRemote); err != nil {
-			errs = append(errs, err)
-		}
+	if err := checkHTTPURL("--url", c.url, c.allowRemote); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
