@@ -79,3 +79,10 @@ func BenchmarkAVCCToAnnexB(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkWriteFrameFMP4PartsReuse is BenchmarkWriteFrameFMP4Parts with
+// one segment buffer for the whole stream (Config.ReuseBuffer, as fount
+// runs it): no segment-sized allocation per segment.
+func BenchmarkWriteFrameFMP4PartsReuse(b *testing.B) {
+	benchWriteFrame(b, Config{Format: FormatFMP4, PartDuration: 200 * time.Millisecond, ReuseBuffer: true})
+}

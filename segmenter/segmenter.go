@@ -49,6 +49,13 @@ type Config struct {
 	// Counters, when set, are process-wide totals this segmenter adds to
 	// (shared by every stream's segmenter, read by the metrics).
 	Counters *Counters
+	// ReuseBuffer builds every segment in the same buffer: Part and
+	// Segment Data (and Segment.Parts) are then valid only until the Sink
+	// call that hands the Segment over returns, and a Sink that keeps
+	// bytes must copy them. It saves a segment-sized allocation per
+	// segment, and the garbage. Off: each segment has a buffer of its own,
+	// never written again.
+	ReuseBuffer bool
 }
 
 // Counters are totals over any number of segmenters: atomics, safe to read
@@ -99,10 +106,12 @@ const (
 //
 // Data is a subslice (with capacity capped at its length) of the buffer the
 // whole segment is built in: the segment's Data is its parts concatenated
-// (fMP4: preceded by the styp), not a second copy. The bytes are never written
-// again. Should the segment buffer have to grow while a segment is built
-// (it is pre-sized from the previous segment, x1.5), parts handed over before
-// keep pointing at the old array, which holds the same bytes.
+// (fMP4: preceded by the styp), not a second copy. The bytes are not written
+// again until the segment has been handed over (never, unless
+// Config.ReuseBuffer). Should the segment buffer have to grow while a
+// segment is built (it is pre-sized from the previous segment, x1.25), parts
+// handed over before keep pointing at the old array, which holds the same
+// bytes.
 type Part struct {
 	Data        []byte
 	Duration    time.Duration
@@ -1062,10 +1071,15 @@ func (s *Segmenter) finish(duration, nextVideo time.Duration, known bool) error 
 		}
 	}
 	data := s.out.buf
-	s.out.buf = nil
 	// Room for a GOP a quarter bigger than this one: enough for a steady
 	// encoder, and every byte of slack is held for the segment's life.
 	s.nextCap = len(data) + len(data)/4 + 64<<10
+	s.out.buf = nil
+	if s.cfg.ReuseBuffer && cap(data) <= 2*s.nextCap {
+		// The Sink is done with it once the Segment call returns; a
+		// buffer grown for an outsized segment is let go.
+		s.out.buf = data[:0]
+	}
 	s.open = false
 	parts := s.segParts
 	s.segParts = nil
