@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"path"
@@ -77,11 +78,7 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if v, ok := s.byName.Load(file); ok {
-		o := v.(*object)
-		if req.Method == http.MethodGet {
-			s.bytesOut.Add(uint64(len(o.data)))
-		}
-		serveMedia(w, req, o)
+		serveMedia(w, req, s, v.(*object))
 		return
 	}
 	if r.cfg.PartTarget > 0 {
@@ -101,7 +98,7 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "storage error", http.StatusInternalServerError)
 		return
 	}
-	serveMedia(w, req, newObject(file, obj.Data, obj.ContentType, obj.ModTime))
+	serveMedia(w, req, nil, newObject(file, obj.Data, obj.ContentType, obj.ModTime))
 }
 
 func isMedia(file string) bool {
@@ -341,9 +338,7 @@ func (r *Registry) awaitPart(w http.ResponseWriter, req *http.Request, s *Stream
 	switch r.wait(req.Context(), s, cond) {
 	case waitReady:
 		if v, ok := s.byName.Load(file); ok {
-			o := v.(*object)
-			s.bytesOut.Add(uint64(len(o.data)))
-			serveMedia(w, req, o)
+			serveMedia(w, req, s, v.(*object))
 			return
 		}
 		notFound(w)
@@ -360,14 +355,59 @@ func (r *Registry) awaitPart(w http.ResponseWriter, req *http.Request, s *Stream
 	}
 }
 
-func serveMedia(w http.ResponseWriter, req *http.Request, o *object) {
+// serveMedia answers with a media object; s, when known, counts the bytes.
+func serveMedia(w http.ResponseWriter, req *http.Request, s *Stream, o *object) {
+	if o.file != nil && !o.file.acquire() {
+		notFound(w) // dropped since it was looked up: it just expired
+		return
+	}
+	if s != nil && req.Method == http.MethodGet {
+		s.bytesOut.Add(uint64(o.size))
+	}
 	h := w.Header()
 	h.Set("Content-Type", o.ctype)
 	// Names are never reused for other bytes, so media can be cached for
 	// good.
 	h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	h.Set("ETag", o.etag)
-	serveBytes(w, req, o.data, o.mod)
+	if o.file == nil {
+		serveBytes(w, req, o.data, o.mod)
+		return
+	}
+	defer o.file.release()
+	if conditional(req.Header) {
+		http.ServeContent(w, req, "", o.mod, io.NewSectionReader(o.file, o.off, o.size))
+		return
+	}
+	if !writeHead(w, req, o.size, o.mod) {
+		return
+	}
+	// Headers out first, so that net/http hands the whole body to the
+	// connection's ReadFrom (sendfile(2) behind Listener) rather than
+	// reading its first 512 bytes for content sniffing: two system calls
+	// per response instead of three. An error here is the viewer going
+	// away, which net/http sees too.
+	http.NewResponseController(w).Flush()
+	io.Copy(w, &section{m: o.file, off: o.off, n: o.size})
+}
+
+// conditional reports a Range or conditional request, which
+// http.ServeContent answers.
+func conditional(hdr http.Header) bool {
+	return hdr.Get("Range") != "" || hdr.Get("If-None-Match") != "" || hdr.Get("If-Modified-Since") != "" ||
+		hdr.Get("If-Match") != "" || hdr.Get("If-Unmodified-Since") != "" || hdr.Get("If-Range") != ""
+}
+
+// writeHead writes a 200's headers and reports whether a body follows.
+func writeHead(w http.ResponseWriter, req *http.Request, size int64, mod time.Time) bool {
+	h := w.Header()
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Content-Length", strconv.FormatInt(size, 10))
+	if !mod.IsZero() {
+		h.Set("Last-Modified", mod.UTC().Format(http.TimeFormat))
+	}
+	w.WriteHeader(http.StatusOK)
+	return req.Method != http.MethodHead
 }
 
 func mediaETag(name string, size int) string {
@@ -378,20 +418,11 @@ func mediaETag(name string, size int) string {
 // (the common case for players and CDNs), and leaves ranges and
 // conditional requests to http.ServeContent.
 func serveBytes(w http.ResponseWriter, req *http.Request, data []byte, mod time.Time) {
-	hdr := req.Header
-	if hdr.Get("Range") != "" || hdr.Get("If-None-Match") != "" || hdr.Get("If-Modified-Since") != "" ||
-		hdr.Get("If-Match") != "" || hdr.Get("If-Unmodified-Since") != "" || hdr.Get("If-Range") != "" {
+	if conditional(req.Header) {
 		http.ServeContent(w, req, "", mod, bytes.NewReader(data))
 		return
 	}
-	h := w.Header()
-	h.Set("Accept-Ranges", "bytes")
-	h.Set("Content-Length", strconv.Itoa(len(data)))
-	if !mod.IsZero() {
-		h.Set("Last-Modified", mod.UTC().Format(http.TimeFormat))
-	}
-	w.WriteHeader(http.StatusOK)
-	if req.Method != http.MethodHead {
+	if writeHead(w, req, int64(len(data)), mod) {
 		w.Write(data)
 	}
 }

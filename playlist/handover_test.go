@@ -8,15 +8,13 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/fount-live/fount/storage"
 )
 
 // A successor process adopts a handed-over stream: it serves the stored
 // playlist (no ENDLIST, same sequence) and its segments from storage at
 // once, and the reconnecting encoder continues it with a discontinuity.
 func TestAdoptHandedOverStream(t *testing.T) {
-	store := storage.NewMemory()
+	store := durableStore()
 	old, clk := newTestRegistry(t, store)
 	s, _ := old.Publish("live/show")
 	addSegments(t, s, clk, 4, 2*time.Second)

@@ -30,6 +30,10 @@ func (c *fakeClock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// durableStore is a memory store that poses as one outside the process
+// (dir, S3): segments are put in it too.
+func durableStore() storage.Store { return struct{ storage.Store }{storage.NewMemory()} }
+
 func newTestRegistry(t *testing.T, store storage.Store) (*Registry, *fakeClock) {
 	t.Helper()
 	clk := &fakeClock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
@@ -144,7 +148,7 @@ func TestTargetDurationNeverBelowExtinf(t *testing.T) {
 }
 
 func TestReconnectContinuesWithDiscontinuity(t *testing.T) {
-	store := storage.NewMemory()
+	store := durableStore()
 	r, clk := newTestRegistry(t, store)
 	h := r.Handler()
 	s, _ := r.Publish("live/show")
@@ -192,7 +196,7 @@ func TestReconnectContinuesWithDiscontinuity(t *testing.T) {
 }
 
 func TestEndAfterReconnectWindowThenRemoval(t *testing.T) {
-	store := storage.NewMemory()
+	store := durableStore()
 	r, clk := newTestRegistry(t, store)
 	h := r.Handler()
 	s, _ := r.Publish("live/show")

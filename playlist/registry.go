@@ -47,12 +47,27 @@ type Config struct {
 	Now           func() time.Time
 	Logger        *slog.Logger
 	OnStreamEnded func(path string) // called (from Run) when a stream's reconnect window passes; must not block
+	// HeapMedia keeps segments and parts on the Go heap rather than in
+	// memory files (memfd, sent with sendfile): slower and bigger; for
+	// tests and comparisons. Without memfd (not Linux) media is on the
+	// heap anyway.
+	HeapMedia bool
+
+	inProcessStore bool // Store keeps objects in this process: segments are not put in it
 }
+
+// inProcess is implemented by a store that keeps its objects in this
+// process (storage.Memory). Segments put there would be a second copy, on
+// the heap, of the media the registry already serves, and nothing reads
+// them back: only playlists and inits go to such a store.
+type inProcess interface{ InProcess() bool }
 
 func (c Config) withDefaults() Config {
 	if c.Store == nil {
 		c.Store = storage.NewMemory()
 	}
+	ip, ok := c.Store.(inProcess)
+	c.inProcessStore = ok && ip.InProcess()
 	if c.TargetDuration <= 0 {
 		c.TargetDuration = 2 * time.Second
 	}
@@ -278,6 +293,10 @@ type totals struct {
 	blockTimeouts  atomic.Uint64 // blocking requests answered 503
 	streamsRefused atomic.Uint64 // publishes of new names refused at MaxStreams
 	panics         atomic.Uint64 // panics recovered while sweeping
+	memFiles       atomic.Int64  // memory files open
+	memFileBytes   atomic.Int64  // media bytes in them
+	memFileErrors  atomic.Uint64 // memory files that could not be made or written (media kept on the heap)
+	memFileWarned  atomic.Bool
 }
 
 // RegistryStats is a snapshot for metrics.
@@ -290,6 +309,9 @@ type RegistryStats struct {
 	BlockTimeouts   uint64
 	StreamsRefused  uint64 // publishes of new names refused at MaxStreams
 	Panics          uint64 // panics recovered in Run (each logged with its stream)
+	MediaFiles      int64  // memory files holding segments and parts
+	MediaFileBytes  int64  // media bytes in them (outside the Go heap)
+	MediaFileErrors uint64 // memory files that failed (that media is on the heap)
 }
 
 // Stats returns a snapshot of the registry.
@@ -303,6 +325,9 @@ func (r *Registry) Stats() RegistryStats {
 		BlockTimeouts:   r.totals.blockTimeouts.Load(),
 		StreamsRefused:  r.totals.streamsRefused.Load(),
 		Panics:          r.totals.panics.Load(),
+		MediaFiles:      r.totals.memFiles.Load(),
+		MediaFileBytes:  r.totals.memFileBytes.Load(),
+		MediaFileErrors: r.totals.memFileErrors.Load(),
 	}
 	for _, s := range r.Streams() {
 		st.Streams[s.State()]++

@@ -14,8 +14,10 @@ type entry struct {
 	pdt           time.Time
 	discontinuity bool
 	init          int // fMP4: init segment version; -1 for TS
-	data          []byte
+	size          int64
 	parts         []*part
+	file          *memFile // holds the segment (and its parts, most often); nil on the heap
+	partsFile     *memFile // the parts' own file, when the segment could not share it
 }
 
 // part is one LL-HLS partial segment.
@@ -23,7 +25,7 @@ type part struct {
 	name        string
 	duration    time.Duration
 	independent bool
-	data        []byte
+	data        []byte // until its segment is finished
 }
 
 // openSegment is the segment being built: its parts are listed after the
@@ -33,6 +35,9 @@ type openSegment struct {
 	discontinuity bool
 	init          int
 	parts         []*part
+	file          *memFile // the parts' memory file; nil on the heap
+	end           int64    // where the next part goes in file
+	allInFile     bool     // every part so far went to file, in order
 }
 
 // renditionReport is an EXT-X-RENDITION-REPORT for another rendition of

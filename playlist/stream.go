@@ -1,6 +1,7 @@
 package playlist
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,17 +23,22 @@ const (
 	StateEnded State = "ended" // EXT-X-ENDLIST was appended
 )
 
-// Segment is a finished media segment handed to a Stream.
+// Segment is a finished media segment handed to a Stream. The Stream reads
+// Data, and the Data of the parts handed over since the last segment,
+// during the call only: the segmenter may build the next segment in the
+// same buffer (segmenter.Config.ReuseBuffer).
 type Segment struct {
-	Data            []byte // never modified after the hand-over
+	Data            []byte
 	Duration        time.Duration
 	ProgramDateTime time.Time
 	Discontinuity   bool
 }
 
-// Part is a finished LL-HLS partial segment of the segment being built.
+// Part is a finished LL-HLS partial segment of the segment being built. Its
+// Data must stay as it is until the Segment it belongs to has been handed
+// over (the Stream checks the segment against it then), and no longer.
 type Part struct {
-	Data        []byte // never modified after the hand-over
+	Data        []byte
 	Duration    time.Duration
 	Independent bool
 }
@@ -95,16 +101,54 @@ type Stream struct {
 }
 
 // object is a servable media object, with its response headers' values
-// made once rather than per request.
+// made once rather than per request. Its bytes are a section of a memory
+// file (segments and parts) or a heap slice (inits, objects read back from
+// storage, and media where memory files are unavailable).
 type object struct {
-	data  []byte
+	data  []byte   // when file is nil
+	file  *memFile // holds the bytes at [off, off+size)
+	off   int64
+	size  int64
 	ctype string
 	mod   time.Time
 	etag  string
 }
 
 func newObject(name string, data []byte, ctype string, mod time.Time) *object {
-	return &object{data: data, ctype: ctype, mod: mod, etag: mediaETag(name, len(data))}
+	return &object{data: data, size: int64(len(data)), ctype: ctype, mod: mod, etag: mediaETag(name, len(data))}
+}
+
+func newFileObject(name string, m *memFile, off, size int64, ctype string, mod time.Time) *object {
+	return &object{file: m, off: off, size: size, ctype: ctype, mod: mod, etag: mediaETag(name, int(size))}
+}
+
+// partsReserve is where the first part of a segment goes in the segment's
+// memory file. The finished segment is then served from the same file, with
+// whatever the segmenter put before its first part (fMP4: the styp box)
+// written just below: no second copy of an LL-HLS segment. A page, so that
+// the prefix touches one page and the parts start page-aligned.
+const partsReserve = 4096
+
+// newMemFile makes a memory file for the stream's media, or returns nil
+// (logged once per process) if memory files are off or failing: the media
+// then stays on the Go heap.
+func (s *Stream) newMemFile() *memFile {
+	if s.cfg.HeapMedia {
+		return nil
+	}
+	m, err := newMemFile("fount:"+s.path, s.totals)
+	if err != nil {
+		s.memFileFailed(err)
+		return nil
+	}
+	return m
+}
+
+func (s *Stream) memFileFailed(err error) {
+	s.totals.memFileErrors.Add(1)
+	if s.totals.memFileWarned.CompareAndSwap(false, true) {
+		s.log.Warn("media kept on the Go heap: a memory file failed (slower, and more memory; see fount_media_file_errors_total)", "stream", s.path, "err", err)
+	}
 }
 
 type retiredEntry struct {
@@ -185,8 +229,11 @@ func (s *Stream) Part(p Part) error {
 		s.open.discontinuity = s.pendingDisc
 		s.open.init = s.initVersion
 	}
+	if len(s.open.parts) == 0 && s.open.file == nil {
+		s.open.file, s.open.end, s.open.allInFile = s.newMemFile(), partsReserve, true
+	}
 	pt := &part{name: s.partName(s.nextMSN, len(s.open.parts)), duration: p.Duration, independent: p.Independent, data: p.Data}
-	s.byName.Store(pt.name, newObject(pt.name, p.Data, s.mediaType(), time.Time{}))
+	s.byName.Store(pt.name, s.placePartLocked(pt.name, p.Data))
 	s.open.parts = append(s.open.parts, pt)
 	s.partsTotal++
 	s.totals.parts.Add(1)
@@ -215,9 +262,10 @@ func (s *Stream) Segment(seg Segment) error {
 		pdt:           seg.ProgramDateTime,
 		discontinuity: seg.Discontinuity || s.pendingDisc || s.open.discontinuity,
 		init:          -1,
-		data:          seg.Data,
+		size:          int64(len(seg.Data)),
 		parts:         s.open.parts,
 	}
+	file, allInFile := s.open.file, s.open.allInFile
 	if s.cfg.FMP4 {
 		// The init in force when the segment began: the segmenter hands
 		// a new init over before the first part of the segment needing it.
@@ -234,21 +282,27 @@ func (s *Stream) Segment(seg Segment) error {
 	s.lastPDT = e.pdt
 	s.mu.Unlock()
 
-	if err := s.cfg.Store.Put(context.Background(), s.path+"/"+e.name, storage.Object{Data: e.data, ContentType: s.mediaType(), ModTime: e.pdt}); err != nil {
-		// The segment is still served from memory; only the stored copy is
-		// missing, so the stream goes on.
-		s.totals.storageErrors.Add(1)
-		s.log.Error("storing segment failed", "stream", s.path, "segment", e.name, "err", err)
+	if !s.cfg.inProcessStore {
+		// A store may keep the slice (S3 uploads later): its own copy.
+		if err := s.cfg.Store.Put(context.Background(), s.path+"/"+e.name, storage.Object{Data: bytes.Clone(seg.Data), ContentType: s.mediaType(), ModTime: e.pdt}); err != nil {
+			// The segment is still served from memory; only the stored copy is
+			// missing, so the stream goes on.
+			s.totals.storageErrors.Add(1)
+			s.log.Error("storing segment failed", "stream", s.path, "segment", e.name, "err", err)
+		}
 	}
-	s.byName.Store(e.name, newObject(e.name, e.data, s.mediaType(), e.pdt))
+	s.byName.Store(e.name, s.placeSegment(e, seg.Data, file, allInFile))
 
 	s.mu.Lock()
+	for _, p := range e.parts {
+		p.data = nil // served from the segment's file (or their own object) now
+	}
 	s.nextMSN++
 	s.pendingDisc = false
 	s.open = openSegment{msn: s.nextMSN, init: s.initVersion}
 	s.segmentsTotal++
 	s.totals.segments.Add(1)
-	s.bytesIn.Add(uint64(len(e.data)))
+	s.bytesIn.Add(uint64(e.size))
 	if t := targetDurationFor(e.duration); t > s.target {
 		s.target = t
 	}
@@ -266,6 +320,82 @@ func (s *Stream) Segment(seg Segment) error {
 	s.mu.Unlock()
 	s.publish(r, true)
 	return nil
+}
+
+// placePartLocked appends a part to the open segment's memory file, or
+// keeps it on the heap if there is none or the write fails.
+func (s *Stream) placePartLocked(name string, data []byte) *object {
+	if f := s.open.file; f != nil {
+		err := f.writeAt(data, s.open.end)
+		if err == nil {
+			o := newFileObject(name, f, s.open.end, int64(len(data)), s.mediaType(), time.Time{})
+			s.open.end += int64(len(data))
+			return o
+		}
+		s.memFileFailed(err)
+	}
+	s.open.allInFile = false
+	return newObject(name, bytes.Clone(data), s.mediaType(), time.Time{})
+}
+
+// placeSegment puts a finished segment in memory. When all its parts went
+// to file, in order, after partsReserve, and the segment is the bytes
+// before the first part followed by its parts (as the segmenter makes it),
+// only those first bytes are written: the segment is served from the same
+// file. Otherwise the segment gets a file of its own (and the parts keep
+// theirs until the segment is dropped), or the heap if that fails.
+func (s *Stream) placeSegment(e *entry, data []byte, file *memFile, allInFile bool) *object {
+	if file != nil && allInFile {
+		var tail int64
+		for _, p := range e.parts {
+			tail += int64(len(p.data))
+		}
+		pre := int64(len(data)) - tail
+		if pre >= 0 && pre <= partsReserve && partsMatch(data[pre:], e.parts) {
+			err := error(nil)
+			if pre > 0 {
+				err = file.writeAt(data[:pre], partsReserve-pre)
+			}
+			if err == nil {
+				e.file = file
+				return newFileObject(e.name, file, partsReserve-pre, e.size, s.mediaType(), e.pdt)
+			}
+			s.memFileFailed(err)
+		}
+	}
+	e.partsFile = file
+	if m := s.newMemFile(); m != nil {
+		err := m.writeAt(data, 0)
+		if err == nil {
+			e.file = m
+			return newFileObject(e.name, m, 0, e.size, s.mediaType(), e.pdt)
+		}
+		m.drop()
+		s.memFileFailed(err)
+	}
+	return newObject(e.name, bytes.Clone(data), s.mediaType(), e.pdt)
+}
+
+// partsMatch reports whether b is the parts' bytes, in order. They are
+// normally the same memory, which bytes.Equal sees at once.
+func partsMatch(b []byte, parts []*part) bool {
+	for _, p := range parts {
+		if len(b) < len(p.data) || !bytes.Equal(b[:len(p.data)], p.data) {
+			return false
+		}
+		b = b[len(p.data):]
+	}
+	return len(b) == 0
+}
+
+// abandonOpenLocked gives up the segment being built (its publisher left,
+// or the stream ended): its parts, no longer listed, are retired like a
+// segment leaving the window, and dropped with their file after the grace.
+func (s *Stream) abandonOpenLocked() {
+	if len(s.open.parts) > 0 || s.open.file != nil {
+		s.retired = append(s.retired, retiredEntry{e: &entry{parts: s.open.parts, file: s.open.file}, since: s.cfg.Now()})
+	}
+	s.open = openSegment{msn: s.nextMSN, init: s.initVersion}
 }
 
 // renderLocked renders the current state; s.mu must be held. It also wakes
@@ -348,9 +478,9 @@ func (s *Stream) Unpublish() {
 	}
 	s.state = StateIdle
 	s.since = s.cfg.Now()
-	// Parts of a segment that was never finished stay fetchable but are
-	// no longer listed, and the preload hint goes away.
-	s.open = openSegment{msn: s.nextMSN, init: s.initVersion}
+	// Parts of a segment that was never finished stay fetchable, for the
+	// grace, but are no longer listed, and the preload hint goes away.
+	s.abandonOpenLocked()
 	r := s.renderLocked()
 	s.mu.Unlock()
 	s.publish(r, true)
@@ -365,7 +495,7 @@ func (s *Stream) end() {
 	}
 	s.state = StateEnded
 	s.since = s.cfg.Now()
-	s.open = openSegment{msn: s.nextMSN, init: s.initVersion}
+	s.abandonOpenLocked()
 	r := s.renderLocked()
 	s.mu.Unlock()
 	s.publish(r, true)
@@ -443,7 +573,12 @@ func (s *Stream) sweep(now time.Time) (expired bool) {
 		for _, p := range e.parts {
 			s.byName.Delete(p.name) // parts live in memory only
 		}
-		del(e.name)
+		if e.name != "" {
+			del(e.name)
+		}
+		// Requests still sending from the files keep them open until done.
+		e.file.drop()
+		e.partsFile.drop()
 	}
 	if expired {
 		for _, name := range inits {

@@ -14,6 +14,10 @@ type Memory struct {
 	objs map[string]Object
 }
 
+// InProcess reports that the objects live and die with this process, so a
+// caller that already holds them in memory need not store a second copy.
+func (m *Memory) InProcess() bool { return true }
+
 // NewMemory returns an empty memory store.
 func NewMemory() *Memory { return &Memory{objs: make(map[string]Object)} }
 

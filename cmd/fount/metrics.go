@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -59,6 +60,9 @@ var (
 	descStreamUptime   = prometheus.NewDesc("fount_stream_publish_start_time_seconds", "Unix time the current publisher of a stream started.", []string{"stream"}, nil)
 	descDiscont        = prometheus.NewDesc("fount_discontinuities_total", "Segments flagged EXT-X-DISCONTINUITY within a publish, by cause: timestamp_jump, codec_config_change.", []string{"reason"}, nil)
 	descDropped        = prometheus.NewDesc("fount_frames_dropped_total", "Frames received but not written to a segment, by reason: no_codec_config, before_keyframe, unused_track, malformed.", []string{"reason"}, nil)
+	descMediaFiles     = prometheus.NewDesc("fount_media_files", "Memory files (memfd) holding segments and parts; each is sent to viewers with sendfile.", nil, nil)
+	descMediaFileBytes = prometheus.NewDesc("fount_media_file_bytes", "Media bytes held in memory files: memory fount uses outside its Go heap (not in its RSS unless mapped; shows as Shmem).", nil, nil)
+	descMediaFileErrs  = prometheus.NewDesc("fount_media_file_errors_total", "Memory files that could not be made or written; that media was kept on the Go heap instead (logged once).", nil, nil)
 	descWraps          = prometheus.NewDesc("fount_timestamp_wraps_total", "RTMP timestamps that went past 2^32 ms (49.7 days) and were unwrapped; not an error.", nil, nil)
 )
 
@@ -72,7 +76,7 @@ type statsCollector struct {
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStreams, descPublishes, descRTMPConns, descIngestBytes, descSegments, descParts,
 		descWaiting, descErrors, descStreamBytes, descStreamSkew, descStreamUptime, descUploadsPending, descUploads,
-		descDiscont, descDropped, descWraps} {
+		descDiscont, descDropped, descWraps, descMediaFiles, descMediaFileBytes, descMediaFileErrs} {
 		ch <- d
 	}
 }
@@ -97,6 +101,9 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(n), kind)
 	}
 	ch <- prometheus.MustNewConstMetric(descWraps, prometheus.CounterValue, float64(in.TimestampWraps))
+	ch <- prometheus.MustNewConstMetric(descMediaFiles, prometheus.GaugeValue, float64(pl.MediaFiles))
+	ch <- prometheus.MustNewConstMetric(descMediaFileBytes, prometheus.GaugeValue, float64(pl.MediaFileBytes))
+	ch <- prometheus.MustNewConstMetric(descMediaFileErrs, prometheus.CounterValue, float64(pl.MediaFileErrors))
 	if c.seg != nil {
 		ch <- prometheus.MustNewConstMetric(descDiscont, prometheus.CounterValue, float64(c.seg.TimestampJumps.Load()), "timestamp_jump")
 		ch <- prometheus.MustNewConstMetric(descDiscont, prometheus.CounterValue, float64(c.seg.ConfigChanges.Load()), "codec_config_change")
@@ -145,6 +152,17 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 	w.n += n
 	return n, err
 }
+
+// ReadFrom passes a body on to the connection's ReadFrom, where media in
+// memory files goes out with sendfile (playlist.Listener).
+func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
+	n, err := io.Copy(w.ResponseWriter, r)
+	w.n += int(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // route names a request path for metrics; never the stream, to keep the
 // label set small.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -56,6 +57,13 @@ func (w *panicWriter) WriteHeader(code int) {
 func (w *panicWriter) Write(p []byte) (int, error) {
 	w.wrote = true
 	return w.ResponseWriter.Write(p)
+}
+
+// ReadFrom passes a body on to the connection's ReadFrom, where media in
+// memory files goes out with sendfile (playlist.Listener).
+func (w *panicWriter) ReadFrom(r io.Reader) (int64, error) {
+	w.wrote = true
+	return io.Copy(w.ResponseWriter, r)
 }
 
 // Flush passes through (io.Copy-style handlers and SSE type-assert it).

@@ -408,8 +408,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 		log.Warn("publish auth is off: anyone who reaches the RTMP port can publish, and the stream key is the public name (--auth keys or webhook)")
 	}
 	reconnect := max(cfg.ReconnectWindow, time.Millisecond) // 0 means "end at once"
+	// The playlist copies what it keeps (to memory files), so every
+	// segment of a stream is built in one buffer.
 	segCfg := segmenter.Config{TargetDuration: cfg.SegmentDuration, Logger: log, Counters: new(segmenter.Counters),
-		MaxSegmentDuration: longestSegment(cfg.SegmentDuration)}
+		MaxSegmentDuration: longestSegment(cfg.SegmentDuration), ReuseBuffer: true}
 	plCfg := playlist.Config{
 		Store:           store,
 		TargetDuration:  cfg.SegmentDuration,
@@ -575,7 +577,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 	}()
 	go func() {
 		defer wg.Done()
-		if err := httpSrv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := httpSrv.Serve(playlist.Listener(httpLn)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	}()
