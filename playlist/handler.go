@@ -379,6 +379,10 @@ func serveMedia(w http.ResponseWriter, req *http.Request, s *Stream, o *object) 
 		http.ServeContent(w, req, "", o.mod, io.NewSectionReader(o.file, o.off, o.size))
 		return
 	}
+	if o.size < sendfileMin && s != nil {
+		serveSmall(w, req, s, o)
+		return
+	}
 	if !writeHead(w, req, o.size, o.mod) {
 		return
 	}
@@ -389,6 +393,40 @@ func serveMedia(w http.ResponseWriter, req *http.Request, s *Stream, o *object) 
 	// away, which net/http sees too.
 	http.NewResponseController(w).Flush()
 	io.Copy(w, &section{m: o.file, off: o.off, n: o.size})
+}
+
+// sendfileMin is the size from which media goes out with sendfile. Below
+// it (LL-HLS parts: 70 KB for 200 ms at 2.75 Mbit/s) one write from the
+// file's mapping costs less CPU than sendfile's page-by-page splicing:
+// BenchmarkServeSegmentLoopback measures +18 % CPU per 64 KiB with
+// sendfile, and fount-bench at 1,000 LL-HLS viewers +9 % in all.
+const sendfileMin = 256 << 10
+
+// serveSmall answers a plain GET or HEAD for a small object in a memory
+// file with one write from the file's mapping, or (the object is past the
+// mapping: a segment twice as big as the last) through a pooled buffer.
+func serveSmall(w http.ResponseWriter, req *http.Request, s *Stream, o *object) {
+	if b := o.file.view(o.off, o.size); b != nil {
+		if writeHead(w, req, o.size, o.mod) {
+			w.Write(b)
+		}
+		return
+	}
+	bp, _ := s.bufs.Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, sendfileMin)
+		bp = &b
+	}
+	defer s.bufs.Put(bp)
+	buf := (*bp)[:o.size]
+	if _, err := o.file.ReadAt(buf, o.off); err != nil {
+		s.log.Error("reading a memory file", "stream", s.path, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if writeHead(w, req, o.size, o.mod) {
+		w.Write(buf)
+	}
 }
 
 // conditional reports a Range or conditional request, which

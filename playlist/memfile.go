@@ -16,6 +16,7 @@ type memFile struct {
 	f       *os.File
 	rc      syscall.RawConn
 	totals  *totals
+	mapped  []byte       // the file's first bytes, mapped read-only; unmapped with the file
 	written int64        // bytes written; by the owning stream only
 	refs    atomic.Int64 // the owner's reference plus one per request in flight
 	dropped atomic.Bool  // the owner's reference is gone
@@ -33,6 +34,16 @@ func (m *memFile) writeAt(p []byte, off int64) error {
 
 // ReadAt serves ranges and conditional requests (via http.ServeContent).
 func (m *memFile) ReadAt(p []byte, off int64) (int, error) { return m.f.ReadAt(p, off) }
+
+// view returns the mapped bytes [off, off+n), or nil if they are not all
+// in the mapping. The caller holds a reference for as long as it uses them:
+// the mapping goes when the file closes.
+func (m *memFile) view(off, n int64) []byte {
+	if off+n > int64(len(m.mapped)) {
+		return nil
+	}
+	return m.mapped[off : off+n : off+n]
+}
 
 // acquire takes a reference for a request; false once the file is closed.
 func (m *memFile) acquire() bool {
@@ -52,6 +63,7 @@ func (m *memFile) release() {
 		m.totals.memFileBytes.Add(-m.written)
 		m.totals.memFiles.Add(-1)
 		m.f.Close()
+		unmap(m.mapped)
 	}
 }
 

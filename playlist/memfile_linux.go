@@ -14,23 +14,40 @@ import (
 
 // newMemFile makes an empty memory file: a memfd, i.e. shared memory
 // outside the Go heap that the kernel can hand to a socket with
-// sendfile(2). Media served from one costs no copy into the kernel per
-// viewer and no garbage for the collector.
-func newMemFile(name string, t *totals) (*memFile, error) {
+// sendfile(2), and that costs the collector nothing. The first mapSize
+// bytes are also mapped read-only, so that small objects are written to
+// the socket straight from them (see sendfileMin); bytes written beyond
+// are read with pread. Nothing past what has been written is ever read
+// through the mapping (that would be SIGBUS past the file's end).
+func newMemFile(name string, t *totals, mapSize int64) (*memFile, error) {
 	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("memfd_create: %w", err)
+	}
+	var mapped []byte
+	if mapSize > 0 {
+		if mapped, err = unix.Mmap(fd, 0, int(mapSize), unix.PROT_READ, unix.MAP_SHARED); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("mapping a memory file: %w", err)
+		}
 	}
 	f := os.NewFile(uintptr(fd), name)
 	rc, err := f.SyscallConn()
 	if err != nil {
 		f.Close()
+		unmap(mapped)
 		return nil, fmt.Errorf("memory file: %w", err)
 	}
-	m := &memFile{f: f, rc: rc, totals: t}
+	m := &memFile{f: f, rc: rc, totals: t, mapped: mapped}
 	m.refs.Store(1)
 	t.memFiles.Add(1)
 	return m, nil
+}
+
+func unmap(b []byte) {
+	if b != nil {
+		unix.Munmap(b)
+	}
 }
 
 // sendTo sends the section to a socket with sendfile(2), waiting (and

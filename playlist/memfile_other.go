@@ -8,9 +8,11 @@ import (
 )
 
 // newMemFile fails where there is no memfd: media stays on the Go heap.
-func newMemFile(string, *totals) (*memFile, error) {
+func newMemFile(string, *totals, int64) (*memFile, error) {
 	return nil, errors.New("memory files need Linux (memfd_create)")
 }
+
+func unmap([]byte) {}
 
 // Listener returns ln: without memory files there is nothing to sendfile.
 func Listener(ln net.Listener) net.Listener { return ln }

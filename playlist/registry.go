@@ -131,6 +131,8 @@ type Registry struct {
 
 	drainOnce sync.Once
 	draining  chan struct{} // closed by Drain
+
+	smallBufs sync.Pool // *[]byte of sendfileMin bytes, for small media (see serveMedia)
 }
 
 // NewRegistry returns an empty registry; call Run to drive its timers.
@@ -174,6 +176,7 @@ func (r *Registry) newStreamLocked(ctx context.Context, path string, state State
 		path:    path,
 		cfg:     &r.cfg,
 		totals:  &r.totals,
+		bufs:    &r.smallBufs,
 		log:     r.cfg.Logger,
 		state:   state,
 		since:   r.cfg.Now(),

@@ -68,6 +68,7 @@ type Stream struct {
 	path   string // "app/name": also the storage prefix
 	cfg    *Config
 	totals *totals
+	bufs   *sync.Pool // the registry's buffers for small media
 	log    *slog.Logger
 
 	mu            sync.Mutex
@@ -84,6 +85,7 @@ type Stream struct {
 	nextInit      int            // number of the next init segment
 	inits         []string       // names of init segments stored
 	lastPDT       time.Time
+	lastSegSize   int64 // bytes of the last segment, to size the next one's mapping
 	segmentsTotal uint64
 	partsTotal    uint64
 	lastPart      string        // name of the newest part
@@ -132,11 +134,11 @@ const partsReserve = 4096
 // newMemFile makes a memory file for the stream's media, or returns nil
 // (logged once per process) if memory files are off or failing: the media
 // then stays on the Go heap.
-func (s *Stream) newMemFile() *memFile {
+func (s *Stream) newMemFile(mapSize int64) *memFile {
 	if s.cfg.HeapMedia {
 		return nil
 	}
-	m, err := newMemFile("fount:"+s.path, s.totals)
+	m, err := newMemFile("fount:"+s.path, s.totals, mapSize)
 	if err != nil {
 		s.memFileFailed(err)
 		return nil
@@ -230,7 +232,10 @@ func (s *Stream) Part(p Part) error {
 		s.open.init = s.initVersion
 	}
 	if len(s.open.parts) == 0 && s.open.file == nil {
-		s.open.file, s.open.end, s.open.allInFile = s.newMemFile(), partsReserve, true
+		// Parts are small and served from the mapping: room for a
+		// segment twice the last one's size (a part beyond is read with
+		// pread).
+		s.open.file, s.open.end, s.open.allInFile = s.newMemFile(partsReserve+max(2*s.lastSegSize, 1<<20)), partsReserve, true
 	}
 	pt := &part{name: s.partName(s.nextMSN, len(s.open.parts)), duration: p.Duration, independent: p.Independent, data: p.Data}
 	s.byName.Store(pt.name, s.placePartLocked(pt.name, p.Data))
@@ -303,6 +308,7 @@ func (s *Stream) Segment(seg Segment) error {
 	s.segmentsTotal++
 	s.totals.segments.Add(1)
 	s.bytesIn.Add(uint64(e.size))
+	s.lastSegSize = e.size
 	if t := targetDurationFor(e.duration); t > s.target {
 		s.target = t
 	}
@@ -364,7 +370,7 @@ func (s *Stream) placeSegment(e *entry, data []byte, file *memFile, allInFile bo
 		}
 	}
 	e.partsFile = file
-	if m := s.newMemFile(); m != nil {
+	if m := s.newMemFile(int64(len(data))); m != nil {
 		err := m.writeAt(data, 0)
 		if err == nil {
 			e.file = m

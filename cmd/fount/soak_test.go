@@ -158,8 +158,8 @@ func TestSoak(t *testing.T) {
 		prevCPU = s.cpu
 		s.segments, s.missed, s.failed = vs.segments.Load(), vs.missed.Load(), vs.failed.Load()
 		samples = append(samples, s)
-		t.Logf("t=%6s rss=%5.1f MiB heap=%5.1f MiB goroutines=%4d cpu=%5.1f%% segments=%d missed=%d failed=%d churns=%d",
-			s.at.Round(time.Second), mib(s.rss), mib(s.heap), s.goroutines, s.cpuPct, s.segments, s.missed, s.failed, churns.Load())
+		t.Logf("t=%6s rss=%5.1f MiB heap=%5.1f MiB media=%5.1f MiB in %d files fds=%d goroutines=%4d cpu=%5.1f%% segments=%d missed=%d failed=%d churns=%d",
+			s.at.Round(time.Second), mib(s.rss), mib(s.heap), mib(s.media), s.mediaFiles, s.fds, s.goroutines, s.cpuPct, s.segments, s.missed, s.failed, churns.Load())
 	}
 	if f := os.Getenv("FOUNT_SOAK_CSV"); f != "" {
 		writeSoakCSV(t, f, samples)
@@ -176,6 +176,20 @@ func TestSoak(t *testing.T) {
 	// heap, so compare the lowest sample of each quarter.
 	heapE, heapL := lowest(early, func(s soakSample) float64 { return s.heap }), lowest(late, func(s soakSample) float64 { return s.heap })
 	grE, grL := median(early, func(s soakSample) float64 { return float64(s.goroutines) }), median(late, func(s soakSample) float64 { return float64(s.goroutines) })
+	// Segments live in memory files, outside RSS and the heap: a leak of
+	// them shows only here.
+	mediaE, mediaL := median(early, func(s soakSample) float64 { return s.media }), median(late, func(s soakSample) float64 { return s.media })
+	fdE, fdL := median(early, func(s soakSample) float64 { return float64(s.fds) }), median(late, func(s soakSample) float64 { return float64(s.fds) })
+	t.Logf("after warm-up: media files %.1f → %.1f MiB, open fds %.0f → %.0f", mib(mediaE), mib(mediaL), fdE, fdL)
+	if mediaE == 0 {
+		t.Error("fount_media_file_bytes stayed 0: segments are not in memory files")
+	}
+	if mediaL > mediaE*1.10+8<<20 {
+		t.Errorf("media in memory files grew from %.1f to %.1f MiB", mib(mediaE), mib(mediaL))
+	}
+	if fdL > fdE*1.10+10 {
+		t.Errorf("open file descriptors grew from %.0f to %.0f", fdE, fdL)
+	}
 	t.Logf("after warm-up: rss %.1f → %.1f MiB, heap %.1f → %.1f MiB, goroutines %.0f → %.0f; %d publishes by the churning publisher; %d segments fetched, %d missed, %d failed requests",
 		mib(rssE), mib(rssL), mib(heapE), mib(heapL), grE, grL, churns.Load(), vs.segments.Load(), vs.missed.Load(), vs.failed.Load())
 	if rssL > rssE*1.10+8<<20 {
@@ -204,6 +218,8 @@ func TestSoak(t *testing.T) {
 type soakSample struct {
 	at                       time.Duration
 	rss, heap                float64
+	media                    float64 // bytes in memory files (fount_media_file_bytes)
+	mediaFiles, fds          int     // fount_media_files; open file descriptors
 	goroutines               int
 	cpu, cpuPct              float64 // cpu: seconds used so far
 	segments, missed, failed int64
@@ -293,6 +309,11 @@ func sampleProcess(c *http.Client, pid int, metricsURL string) (soakSample, erro
 			s.rss = kb * 1024
 		}
 	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return s, err
+	}
+	s.fds = len(fds)
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return s, err
@@ -315,6 +336,13 @@ func sampleProcess(c *http.Client, pid int, metricsURL string) (soakSample, erro
 		}
 		if v, ok := strings.CutPrefix(l, "go_memstats_heap_inuse_bytes "); ok {
 			s.heap, _ = strconv.ParseFloat(v, 64)
+		}
+		if v, ok := strings.CutPrefix(l, "fount_media_file_bytes "); ok {
+			s.media, _ = strconv.ParseFloat(v, 64)
+		}
+		if v, ok := strings.CutPrefix(l, "fount_media_files "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			s.mediaFiles = int(f)
 		}
 	}
 	if s.goroutines == 0 || s.heap == 0 {
