@@ -142,14 +142,36 @@ ticks() {
 	done
 	echo "$sum"
 }
-# rss_kb is the resident memory of PID and children.
+# rss_kb is the resident memory of PID and children, shared memory left
+# out: fount maps its memory files, which media_kb counts whole.
 rss_kb() {
 	local sum=0 p v
 	for p in $(procs "$1"); do
-		v=$(awk '/^VmRSS:/ {print $2}' /proc/"$p"/status 2>/dev/null) || continue
+		v=$(awk '/^VmRSS:/ {r = $2} /^RssShmem:/ {s = $2} END {print r - s}' /proc/"$p"/status 2>/dev/null) || continue
 		sum=$((sum + ${v:-0}))
 	done
 	echo "$sum"
+}
+# memfd_kb is the memory held in memory files (memfd) by PID and children:
+# fount keeps its segments there, outside its RSS (docs/performance.md).
+# Blocks allocated, so a sparse hole costs nothing.
+memfd_kb() {
+	local p blocks=0 b
+	for p in $(procs "$1"); do
+		for b in $(find /proc/"$p"/fd -lname '/memfd:*' -print0 2>/dev/null | xargs -0r stat -L -c %b 2>/dev/null); do
+			blocks=$((blocks + b))
+		done
+	done
+	echo $((blocks / 2))
+}
+# media_kb is where the origin keeps its media: fount's memory files, or
+# nginx-rtmp's fragment files (on disk, cached in the page cache).
+media_kb() {
+	if [ -n "$origin_hls_dir" ] && [ "$target" = nginx ]; then
+		du -sk "$origin_hls_dir" 2>/dev/null | cut -f1
+	else
+		memfd_kb "$1"
+	fi
 }
 # cpu_pct PID SECONDS: % of one core over the next SECONDS.
 cpu_pct() {
@@ -181,6 +203,7 @@ wait_http() {
 }
 
 origin_pid_now=""
+origin_hls_dir="" # nginx-rtmp: where it writes its fragments
 rtmp_url="" http_url=""
 # start_origin MODE: MODE is ll (fount defaults: fMP4 LL-HLS) or classic
 # (fount: --segment-format ts --low-latency=false); nginx-rtmp is classic.
@@ -201,6 +224,7 @@ start_origin() {
 			--log-level warn "${flags[@]}" 2>>"$work/origin.log" &
 	else
 		local d="$work/nginx-$rp"
+		origin_hls_dir="$d/hls"
 		mkdir -p "$d/hls" "$d/tmp"
 		local user=""
 		[ "$(id -u)" = 0 ] && user="user root;"
@@ -231,7 +255,7 @@ cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 	echo "- machine: $(nproc) cores, ${cpu_model:-unknown CPU}, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "- origin: $target$([ "$target" = fount ] && echo ", $(cd "$root" && git describe --always --dirty 2>/dev/null || echo unknown), $(go version | cut -d' ' -f3)")$([ "$target" = nginx ] && echo ", $(nginx -v 2>&1 | cut -d/ -f2), libnginx-mod-rtmp")"
 	echo "- stream: 1280x720 30 fps H.264 ~2.5 Mbit/s + 128 kbit/s AAC, 2 s GOP, replayed by fount-bench publish"
-	echo "- CPU: utime+stime of the origin (and its children) over ${seconds} s after ${warmup} s warm-up, in % of one core; RSS: VmRSS"
+	echo "- CPU: utime+stime of the origin (and its children) over ${seconds} s after ${warmup} s warm-up, in % of one core; RSS: VmRSS less RssShmem; media files: fount's memory files (memfd), nginx-rtmp's HLS directory (du)"
 	echo "- run: bench/run.sh $([ "$quick" = 1 ] && echo --quick) --sizes $sizes"
 	echo
 } >"$out"
@@ -243,8 +267,8 @@ if has ingest || has startup; then
 	log "ingest: ${ingest_sizes// /, } streams"
 	results "## Ingest (publish only, no viewers)"
 	results ""
-	results "| streams | origin CPU | per stream | RSS | idle RSS | RSS per stream | publishers ok | load tool CPU |"
-	results "| --- | --- | --- | --- | --- | --- | --- | --- |"
+	results "| streams | origin CPU | per stream | RSS | idle RSS | media files | memory per stream (RSS growth + media files) | publishers ok | load tool CPU |"
+	results "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 	for n in $ingest_sizes; do
 		start_origin ll
 		sleep 1
@@ -260,15 +284,16 @@ if has ingest || has startup; then
 		cpu=$(cpu_pct "$origin_pid_now" "$seconds")
 		tt1=$(ticks "$pub")
 		rss=$(rss_kb "$origin_pid_now")
+		mfd=$(media_kb "$origin_pid_now")
 		wait "$pub" || true
 		stop_origin
 		conn=$(jnum "$work/pub-$n.json" connected)
 		drop=$(jnum "$work/pub-$n.json" dropped)
 		toolcpu=$(awk -v a="$tt0" -v b="$tt1" -v hz="$hz" -v s="$seconds" 'BEGIN { printf "%.1f", (b - a) / hz / s * 100 }')
-		results "$(awk -v n="$n" -v c="$cpu" -v r="$rss" -v i="$idle" -v ok="$conn" -v d="$drop" -v t="$toolcpu" 'BEGIN {
-			printf "| %d | %.1f %% | %.2f %% | %.0f MB | %.0f MB | %.1f MB | %d of %d (%d dropped) | %.1f %% |", n, c, c / n, r / 1024, i / 1024, (r - i) / 1024 / n, ok, n, d, t }')"
+		results "$(awk -v n="$n" -v c="$cpu" -v r="$rss" -v i="$idle" -v m="$mfd" -v ok="$conn" -v d="$drop" -v t="$toolcpu" 'BEGIN {
+			printf "| %d | %.1f %% | %.2f %% | %.0f MB | %.0f MB | %.0f MB | %.1f MB | %d of %d (%d dropped) | %.1f %% |", n, c, c / n, r / 1024, i / 1024, m / 1024, (r - i + m) / 1024 / n, ok, n, d, t }')"
 		startup_rows+=("| $n | $(r0 "$(jsub "$work/pub-$n.json" startup p50_ms)") ms | $(r0 "$(jsub "$work/pub-$n.json" startup p99_ms)") ms | $(r0 "$(jsub "$work/pub-$n.json" startup max_ms)") ms | $(jsub "$work/pub-$n.json" startup count) | $(jnum "$work/pub-$n.json" startup_missed) |")
-		log "ingest $n: origin CPU $cpu %, RSS $((rss / 1024)) MB (idle $((idle / 1024)) MB), publishers $conn/$n"
+		log "ingest $n: origin CPU $cpu %, RSS $((rss / 1024)) MB (idle $((idle / 1024)) MB), memory files $((mfd / 1024)) MB, publishers $conn/$n"
 	done
 	results ""
 fi
