@@ -398,8 +398,9 @@ func serveMedia(w http.ResponseWriter, req *http.Request, s *Stream, o *object) 
 // sendfileMin is the size from which media goes out with sendfile. Below
 // it (LL-HLS parts: 70 KB for 200 ms at 2.75 Mbit/s) one write from the
 // file's mapping costs less CPU than sendfile's page-by-page splicing:
-// BenchmarkServeSegmentLoopback measures +18 % CPU per 64 KiB with
-// sendfile, and fount-bench at 1,000 LL-HLS viewers +9 % in all.
+// BenchmarkServeSegmentLoopback measures about +18 % CPU per 64 KiB with
+// sendfile against a write from the heap (whole fount-bench runs could not
+// tell the two apart from their noise).
 const sendfileMin = 256 << 10
 
 // serveSmall answers a plain GET or HEAD for a small object in a memory
