@@ -131,8 +131,51 @@ type pageReport struct {
 	Cards            int      `json:"cards"`
 	MaxCards         int      `json:"maxCards"`
 	Players          int      `json:"players"`
-	ConsoleErrors    []string `json:"consoleErrors"`
-	PageErrors       []string `json:"pageErrors"`
+	EndAdvance       *float64 `json:"endAdvance"`
+	Stalls           []struct {
+		At          float64 `json:"at"`
+		Stream      string  `json:"stream"`
+		CurrentTime float64 `json:"currentTime"`
+	} `json:"stalls"`
+	HLSErrors []struct {
+		At      float64 `json:"at"`
+		Stream  string  `json:"stream"`
+		Details string  `json:"details"`
+		Fatal   bool    `json:"fatal"`
+		URL     string  `json:"url"`
+		Status  int     `json:"status"`
+	} `json:"hlsErrors"`
+	ConsoleErrors []string `json:"consoleErrors"`
+	PageErrors    []string `json:"pageErrors"`
+}
+
+// playing checks that the page's player played the stream: its clock
+// moved for at least half the watch and was still moving at the end, and
+// hls.js hit no fatal error. Stalls are logged, not failed: the page runs
+// up to two LL-HLS players beside a race-detector fount, and a CI run once
+// saw one rebuffer for 4 s there. Stall-free playback is TestBrowserHLSJS's
+// contract, with one player and nothing else on the page.
+func (r pageReport) playing(t *testing.T, seconds int, stream string) []string {
+	t.Helper()
+	var problems []string
+	if r.Advance < float64(seconds)/2 {
+		problems = append(problems, fmt.Sprintf("the player's currentTime advanced %.3f s in %d s, want >= %d s", r.Advance, seconds, seconds/2))
+	}
+	if r.EndAdvance == nil || *r.EndAdvance < 0.5 {
+		problems = append(problems, fmt.Sprintf("the player was not playing at the end: its clock moved %v s in the last second", deref(r.EndAdvance)))
+	}
+	for _, s := range r.Stalls {
+		t.Logf("stall: %s waiting at %.3f s (currentTime %.3f)", s.Stream, s.At, s.CurrentTime)
+	}
+	for _, e := range r.HLSErrors {
+		msg := fmt.Sprintf("hls.js error on %s at %.3f s: %s fatal=%v %s %d", e.Stream, e.At, e.Details, e.Fatal, e.URL, e.Status)
+		if e.Fatal && e.Stream == stream {
+			problems = append(problems, msg)
+		} else {
+			t.Log(msg)
+		}
+	}
+	return problems
 }
 
 // runPage runs page.mjs on the operator page at pageURL, watching the
@@ -308,8 +351,8 @@ func TestWebPage(t *testing.T) {
 	if r.Copied != nil && *r.Copied != playURL {
 		fail("Copy put %q on the clipboard, want %q", *r.Copied, playURL)
 	}
-	if r.Advance < seconds-3 {
-		fail("the player's currentTime advanced %.3f s in %d s, want >= %d s", r.Advance, seconds, seconds-3)
+	for _, p := range r.playing(t, seconds, "live/"+name) {
+		fail("%s", p)
 	}
 	if r.SamePlayer == nil || !*r.SamePlayer {
 		fail("the stream's <video> was replaced while the page polled")
@@ -354,8 +397,9 @@ func TestWebPage(t *testing.T) {
 		fail("real API: resolution shown as %q", r.Resolution)
 	case r.URL != playURL:
 		fail("real API: playback URL %q, want %q", r.URL, playURL)
-	case r.Advance < seconds-3:
-		fail("real API: currentTime advanced %.3f s in %d s", r.Advance, seconds)
+	}
+	for _, p := range r.playing(t, seconds, "live/"+name) {
+		fail("real API: %s", p)
 	}
 	for _, e := range r.PageErrors {
 		fail("page error (real API): %s", e)

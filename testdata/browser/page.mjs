@@ -66,6 +66,9 @@ const result = {
   cards: 0,            // cards at the end
   maxCards: 0,         // most cards at once during the watch
   players: 0,          // <video> elements at the end
+  endAdvance: null,    // s the clock moved in the last second of the watch
+  stalls: [],          // 'waiting' events of any player on the page
+  hlsErrors: [],       // hls.js errors of any player, fatal or not
   consoleErrors: [],
   pageErrors: [],
 };
@@ -114,6 +117,42 @@ async function main() {
   });
   page.on('pageerror', (e) => result.pageErrors.push(e.message));
   page.on('crash', () => { result.harnessError = 'page crashed'; });
+
+  // Before the page's scripts: note every player's stalls and every hls.js
+  // error, so that a failed run says why its clock did not move.
+  await page.addInitScript(() => {
+    const t0 = Date.now();
+    const at = () => (Date.now() - t0) / 1000;
+    window.__stalls = [];
+    window.__hlsErrors = [];
+    const where = (v) => {
+      const c = v && v.closest && v.closest('[data-stream]');
+      return c ? c.dataset.stream : '';
+    };
+    document.addEventListener('waiting', (e) => {
+      window.__stalls.push({ at: at(), stream: where(e.target), currentTime: e.target.currentTime });
+    }, true);
+    let hls;
+    Object.defineProperty(window, 'Hls', {
+      configurable: true,
+      get: () => hls,
+      set: (v) => {
+        hls = v;
+        const trigger = v && v.prototype && v.prototype.trigger;
+        if (typeof trigger !== 'function') return;
+        v.prototype.trigger = function (event, data) {
+          if (event === 'hlsError' && data) {
+            const r = data.response || {};
+            window.__hlsErrors.push({
+              at: at(), stream: where(this.media), details: String(data.details), fatal: !!data.fatal,
+              url: (data.frag && data.frag.url) || (data.context && data.context.url) || '', status: r.code || 0,
+            });
+          }
+          return trigger.call(this, event, data);
+        };
+      },
+    });
+  });
 
   await page.goto(pageURL, { timeout: 15000 });
   const t0 = Date.now();
@@ -172,7 +211,9 @@ async function main() {
   }
   result.copyButton = await page.textContent(card + ' button.copy').catch(() => '');
 
-  await page.waitForTimeout(seconds * 1000);
+  await page.waitForTimeout(seconds * 1000 - 1000);
+  const before = await page.evaluate(() => window.__watched ? window.__watched.currentTime : null);
+  await page.waitForTimeout(1000);
 
   if (process.env.FOUNT_PAGE_SCREENSHOT) {
     // For a person looking at the page: FOUNT_PAGE_SCREENSHOT=/tmp/page.png
@@ -196,8 +237,13 @@ async function main() {
       cards: document.querySelectorAll('[data-stream]').length,
       maxCards: window.__maxCards,
       players: document.querySelectorAll('[data-player]').length,
+      stalls: window.__stalls || [],
+      hlsErrors: window.__hlsErrors || [],
     };
   }, card));
+  if (before !== null && result.currentTimeEnd !== null) {
+    result.endAdvance = result.currentTimeEnd - before;
+  }
   if (result.currentTimeStart !== null && result.currentTimeEnd !== null) {
     result.advance = result.currentTimeEnd - result.currentTimeStart;
   }
