@@ -25,7 +25,8 @@ type part struct {
 	name        string
 	duration    time.Duration
 	independent bool
-	data        []byte // until its segment is finished
+	data        []byte // until its segment is finished (borrowed from the segmenter)
+	obj         *object
 }
 
 // openSegment is the segment being built: its parts are listed after the

@@ -28,7 +28,11 @@ const (
 // during the call only: the segmenter may build the next segment in the
 // same buffer (segmenter.Config.ReuseBuffer).
 type Segment struct {
+	// Data is the whole segment or, with PartsFollow, only its bytes
+	// before the first part: the segment is then Data followed by the
+	// parts handed over since the previous segment (segmenter.Config.PartsOnly).
 	Data            []byte
+	PartsFollow     bool
 	Duration        time.Duration
 	ProgramDateTime time.Time
 	Discontinuity   bool
@@ -36,7 +40,8 @@ type Segment struct {
 
 // Part is a finished LL-HLS partial segment of the segment being built. Its
 // Data must stay as it is until the Segment it belongs to has been handed
-// over (the Stream checks the segment against it then), and no longer.
+// over (the Stream checks the segment against it then), and no longer;
+// when that Segment has PartsFollow, only for the call.
 type Part struct {
 	Data        []byte
 	Duration    time.Duration
@@ -238,7 +243,8 @@ func (s *Stream) Part(p Part) error {
 		s.open.file, s.open.end, s.open.allInFile = s.newMemFile(partsReserve+max(2*s.lastSegSize, 1<<20)), partsReserve, true
 	}
 	pt := &part{name: s.partName(s.nextMSN, len(s.open.parts)), duration: p.Duration, independent: p.Independent, data: p.Data}
-	s.byName.Store(pt.name, s.placePartLocked(pt.name, p.Data))
+	pt.obj = s.placePartLocked(pt.name, p.Data)
+	s.byName.Store(pt.name, pt.obj)
 	s.open.parts = append(s.open.parts, pt)
 	s.partsTotal++
 	s.totals.parts.Add(1)
@@ -260,6 +266,12 @@ func (s *Stream) Segment(seg Segment) error {
 		return fmt.Errorf("stream %s: segment after the publisher left", s.path)
 	}
 	msn := s.nextMSN
+	size := int64(len(seg.Data))
+	if seg.PartsFollow {
+		for _, p := range s.open.parts {
+			size += p.obj.size
+		}
+	}
 	e := &entry{
 		msn:           msn,
 		name:          s.segmentName(msn),
@@ -267,7 +279,7 @@ func (s *Stream) Segment(seg Segment) error {
 		pdt:           seg.ProgramDateTime,
 		discontinuity: seg.Discontinuity || s.pendingDisc || s.open.discontinuity,
 		init:          -1,
-		size:          int64(len(seg.Data)),
+		size:          size,
 		parts:         s.open.parts,
 	}
 	file, allInFile := s.open.file, s.open.allInFile
@@ -287,16 +299,45 @@ func (s *Stream) Segment(seg Segment) error {
 	s.lastPDT = e.pdt
 	s.mu.Unlock()
 
+	// The whole segment's bytes, where something needs them: the
+	// segmenter's when it kept them, else put together from the parts.
+	whole, shared := seg.Data, false
+	if seg.PartsFollow {
+		whole = nil
+		shared = file != nil && allInFile && len(seg.Data) <= partsReserve
+		if !shared || !s.cfg.inProcessStore {
+			var err error
+			if whole, err = assemble(seg.Data, e.parts, size); err != nil {
+				// Only a failed read of a memory file gets here.
+				s.memFileFailed(err)
+				s.mu.Lock()
+				s.abandonOpenLocked()
+				s.mu.Unlock()
+				return fmt.Errorf("stream %s: segment %s: %w", s.path, e.name, err)
+			}
+		}
+	}
 	if !s.cfg.inProcessStore {
 		// A store may keep the slice (S3 uploads later): its own copy.
-		if err := s.cfg.Store.Put(context.Background(), s.path+"/"+e.name, storage.Object{Data: bytes.Clone(seg.Data), ContentType: s.mediaType(), ModTime: e.pdt}); err != nil {
+		data := whole
+		if !seg.PartsFollow {
+			data = bytes.Clone(whole)
+		}
+		if err := s.cfg.Store.Put(context.Background(), s.path+"/"+e.name, storage.Object{Data: data, ContentType: s.mediaType(), ModTime: e.pdt}); err != nil {
 			// The segment is still served from memory; only the stored copy is
 			// missing, so the stream goes on.
 			s.totals.storageErrors.Add(1)
 			s.log.Error("storing segment failed", "stream", s.path, "segment", e.name, "err", err)
 		}
 	}
-	s.byName.Store(e.name, s.placeSegment(e, seg.Data, file, allInFile))
+	var o *object
+	if shared {
+		o = s.placeAfterPrefix(e, seg.Data, file)
+	}
+	if o == nil {
+		o = s.placeSegment(e, whole, file, allInFile && !seg.PartsFollow)
+	}
+	s.byName.Store(e.name, o)
 
 	s.mu.Lock()
 	for _, p := range e.parts {
@@ -344,6 +385,40 @@ func (s *Stream) placePartLocked(name string, data []byte) *object {
 	return newObject(name, bytes.Clone(data), s.mediaType(), time.Time{})
 }
 
+// assemble makes a segment from the bytes before its first part and its
+// parts' stored bytes.
+func assemble(prefix []byte, parts []*part, size int64) ([]byte, error) {
+	b := make([]byte, size)
+	n := copy(b, prefix)
+	for _, p := range parts {
+		o := p.obj
+		if o.file == nil {
+			n += copy(b[n:], o.data)
+			continue
+		}
+		if _, err := o.file.ReadAt(b[n:n+int(o.size)], o.off); err != nil {
+			return nil, fmt.Errorf("reading part %s back: %w", p.name, err)
+		}
+		n += int(o.size)
+	}
+	return b[:n], nil
+}
+
+// placeAfterPrefix writes the bytes before a segment's first part just
+// below its parts in their file, and serves the segment from there. It
+// returns nil if that write fails.
+func (s *Stream) placeAfterPrefix(e *entry, prefix []byte, file *memFile) *object {
+	pre := int64(len(prefix))
+	if pre > 0 {
+		if err := file.writeAt(prefix, partsReserve-pre); err != nil {
+			s.memFileFailed(err)
+			return nil
+		}
+	}
+	e.file = file
+	return newFileObject(e.name, file, partsReserve-pre, e.size, s.mediaType(), e.pdt)
+}
+
 // placeSegment puts a finished segment in memory. When all its parts went
 // to file, in order, after partsReserve, and the segment is the bytes
 // before the first part followed by its parts (as the segmenter makes it),
@@ -358,15 +433,9 @@ func (s *Stream) placeSegment(e *entry, data []byte, file *memFile, allInFile bo
 		}
 		pre := int64(len(data)) - tail
 		if pre >= 0 && pre <= partsReserve && partsMatch(data[pre:], e.parts) {
-			err := error(nil)
-			if pre > 0 {
-				err = file.writeAt(data[:pre], partsReserve-pre)
+			if o := s.placeAfterPrefix(e, data[:pre], file); o != nil {
+				return o
 			}
-			if err == nil {
-				e.file = file
-				return newFileObject(e.name, file, partsReserve-pre, e.size, s.mediaType(), e.pdt)
-			}
-			s.memFileFailed(err)
 		}
 	}
 	e.partsFile = file

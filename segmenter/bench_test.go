@@ -86,3 +86,10 @@ func BenchmarkAVCCToAnnexB(b *testing.B) {
 func BenchmarkWriteFrameFMP4PartsReuse(b *testing.B) {
 	benchWriteFrame(b, Config{Format: FormatFMP4, PartDuration: 200 * time.Millisecond, ReuseBuffer: true})
 }
+
+// BenchmarkWriteFrameFMP4PartsOnly is BenchmarkWriteFrameFMP4PartsReuse
+// with Config.PartsOnly (as fount runs LL-HLS): each part built in the
+// same bytes, the segment left to the Sink.
+func BenchmarkWriteFrameFMP4PartsOnly(b *testing.B) {
+	benchWriteFrame(b, Config{Format: FormatFMP4, PartDuration: 200 * time.Millisecond, PartsOnly: true})
+}

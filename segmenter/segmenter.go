@@ -56,6 +56,14 @@ type Config struct {
 	// segment, and the garbage. Off: each segment has a buffer of its own,
 	// never written again.
 	ReuseBuffer bool
+	// PartsOnly, with PartDuration > 0, keeps only the part being built:
+	// a part's bytes may be overwritten once Sink.Part returns. Segment.Data
+	// is then only the bytes before the first part (fMP4: the styp; MPEG-TS:
+	// none), Segment.Parts carry no Data, and the segment is those bytes
+	// followed by its parts, which a Sink that serves it must have kept. A
+	// stream then holds one part in memory rather than a whole segment.
+	// Implies ReuseBuffer.
+	PartsOnly bool
 }
 
 // Counters are totals over any number of segmenters: atomics, safe to read
@@ -108,7 +116,7 @@ const (
 // whole segment is built in: the segment's Data is its parts concatenated
 // (fMP4: preceded by the styp), not a second copy. The bytes are not written
 // again until the segment has been handed over (never, unless
-// Config.ReuseBuffer). Should the segment buffer have to grow while a
+// Config.ReuseBuffer; with Config.PartsOnly, once Sink.Part returns). Should the segment buffer have to grow while a
 // segment is built (it is pre-sized from the previous segment, x1.25), parts
 // handed over before keep pointing at the old array, which holds the same
 // bytes.
@@ -126,14 +134,15 @@ type Init struct {
 
 // Segment is one finished media segment.
 type Segment struct {
-	Data            []byte        // a complete MPEG-TS or fMP4 (styp+fragments) segment; never modified after handing over
+	Data            []byte        // a complete MPEG-TS or fMP4 (styp+fragments) segment, never modified after handing over; with Config.PartsOnly only the bytes before its first part
+	Size            int           // the whole segment's bytes: len(Data) unless Config.PartsOnly
 	Start           time.Duration // stream-timeline DTS of the segment's first frame (the opening keyframe when the stream has video)
 	Duration        time.Duration // next segment's Start minus this Start; for the final flushed one, last frame DTS + one frame duration - Start
 	ProgramDateTime time.Time     // wall clock (Config.Now) when this segment's first frame was written; never decreases
 	Discontinuity   bool          // timestamps jumped or codec config changed before this segment
 	HasVideo        bool
 	HasAudio        bool
-	Parts           []Part // when PartDuration > 0: every part of this segment in order, the same slices handed to Sink.Part
+	Parts           []Part // when PartDuration > 0: every part of this segment in order, the same slices handed to Sink.Part (without Data if Config.PartsOnly)
 	InitVersion     int    // fMP4: which Init this segment needs; 0 for TS
 }
 
@@ -292,6 +301,10 @@ type Segmenter struct {
 
 	// Parts (PartDuration > 0).
 	partsOn     bool
+	partsOnly   bool          // Config.PartsOnly in effect: handed-over parts leave the buffer
+	partBase    int           // length of the segment's bytes before its first part
+	handed      int           // PartsOnly: bytes of this segment's parts no longer in the buffer
+	maxPart     int           // largest part of this segment
 	partStart   int           // offset in the segment buffer where the open part begins
 	partStartEl time.Duration // open part's start, relative to segStart
 	partPrimary bool          // the open part has a primary-track frame
@@ -328,6 +341,7 @@ func New(cfg Config, sink Sink) *Segmenter {
 	}
 	s.cfg.Expect &= Video | Audio
 	s.partsOn = cfg.PartDuration > 0
+	s.partsOnly = s.partsOn && cfg.PartsOnly
 	if s.cfg.MaxSegmentDuration <= 0 {
 		s.cfg.MaxSegmentDuration = max(3*s.target, defaultMaxSegment)
 	}
@@ -693,7 +707,7 @@ func (s *Segmenter) writeStarted(f Frame) error {
 		// cut at the next keyframe.
 		d := f.DTS - s.segStart
 		stalled := !jumped && !s.pendingDisc && d > s.cfg.MaxSegmentDuration && f.DTS-s.vt.last > videoStall
-		if stalled || len(s.out.buf) >= s.cfg.MaxSegmentBytes {
+		if stalled || s.segBytes() >= s.cfg.MaxSegmentBytes {
 			// Video stalled while audio goes on: the segment would only
 			// grow. Cut at this audio frame.
 			s.noteCap(d, false)
@@ -785,8 +799,11 @@ func (s *Segmenter) writeVideo(f Frame) error {
 // overCap reports whether the segment being built, were it d long, would
 // pass a cap.
 func (s *Segmenter) overCap(d time.Duration) bool {
-	return d > s.cfg.MaxSegmentDuration || len(s.out.buf) >= s.cfg.MaxSegmentBytes
+	return d > s.cfg.MaxSegmentDuration || s.segBytes() >= s.cfg.MaxSegmentBytes
 }
+
+// segBytes is the size so far of the segment being built.
+func (s *Segmenter) segBytes() int { return s.handed + len(s.out.buf) }
 
 // noteCap counts and logs a segment cut at a cap.
 func (s *Segmenter) noteCap(d time.Duration, atKey bool) {
@@ -800,7 +817,7 @@ func (s *Segmenter) noteCap(d time.Duration, atKey bool) {
 	if atKey {
 		msg = "segment cap reached: cutting at this keyframe before the target duration"
 	}
-	s.log.Log(context.Background(), lvl, msg, "duration", d, "bytes", len(s.out.buf),
+	s.log.Log(context.Background(), lvl, msg, "duration", d, "bytes", s.segBytes(),
 		"max_duration", s.cfg.MaxSegmentDuration, "max_bytes", s.cfg.MaxSegmentBytes)
 }
 
@@ -989,6 +1006,8 @@ func (s *Segmenter) openSegment(k Kind, start time.Duration) error {
 		s.fm.startSegment()
 	}
 	s.partStart = len(s.out.buf)
+	s.partBase = s.partStart
+	s.handed, s.maxPart = 0, 0
 	s.partStartEl = 0
 	s.resetPart()
 	s.segParts = nil
@@ -1044,11 +1063,23 @@ func (s *Segmenter) closePart(d, nextVideo time.Duration, known bool) error {
 	}
 	end := len(s.out.buf)
 	p := Part{Data: s.out.buf[s.partStart:end:end], Duration: d, Independent: s.partIndep}
-	s.segParts = append(s.segParts, p)
-	s.partStart = end
+	s.maxPart = max(s.maxPart, len(p.Data))
 	s.partStartEl += d
 	s.resetPart()
-	if err := s.sink.Part(p); err != nil {
+	if s.partsOnly {
+		s.segParts = append(s.segParts, Part{Duration: p.Duration, Independent: p.Independent})
+	} else {
+		s.segParts = append(s.segParts, p)
+		s.partStart = end
+	}
+	err := s.sink.Part(p)
+	if s.partsOnly {
+		// The Sink has it now: the next part is built in the same bytes.
+		s.handed += len(p.Data)
+		s.out.buf = s.out.buf[:s.partBase]
+		s.partStart = s.partBase
+	}
+	if err != nil {
 		return fmt.Errorf("segmenter: sink: %w", err)
 	}
 	return nil
@@ -1071,11 +1102,16 @@ func (s *Segmenter) finish(duration, nextVideo time.Duration, known bool) error 
 		}
 	}
 	data := s.out.buf
+	size := s.handed + len(data)
 	// Room for a GOP a quarter bigger than this one: enough for a steady
 	// encoder, and every byte of slack is held for the segment's life.
 	s.nextCap = len(data) + len(data)/4 + 64<<10
+	if s.partsOnly {
+		// Only the bytes before the first part and one part at a time.
+		s.nextCap = s.partBase + s.maxPart + s.maxPart/4 + 16<<10
+	}
 	s.out.buf = nil
-	if s.cfg.ReuseBuffer && cap(data) <= 2*s.nextCap {
+	if (s.cfg.ReuseBuffer || s.partsOnly) && cap(data) <= 2*s.nextCap {
 		// The Sink is done with it once the Segment call returns; a
 		// buffer grown for an outsized segment is let go.
 		s.out.buf = data[:0]
@@ -1083,11 +1119,12 @@ func (s *Segmenter) finish(duration, nextVideo time.Duration, known bool) error 
 	s.open = false
 	parts := s.segParts
 	s.segParts = nil
-	if len(data) == 0 {
+	if size == 0 {
 		return err
 	}
 	seg := Segment{
 		Data:            data,
+		Size:            size,
 		Start:           s.segStart,
 		Duration:        duration,
 		ProgramDateTime: s.segPDT,

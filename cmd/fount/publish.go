@@ -78,7 +78,7 @@ func (s *session) segmenter() *segmenter.Segmenter {
 	if seg == nil {
 		cfg := s.cfg
 		cfg.Logger = s.log
-		seg = segmenter.New(cfg, sink{s.stream})
+		seg = segmenter.New(cfg, sink{st: s.stream, partsOnly: cfg.PartsOnly && cfg.PartDuration > 0})
 		s.seg.Store(seg)
 	}
 	return seg
@@ -114,11 +114,15 @@ func (s *session) Close() {
 }
 
 // sink hands the segmenter's segments to the playlist.
-type sink struct{ st *playlist.Stream }
+type sink struct {
+	st        *playlist.Stream
+	partsOnly bool // segments come as the bytes before their parts
+}
 
 func (k sink) Segment(seg segmenter.Segment) error {
 	if err := k.st.Segment(playlist.Segment{
 		Data:            seg.Data,
+		PartsFollow:     k.partsOnly,
 		Duration:        seg.Duration,
 		ProgramDateTime: seg.ProgramDateTime,
 		Discontinuity:   seg.Discontinuity,

@@ -428,6 +428,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 	}
 	if cfg.LowLatency {
 		segCfg.PartDuration, plCfg.PartTarget, plCfg.PartHoldBack = cfg.PartDuration, cfg.PartDuration, cfg.PartHoldBack
+		// The playlist keeps every part and makes the segment from them:
+		// the segmenter holds one part per stream, not a segment.
+		segCfg.PartsOnly = true
 	}
 	reg := playlist.NewRegistry(plCfg)
 	// A successor after a handover serves the handed-over streams at
