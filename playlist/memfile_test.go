@@ -20,25 +20,6 @@ import (
 	"github.com/fount-live/fount/storage"
 )
 
-func objectOf(t *testing.T, s *Stream, name string) *object {
-	t.Helper()
-	v, ok := s.byName.Load(name)
-	if !ok {
-		t.Fatalf("%s is not served", name)
-	}
-	return v.(*object)
-}
-
-func bodyOf(t *testing.T, h http.Handler, path string, hdr ...string) (int, http.Header, []byte) {
-	t.Helper()
-	resp := get(t, h, "GET", path, hdr...)
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, resp.Header, b
-}
-
 // An LL-HLS segment and its parts share one memory file: the parts at
 // partsReserve, the bytes before them (the styp) just below, and the
 // segment is served from there with no second copy. Plain, HEAD, range and

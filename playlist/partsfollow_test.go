@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"runtime"
 	"testing"
 	"time"
 
@@ -65,10 +68,11 @@ func TestSegmentFromItsParts(t *testing.T) {
 					t.Fatalf("part 3 of %s: %d, %d bytes", name, code, len(b))
 				}
 				o := objectOf(t, s, name)
-				if tc.heap != (o.file == nil) {
-					t.Fatalf("%s: in a memory file %v, want %v", name, o.file != nil, !tc.heap)
+				inFile := !tc.heap && runtime.GOOS == "linux"
+				if inFile != (o.file != nil) {
+					t.Fatalf("%s: in a memory file %v, want %v", name, o.file != nil, inFile)
 				}
-				if !tc.heap && o.file != objectOf(t, s, fmt.Sprintf("seg%d.0.m4s", msn)).file {
+				if inFile && o.file != objectOf(t, s, fmt.Sprintf("seg%d.0.m4s", msn)).file {
 					t.Fatalf("%s is not in its parts' file", name)
 				}
 				if tc.store == dir {
@@ -81,4 +85,23 @@ func TestSegmentFromItsParts(t *testing.T) {
 			}
 		})
 	}
+}
+
+func objectOf(t *testing.T, s *Stream, name string) *object {
+	t.Helper()
+	v, ok := s.byName.Load(name)
+	if !ok {
+		t.Fatalf("%s is not served", name)
+	}
+	return v.(*object)
+}
+
+func bodyOf(t *testing.T, h http.Handler, path string, hdr ...string) (int, http.Header, []byte) {
+	t.Helper()
+	resp := get(t, h, "GET", path, hdr...)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, b
 }
