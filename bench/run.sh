@@ -18,6 +18,7 @@ usage: bench/run.sh [options]
   --sizes LIST            which parts: ingest,viewers,latency,startup (default all)
   --ingest "N ..."        publisher counts (default "1 10 50 200")
   --viewers "M ..."       viewer counts on one stream (default "100 1000 3000")
+  --modes "classic ll"    viewer modes to run (default both for fount; nginx: classic)
   --seconds S             measured interval per size (default 60)
   --warmup S              settle time before measuring (default 10)
   --out FILE              results file (default bench/results/<date>-<host>.md)
@@ -33,6 +34,7 @@ origin_rtmp="" origin_http="" origin_pid=""
 sizes="ingest,viewers,latency,startup"
 ingest_sizes="1 10 50 200"
 viewer_sizes="100 1000 3000"
+modes_opt=""
 seconds=60
 warmup=10
 out=""
@@ -46,6 +48,7 @@ while [ $# -gt 0 ]; do
 	--sizes) sizes=${2:?}; shift ;;
 	--ingest) ingest_sizes=${2:?}; shift ;;
 	--viewers) viewer_sizes=${2:?}; shift ;;
+	--modes) modes_opt=${2:?}; shift ;;
 	--seconds) seconds=${2:?}; shift ;;
 	--warmup) warmup=${2:?}; shift ;;
 	--out) out=${2:?}; shift ;;
@@ -67,6 +70,12 @@ if [ -n "$origin_rtmp$origin_http$origin_pid" ]; then
 	external=1 target=external
 fi
 case "$target" in fount | nginx | external) ;; *) echo "run.sh: --target fount or nginx" >&2; exit 2 ;; esac
+for mode in $modes_opt; do
+	case "$mode:$target" in
+	classic:fount | ll:fount | classic:nginx | auto:external) ;;
+	*) echo "run.sh: --modes: $mode is not a mode for this origin (fount: classic ll; nginx: classic; an origin of your own: auto)" >&2; exit 2 ;;
+	esac
+done
 has() { case ",$sizes," in *",$1,"*) return 0 ;; esac; return 1; }
 
 # Tools: say which Debian package is missing, install nothing.
@@ -311,6 +320,7 @@ if has viewers; then
 	modes="classic ll"
 	[ "$target" = nginx ] && modes="classic"
 	[ "$external" = 1 ] && modes="auto"
+	[ -n "$modes_opt" ] && modes=$modes_opt
 	results "## Viewers (one stream)"
 	results ""
 	results "| mode | viewers | requests/s | Mbit/s out | origin CPU | CPU per 1,000 viewers | RSS | failed | missed segments | behind live p50 / p99 | request p99 (playlist / media) | load tool CPU |"
