@@ -116,10 +116,10 @@ const (
 // whole segment is built in: the segment's Data is its parts concatenated
 // (fMP4: preceded by the styp), not a second copy. The bytes are not written
 // again until the segment has been handed over (never, unless
-// Config.ReuseBuffer; with Config.PartsOnly, once Sink.Part returns). Should the segment buffer have to grow while a
-// segment is built (it is pre-sized from the previous segment, x1.25), parts
-// handed over before keep pointing at the old array, which holds the same
-// bytes.
+// Config.ReuseBuffer; with Config.PartsOnly, once Sink.Part returns). Should
+// the segment buffer have to grow while a segment is built (it is pre-sized
+// from the previous segment, x1.25), parts handed over before keep pointing
+// at the old array, which holds the same bytes.
 type Part struct {
 	Data        []byte
 	Duration    time.Duration
