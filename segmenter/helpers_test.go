@@ -223,3 +223,25 @@ func demuxTS(t testing.TB, b []byte) tsInfo {
 	}
 	return info
 }
+
+// feed runs the whole stream through a new segmenter (clock fixed at the
+// epoch) into sink, and flushes it.
+func (st flvStream) feed(t *testing.T, cfg Config, sink Sink) {
+	t.Helper()
+	cfg.Now = func() time.Time { return time.Unix(0, 0) }
+	s := New(cfg, sink)
+	if err := s.SetVideoConfig(st.videoConfig); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetAudioConfig(st.audioConfig); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range st.frames {
+		if err := s.WriteFrame(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}

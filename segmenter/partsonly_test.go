@@ -41,22 +41,7 @@ func TestPartsOnly(t *testing.T) {
 	for _, format := range []Format{FormatTS, FormatFMP4} {
 		feed := func(cfg Config, sink Sink) {
 			cfg.TargetDuration, cfg.Format, cfg.PartDuration = time.Second, format, 300*time.Millisecond
-			cfg.Now = func() time.Time { return time.Unix(0, 0) }
-			s := New(cfg, sink)
-			if err := s.SetVideoConfig(st.videoConfig); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.SetAudioConfig(st.audioConfig); err != nil {
-				t.Fatal(err)
-			}
-			for _, f := range st.frames {
-				if err := s.WriteFrame(f); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := s.Flush(); err != nil {
-				t.Fatal(err)
-			}
+			st.feed(t, cfg, sink)
 		}
 		whole := &collect{}
 		feed(Config{}, whole)

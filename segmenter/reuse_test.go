@@ -32,22 +32,7 @@ func TestReuseBuffer(t *testing.T) {
 	for _, format := range []Format{FormatTS, FormatFMP4} {
 		run := func(reuse bool) *copySink {
 			c := &copySink{arrays: map[*byte]int{}}
-			s := New(Config{TargetDuration: time.Second, Format: format, PartDuration: 300 * time.Millisecond,
-				ReuseBuffer: reuse, Now: func() time.Time { return time.Unix(0, 0) }}, c)
-			if err := s.SetVideoConfig(st.videoConfig); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.SetAudioConfig(st.audioConfig); err != nil {
-				t.Fatal(err)
-			}
-			for _, f := range st.frames {
-				if err := s.WriteFrame(f); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := s.Flush(); err != nil {
-				t.Fatal(err)
-			}
+			st.feed(t, Config{TargetDuration: time.Second, Format: format, PartDuration: 300 * time.Millisecond, ReuseBuffer: reuse}, c)
 			return c
 		}
 		fresh, reused := run(false), run(true)
