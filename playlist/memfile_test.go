@@ -414,3 +414,27 @@ func cpuTime(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// A segment whose parts' memory file fails when the segment is finished is
+// refused, never served short: its parts are retired as if abandoned.
+func TestSegmentRefusedWhenItsFileFails(t *testing.T) {
+	r, clk := newLLRegistry(t)
+	s, _ := r.Publish("live/mf")
+	addParts(t, s, 3)
+	s.open.file.f.Close() // neither the styp nor the parts can be written or read now
+	err := s.Segment(Segment{Data: []byte("styp"), PartsFollow: true, Duration: 600 * time.Millisecond, ProgramDateTime: clk.Now()})
+	if err == nil {
+		t.Fatal("Segment succeeded with its parts' file closed")
+	}
+	if code, _, _ := bodyOf(t, r.Handler(), "/live/mf/seg0.m4s"); code != 404 {
+		t.Fatalf("seg0.m4s: %d, want 404", code)
+	}
+	if st := r.Stats(); st.MediaFileErrors == 0 {
+		t.Fatal("the failure was not counted")
+	}
+	// The next segment goes on with a fresh file.
+	addLLSegment(t, s, clk, 2)
+	if code, _, _ := bodyOf(t, r.Handler(), "/live/mf/seg0.m4s"); code != 200 {
+		t.Fatalf("the next segment: %d", code)
+	}
+}

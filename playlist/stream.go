@@ -299,30 +299,46 @@ func (s *Stream) Segment(seg Segment) error {
 	s.lastPDT = e.pdt
 	s.mu.Unlock()
 
+	// A segment is its bytes before the first part (fMP4: the styp)
+	// followed by its parts: the segmenter hands over only those first
+	// bytes (PartsFollow), or the whole segment, which is then checked
+	// against the parts. Either way, when the parts are all in their
+	// memory file the segment is served from there, with nothing copied.
+	prefix, partsFollow := seg.Data, seg.PartsFollow
+	if !partsFollow && file != nil && allInFile {
+		if pre, ok := partsPrefix(seg.Data, e.parts); ok {
+			prefix, partsFollow = seg.Data[:pre], true
+		}
+	}
+	shared := partsFollow && file != nil && allInFile && len(prefix) <= partsReserve
 	// The whole segment's bytes, where something needs them: the
-	// segmenter's when it kept them, else put together from the parts.
-	whole, shared := seg.Data, false
+	// segmenter's if it kept them, else put together from the parts
+	// (owned: a fresh slice nobody else holds).
+	whole, owned := seg.Data, false
 	if seg.PartsFollow {
 		whole = nil
-		shared = file != nil && allInFile && len(seg.Data) <= partsReserve
-		if !shared || !s.cfg.inProcessStore {
-			var err error
-			if whole, err = assemble(seg.Data, e.parts, size); err != nil {
-				// Only a failed read of a memory file gets here.
-				s.memFileFailed(err)
-				s.mu.Lock()
-				s.abandonOpenLocked()
-				s.mu.Unlock()
-				return fmt.Errorf("stream %s: segment %s: %w", s.path, e.name, err)
-			}
+	}
+	wholeBytes := func() error {
+		if whole != nil {
+			return nil
+		}
+		var err error
+		whole, err = assemble(prefix, e.parts, size)
+		owned = err == nil
+		return err
+	}
+	if !s.cfg.inProcessStore || !shared {
+		if err := wholeBytes(); err != nil {
+			return s.segmentFailed(e, err)
 		}
 	}
 	if !s.cfg.inProcessStore {
 		// A store may keep the slice (S3 uploads later): its own copy.
 		data := whole
-		if !seg.PartsFollow {
+		if !owned {
 			data = bytes.Clone(whole)
 		}
+		owned = false
 		if err := s.cfg.Store.Put(context.Background(), s.path+"/"+e.name, storage.Object{Data: data, ContentType: s.mediaType(), ModTime: e.pdt}); err != nil {
 			// The segment is still served from memory; only the stored copy is
 			// missing, so the stream goes on.
@@ -332,10 +348,13 @@ func (s *Stream) Segment(seg Segment) error {
 	}
 	var o *object
 	if shared {
-		o = s.placeAfterPrefix(e, seg.Data, file)
+		o = s.placeAfterPrefix(e, prefix, file)
 	}
 	if o == nil {
-		o = s.placeSegment(e, whole, file, allInFile && !seg.PartsFollow)
+		if err := wholeBytes(); err != nil {
+			return s.segmentFailed(e, err)
+		}
+		o = s.placeOwn(e, whole, owned, file)
 	}
 	s.byName.Store(e.name, o)
 
@@ -419,26 +438,11 @@ func (s *Stream) placeAfterPrefix(e *entry, prefix []byte, file *memFile) *objec
 	return newFileObject(e.name, file, partsReserve-pre, e.size, s.mediaType(), e.pdt)
 }
 
-// placeSegment puts a finished segment in memory. When all its parts went
-// to file, in order, after partsReserve, and the segment is the bytes
-// before the first part followed by its parts (as the segmenter makes it),
-// only those first bytes are written: the segment is served from the same
-// file. Otherwise the segment gets a file of its own (and the parts keep
-// theirs until the segment is dropped), or the heap if that fails.
-func (s *Stream) placeSegment(e *entry, data []byte, file *memFile, allInFile bool) *object {
-	if file != nil && allInFile {
-		var tail int64
-		for _, p := range e.parts {
-			tail += int64(len(p.data))
-		}
-		pre := int64(len(data)) - tail
-		if pre >= 0 && pre <= partsReserve && partsMatch(data[pre:], e.parts) {
-			if o := s.placeAfterPrefix(e, data[:pre], file); o != nil {
-				return o
-			}
-		}
-	}
-	e.partsFile = file
+// placeOwn puts a segment that cannot be served from its parts' file in a
+// memory file of its own (its parts keep theirs until the segment is
+// dropped), or on the heap if that fails; owned data is kept as it is.
+func (s *Stream) placeOwn(e *entry, data []byte, owned bool, partsFile *memFile) *object {
+	e.partsFile = partsFile
 	if m := s.newMemFile(int64(len(data))); m != nil {
 		err := m.writeAt(data, 0)
 		if err == nil {
@@ -448,19 +452,41 @@ func (s *Stream) placeSegment(e *entry, data []byte, file *memFile, allInFile bo
 		m.drop()
 		s.memFileFailed(err)
 	}
-	return newObject(e.name, bytes.Clone(data), s.mediaType(), e.pdt)
+	if !owned {
+		data = bytes.Clone(data)
+	}
+	return newObject(e.name, data, s.mediaType(), e.pdt)
 }
 
-// partsMatch reports whether b is the parts' bytes, in order. They are
+// segmentFailed gives up a segment whose parts could not be read back from
+// their memory file.
+func (s *Stream) segmentFailed(e *entry, err error) error {
+	s.memFileFailed(err)
+	s.mu.Lock()
+	s.abandonOpenLocked()
+	s.mu.Unlock()
+	return fmt.Errorf("stream %s: segment %s: %w", s.path, e.name, err)
+}
+
+// partsPrefix reports whether b is some bytes (no more than partsReserve)
+// followed by the parts' bytes, in order, and how many. The parts are
 // normally the same memory, which bytes.Equal sees at once.
-func partsMatch(b []byte, parts []*part) bool {
+func partsPrefix(b []byte, parts []*part) (int, bool) {
+	pre := len(b)
 	for _, p := range parts {
-		if len(b) < len(p.data) || !bytes.Equal(b[:len(p.data)], p.data) {
-			return false
-		}
-		b = b[len(p.data):]
+		pre -= len(p.data)
 	}
-	return len(b) == 0
+	if pre < 0 || pre > partsReserve {
+		return 0, false
+	}
+	rest := b[pre:]
+	for _, p := range parts {
+		if !bytes.Equal(rest[:len(p.data)], p.data) {
+			return 0, false
+		}
+		rest = rest[len(p.data):]
+	}
+	return pre, true
 }
 
 // abandonOpenLocked gives up the segment being built (its publisher left,
