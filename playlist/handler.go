@@ -54,7 +54,7 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	h.Set("Access-Control-Expose-Headers", "Content-Length, Content-Range, Date, ETag, Last-Modified, Age")
+	h.Set("Access-Control-Expose-Headers", exposeHeaders)
 
 	// Exactly /APP/NAME/FILE, each a valid name (storage.ValidName, the
 	// grammar publish names obey too): nothing can reach outside a stream's
@@ -100,6 +100,14 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	serveMedia(w, req, nil, newObject(file, obj.Data, obj.ContentType, obj.ModTime))
 }
+
+const (
+	// exposeHeaders lets a page's script read what players look at.
+	exposeHeaders = "Content-Length, Content-Range, Date, ETag, Last-Modified, Age"
+	// mediaCacheControl: names are never reused for other bytes, so media
+	// can be cached for good.
+	mediaCacheControl = "public, max-age=31536000, immutable"
+)
 
 func isMedia(file string) bool {
 	return strings.HasSuffix(file, ".ts") || strings.HasSuffix(file, ".m4s") || strings.HasSuffix(file, ".mp4")
@@ -197,37 +205,50 @@ func (r *Registry) servePlaylist(w http.ResponseWriter, req *http.Request, s *St
 		return
 	}
 	h.Set("Content-Type", playlistType)
-	switch {
-	case blocking:
-		// The answer to a delivery directive depends on the URL alone and
-		// stays a valid answer to it, so a CDN may cache it and collapse
-		// identical requests.
-		h.Set("Cache-Control", "public, max-age="+strconv.Itoa(max(1, 6*int(r.cfg.PartTarget/time.Second))))
-	case r.cfg.PartTarget > 0:
-		// Players join with a plain request and then block; a stale copy
-		// would only add latency.
-		h.Set("Cache-Control", "no-cache")
-	default:
-		h.Set("Cache-Control", "public, max-age="+strconv.Itoa(pl.maxAge))
-	}
-	body, etag := pl.body, pl.etag
-	gz := &pl.gz
-	if br.skip {
-		// A delta update is another representation: it needs its own tag.
-		body, etag, gz = pl.skipBody, strings.TrimSuffix(etag, `"`)+`-skip"`, &pl.gzSkip
-	}
-	// Playlists compress about 4:1; segments are already compressed media.
-	// Only the gzip answer carries Vary: a cache may hand the plain one to
-	// anybody, and a Vary on it makes nginx's proxy_cache_lock collapse
-	// concurrent misses far less well (3× the playlist requests at the
-	// origin in TestCDNEdgeNginx).
-	if acceptsGzip(req.Header.Get("Accept-Encoding")) && req.Header.Get("Range") == "" {
-		body, etag = gz.get(body), strings.TrimSuffix(etag, `"`)+`-gz"`
+	h.Set("Cache-Control", r.playlistCacheControl(pl, blocking))
+	gzip := acceptsGzip(req.Header.Get("Accept-Encoding")) && req.Header.Get("Range") == ""
+	body, etag := pl.representation(br.skip, gzip)
+	if gzip {
 		h.Set("Content-Encoding", "gzip")
 		h.Set("Vary", "Accept-Encoding")
 	}
 	h.Set("ETag", etag)
 	serveBytes(w, req, body, pl.modTime)
+}
+
+// playlistCacheControl is the Cache-Control of a playlist answer.
+func (r *Registry) playlistCacheControl(pl *rendered, blocking bool) string {
+	switch {
+	case blocking:
+		// The answer to a delivery directive depends on the URL alone and
+		// stays a valid answer to it, so a CDN may cache it and collapse
+		// identical requests.
+		return "public, max-age=" + strconv.Itoa(max(1, 6*int(r.cfg.PartTarget/time.Second)))
+	case r.cfg.PartTarget > 0:
+		// Players join with a plain request and then block; a stale copy
+		// would only add latency.
+		return "no-cache"
+	}
+	return pl.cacheControl
+}
+
+// representation picks the body and ETag of a playlist answer. Playlists
+// compress about 4:1; segments are already compressed media. Only the gzip
+// answer carries Vary (set by the callers): a cache may hand the plain one
+// to anybody, and a Vary on it makes nginx's proxy_cache_lock collapse
+// concurrent misses far less well (3× the playlist requests at the origin
+// in TestCDNEdgeNginx).
+func (pl *rendered) representation(skip, gzip bool) (body []byte, etag string) {
+	switch {
+	case skip && gzip:
+		// A delta update is another representation: it needs its own tag.
+		return pl.gzSkip.get(pl.skipBody), pl.etagSkipGz
+	case skip:
+		return pl.skipBody, pl.etagSkip
+	case gzip:
+		return pl.gz.get(pl.body), pl.etagGz
+	}
+	return pl.body, pl.etag
 }
 
 // hasPlaylistFor reports whether the current playlist satisfies a delivery
@@ -366,9 +387,7 @@ func serveMedia(w http.ResponseWriter, req *http.Request, s *Stream, o *object) 
 	}
 	h := w.Header()
 	h.Set("Content-Type", o.ctype)
-	// Names are never reused for other bytes, so media can be cached for
-	// good.
-	h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	h.Set("Cache-Control", mediaCacheControl)
 	h.Set("ETag", o.etag)
 	if o.file == nil {
 		serveBytes(w, req, o.data, o.mod)

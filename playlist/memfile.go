@@ -14,6 +14,7 @@ import (
 // them and its stream have let go of it.
 type memFile struct {
 	f       *os.File
+	fd      int // f's descriptor, for sendfile from an event loop
 	rc      syscall.RawConn
 	totals  *totals
 	mapped  []byte       // the file's first bytes, mapped read-only; unmapped with the file

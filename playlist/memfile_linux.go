@@ -38,7 +38,7 @@ func newMemFile(name string, t *totals, mapSize int64) (*memFile, error) {
 		unmap(mapped)
 		return nil, fmt.Errorf("memory file: %w", err)
 	}
-	m := &memFile{f: f, rc: rc, totals: t, mapped: mapped}
+	m := &memFile{f: f, fd: fd, rc: rc, totals: t, mapped: mapped}
 	m.refs.Store(1)
 	t.memFiles.Add(1)
 	return m, nil
@@ -103,15 +103,21 @@ func (l sendfileListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	return wrapConn(c), nil
+}
+
+// wrapConn makes a TCP connection one that sends memory files with
+// sendfile.
+func wrapConn(c net.Conn) net.Conn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
-		return c, nil
+		return c
 	}
 	rc, err := tc.SyscallConn()
 	if err != nil {
-		return c, nil
+		return c
 	}
-	return &sendfileConn{TCPConn: tc, raw: rc}, nil
+	return &sendfileConn{TCPConn: tc, raw: rc}
 }
 
 type sendfileConn struct {

@@ -60,9 +60,11 @@ const (
 type rendered struct {
 	body     []byte
 	skipBody []byte // delta update (_HLS_skip=YES); same as body when nothing is skipped
-	etag     string
 	modTime  time.Time
-	maxAge   int // seconds of Cache-Control max-age for a non-blocking request
+	// The ETags of the four representations, and the Cache-Control of a
+	// non-blocking answer, made once here rather than on every request.
+	etag, etagSkip, etagGz, etagSkipGz string
+	cacheControl                       string
 
 	gz, gzSkip gzipped // compressed bodies, made on first demand
 }
@@ -541,13 +543,17 @@ func (s *Stream) renderLocked() *rendered {
 		// An ended playlist no longer changes, save for a reconnect.
 		maxAge = s.target
 	}
+	tag := `"` + strconv.FormatUint(s.nextMSN, 10) + "." + strconv.Itoa(len(s.open.parts)) + "-" +
+		strconv.FormatUint(s.discSeq, 10) + "-" + string(s.state)
 	return &rendered{
-		body:     body,
-		skipBody: skipBody,
-		etag: `"` + strconv.FormatUint(s.nextMSN, 10) + "." + strconv.Itoa(len(s.open.parts)) + "-" +
-			strconv.FormatUint(s.discSeq, 10) + "-" + string(s.state) + `"`,
-		modTime: s.cfg.Now(),
-		maxAge:  maxAge,
+		body:         body,
+		skipBody:     skipBody,
+		etag:         tag + `"`,
+		etagSkip:     tag + `-skip"`,
+		etagGz:       tag + `-gz"`,
+		etagSkipGz:   tag + `-skip-gz"`,
+		modTime:      s.cfg.Now(),
+		cacheControl: "public, max-age=" + strconv.Itoa(maxAge),
 	}
 }
 

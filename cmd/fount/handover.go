@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"log/slog"
-	"net/http"
 	"syscall"
 	"time"
 
@@ -22,7 +21,7 @@ const sigHandover = syscall.SIGUSR2
 // viewer's next request lands on a fresh connection, and blocking requests
 // answered at once so that players retry rather than wait on parts this
 // process will never make. A second signal (ctx) cuts the grace short.
-func handOver(ctx context.Context, log *slog.Logger, reg *playlist.Registry, uploads *storage.Async, srv *http.Server, grace time.Duration) {
+func handOver(ctx context.Context, log *slog.Logger, reg *playlist.Registry, uploads *storage.Async, srv interface{ SetKeepAlivesEnabled(bool) }, grace time.Duration) {
 	srv.SetKeepAlivesEnabled(false)
 	reg.Drain()
 	if uploads != nil {

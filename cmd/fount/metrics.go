@@ -25,6 +25,7 @@ type metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	bytesOut prometheus.Counter
+	ok       map[string]prometheus.Counter // requests{route, code="200"}; read-only after newMetrics
 }
 
 // seg are the totals of every stream's segmenter (segmenter.Config.Counters).
@@ -37,6 +38,10 @@ func newMetrics(rtmp *ingest.Server, pl *playlist.Registry, uploads *storage.Asy
 		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fount_http_response_bytes_total", Help: "Bytes of HTTP response bodies sent to viewers and CDNs.",
 		}),
+	}
+	m.ok = make(map[string]prometheus.Counter)
+	for _, r := range []string{"playlist", "init", "part", "segment"} {
+		m.ok[r] = m.requests.WithLabelValues(r, "200")
 	}
 	m.reg.MustRegister(m.requests, m.bytesOut,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -138,6 +143,19 @@ func (m *metrics) instrument(next http.Handler) http.Handler {
 		m.requests.WithLabelValues(route(r.URL.Path), strconv.Itoa(sw.code)).Inc()
 		m.bytesOut.Add(float64(sw.n))
 	})
+}
+
+// observe counts a request the viewer port's event loops answered, as
+// instrument counts the others. They answer 200s only, whose counters
+// are looked up once (WithLabelValues hashes and validates its labels).
+func (m *metrics) observe(path string, status int, n int64) {
+	r := route(path)
+	c, ok := m.ok[r]
+	if !ok || status != http.StatusOK {
+		c = m.requests.WithLabelValues(r, strconv.Itoa(status))
+	}
+	c.Inc()
+	m.bytesOut.Add(float64(n))
 }
 
 type statusWriter struct {

@@ -65,6 +65,7 @@ type config struct {
 	MaxMessageSize   byteSize
 	HTTPIdleTimeout  time.Duration
 	HTTPWriteTimeout time.Duration // 0: derived from --segment-duration (httpWriteTimeout)
+	HTTPLoops        int           // event loops for plain viewer GETs: 0 one per CPU, <0 none
 
 	// Restarts (docs/scaling.md#restarts).
 	ReusePort     bool
@@ -153,6 +154,7 @@ func (c *config) flags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.RTMPIdleTimeout, "rtmp-idle-timeout", c.RTMPIdleTimeout, "an RTMP connection that sends nothing for this long is closed")
 	fs.Var(&c.MaxMessageSize, "max-message-size", "largest RTMP message (one video frame) accepted, in bytes or with a K or M suffix (1024-based)")
 	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", c.HTTPIdleTimeout, "how long an idle keep-alive HTTP connection is kept open")
+	fs.IntVar(&c.HTTPLoops, "http-loops", c.HTTPLoops, "event loops answering plain GET/HEAD of playlists and media on the viewer port (0: one per CPU; -1: none, net/http answers every request)")
 	fs.DurationVar(&c.HTTPWriteTimeout, "http-write-timeout", c.HTTPWriteTimeout, "longest time to answer one HTTP request, LL-HLS blocking wait included (0: 3 × the longest segment + 1m)")
 	fs.BoolVar(&c.ReusePort, "reuse-port", c.ReusePort, "listen with SO_REUSEPORT, so that a successor can bind the same ports during a handover (SIGUSR2)")
 	fs.DurationVar(&c.HandoverGrace, "handover-grace", c.HandoverGrace, "after a handover (SIGUSR2), how long viewers are still answered while the successor starts (with --reuse-port)")
@@ -502,7 +504,19 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 	health(mux, reg.Ready)
 	// Recovered inside instrument, so that the 500 is counted as a request.
 	mux.Handle("/", mets.instrument(recoverHTTP("http", &httpPanics.viewer, log, viewer)))
-	httpSrv := newHTTPServer(playlist.CleanPathsOnly(mux), log, cfg)
+	loops := cfg.HTTPLoops
+	if cfg.hooks != nil && cfg.hooks.viewer != nil {
+		loops = -1 // the hook must see every request
+	}
+	httpSrv := reg.NewServer(playlist.ServerConfig{
+		Fallback: newHTTPServer(playlist.CleanPathsOnly(mux), log, cfg),
+		Loops:    loops,
+		// As newHTTPServer's.
+		IdleTimeout: cfg.HTTPIdleTimeout, ReadHeaderTimeout: httpReadHeaderTimeout, WriteTimeout: cfg.httpWriteTimeout(),
+		MaxHeaderBytes: httpMaxHeaderBytes,
+		Observe:        mets.observe,
+		Logger:         log,
+	})
 	var apiSrv *http.Server
 	if apiLn != nil {
 		apiMux := http.NewServeMux()
@@ -580,7 +594,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 	}()
 	go func() {
 		defer wg.Done()
-		if err := httpSrv.Serve(playlist.Listener(httpLn)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := httpSrv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	}()

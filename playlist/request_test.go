@@ -1,0 +1,84 @@
+package playlist
+
+import (
+	"bufio"
+	"bytes"
+	"net/http"
+	"testing"
+)
+
+func TestParseRequest(t *testing.T) {
+	const max = 1 << 10
+	for _, tc := range []struct {
+		in   string
+		want parseResult
+		req  plainRequest
+	}{
+		{"GET /a/b/c.ts HTTP/1.1\r\nHost: x\r\n\r\n", parsePlain, plainRequest{path: []byte("/a/b/c.ts"), size: 35}},
+		{"HEAD /a/b/c.ts HTTP/1.1\r\nhOsT: x:80\r\nAccept-Encoding: gzip\r\nConnection: keep-alive, Close\r\n\r\nGET", parsePlain,
+			plainRequest{head: true, path: []byte("/a/b/c.ts"), gzip: true, close: true, size: 93}},
+		{"GET /a/b/c.ts HTTP/1.1\r\nHost: x\r\n", parseMore, plainRequest{}},
+		{"GET /a/b/c.ts HTT", parseMore, plainRequest{}},
+		{"GET /a/b/c.ts HTTP/1.1\nHost: x\n\n", parseOther, plainRequest{}},
+		{"GET /a/b/c.ts?q HTTP/1.1\r\nHost: x\r\n\r\n", parseOther, plainRequest{}},
+		{"GET /a/b/%63.ts HTTP/1.1\r\nHost: x\r\n\r\n", parseOther, plainRequest{}},
+		{"GET http://x/a/b/c.ts HTTP/1.1\r\nHost: x\r\n\r\n", parseOther, plainRequest{}},
+		{"GET /a/b/c.ts HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", parseOther, plainRequest{}},
+		{"GET /a/b/c.ts HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: y\r\n\r\n", parseOther, plainRequest{}},
+		{"GET /a/b/c.ts HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", parseOther, plainRequest{}},
+		{"GET /a/b/c.ts HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n", parseOther, plainRequest{}},
+		{"GET /a/b/c.ts HTTP/1.1\r\nHost: x\r\nX: " + string(bytes.Repeat([]byte("a"), max)), parseOther, plainRequest{}},
+		{"PUT /a/b/c.ts HTTP/1.1\r\nHost: x\r\n\r\n", parseOther, plainRequest{}},
+	} {
+		req, res := parseRequest([]byte(tc.in), max)
+		if res != tc.want {
+			t.Errorf("%.50q: result %d, want %d", tc.in, res, tc.want)
+			continue
+		}
+		if res == parsePlain && (req.head != tc.req.head || !bytes.Equal(req.path, tc.req.path) || req.gzip != tc.req.gzip ||
+			req.close != tc.req.close || req.size != tc.req.size) {
+			t.Errorf("%.50q: %+v, want %+v", tc.in, req, tc.req)
+		}
+	}
+}
+
+// FuzzParseRequest checks the loops' parser against net/http's: whatever
+// it takes as plain, net/http reads the same way (method, path, size,
+// Connection: close, and without a body), and it never panics.
+func FuzzParseRequest(f *testing.F) {
+	for _, s := range []string{
+		"GET /live/show/index.m3u8 HTTP/1.1\r\nHost: fount.test\r\nAccept-Encoding: gzip\r\n\r\n",
+		"HEAD /live/show/seg1.ts HTTP/1.1\r\nHost: [::1]:8080\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+		"GET /live/show/seg1.ts HTTP/1.1\r\nHost: a\r\nUser-Agent: hls.js\r\n\r\nGET /x HTTP/1.1\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		req, res := parseRequest(b, 4096)
+		if res != parsePlain {
+			return
+		}
+		if req.size <= 0 || req.size > len(b) {
+			t.Fatalf("size %d of %d bytes", req.size, len(b))
+		}
+		br := bufio.NewReader(bytes.NewReader(b[:req.size]))
+		hr, err := http.ReadRequest(br)
+		if err != nil {
+			t.Fatalf("plain to the loops, refused by net/http: %v", err)
+		}
+		if br.Buffered() != 0 {
+			t.Fatalf("net/http left %d bytes of the head", br.Buffered())
+		}
+		if hr.Method != map[bool]string{true: "HEAD", false: "GET"}[req.head] || hr.URL.Path != string(req.path) ||
+			hr.URL.RawQuery != "" || hr.URL.RawPath != "" || hr.Close != req.close || hr.ContentLength > 0 ||
+			acceptsGzip(hr.Header.Get("Accept-Encoding")) != req.gzip {
+			t.Fatalf("net/http reads %s %q (query %q, close %v, length %d, gzip %v); the loops %+v",
+				hr.Method, hr.URL.Path, hr.URL.RawQuery, hr.Close, hr.ContentLength, acceptsGzip(hr.Header.Get("Accept-Encoding")), req)
+		}
+		for _, h := range []string{"Range", "If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range"} {
+			if hr.Header.Get(h) != "" {
+				t.Fatalf("plain request with %s", h)
+			}
+		}
+	})
+}
