@@ -162,7 +162,7 @@ func (l *loop) run() {
 		var werr error
 		err := rc.Read(func(uintptr) bool {
 			for {
-				n, err := unix.EpollWait(l.ep, events, 0)
+				n, err := rawEpollPoll(l.ep, events)
 				if err == unix.EINTR {
 					continue
 				}
@@ -256,10 +256,10 @@ func (l *loop) woken(now time.Time) {
 	}
 	if closeIdle {
 		for _, c := range l.conns {
-			if c.state != stateWriting {
+			if c.state == stateIdle && len(c.in) == 0 {
 				l.close(c)
 			} else {
-				c.close = true
+				c.close = true // after the answer under way
 			}
 		}
 	}
@@ -307,7 +307,7 @@ func (l *loop) event(c *lconn, events uint32, now time.Time) {
 		return
 	}
 	kept := copy(l.buf, c.in)
-	n, err := unix.Read(c.fd, l.buf[kept:])
+	n, err := rawRead(c.fd, l.buf[kept:])
 	switch {
 	case err == unix.EAGAIN || err == unix.EINTR:
 		return
@@ -485,16 +485,16 @@ func (l *loop) flush(c *lconn) flushResult {
 		var err error
 		switch {
 		case len(c.out) > 0 && len(c.body) > 0:
-			n, err = unix.Writev(c.fd, [][]byte{c.out, c.body})
+			n, err = rawWritev(c.fd, c.out, c.body)
 		case len(c.out) > 0 && c.n > 0:
 			// The head waits for sendfile's first bytes and leaves in
 			// their packet (as nginx's tcp_nopush), not in one of its
 			// own through the network stack.
-			n, err = unix.SendmsgN(c.fd, c.out, nil, nil, unix.MSG_MORE)
+			n, err = rawSend(c.fd, c.out, unix.MSG_MORE)
 		case len(c.out) > 0:
-			n, err = unix.Write(c.fd, c.out)
+			n, err = rawSend(c.fd, c.out, 0)
 		default:
-			n, err = unix.Write(c.fd, c.body)
+			n, err = rawSend(c.fd, c.body, 0)
 		}
 		if err == unix.EINTR {
 			continue
@@ -518,7 +518,7 @@ func (l *loop) flush(c *lconn) flushResult {
 	}
 	for c.n > 0 {
 		off := c.off
-		n, err := unix.Sendfile(c.fd, c.file.fd, &off, int(min(c.n, 1<<30)))
+		n, err := rawSendfile(c.fd, c.file.fd, &off, int(min(c.n, 1<<30)))
 		if n > 0 {
 			c.off += int64(n)
 			c.n -= int64(n)

@@ -365,12 +365,15 @@ func BenchmarkServeSegmentLoopback(b *testing.B) {
 			if heap {
 				name = fmt.Sprintf("%dKiB/heap", size>>10)
 			}
-			b.Run(name, func(b *testing.B) { benchLoopback(b, size, heap) })
+			b.Run(name+"/net-http", func(b *testing.B) { benchLoopback(b, size, heap, false) })
+			b.Run(name+"/loop", func(b *testing.B) { benchLoopback(b, size, heap, true) })
 		}
 	}
 }
 
-func benchLoopback(b *testing.B, size int, heap bool) {
+// benchLoopback serves with net/http alone, or with an event loop in front
+// of it (Server).
+func benchLoopback(b *testing.B, size int, heap, loop bool) {
 	r := NewRegistry(Config{WindowSize: 6, HeapMedia: heap})
 	s, _ := r.Publish("live/b")
 	s.Segment(Segment{Data: make([]byte, size), Duration: 2 * time.Second, ProgramDateTime: time.Now()})
@@ -380,8 +383,14 @@ func benchLoopback(b *testing.B, size int, heap bool) {
 	}
 	srv := &http.Server{Handler: r.Handler()}
 	done := make(chan struct{})
-	go func() { defer close(done); srv.Serve(Listener(ln)) }()
-	defer func() { srv.Close(); <-done }()
+	if loop {
+		ls := r.NewServer(ServerConfig{Fallback: srv, Loops: 1})
+		go func() { defer close(done); ls.Serve(ln) }()
+		defer func() { ls.Close(); <-done }()
+	} else {
+		go func() { defer close(done); srv.Serve(Listener(ln)) }()
+		defer func() { srv.Close(); <-done }()
+	}
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 	cl := &http.Client{Transport: tr}
