@@ -288,6 +288,9 @@ func (l *loop) event(c *lconn, events uint32, now time.Time) {
 	defer func() {
 		if p := recover(); p != nil {
 			l.srv.cfg.Logger.Error("http: panic in an event loop; connection closed", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			if f := l.srv.cfg.Panicked; f != nil {
+				f()
+			}
 			l.close(c)
 		}
 	}()

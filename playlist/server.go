@@ -33,7 +33,10 @@ type ServerConfig struct {
 	// status and the body bytes written (the metrics Fallback's handler
 	// keeps for its own requests).
 	Observe func(path string, status int, bodyBytes int64)
-	Logger  *slog.Logger
+	// Panicked, if set, is called when a loop recovered a panic (the
+	// connection it was answering is closed; the others go on).
+	Panicked func()
+	Logger   *slog.Logger
 }
 
 // Server serves viewers. Plain GET and HEAD requests for a playlist or a

@@ -376,3 +376,39 @@ func TestServerHoldsFileWhileSending(t *testing.T) {
 		t.Fatalf("%d references left after the response", n)
 	}
 }
+
+// A panic while a loop answers closes that connection, is reported, and
+// the loop goes on answering the others.
+func TestServerLoopPanicClosesOneConnection(t *testing.T) {
+	r, _, small := classicWithMedia(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var panics atomic.Int64
+	srv := r.NewServer(ServerConfig{
+		Fallback: &http.Server{Handler: r.Handler()}, Loops: 1,
+		Observe: func(path string, _ int, _ int64) {
+			if strings.HasSuffix(path, "seg0.ts") {
+				panic("observer failed")
+			}
+		},
+		Panicked: func() { panics.Add(1) },
+	})
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Serve(ln) }()
+	defer func() { srv.Close(); <-done }()
+	c, _ := dial(t, ln.Addr().String())
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET /live/show/seg0.ts HTTP/1.1\r\nHost: x\r\n\r\n")
+	if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
+		t.Fatalf("the panicking request: %d bytes, %v; want a close", len(b), err)
+	}
+	if n := panics.Load(); n != 1 {
+		t.Fatalf("%d panics reported, want 1", n)
+	}
+	c2, br2 := dial(t, ln.Addr().String())
+	if resp, b := exchange(t, c2, br2, "GET /live/show/seg1.ts HTTP/1.1\r\nHost: x\r\n\r\n"); resp.StatusCode != 200 || !bytes.Equal(b, small) {
+		t.Fatalf("after the panic: %d, %d bytes", resp.StatusCode, len(b))
+	}
+}

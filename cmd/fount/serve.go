@@ -515,6 +515,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 		IdleTimeout: cfg.HTTPIdleTimeout, ReadHeaderTimeout: httpReadHeaderTimeout, WriteTimeout: cfg.httpWriteTimeout(),
 		MaxHeaderBytes: httpMaxHeaderBytes,
 		Observe:        mets.observe,
+		Panicked:       func() { httpPanics.viewer.Add(1) },
 		Logger:         log,
 	})
 	var apiSrv *http.Server
