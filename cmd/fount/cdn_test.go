@@ -88,15 +88,16 @@ func TestCDNEdgeNginx(t *testing.T) {
 			// classic, one reload interval plus the playlist's max-age (half
 			// a target each, rounded up to nginx's whole seconds); LL-HLS,
 			// nginx's cache-lock wake-up (up to 500 ms) and a part or two;
-			// and the time its last playlist and media requests take (p99 of
-			// this run each: up to 0.5 s under the race detector, where CI
-			// once saw viewers one object short at exactly the bound).
+			// and the time its own last playlist and media requests took,
+			// bounded by twice its slowest request. (A bound from the run's
+			// p99 failed twice in CI: under the race detector, with other
+			// packages' tests beside it, p99 was 1.7 s and a few viewers
+			// had two slower requests in a row.)
 			slack := 3 * time.Second
 			if c.ll {
 				slack = 1500 * time.Millisecond
 			}
-			slack += 2 * pct(lat, 0.99)
-			checkViewers(t, res, appeared, res.end.Add(-slack))
+			checkViewers(t, res, appeared, func(v *viewer) time.Duration { return slack + 2*slices.Max(append(v.latencies, 0)) })
 
 			objects := len(res.objects)
 			perObject := mediaAtFount / float64(max(objects, 1))
@@ -586,18 +587,22 @@ func newer(a, b hlsPart) bool {
 
 // checkViewers asserts each viewer that joined downloaded, without a gap or
 // a failed request, everything from its join up to at least the newest
-// object that appeared at fount by cutoff.
-func checkViewers(t *testing.T, res *edgeResult, appeared []appearance, cutoff time.Time) {
+// object that appeared at fount slack(viewer) before the end of the watch.
+func checkViewers(t *testing.T, res *edgeResult, appeared []appearance, slack func(*viewer) time.Duration) {
 	t.Helper()
-	var want hlsPart
-	for _, a := range appeared {
-		if !a.at.After(cutoff) {
-			want = a.obj
+	wantBy := func(cutoff time.Time) hlsPart {
+		var want hlsPart
+		for _, a := range appeared {
+			if !a.at.After(cutoff) {
+				want = a.obj
+			}
 		}
+		return want
 	}
-	if want.uri == "" {
+	if len(appeared) == 0 || !appeared[0].at.Before(res.end) {
 		t.Fatal("nothing appeared at fount during the watch")
 	}
+	var least hlsPart // what every viewer had, at the least
 	failed, behind, joined, minGot, maxGot, sumGot := 0, 0, 0, -1, 0, 0
 	for _, v := range res.viewers {
 		if v.joined.uri == "" && len(v.errs) == 0 {
@@ -611,12 +616,17 @@ func checkViewers(t *testing.T, res *edgeResult, appeared []appearance, cutoff t
 			failed++
 			continue
 		}
-		if newer(want, v.last) && newer(want, v.joined) {
+		cutoff := res.end.Add(-slack(v))
+		want := wantBy(cutoff)
+		if want.uri != "" && newer(want, v.last) && newer(want, v.joined) {
 			if behind < 5 {
 				t.Errorf("viewer %d fell behind: its newest is %v, but %v was at fount %s before the end",
 					v.id, v.last, want, res.end.Sub(cutoff))
 			}
 			behind++
+		}
+		if least.uri == "" || newer(least, want) {
+			least = want
 		}
 		if minGot < 0 || v.got < minGot {
 			minGot = v.got
@@ -630,8 +640,11 @@ func checkViewers(t *testing.T, res *edgeResult, appeared []appearance, cutoff t
 	if joined == 0 {
 		t.Fatal("no viewer joined")
 	}
+	if least.uri == "" {
+		t.Fatal("no viewer was due any object: the watch is shorter than its slack")
+	}
 	t.Logf("%d viewers joined; each downloaded %d to %d objects (%.1f on average) up to at least %v, with no gap",
-		joined, minGot, maxGot, float64(sumGot)/float64(joined), want)
+		joined, minGot, maxGot, float64(sumGot)/float64(joined), least)
 }
 
 func sumRequests(fams map[string]*dto.MetricFamily, route string) float64 {
