@@ -61,14 +61,13 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	// own keys. Valid names never need escaping, so a path with any
 	// percent-encoding (RawPath set) is not the canonical URL of anything;
 	// refusing it keeps one URL per object, which caches rely on.
-	p, ok := strings.CutPrefix(req.URL.Path, "/")
-	app, rest, ok1 := strings.Cut(p, "/")
-	name, file, ok2 := strings.Cut(rest, "/")
-	if !ok || !ok1 || !ok2 || req.URL.RawPath != "" || strings.Contains(file, "/") || storage.ValidKey(p) != nil {
+	stream, file, ok := splitPath(req.URL.Path)
+	if !ok || req.URL.RawPath != "" {
 		notFound(w)
 		return
 	}
-	s := r.Stream(app + "/" + name)
+	p := req.URL.Path[1:]
+	s := r.Stream(stream)
 	if s == nil {
 		notFound(w)
 		return
@@ -99,6 +98,18 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	serveMedia(w, req, nil, newObject(file, obj.Data, obj.ContentType, obj.ModTime))
+}
+
+// splitPath splits a viewer path, exactly /APP/NAME/FILE with each a valid
+// name, into "APP/NAME" and FILE.
+func splitPath(path string) (stream, file string, ok bool) {
+	p, ok := strings.CutPrefix(path, "/")
+	app, rest, ok1 := strings.Cut(p, "/")
+	name, file, ok2 := strings.Cut(rest, "/")
+	if !ok || !ok1 || !ok2 || strings.Contains(file, "/") || storage.ValidKey(p) != nil {
+		return "", "", false
+	}
+	return p[:len(app)+1+len(name)], file, true
 }
 
 const (

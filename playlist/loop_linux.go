@@ -11,13 +11,10 @@ import (
 	"os"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/fount-live/fount/storage"
 )
 
 const loopsSupported = true
@@ -377,13 +374,11 @@ func (l *loop) watch(c *lconn, out bool) {
 // else: unknown paths, streams or objects, a stream with no playlist yet.
 func (l *loop) answer(c *lconn, req plainRequest, now time.Time) bool {
 	path := string(req.path)
-	p := path[1:]
-	app, rest, ok1 := strings.Cut(p, "/")
-	name, file, ok2 := strings.Cut(rest, "/")
-	if !ok1 || !ok2 || strings.Contains(file, "/") || storage.ValidKey(p) != nil {
+	stream, file, ok := splitPath(path)
+	if !ok {
 		return false
 	}
-	s := l.srv.reg.Stream(p[:len(app)+1+len(name)])
+	s := l.srv.reg.Stream(stream)
 	if s == nil {
 		return false
 	}
