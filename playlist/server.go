@@ -218,20 +218,21 @@ func (s *Server) stop() {
 	s.wakeLoops()
 }
 
-func (s *Server) wakeLoops() {
+// loopsNow returns the loops Serve has started so far.
+func (s *Server) loopsNow() []*loop {
 	s.mu.Lock()
-	loops := s.loops
-	s.mu.Unlock()
-	for _, l := range loops {
+	defer s.mu.Unlock()
+	return s.loops
+}
+
+func (s *Server) wakeLoops() {
+	for _, l := range s.loopsNow() {
 		l.wakeup()
 	}
 }
 
 func (s *Server) waitLoops() {
-	s.mu.Lock()
-	loops := s.loops
-	s.mu.Unlock()
-	for _, l := range loops {
+	for _, l := range s.loopsNow() {
 		<-l.done
 	}
 }

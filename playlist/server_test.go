@@ -261,18 +261,7 @@ func TestServerSlowReader(t *testing.T) {
 	// must meet a full socket.
 	r, big, small := classicWithSizes(t, 32<<20)
 	ls := startLoopServer(t, r, ServerConfig{Loops: 1})
-	c, err := net.Dial("tcp", ls.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	io.WriteString(c, "GET /live/show/seg0.ts HTTP/1.1\r\nHost: fount.test\r\n\r\n")
-	br := bufio.NewReaderSize(c, 1024)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := getUnread(t, ls.addr, "/live/show/seg0.ts")
 	// Others are answered while this body waits in the socket.
 	c2, br2 := dial(t, ls.addr)
 	if resp2, b := exchange(t, c2, br2, "GET /live/show/seg1.ts HTTP/1.1\r\nHost: x\r\n\r\n"); resp2.StatusCode != 200 || !bytes.Equal(b, small) {
@@ -282,6 +271,20 @@ func TestServerSlowReader(t *testing.T) {
 	if err != nil || !bytes.Equal(got, big) {
 		t.Fatalf("slow reader got %d bytes (%v), equal %v", len(got), err, bytes.Equal(got, big))
 	}
+}
+
+// getUnread sends a GET and reads only the response head: the body waits
+// in the socket until the caller reads it.
+func getUnread(t *testing.T, addr, path string) *http.Response {
+	t.Helper()
+	c, _ := dial(t, addr)
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: fount.test\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReaderSize(c, 1024), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }
 
 // Idle and half-sent requests are closed after their timeouts.
@@ -350,18 +353,7 @@ func TestServerKeepAliveOffAndShutdown(t *testing.T) {
 func TestServerHoldsFileWhileSending(t *testing.T) {
 	r, big, _ := classicWithSizes(t, 32<<20) // more than the sockets hold
 	ls := startLoopServer(t, r, ServerConfig{Loops: 1})
-	c, err := net.Dial("tcp", ls.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	io.WriteString(c, "GET /live/show/seg0.ts HTTP/1.1\r\nHost: x\r\n\r\n")
-	br := bufio.NewReaderSize(c, 1024)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := getUnread(t, ls.addr, "/live/show/seg0.ts")
 	f := objectOf(t, r.Stream("live/show"), "seg0.ts").file
 	f.drop() // as when the segment leaves the window
 	b, err := io.ReadAll(resp.Body)
