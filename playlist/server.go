@@ -60,9 +60,8 @@ type Server struct {
 	closed      atomic.Bool // Close: drop connections mid-response too
 	noKeepAlive atomic.Bool
 	wg          sync.WaitGroup // the loops and Fallback's Serve
-	serving     atomic.Bool
 	mu          sync.Mutex
-	ln          net.Listener
+	ln          net.Listener // set by Serve
 }
 
 // NewServer makes a viewer server for r.
@@ -88,10 +87,11 @@ func (s *Server) Serve(ln net.Listener) error {
 	if s.cfg.Loops <= 0 {
 		return s.cfg.Fallback.Serve(Listener(ln))
 	}
-	if !s.serving.CompareAndSwap(false, true) {
+	s.mu.Lock()
+	if s.ln != nil {
+		s.mu.Unlock()
 		return errors.New("playlist: Server.Serve called twice")
 	}
-	s.mu.Lock()
 	select {
 	case <-s.quit:
 		s.mu.Unlock()
