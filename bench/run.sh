@@ -15,8 +15,11 @@ usage: bench/run.sh [options]
   --origin-rtmp URL       use an origin that is already running instead:
   --origin-http URL         rtmp://HOST:PORT/APP, http://HOST:PORT and its PID
   --origin-pid PID          (CPU and RSS are sampled from that PID and its children)
-  --sizes LIST            which parts: ingest,viewers,latency,startup (default all)
+  --sizes LIST            which parts: ingest,ffmpeg,viewers,latency,startup (default all)
   --ingest "N ..."        publisher counts (default "1 10 50 200")
+  --ffmpeg "N ..."        real ffmpeg publisher counts for the ffmpeg part (default "1 20 100")
+  --ffmpeg-targets "..."  origins the ffmpeg part runs one after the other, in the same run
+                          (default "fount nginx"; nginx needs libnginx-mod-rtmp)
   --viewers "M ..."       viewer counts on one stream (default "100 1000 3000")
   --modes "classic ll"    viewer modes to run (default both for fount; nginx: classic)
   --seconds S             measured interval per size (default 60)
@@ -31,8 +34,10 @@ root=$(cd "$here/.." && pwd)
 target=fount
 quick=0
 origin_rtmp="" origin_http="" origin_pid=""
-sizes="ingest,viewers,latency,startup"
+sizes="ingest,ffmpeg,viewers,latency,startup"
 ingest_sizes="1 10 50 200"
+ffmpeg_sizes="1 20 100"
+ffmpeg_targets="fount nginx"
 viewer_sizes="100 1000 3000"
 modes_opt=""
 seconds=60
@@ -47,6 +52,8 @@ while [ $# -gt 0 ]; do
 	--origin-pid) origin_pid=${2:?}; shift ;;
 	--sizes) sizes=${2:?}; shift ;;
 	--ingest) ingest_sizes=${2:?}; shift ;;
+	--ffmpeg) ffmpeg_sizes=${2:?}; shift ;;
+	--ffmpeg-targets) ffmpeg_targets=${2:?}; shift ;;
 	--viewers) viewer_sizes=${2:?}; shift ;;
 	--modes) modes_opt=${2:?}; shift ;;
 	--seconds) seconds=${2:?}; shift ;;
@@ -58,7 +65,7 @@ while [ $# -gt 0 ]; do
 	shift
 done
 if [ "$quick" = 1 ]; then
-	ingest_sizes="1 5" viewer_sizes="20 100" seconds=8 warmup=3
+	ingest_sizes="1 5" ffmpeg_sizes="1 5" viewer_sizes="20 100" seconds=8 warmup=3
 fi
 external=0
 if [ -n "$origin_rtmp$origin_http$origin_pid" ]; then
@@ -77,6 +84,13 @@ for mode in $modes_opt; do
 	esac
 done
 has() { case ",$sizes," in *",$1,"*) return 0 ;; esac; return 1; }
+# The ffmpeg part compares origins in one run: it starts its own.
+if has ffmpeg && [ "$external" = 1 ]; then
+	ffmpeg_targets=external
+fi
+for t in $ffmpeg_targets; do
+	case "$t" in fount | nginx | external) ;; *) echo "run.sh: --ffmpeg-targets: fount or nginx, not $t" >&2; exit 2 ;; esac
+done
 
 # Tools: say which Debian package is missing, install nothing.
 missing=()
@@ -84,9 +98,9 @@ need() { command -v "$1" >/dev/null 2>&1 || missing+=("$1 (Debian package: $2)")
 need go golang-go
 need ffmpeg ffmpeg
 need getconf libc-bin
-if [ "$target" = nginx ]; then
+module=/usr/lib/nginx/modules/ngx_rtmp_module.so
+if [ "$target" = nginx ] || { has ffmpeg && [[ " $ffmpeg_targets " == *" nginx "* ]]; }; then
 	need nginx nginx
-	module=/usr/lib/nginx/modules/ngx_rtmp_module.so
 	[ -f "$module" ] || missing+=("$module (Debian package: libnginx-mod-rtmp)")
 fi
 if [ ${#missing[@]} -gt 0 ]; then
@@ -108,7 +122,7 @@ log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 
 log "building into $work"
 (cd "$root" && go build -o "$work/fount-bench" ./cmd/fount-bench)
-if [ "$target" = fount ]; then
+if [ "$target" = fount ] || { has ffmpeg && [[ " $ffmpeg_targets " == *" fount "* ]]; }; then
 	(cd "$root" && go build -o "$work/fount" ./cmd/fount)
 fi
 log "recording the test clip (10 s 1280x720 30 fps H.264 2.5 Mbit/s + AAC, 2 s GOP)"
@@ -149,6 +163,12 @@ ticks() {
 		set -- $f
 		sum=$((sum + ${12} + ${13}))
 	done
+	echo "$sum"
+}
+# ticks_all is ticks summed over several PIDs (and their children).
+ticks_all() {
+	local sum=0 p
+	for p in "$@"; do sum=$((sum + $(ticks "$p"))); done
 	echo "$sum"
 }
 # rss_kb is the resident memory of PID and children, shared memory left
@@ -312,6 +332,49 @@ if has startup && [ ${#startup_rows[@]} -gt 0 ]; then
 	results "| streams starting | p50 | p99 | max | measured | never playable |"
 	results "| --- | --- | --- | --- | --- | --- |"
 	for r in "${startup_rows[@]}"; do results "$r"; done
+	results ""
+fi
+
+# --- ingest with real ffmpeg publishers ----------------------------------------
+# fount-bench's publisher sets its own chunk size; real encoders send what
+# the server leads them to (ffmpeg mirrors the server's Set Chunk Size), so
+# this part pushes with ffmpeg and counts the publishers' CPU too: a server
+# that makes encoders work harder costs its users their encoder machines.
+if has ffmpeg; then
+	log "ingest with ffmpeg publishers: ${ffmpeg_sizes// /, } streams; origins: $ffmpeg_targets"
+	results "## Ingest with real ffmpeg publishers (\`ffmpeg -re -stream_loop -1 -i clip -c copy -f flv\`)"
+	results ""
+	results "| publishers | origin | origin CPU | per stream | publishers' CPU | per publisher | publishers still up |"
+	results "| --- | --- | --- | --- | --- | --- | --- |"
+	saved_target=$target
+	for n in $ffmpeg_sizes; do
+		for target in $ffmpeg_targets; do
+			[ "$target" = external ] && target=$saved_target
+			start_origin ll
+			sleep 1
+			fpids=()
+			for i in $(seq 1 "$n"); do
+				ffmpeg -hide_banner -loglevel error -nostdin -re -stream_loop -1 -i "$work/clip.flv" -c copy \
+					-f flv "$rtmp_url/ff$n-$i" 2>>"$work/ffmpeg-$n.log" &
+				fpids+=("$!")
+				pids+=("$!")
+			done
+			sleep "$warmup"
+			ft0=$(ticks_all "${fpids[@]}")
+			cpu=$(cpu_pct "$origin_pid_now" "$seconds")
+			ft1=$(ticks_all "${fpids[@]}")
+			up=0
+			for p in "${fpids[@]}"; do kill -0 "$p" 2>/dev/null && up=$((up + 1)); done
+			for p in "${fpids[@]}"; do kill "$p" 2>/dev/null || true; done
+			for p in "${fpids[@]}"; do wait "$p" 2>/dev/null || true; done
+			stop_origin
+			pcpu=$(awk -v a="$ft0" -v b="$ft1" -v hz="$hz" -v s="$seconds" 'BEGIN { printf "%.1f", (b - a) / hz / s * 100 }')
+			results "$(awk -v n="$n" -v o="$target" -v c="$cpu" -v p="$pcpu" -v u="$up" 'BEGIN {
+				printf "| %d | %s | %.1f %% | %.2f %% | %.1f %% | %.2f %% | %d of %d |", n, o, c, c / n, p, p / n, u, n }')"
+			log "ffmpeg ingest $n, $target: origin CPU $cpu %, publishers $pcpu %, $up of $n up"
+		done
+	done
+	target=$saved_target
 	results ""
 fi
 

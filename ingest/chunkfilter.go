@@ -48,11 +48,14 @@ type chunkFilter struct {
 	payload int
 
 	err error // sticky
+
+	// onChunkSize, if set, is told each chunk size the peer announces.
+	onChunkSize func(uint32)
 }
 
 // chunkLimits bounds what a peer may make the filter (and go-rtmp) do.
 type chunkLimits struct {
-	MaxMessageSize  uint32 // default 16 MiB when 0
+	MaxMessageSize  uint32 // default defaultMaxMessageSize when 0
 	MaxChunkSize    uint32 // largest Set Chunk Size accepted; default 16 MiB (0xFFFFFF) when 0
 	MaxChunkStreams int    // distinct chunk stream IDs per connection; default 64 when 0
 }
@@ -92,7 +95,8 @@ const (
 	// connection into the caller's buffer when nothing is buffered.
 	chunkFilterDirectRead = 512
 
-	defaultMaxMessageSize  = 16 << 20
+	// The server's defaults (Config), which the filter's limits follow.
+	defaultMaxMessageSize  = 8 << 20
 	defaultMaxChunkStreams = 64
 )
 
@@ -266,6 +270,9 @@ func (f *chunkFilter) consumed(b []byte) error {
 			return fmt.Errorf("rtmp chunk: set chunk size %d exceeds the limit %d", v, f.lim.MaxChunkSize)
 		}
 		f.chunkSize = v
+		if f.onChunkSize != nil {
+			f.onChunkSize(v)
+		}
 	case rtmpTypeAbort:
 		// go-rtmp v0.0.7 decodes Abort but ignores it: the partial message
 		// stays in its buffer and the next chunk on that chunk stream is

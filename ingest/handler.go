@@ -46,6 +46,32 @@ type handler struct {
 	haveMeta bool
 }
 
+// OnServe runs after the handshake, before any message: it announces
+// fount's chunk size, so that its replies go out in few chunks and, above
+// all, so that encoders which mirror it (ffmpeg) publish in large chunks.
+// The announcement is the first message the client reads, and go-rtmp
+// writes everything after it in the new size.
+func (h *handler) OnServe(c *rtmp.Conn) {
+	size := h.cfg.ChunkSize
+	if err := c.GetChunkStreamer().SelfState().SetChunkSize(size); err != nil {
+		h.log.Error("rtmp: cannot use the configured chunk size", "chunk_size", size, "err", err)
+		h.conn.Close()
+		return
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.WriteTimeout)
+	defer cancel()
+	if err := c.Write(ctx, controlChunkStream, 0, &rtmp.ChunkMessage{Message: &message.SetChunkSize{ChunkSize: size}}); err != nil {
+		// Our own chunks are now larger than the client expects: the
+		// connection cannot go on.
+		h.log.Debug("rtmp: announcing the chunk size failed", "err", err)
+		h.conn.Close()
+	}
+}
+
+// controlChunkStream is the chunk stream of protocol control messages
+// (RTMP 1.0 §5.4).
+const controlChunkStream = 2
+
 func (h *handler) OnConnect(_ uint32, cmd *message.NetConnectionConnect) error {
 	app := strings.Trim(cmd.Command.App, "/")
 	// Some encoders put a query string (tokens) on the app.

@@ -64,6 +64,12 @@ type Config struct {
 	// under a second).
 	HandshakeTimeout time.Duration
 	MaxMessageSize   uint32 // largest RTMP message accepted (default 8 MiB: a 4K keyframe is a few MB)
+	// ChunkSize is the RTMP chunk size fount announces to every client
+	// right after the handshake and writes its own chunks in (default
+	// DefaultChunkSize). Encoders that mirror the server's chunk size, as
+	// ffmpeg does, then send their media in chunks this large instead of
+	// RTMP's default 128 bytes, one system call per chunk.
+	ChunkSize uint32
 	// MaxConnections bounds the open RTMP connections (default 1000). At
 	// the limit a new connection closes the oldest one that has not
 	// published, so idle sockets cannot lock out an encoder.
@@ -72,6 +78,10 @@ type Config struct {
 	Auth           Authorizer // decides publishes and public names (nil: AllowAll)
 	Logger         *slog.Logger
 }
+
+// DefaultChunkSize is the chunk size fount announces (Config.ChunkSize),
+// chosen by measurement with ffmpeg publishers (docs/performance.md).
+const DefaultChunkSize = 64 << 10
 
 func (c Config) withDefaults() Config {
 	if c.App == "" {
@@ -87,7 +97,10 @@ func (c Config) withDefaults() Config {
 		c.HandshakeTimeout = 5 * time.Second
 	}
 	if c.MaxMessageSize == 0 {
-		c.MaxMessageSize = 8 << 20
+		c.MaxMessageSize = defaultMaxMessageSize
+	}
+	if c.ChunkSize == 0 {
+		c.ChunkSize = DefaultChunkSize
 	}
 	if c.MaxConnections <= 0 {
 		c.MaxConnections = 1000
@@ -213,12 +226,13 @@ func (s *Server) onConnect(ctx context.Context, nc net.Conn) (io.ReadWriteCloser
 		s.awaitFirstByte(c)
 	}
 	c.filter = newChunkFilter(deadlineReader{c}, chunkLimits{MaxMessageSize: s.cfg.MaxMessageSize})
+	c.filter.onChunkSize = func(v uint32) { c.peerChunkSize.Store(v) }
 	h := &handler{ctx: ctx, cfg: &s.cfg, pub: s.pub, log: log, remote: nc.RemoteAddr(), done: done, server: s, conn: c}
 	return c, &rtmp.ConnConfig{
 		Handler:                   &guardedHandler{h: h, s: s, c: c},
 		SkipHandshakeVerification: true,
 		ControlState: rtmp.StreamControlStateConfig{
-			MaxChunkStreams:   64,
+			MaxChunkStreams:   defaultMaxChunkStreams,
 			MaxMessageStreams: 8,
 			MaxMessageSize:    s.cfg.MaxMessageSize,
 		},
@@ -239,6 +253,9 @@ type conn struct {
 
 	published atomic.Bool
 	stream    atomic.Pointer[string] // "app/name" once publishing, for panic logs
+	// peerChunkSize is the chunk size the client announced (Set Chunk
+	// Size), 0 while it uses RTMP's default of 128 bytes.
+	peerChunkSize atomic.Uint32
 
 	peek   [1]byte // the first byte, read by awaitFirstByte
 	peeked bool    // peek is still to be read

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"cmp"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -61,6 +62,10 @@ type PublisherStats struct {
 	// AVSkew is the last audio timestamp minus the last video timestamp;
 	// zero until both tracks have arrived.
 	AVSkew time.Duration
+	// ChunkSize is the chunk size the encoder sends in: what it announced
+	// with Set Chunk Size, or RTMP's default of 128 bytes. Small chunks
+	// cost the encoder and fount a system call each.
+	ChunkSize uint32
 }
 
 // publishers tracks the live publishers for Stats.
@@ -122,7 +127,8 @@ func (s *Server) Stats() Stats {
 	}
 	s.pubs.mu.Lock()
 	for ps := range s.pubs.m {
-		p := PublisherStats{Stream: ps.stream, Remote: ps.remote, Started: ps.started, MediaBytes: ps.bytes.Load()}
+		p := PublisherStats{Stream: ps.stream, Remote: ps.remote, Started: ps.started, MediaBytes: ps.bytes.Load(),
+			ChunkSize: cmp.Or(ps.conn.peerChunkSize.Load(), rtmpDefaultChunkSize)}
 		v, a := ps.lastVideo.Load(), ps.lastAudio.Load()
 		if v != noTimestamp && a != noTimestamp {
 			p.AVSkew = time.Duration(a-v) * time.Millisecond

@@ -48,6 +48,7 @@ type apiAudio struct {
 type apiPublisher struct {
 	Remote    string    `json:"remote"`
 	StartedAt time.Time `json:"started_at"`
+	ChunkSize uint32    `json:"chunk_size"`
 }
 
 type apiStream struct {
@@ -99,7 +100,7 @@ func (a *api) streamJSON(s *playlist.Stream, pubs map[string]ingest.PublisherSta
 		}
 	}
 	if p, ok := pubs[st.Path]; ok {
-		out.Publisher = &apiPublisher{Remote: p.Remote, StartedAt: p.Started.UTC()}
+		out.Publisher = &apiPublisher{Remote: p.Remote, StartedAt: p.Started.UTC(), ChunkSize: p.ChunkSize}
 	}
 	return out
 }

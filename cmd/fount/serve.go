@@ -63,6 +63,7 @@ type config struct {
 	HandshakeTimeout time.Duration
 	RTMPIdleTimeout  time.Duration
 	MaxMessageSize   byteSize
+	RTMPChunkSize    byteSize
 	HTTPIdleTimeout  time.Duration
 	HTTPWriteTimeout time.Duration // 0: derived from --segment-duration (httpWriteTimeout)
 	HTTPLoops        int           // event loops for plain viewer GETs: 0 one per CPU, <0 none
@@ -111,6 +112,7 @@ func defaultConfig() config {
 		HandshakeTimeout: 5 * time.Second,
 		RTMPIdleTimeout:  10 * time.Second,
 		MaxMessageSize:   8 << 20,
+		RTMPChunkSize:    ingest.DefaultChunkSize,
 		// Longer than CDN edges keep idle origin connections (CloudFront
 		// at most 60 s, nginx 60 s), so that the edge, not fount, closes
 		// them: a close racing the edge's next request fails that request.
@@ -153,6 +155,7 @@ func (c *config) flags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", c.HandshakeTimeout, "time from an RTMP connection's accept to its publish; connections that have not published by then are closed")
 	fs.DurationVar(&c.RTMPIdleTimeout, "rtmp-idle-timeout", c.RTMPIdleTimeout, "an RTMP connection that sends nothing for this long is closed")
 	fs.Var(&c.MaxMessageSize, "max-message-size", "largest RTMP message (one video frame) accepted, in bytes or with a K or M suffix (1024-based)")
+	fs.Var(&c.RTMPChunkSize, "rtmp-chunk-size", "RTMP chunk size announced to every client at connect; encoders that mirror it (ffmpeg) publish in chunks this large (bytes, or with a K or M suffix)")
 	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", c.HTTPIdleTimeout, "how long an idle keep-alive HTTP connection is kept open")
 	fs.IntVar(&c.HTTPLoops, "http-loops", c.HTTPLoops, "event loops answering plain GET/HEAD of playlists and media on the viewer port (0: one per CPU; -1: none, net/http answers every request)")
 	fs.DurationVar(&c.HTTPWriteTimeout, "http-write-timeout", c.HTTPWriteTimeout, "longest time to answer one HTTP request, LL-HLS blocking wait included (0: 3 × the longest segment + 1m)")
@@ -278,6 +281,10 @@ func (c *config) validate() error {
 	if c.MaxMessageSize < 64<<10 || c.MaxMessageSize >= 16<<20 {
 		// RTMP message lengths are 24-bit.
 		errs = append(errs, fmt.Errorf("--max-message-size %s: must be at least 64K and below 16M (RTMP's largest message)", c.MaxMessageSize.String()))
+	}
+	if c.RTMPChunkSize < 128 || c.RTMPChunkSize > 0xFFFFFF {
+		// 128 is RTMP's default; go-rtmp and most clients cap chunks at 24 bits.
+		errs = append(errs, fmt.Errorf("--rtmp-chunk-size %s: must be between 128 and 16777215 bytes", c.RTMPChunkSize.String()))
 	}
 	if c.HTTPIdleTimeout < time.Second || c.HTTPIdleTimeout > time.Hour {
 		errs = append(errs, fmt.Errorf("--http-idle-timeout %s: must be between 1s and 1h", c.HTTPIdleTimeout))
@@ -491,7 +498,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 	rtmpSrv := ingest.NewServer(ingest.Config{
 		App: cfg.App, Logger: log, Auth: auth,
 		ReadTimeout: cfg.RTMPIdleTimeout, HandshakeTimeout: cfg.HandshakeTimeout, MaxMessageSize: uint32(cfg.MaxMessageSize),
-		MaxConnections: cfg.MaxConnections, MaxPublishers: cfg.MaxPublishers,
+		ChunkSize: uint32(cfg.RTMPChunkSize), MaxConnections: cfg.MaxConnections, MaxPublishers: cfg.MaxPublishers,
 	}, ingestPub)
 	mets := newMetrics(rtmpSrv, reg, uploads, segCfg.Counters)
 	httpPanics := new(httpPanicCounts)
