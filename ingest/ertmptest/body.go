@@ -63,9 +63,9 @@ type AvMultitrackType uint8
 
 // Multitrack layouts (E-RTMP v2, enum AvMultitrackType).
 const (
-	OneTrack             AvMultitrackType = 0
-	ManyTracksOneCodec   AvMultitrackType = 1
-	ManyTracksManyCodecs AvMultitrackType = 2
+	MultitrackOneTrack             AvMultitrackType = 0
+	MultitrackManyTracks           AvMultitrackType = 1
+	MultitrackManyTracksManyCodecs AvMultitrackType = 2
 )
 
 // ModExTimestampOffsetNano is the only ModEx type the specification defines
@@ -120,7 +120,7 @@ type Message struct {
 	Multitrack     bool
 	MultitrackType AvMultitrackType
 	// Tracks holds exactly one track unless Multitrack is set with
-	// ManyTracksOneCodec or ManyTracksManyCodecs. In ManyTracksOneCodec
+	// MultitrackManyTracks or MultitrackManyTracksManyCodecs. In MultitrackManyTracks
 	// every track must have the same FourCC.
 	Tracks []TrackData
 }
@@ -222,16 +222,16 @@ func (m Message) Body() ([]byte, error) {
 
 	mt := m.MultitrackType
 	switch {
-	case mt > ManyTracksManyCodecs:
+	case mt > MultitrackManyTracksManyCodecs:
 		return nil, fmt.Errorf("multitrack type %d is reserved", mt)
 	case len(m.Tracks) == 0:
 		return nil, errors.New("a multitrack message without tracks")
-	case mt == OneTrack && len(m.Tracks) != 1:
+	case mt == MultitrackOneTrack && len(m.Tracks) != 1:
 		return nil, fmt.Errorf("a OneTrack message carries 1 track, not %d", len(m.Tracks))
 	}
 	b = append(b, byte(mt)<<4|byte(m.PacketType))
 	var err error
-	if mt != ManyTracksManyCodecs {
+	if mt != MultitrackManyTracksManyCodecs {
 		for _, t := range m.Tracks[1:] {
 			if t.FourCC != m.Tracks[0].FourCC {
 				return nil, fmt.Errorf("tracks of one multitrack codec differ: %q and %q", m.Tracks[0].FourCC, t.FourCC)
@@ -242,13 +242,13 @@ func (m Message) Body() ([]byte, error) {
 		}
 	}
 	for _, t := range m.Tracks {
-		if mt == ManyTracksManyCodecs {
+		if mt == MultitrackManyTracksManyCodecs {
 			if b, err = appendFourCC(b, t.FourCC); err != nil {
 				return nil, err
 			}
 		}
 		b = append(b, t.TrackID)
-		if mt == OneTrack {
+		if mt == MultitrackOneTrack {
 			if b, err = m.appendPayload(b, t); err != nil {
 				return nil, err
 			}
