@@ -32,18 +32,23 @@ func TestParseVideoTag(t *testing.T) {
 		{"avc seq header", append([]byte{0x17, 0, 0, 0, 0}, 1, 0x64), videoTag{kind: tagConfig, key: true, data: []byte{1, 0x64}}, ""},
 		{"avc keyframe cts 66", append([]byte{0x17, 1, 0, 0, 66}, nalu...), videoTag{kind: tagFrame, key: true, cts: 66, data: nalu}, ""},
 		{"avc inter negative cts", append([]byte{0x27, 1, 0xff, 0xff, 0xdf}, nalu...), videoTag{kind: tagFrame, cts: -33, data: nalu}, ""},
-		{"avc end of sequence", []byte{0x17, 2, 0, 0, 0}, videoTag{kind: tagSkip, key: true, data: []byte{}}, ""},
+		{"avc end of sequence", []byte{0x17, 2, 0, 0, 0}, videoTag{kind: tagSkip}, ""},
 		{"command frame", []byte{0x57, 0}, videoTag{kind: tagSkip}, ""},
 		{"enhanced avc seq start", append([]byte{0x90, 'a', 'v', 'c', '1'}, 1, 0x64), videoTag{kind: tagConfig, key: true, data: []byte{1, 0x64}}, ""},
 		{"enhanced avc coded frames", append([]byte{0x91, 'a', 'v', 'c', '1', 0, 0, 33}, nalu...), videoTag{kind: tagFrame, key: true, cts: 33, data: nalu}, ""},
 		{"enhanced avc frames x", append([]byte{0xa3, 'a', 'v', 'c', '1'}, nalu...), videoTag{kind: tagFrame, data: nalu}, ""},
-		{"empty", nil, videoTag{}, "empty tag"},
+		{"empty", nil, videoTag{}, "empty message"},
 		{"short avc", []byte{0x17, 1, 0}, videoTag{}, "shorter than its 5-byte header"},
-		{"bad avc packet type", []byte{0x17, 9, 0, 0, 0}, videoTag{}, "unknown AVC packet type 9"},
+		{"unknown avc packet type skipped", []byte{0x17, 9, 0, 0, 0}, videoTag{kind: tagSkip}, ""},
 		{"vp6", []byte{0x14, 0}, videoTag{}, "VP6"},
 		{"enhanced hevc", []byte{0x90, 'h', 'v', 'c', '1', 1}, videoTag{}, `"hvc1"`},
-		{"enhanced short", []byte{0x90, 'a', 'v'}, videoTag{}, "shorter than its 5-byte header"},
-		{"enhanced frames no cts", []byte{0x91, 'a', 'v', 'c', '1', 0}, videoTag{}, "without composition time"},
+		{"enhanced short", []byte{0x90, 'a', 'v'}, videoTag{}, "FourCC truncated (2 of 4 bytes)"},
+		{"enhanced frames no cts", []byte{0x91, 'a', 'v', 'c', '1', 0}, videoTag{}, "composition time truncated (1 of 3 bytes)"},
+		// Issue 13: OBS's Multitrack renditions (tracks 1..) and a ModEx
+		// prefix no longer read as an unsupported FourCC.
+		{"multitrack track 1 skipped", append([]byte{0x96, mtOneTrack<<4 | exCodedFramesX, 'a', 'v', 'c', '1', 1}, nalu...), videoTag{kind: tagSkip}, ""},
+		{"multitrack track 0 kept", append([]byte{0x96, mtManyTracks<<4 | exCodedFramesX, 'a', 'v', 'c', '1', 0, 0, 0, 6}, nalu...), videoTag{kind: tagFrame, key: true, data: nalu}, ""},
+		{"modex avc frames", append([]byte{0x97, 2, 0, 0x01, 0xf4, exCodedFrames, 'a', 'v', 'c', '1', 0, 0, 33}, nalu...), videoTag{kind: tagFrame, key: true, cts: 33, data: nalu}, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -74,14 +79,25 @@ func TestParseAudioTag(t *testing.T) {
 	if a, err := parseAudioTag([]byte{0xaf, 1, 0x21, 0x10}); err != nil || a.kind != tagFrame || !bytes.Equal(a.data, []byte{0x21, 0x10}) {
 		t.Fatalf("aac frame: %+v %v", a, err)
 	}
-	for _, in := range [][]byte{{0x2f, 0}, {0x9f, 0}, {0x7e, 0}} {
+	// ExHeader "mp4a" on track 0 is AAC too.
+	if a, err := parseAudioTag([]byte{0x90, 'm', 'p', '4', 'a', 0x11, 0x90}); err != nil || a.kind != tagConfig || !bytes.Equal(a.data, []byte{0x11, 0x90}) {
+		t.Fatalf("ExHeader aac config: %+v %v", a, err)
+	}
+	for _, in := range [][]byte{{0x2f, 0}, {0x91, 'O', 'p', 'u', 's', 0}, {0x7e, 0}} {
 		if _, err := parseAudioTag(in); !errors.Is(err, errUnsupportedCodec) {
 			t.Errorf("%x: %v, want unsupported codec", in, err)
 		}
 	}
-	for _, in := range [][]byte{nil, {0xaf}, {0xaf, 7}} {
+	for _, in := range [][]byte{{0xaf}, {0x9f, 0}} {
 		if _, err := parseAudioTag(in); err == nil || errors.Is(err, errUnsupportedCodec) {
 			t.Errorf("%x: %v, want a malformed-tag error", in, err)
+		}
+	}
+	// Nothing for the segmenter, no error: RTMP's silence message, an
+	// unknown AAC packet type, and (issue 13) OBS's extra audio tracks.
+	for _, in := range [][]byte{nil, {0xaf, 7}, {0x95, mtOneTrack<<4 | exAudioCodedFrames, 'm', 'p', '4', 'a', 1, 0x21}} {
+		if a, err := parseAudioTag(in); err != nil || a.kind != tagSkip || a.data != nil {
+			t.Errorf("%x: %+v %v, want nothing", in, a, err)
 		}
 	}
 }
