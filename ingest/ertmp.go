@@ -137,7 +137,7 @@ func parseVideoMessage(b []byte, fn func(trackPacket) error) error {
 		return nil // VideoCommand UI8, no video body
 	}
 	if pt == exVideoMultitrack {
-		return parseMultitrack(p, rest, videoBody, fn, "flv video")
+		return parseMultitrack(p, rest, fn, "flv video")
 	}
 	if len(rest) < 4 {
 		return fmt.Errorf("flv video: ExHeader packet type %d: FourCC truncated (%d of 4 bytes)", pt, len(rest))
@@ -234,7 +234,7 @@ func parseAudioMessage(b []byte, fn func(trackPacket) error) error {
 		}
 	}
 	if pt == exAudioMultitrack {
-		return parseMultitrack(p, rest, audioBody, fn, "flv audio")
+		return parseMultitrack(p, rest, fn, "flv audio")
 	}
 	if len(rest) < 4 {
 		return fmt.Errorf("flv audio: ExHeader packet type %d: FourCC truncated (%d of 4 bytes)", pt, len(rest))
@@ -328,8 +328,8 @@ func readModEx(b []byte, nanos *uint32, what string) (uint8, []byte, error) {
 // parseMultitrack parses what follows a Multitrack packet type:
 // AvMultitrackType | packet type, the FourCC shared by the tracks (unless
 // ManyTracksManyCodecs), then per track [FourCC] trackId [UI24 size unless
-// OneTrack] and the track's body, which body turns into a packet.
-func parseMultitrack(p trackPacket, b []byte, body func(trackPacket, uint8, []byte, func(trackPacket) error) error, fn func(trackPacket) error, what string) error {
+// OneTrack] and the track's body.
+func parseMultitrack(p trackPacket, b []byte, fn func(trackPacket) error, what string) error {
 	if len(b) < 1 {
 		return fmt.Errorf("%s: Multitrack type byte missing", what)
 	}
@@ -374,7 +374,15 @@ func parseMultitrack(p trackPacket, b []byte, body func(trackPacket, uint8, []by
 			}
 			track, b = b[:n:n], b[n:]
 		}
-		if err := body(p, pt, track, fn); err != nil {
+		// A direct call, not through a func value: fn must not escape, so
+		// that a caller's closure stays on its stack.
+		var err error
+		if p.kind == segmenter.Video {
+			err = videoBody(p, pt, track, fn)
+		} else {
+			err = audioBody(p, pt, track, fn)
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -189,69 +189,21 @@ func (r *amf0Reader) colorInfo(c *colorInfo) error {
 			return nil
 		}
 		c.set = true // an empty object resets, like Undefined
-		var fields func(k string, v float64)
 		switch string(k) {
-		case "colorConfig":
-			fields = func(k string, v float64) {
-				switch k {
-				case "bitDepth":
-					c.bitDepth = codePoint(v)
-				case "colorPrimaries":
-					c.colorPrimaries = codePoint(v)
-				case "transferCharacteristics":
-					c.transferCharacteristics = codePoint(v)
-				case "matrixCoefficients":
-					c.matrixCoefficients = codePoint(v)
-				}
-			}
-		case "hdrCll":
-			fields = func(k string, v float64) {
-				switch k {
-				case "maxFall":
-					c.maxFALL = v
-				case "maxCLL":
-					c.maxCLL = v
-				}
-			}
-		case "hdrMdcv":
-			fields = func(k string, v float64) {
-				switch k {
-				case "redX":
-					c.redX = v
-				case "redY":
-					c.redY = v
-				case "greenX":
-					c.greenX = v
-				case "greenY":
-					c.greenY = v
-				case "blueX":
-					c.blueX = v
-				case "blueY":
-					c.blueY = v
-				case "whitePointX":
-					c.whiteX = v
-				case "whitePointY":
-					c.whiteY = v
-				case "maxLuminance":
-					c.maxLuminance = v
-				case "minLuminance":
-					c.minLuminance = v
-				}
+		case "colorConfig", "hdrCll", "hdrMdcv":
+			if err := r.numbers(c, k); err != nil {
+				return fmt.Errorf("%s: %w", k, err)
 			}
 		default:
 			if err := r.skip(); err != nil {
 				return err
 			}
-			continue
-		}
-		if err := r.numbers(fields); err != nil {
-			return fmt.Errorf("%s: %w", k, err)
 		}
 	}
 }
 
-// numbers reads an object of numbers, handing each to set.
-func (r *amf0Reader) numbers(set func(k string, v float64)) error {
+// numbers reads the object of numbers named section into c.
+func (r *amf0Reader) numbers(c *colorInfo, section []byte) error {
 	isObj, err := r.object()
 	if err != nil || !isObj {
 		return err
@@ -268,6 +220,53 @@ func (r *amf0Reader) numbers(set func(k string, v float64)) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", k, err)
 		}
-		set(string(k), v)
+		c.setField(string(section), string(k), v)
+	}
+}
+
+// setField stores one number of colorInfo; unknown ones are ignored.
+func (c *colorInfo) setField(section, k string, v float64) {
+	switch section {
+	case "colorConfig":
+		switch k {
+		case "bitDepth":
+			c.bitDepth = codePoint(v)
+		case "colorPrimaries":
+			c.colorPrimaries = codePoint(v)
+		case "transferCharacteristics":
+			c.transferCharacteristics = codePoint(v)
+		case "matrixCoefficients":
+			c.matrixCoefficients = codePoint(v)
+		}
+	case "hdrCll":
+		switch k {
+		case "maxFall":
+			c.maxFALL = v
+		case "maxCLL":
+			c.maxCLL = v
+		}
+	case "hdrMdcv":
+		switch k {
+		case "redX":
+			c.redX = v
+		case "redY":
+			c.redY = v
+		case "greenX":
+			c.greenX = v
+		case "greenY":
+			c.greenY = v
+		case "blueX":
+			c.blueX = v
+		case "blueY":
+			c.blueY = v
+		case "whitePointX":
+			c.whiteX = v
+		case "whitePointY":
+			c.whiteY = v
+		case "maxLuminance":
+			c.maxLuminance = v
+		case "minLuminance":
+			c.minLuminance = v
+		}
 	}
 }

@@ -158,6 +158,8 @@ func legacyVideoCodecName(id byte) string {
 		return "VP6 with alpha"
 	case 6:
 		return "Screen video v2"
+	case flvCodecAVC:
+		return "H.264"
 	case 12:
 		return "HEVC (non-standard FLV id)"
 	}

@@ -3,12 +3,16 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -351,7 +355,118 @@ func parseMetadata(p []byte) (result Metadata, err error) {
 	if codecIs(m["audiocodecid"], flvSoundAAC, "mp4a") {
 		md.Tracks |= segmenter.Audio
 	}
+	md.VideoCodec = metaFourCC(m["videocodecid"], segmenter.Video)
+	md.AudioCodec = metaFourCC(m["audiocodecid"], segmenter.Audio)
+	md.NumVideoTracks = trackInfoMap(m["videoTrackIdInfoMap"], segmenter.Video, &md.VideoTracks)
+	md.NumAudioTracks = trackInfoMap(m["audioTrackIdInfoMap"], segmenter.Audio, &md.AudioTracks)
 	return md, nil
+}
+
+// metaFourCC reads an onMetaData codec id: a legacy FLV id (mapped to its
+// FourCC where it has one), a FourCC packed into a number (big-endian, as
+// Enhanced RTMP sends it) or a FourCC string.
+func metaFourCC(v interface{}, kind segmenter.Kind) (f [4]byte) {
+	switch t := v.(type) {
+	case float64:
+		switch {
+		case kind == segmenter.Video && t == flvCodecAVC:
+			return fourccAVC
+		case kind == segmenter.Video && t == flvCodecHEVC:
+			return fourccHEVC
+		case kind == segmenter.Audio && t == flvSoundAAC:
+			return fourccAAC
+		case kind == segmenter.Audio && (t == flvSoundMP3 || t == flvSoundMP38k):
+			return fourccMP3
+		case t >= 1<<24 && t <= math.MaxUint32 && t == math.Trunc(t):
+			binary.BigEndian.PutUint32(f[:], uint32(t))
+			if isFourCC(f) {
+				return f
+			}
+		}
+	case string:
+		if len(t) == 4 && isFourCC([4]byte([]byte(t))) {
+			copy(f[:], t)
+			return f
+		}
+	}
+	return [4]byte{}
+}
+
+// isFourCC: four printable ASCII characters.
+func isFourCC(f [4]byte) bool {
+	for _, c := range f {
+		if c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// trackInfoMap reads a videoTrackIdInfoMap or audioTrackIdInfoMap (an
+// object keyed by trackId "1", "2"...) into out in trackId order and
+// returns how many entries it kept. Entries that are not objects, keys
+// that are not a trackId, and entries beyond len(out) are dropped.
+func trackInfoMap(v interface{}, kind segmenter.Kind, out *[MaxTrackInfo]TrackInfo) int {
+	var m map[string]interface{}
+	switch t := v.(type) {
+	case amf0.ECMAArray:
+		m = t
+	case map[string]interface{}:
+		m = t
+	default:
+		return 0
+	}
+	type entry struct {
+		id  int
+		key string
+	}
+	var ids []entry
+	for k := range m {
+		id, err := strconv.Atoi(k)
+		if err != nil || id < 0 || id > 255 {
+			continue
+		}
+		ids = append(ids, entry{id, k})
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i].id < ids[j].id || ids[i].id == ids[j].id && ids[i].key < ids[j].key })
+	n := 0
+	for i, en := range ids {
+		if n == len(out) {
+			break
+		}
+		if i > 0 && ids[i-1].id == en.id {
+			continue // "1" and "01": the first only
+		}
+		id := en.id
+		var e map[string]interface{}
+		switch t := m[en.key].(type) {
+		case amf0.ECMAArray:
+			e = t
+		case map[string]interface{}:
+			e = t
+		default:
+			continue
+		}
+		num := func(k string) float64 {
+			f, _ := e[k].(float64)
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				return 0
+			}
+			return f
+		}
+		ti := TrackInfo{ID: uint8(id), Width: num("width"), Height: num("height"), FrameRate: num("framerate"),
+			SampleRate: num("samplerate"), Channels: num("channels")}
+		if kind == segmenter.Video {
+			ti.Codec, ti.Bitrate = metaFourCC(e["videocodecid"], kind), num("videodatarate")
+		} else {
+			ti.Codec, ti.Bitrate = metaFourCC(e["audiocodecid"], kind), num("audiodatarate")
+		}
+		ti.Name, _ = e["name"].(string)
+		ti.Language, _ = e["language"].(string)
+		out[n] = ti
+		n++
+	}
+	return n
 }
 
 // codecIs matches a metadata codec id given as a legacy FLV number, a
