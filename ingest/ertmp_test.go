@@ -2,8 +2,11 @@ package ingest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"math"
 	"strings"
 	"testing"
@@ -558,5 +561,207 @@ func TestParseColorInfo(t *testing.T) {
 		if _, _, err := parseColorInfo(bad); err == nil {
 			t.Errorf("%x accepted", bad)
 		}
+	}
+}
+
+// obsMessages is OBS's multitrack layout built from a real FLV (ffmpeg's
+// H.264/AAC): track 0 as the legacy tags themselves, tracks 1 and 2 as
+// Multitrack OneTrack "avc1" copies of each video tag, and one extra audio
+// track as ExHeader Multitrack OneTrack "mp4a" copies of each audio tag.
+// legacy counts the track-0 frames.
+func obsMessages(t testing.TB) (msgs []flvTag, legacy int) {
+	for _, tag := range readFLV(t, "../segmenter/testdata/main.flv") {
+		b := tag.body
+		switch tag.typ {
+		case 9:
+			msgs = append(msgs, tag)
+			if b[1] == avcNALU {
+				legacy++
+			}
+			for track := 1; track <= 2; track++ {
+				var m []byte
+				hdr := exVideo(int(b[0]>>4), exVideoMultitrack)
+				switch b[1] {
+				case avcSeqHeader:
+					m = cat(hdr, mtByte(mtOneTrack, exSeqStart), "avc1", track, b[5:])
+				case avcNALU:
+					m = cat(hdr, mtByte(mtOneTrack, exCodedFrames), "avc1", track, b[2:5], b[5:])
+				default:
+					m = cat(hdr, mtByte(mtOneTrack, exSeqEnd), "avc1", track)
+				}
+				msgs = append(msgs, flvTag{typ: 9, ts: tag.ts, body: m})
+			}
+		case 8:
+			msgs = append(msgs, tag)
+			if b[1] == 1 {
+				legacy++
+			}
+			pt := exAudioCodedFrames
+			if b[1] == 0 {
+				pt = exAudioSeqStart
+			}
+			msgs = append(msgs, flvTag{typ: 8, ts: tag.ts, body: cat(exAudio(exAudioMultitrack), mtByte(mtOneTrack, pt), "mp4a", 1, b[2:])})
+		}
+	}
+	return msgs, legacy
+}
+
+// TestOBSLayout: every track of OBS's layout comes through the parser on
+// its own, and the handler keeps track 0 whole (issue 13: the Multitrack
+// renditions and the extra ExHeader "mp4a" track switched track 0 off).
+func TestOBSLayout(t *testing.T) {
+	msgs, legacy := obsMessages(t)
+	type key struct {
+		kind  segmenter.Kind
+		track uint8
+		typ   packetType
+	}
+	count := map[key]int{}
+	var cts int64
+	fn := func(p trackPacket) error {
+		count[key{p.kind, p.track, p.typ}]++
+		cts += int64(p.cts)
+		return nil
+	}
+	for _, m := range msgs {
+		parse := parseAudioMessage
+		if m.typ == 9 {
+			parse = parseVideoMessage
+		}
+		if err := parse(m.body, fn); err != nil {
+			t.Fatalf("%x: %v", m.body[:min(len(m.body), 16)], err)
+		}
+	}
+	v0, a0 := count[key{segmenter.Video, 0, pktCodedFrames}], count[key{segmenter.Audio, 0, pktCodedFrames}]
+	if v0 == 0 || a0 == 0 || v0+a0 != legacy || cts == 0 {
+		t.Fatalf("track 0: %d video + %d audio frames of %d; counts %v", v0, a0, legacy, count)
+	}
+	for _, k := range []key{{segmenter.Video, 1, pktCodedFrames}, {segmenter.Video, 2, pktCodedFrames}} {
+		if count[k] != v0 {
+			t.Errorf("video track %d: %d frames, want %d", k.track, count[k], v0)
+		}
+	}
+	if n := count[key{segmenter.Audio, 1, pktCodedFrames}]; n != a0 {
+		t.Errorf("audio track 1: %d frames, want %d", n, a0)
+	}
+	for _, k := range []key{{segmenter.Video, 0, pktSeqStart}, {segmenter.Video, 1, pktSeqStart}, {segmenter.Video, 2, pktSeqStart}, {segmenter.Audio, 0, pktSeqStart}, {segmenter.Audio, 1, pktSeqStart}} {
+		if count[k] != 1 {
+			t.Errorf("%v track %d: %d sequence starts", k.kind, k.track, count[k])
+		}
+	}
+
+	// Through today's handler: no track ignored, every track-0 frame in.
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	h := &handler{ctx: context.Background(), cfg: &Config{}, log: log, done: func() {}, server: &Server{}, stats: &publishStats{}, stream: "live/obs"}
+	h.sess = segSession{segmenter.New(segmenter.Config{Expect: segmenter.Video | segmenter.Audio, Logger: log}, countSink{})}
+	for _, m := range msgs {
+		var err error
+		if m.typ == 9 {
+			err = h.OnVideo(m.ts, bytes.NewReader(m.body))
+		} else {
+			err = h.OnAudio(m.ts, bytes.NewReader(m.body))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if h.ignored != 0 || h.frames != uint64(legacy) {
+		t.Fatalf("handler: ignored %v, %d frames of %d", h.ignored, h.frames, legacy)
+	}
+}
+
+// amf0Meta builds an onMetaData body by hand: values are AMF0-encoded
+// bytes, keyed in the given order.
+func amf0Obj(marker byte, kv ...any) []byte {
+	b := []byte{marker}
+	if marker == amf0ECMAArray {
+		b = append(b, 0, 0, 0, byte(len(kv)/2))
+	}
+	for i := 0; i < len(kv); i += 2 {
+		k := kv[i].(string)
+		b = append(b, cat(u16(len(k)), k, kv[i+1].([]byte))...)
+	}
+	return append(b, 0, 0, amf0ObjectEnd)
+}
+
+func amf0Num(v float64) []byte { return cat(amf0Number, f64(v)) }
+func amf0Str(s string) []byte  { return cat(amf0String, u16(len(s)), s) }
+func fourccNum(s string) float64 {
+	return float64(uint32(s[0])<<24 | uint32(s[1])<<16 | uint32(s[2])<<8 | uint32(s[3]))
+}
+
+func TestParseMetadataEnhanced(t *testing.T) {
+	onMeta := func(kv ...any) []byte { return cat(amf0Str("onMetaData"), amf0Obj(amf0ECMAArray, kv...)) }
+	md, err := parseMetadata(onMeta(
+		"width", amf0Num(1920), "height", amf0Num(1080),
+		"videocodecid", amf0Num(fourccNum("hvc1")), "audiocodecid", amf0Num(fourccNum("Opus")),
+		"videoTrackIdInfoMap", amf0Obj(amf0Object,
+			"2", amf0Obj(amf0Object, "width", amf0Num(640), "height", amf0Num(360), "videodatarate", amf0Num(800), "videocodecid", amf0Num(fourccNum("av01"))),
+			"1", amf0Obj(amf0Object, "width", amf0Num(1280), "height", amf0Num(720), "framerate", amf0Num(30), "videodatarate", amf0Num(2500),
+				"videocodecid", amf0Num(fourccNum("avc1")), "name", amf0Str("720p")),
+			"x", amf0Num(1), // not a trackId
+			"3", amf0Num(7), // not an object
+		),
+		"audioTrackIdInfoMap", amf0Obj(amf0ECMAArray,
+			"1", amf0Obj(amf0Object, "audiodatarate", amf0Num(160), "channels", amf0Num(2), "samplerate", amf0Num(48000),
+				"audiocodecid", amf0Num(fourccNum("mp4a")), "language", amf0Str("en")),
+		),
+	))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md.Width != 1920 || md.VideoCodec != fourccHEVC || md.AudioCodec != [4]byte{'O', 'p', 'u', 's'} || md.Tracks != 0 {
+		t.Fatalf("top level: %+v", md)
+	}
+	wantV := []TrackInfo{
+		{ID: 1, Codec: fourccAVC, Width: 1280, Height: 720, FrameRate: 30, Bitrate: 2500, Name: "720p"},
+		{ID: 2, Codec: [4]byte{'a', 'v', '0', '1'}, Width: 640, Height: 360, Bitrate: 800},
+	}
+	wantA := []TrackInfo{{ID: 1, Codec: fourccAAC, Bitrate: 160, Channels: 2, SampleRate: 48000, Language: "en"}}
+	if fmt.Sprint(md.VideoTrackInfo()) != fmt.Sprint(wantV) || fmt.Sprint(md.AudioTrackInfo()) != fmt.Sprint(wantA) {
+		t.Fatalf("tracks:\n%+v\n%+v", md.VideoTrackInfo(), md.AudioTrackInfo())
+	}
+	// Metadata stays comparable (the handler compares announcements).
+	md2, _ := parseMetadata(onMeta("videoTrackIdInfoMap", amf0Obj(amf0Object, "1", amf0Obj(amf0Object, "width", amf0Num(1280)))))
+	if md2 == md || md2.NumVideoTracks != 1 || md2.VideoTracks[0].Width != 1280 {
+		t.Fatalf("%+v", md2)
+	}
+
+	// Codec ids: legacy numbers, FourCC numbers, FourCC strings.
+	for _, c := range []struct {
+		v, a         []byte
+		vWant, aWant string
+		tracks       segmenter.Tracks
+	}{
+		{amf0Num(7), amf0Num(10), "avc1", "mp4a", segmenter.Video | segmenter.Audio},
+		{amf0Num(12), amf0Num(2), "hvc1", ".mp3", 0},
+		{amf0Num(fourccNum("avc1")), amf0Num(14), "avc1", ".mp3", segmenter.Video},
+		{amf0Num(fourccNum("vp09")), amf0Num(fourccNum("fLaC")), "vp09", "fLaC", 0},
+		{amf0Str("av01"), amf0Str("ec-3"), "av01", "ec-3", 0},
+		{amf0Num(fourccNum(".mp3")), amf0Num(fourccNum("ac-3")), ".mp3", "ac-3", 0},
+		{amf0Num(4), amf0Num(11), "", "", 0},                // VP6, Speex: no FourCC
+		{amf0Num(1 << 24), amf0Num(1.5e9 + 0.5), "", "", 0}, // not printable, not an integer
+		{amf0Str("toolong"), amf0Num(-1), "", "", 0},
+	} {
+		md, err := parseMetadata(onMeta("videocodecid", c.v, "audiocodecid", c.a))
+		str := func(f [4]byte) string {
+			if f == ([4]byte{}) {
+				return ""
+			}
+			return string(f[:])
+		}
+		if err != nil || str(md.VideoCodec) != c.vWant || str(md.AudioCodec) != c.aWant || md.Tracks != c.tracks {
+			t.Errorf("%x %x: %q %q %v (%v), want %q %q %v", c.v, c.a, md.VideoCodec, md.AudioCodec, md.Tracks, err, c.vWant, c.aWant, c.tracks)
+		}
+	}
+
+	// More tracks than Metadata keeps: the lowest trackIds.
+	var kv []any
+	for i := 20; i >= 1; i-- {
+		kv = append(kv, fmt.Sprint(i), amf0Obj(amf0Object, "width", amf0Num(float64(i))))
+	}
+	md, err = parseMetadata(onMeta("videoTrackIdInfoMap", amf0Obj(amf0Object, kv...)))
+	if err != nil || md.NumVideoTracks != MaxTrackInfo || md.VideoTracks[0].ID != 1 || md.VideoTracks[MaxTrackInfo-1].ID != MaxTrackInfo {
+		t.Fatalf("many tracks: %+v %v", md.VideoTrackInfo(), err)
 	}
 }
