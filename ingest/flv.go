@@ -84,77 +84,60 @@ func refusedTrackMessage(err error) string {
 	return "video track refused: " + r.info.String() + " is not supported, send H.264"
 }
 
-// parseVideoTag parses a legacy or Enhanced RTMP video tag body. Only H.264
-// is supported; other codecs return an error wrapping errUnsupportedCodec
-// that names the codec.
+// parseVideoTag parses a video message body for the handler as it is
+// today: it keeps track 0 (the legacy or ExHeader track, or trackId 0 of a
+// Multitrack packet) and skips the other tracks, so that OBS's extra
+// Multitrack renditions leave track 0 alone. Only H.264 is supported on
+// track 0; another codec returns an error wrapping errUnsupportedCodec that
+// names it. (A thin adapter over parseVideoMessage until the handler reads
+// every track.)
 func parseVideoTag(b []byte) (videoTag, error) {
-	if len(b) < 1 {
-		return videoTag{}, errors.New("flv video: empty tag")
+	var (
+		t     videoTag
+		found bool
+		ref   error
+	)
+	err := parseVideoMessage(b, func(p trackPacket) error {
+		if p.track != 0 || found {
+			return nil
+		}
+		found = true
+		switch p.typ {
+		case pktSeqStart, pktCodedFrames:
+		default:
+			return nil // end of sequence, metadata, unknown packet types
+		}
+		if p.fourcc != fourccAVC {
+			ref = refuseVideo(p)
+			return nil
+		}
+		t = videoTag{kind: tagFrame, key: p.key, cts: p.cts, data: p.data}
+		if p.typ == pktSeqStart {
+			t.kind, t.cts = tagConfig, 0
+		}
+		return nil
+	})
+	if err != nil {
+		return videoTag{}, err
 	}
-	if b[0]&0x80 != 0 {
-		return parseExVideoTag(b)
-	}
-	frameType := b[0] >> 4
-	codec := b[0] & 0x0f
-	if frameType == frameCommand {
-		return videoTag{kind: tagSkip}, nil
-	}
-	if codec == flvCodecHEVC && len(b) >= 5 && b[1] == avcSeqHeader {
-		return videoTag{}, refuseHEVC("id 12 (HEVC, non-standard FLV id)", b[5:])
-	}
-	if codec != flvCodecAVC {
-		return videoTag{}, fmt.Errorf("flv video codec id %d (%s): %w", codec, legacyVideoCodecName(codec), errUnsupportedCodec)
-	}
-	if len(b) < 5 {
-		return videoTag{}, fmt.Errorf("flv video: AVC tag of %d bytes is shorter than its 5-byte header", len(b))
-	}
-	t := videoTag{key: frameType == frameKey, cts: cts24(b[2:5]), data: b[5:]}
-	switch b[1] {
-	case avcSeqHeader:
-		t.kind = tagConfig
-	case avcNALU:
-		t.kind = tagFrame
-	case avcEndOfSeq:
-		t.kind = tagSkip
-	default:
-		return videoTag{}, fmt.Errorf("flv video: unknown AVC packet type %d", b[1])
+	if ref != nil {
+		return videoTag{}, ref
 	}
 	return t, nil
 }
 
-// parseExVideoTag parses an Enhanced RTMP video tag: 1 byte of flags and
-// packet type, a FourCC, then a packet-type-specific body.
-func parseExVideoTag(b []byte) (videoTag, error) {
-	if len(b) < 5 {
-		return videoTag{}, fmt.Errorf("flv video: enhanced tag of %d bytes is shorter than its 5-byte header", len(b))
+// refuseVideo is the errUnsupportedCodec error for a track-0 packet of a
+// codec other than H.264.
+func refuseVideo(p trackPacket) error {
+	switch {
+	case p.fourcc == fourccHEVC && p.typ == pktSeqStart && p.legacy:
+		return refuseHEVC("id 12 (HEVC, non-standard FLV id)", p.data)
+	case p.fourcc == fourccHEVC && p.typ == pktSeqStart:
+		return refuseHEVC(`"hvc1" (Enhanced RTMP)`, p.data)
+	case p.legacy:
+		return fmt.Errorf("flv video codec id %d (%s): %w", p.flvID, legacyVideoCodecName(p.flvID), errUnsupportedCodec)
 	}
-	frameType := (b[0] >> 4) & 0x07
-	pktType := b[0] & 0x0f
-	fourcc := string(b[1:5])
-	if frameType == frameCommand || pktType == exMetadata || pktType == exSeqEnd {
-		return videoTag{kind: tagSkip}, nil
-	}
-	if fourcc == "hvc1" && pktType == exSeqStart {
-		return videoTag{}, refuseHEVC(`"hvc1" (Enhanced RTMP)`, b[5:])
-	}
-	if fourcc != "avc1" {
-		return videoTag{}, fmt.Errorf("flv video codec %q (Enhanced RTMP): %w", fourcc, errUnsupportedCodec)
-	}
-	t := videoTag{key: frameType == frameKey}
-	switch pktType {
-	case exSeqStart:
-		t.kind, t.data = tagConfig, b[5:]
-	case exCodedFrames:
-		if len(b) < 8 {
-			return videoTag{}, errors.New("flv video: enhanced coded frame without composition time")
-		}
-		t.kind, t.cts, t.data = tagFrame, cts24(b[5:8]), b[8:]
-	case exCodedFramesX:
-		t.kind, t.data = tagFrame, b[5:]
-	default:
-		return videoTag{}, fmt.Errorf("flv video: enhanced packet type %d is not supported", pktType)
-	}
-	return t, nil
+	return fmt.Errorf("flv video codec %q (Enhanced RTMP): %w", fourccString(p.fourcc), errUnsupportedCodec)
 }
 
 // cts24 reads a signed 24-bit big-endian composition time.
@@ -175,6 +158,8 @@ func legacyVideoCodecName(id byte) string {
 		return "VP6 with alpha"
 	case 6:
 		return "Screen video v2"
+	case flvCodecAVC:
+		return "H.264"
 	case 12:
 		return "HEVC (non-standard FLV id)"
 	}
@@ -187,25 +172,45 @@ type audioTag struct {
 	data []byte
 }
 
-// parseAudioTag parses an FLV audio tag body; only AAC is supported.
+// parseAudioTag parses an audio message body for the handler as it is
+// today, keeping track 0 like parseVideoTag: legacy AAC or ExHeader "mp4a"
+// on track 0 is supported, another codec on track 0 is errUnsupportedCodec,
+// other tracks (OBS's extra ExHeader "mp4a" tracks) are skipped.
 func parseAudioTag(b []byte) (audioTag, error) {
-	if len(b) < 1 {
-		return audioTag{}, errors.New("flv audio: empty tag")
+	var (
+		t     audioTag
+		found bool
+		ref   error
+	)
+	err := parseAudioMessage(b, func(p trackPacket) error {
+		if p.track != 0 || found {
+			return nil
+		}
+		found = true
+		switch p.typ {
+		case pktSeqStart, pktCodedFrames:
+		default:
+			return nil
+		}
+		switch {
+		case p.fourcc != fourccAAC && p.legacy:
+			ref = fmt.Errorf("flv audio format %d (%s): %w", p.flvID, soundFormatName(p.flvID), errUnsupportedCodec)
+		case p.fourcc != fourccAAC:
+			ref = fmt.Errorf("flv audio codec %q (Enhanced RTMP): %w", fourccString(p.fourcc), errUnsupportedCodec)
+		case p.typ == pktSeqStart:
+			t = audioTag{kind: tagConfig, data: p.data}
+		default:
+			t = audioTag{kind: tagFrame, data: p.data}
+		}
+		return nil
+	})
+	if err != nil {
+		return audioTag{}, err
 	}
-	format := b[0] >> 4
-	if format != flvSoundAAC {
-		return audioTag{}, fmt.Errorf("flv audio format %d (%s): %w", format, soundFormatName(format), errUnsupportedCodec)
+	if ref != nil {
+		return audioTag{}, ref
 	}
-	if len(b) < 2 {
-		return audioTag{}, errors.New("flv audio: AAC tag without packet type")
-	}
-	switch b[1] {
-	case 0:
-		return audioTag{kind: tagConfig, data: b[2:]}, nil
-	case 1:
-		return audioTag{kind: tagFrame, data: b[2:]}, nil
-	}
-	return audioTag{}, fmt.Errorf("flv audio: unknown AAC packet type %d", b[1])
+	return t, nil
 }
 
 func soundFormatName(f byte) string {

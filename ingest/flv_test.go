@@ -32,18 +32,23 @@ func TestParseVideoTag(t *testing.T) {
 		{"avc seq header", append([]byte{0x17, 0, 0, 0, 0}, 1, 0x64), videoTag{kind: tagConfig, key: true, data: []byte{1, 0x64}}, ""},
 		{"avc keyframe cts 66", append([]byte{0x17, 1, 0, 0, 66}, nalu...), videoTag{kind: tagFrame, key: true, cts: 66, data: nalu}, ""},
 		{"avc inter negative cts", append([]byte{0x27, 1, 0xff, 0xff, 0xdf}, nalu...), videoTag{kind: tagFrame, cts: -33, data: nalu}, ""},
-		{"avc end of sequence", []byte{0x17, 2, 0, 0, 0}, videoTag{kind: tagSkip, key: true, data: []byte{}}, ""},
+		{"avc end of sequence", []byte{0x17, 2, 0, 0, 0}, videoTag{kind: tagSkip}, ""},
 		{"command frame", []byte{0x57, 0}, videoTag{kind: tagSkip}, ""},
 		{"enhanced avc seq start", append([]byte{0x90, 'a', 'v', 'c', '1'}, 1, 0x64), videoTag{kind: tagConfig, key: true, data: []byte{1, 0x64}}, ""},
 		{"enhanced avc coded frames", append([]byte{0x91, 'a', 'v', 'c', '1', 0, 0, 33}, nalu...), videoTag{kind: tagFrame, key: true, cts: 33, data: nalu}, ""},
 		{"enhanced avc frames x", append([]byte{0xa3, 'a', 'v', 'c', '1'}, nalu...), videoTag{kind: tagFrame, data: nalu}, ""},
-		{"empty", nil, videoTag{}, "empty tag"},
+		{"empty", nil, videoTag{}, "empty message"},
 		{"short avc", []byte{0x17, 1, 0}, videoTag{}, "shorter than its 5-byte header"},
-		{"bad avc packet type", []byte{0x17, 9, 0, 0, 0}, videoTag{}, "unknown AVC packet type 9"},
+		{"unknown avc packet type skipped", []byte{0x17, 9, 0, 0, 0}, videoTag{kind: tagSkip}, ""},
 		{"vp6", []byte{0x14, 0}, videoTag{}, "VP6"},
 		{"enhanced hevc", []byte{0x90, 'h', 'v', 'c', '1', 1}, videoTag{}, `"hvc1"`},
-		{"enhanced short", []byte{0x90, 'a', 'v'}, videoTag{}, "shorter than its 5-byte header"},
-		{"enhanced frames no cts", []byte{0x91, 'a', 'v', 'c', '1', 0}, videoTag{}, "without composition time"},
+		{"enhanced short", []byte{0x90, 'a', 'v'}, videoTag{}, "FourCC truncated (2 of 4 bytes)"},
+		{"enhanced frames no cts", []byte{0x91, 'a', 'v', 'c', '1', 0}, videoTag{}, "composition time truncated (1 of 3 bytes)"},
+		// Issue 13: OBS's Multitrack renditions (tracks 1..) and a ModEx
+		// prefix no longer read as an unsupported FourCC.
+		{"multitrack track 1 skipped", append([]byte{0x96, mtOneTrack<<4 | exCodedFramesX, 'a', 'v', 'c', '1', 1}, nalu...), videoTag{kind: tagSkip}, ""},
+		{"multitrack track 0 kept", append([]byte{0x96, mtManyTracks<<4 | exCodedFramesX, 'a', 'v', 'c', '1', 0, 0, 0, 6}, nalu...), videoTag{kind: tagFrame, key: true, data: nalu}, ""},
+		{"modex avc frames", append([]byte{0x97, 2, 0, 0x01, 0xf4, exCodedFrames, 'a', 'v', 'c', '1', 0, 0, 33}, nalu...), videoTag{kind: tagFrame, key: true, cts: 33, data: nalu}, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -74,14 +79,25 @@ func TestParseAudioTag(t *testing.T) {
 	if a, err := parseAudioTag([]byte{0xaf, 1, 0x21, 0x10}); err != nil || a.kind != tagFrame || !bytes.Equal(a.data, []byte{0x21, 0x10}) {
 		t.Fatalf("aac frame: %+v %v", a, err)
 	}
-	for _, in := range [][]byte{{0x2f, 0}, {0x9f, 0}, {0x7e, 0}} {
+	// ExHeader "mp4a" on track 0 is AAC too.
+	if a, err := parseAudioTag([]byte{0x90, 'm', 'p', '4', 'a', 0x11, 0x90}); err != nil || a.kind != tagConfig || !bytes.Equal(a.data, []byte{0x11, 0x90}) {
+		t.Fatalf("ExHeader aac config: %+v %v", a, err)
+	}
+	for _, in := range [][]byte{{0x2f, 0}, {0x91, 'O', 'p', 'u', 's', 0}, {0x7e, 0}} {
 		if _, err := parseAudioTag(in); !errors.Is(err, errUnsupportedCodec) {
 			t.Errorf("%x: %v, want unsupported codec", in, err)
 		}
 	}
-	for _, in := range [][]byte{nil, {0xaf}, {0xaf, 7}} {
+	for _, in := range [][]byte{{0xaf}, {0x9f, 0}} {
 		if _, err := parseAudioTag(in); err == nil || errors.Is(err, errUnsupportedCodec) {
 			t.Errorf("%x: %v, want a malformed-tag error", in, err)
+		}
+	}
+	// Nothing for the segmenter, no error: RTMP's silence message, an
+	// unknown AAC packet type, and (issue 13) OBS's extra audio tracks.
+	for _, in := range [][]byte{nil, {0xaf, 7}, {0x95, mtOneTrack<<4 | exAudioCodedFrames, 'm', 'p', '4', 'a', 1, 0x21}} {
+		if a, err := parseAudioTag(in); err != nil || a.kind != tagSkip || a.data != nil {
+			t.Errorf("%x: %+v %v, want nothing", in, a, err)
 		}
 	}
 }
@@ -268,16 +284,16 @@ func TestMetadataHugeClaims(t *testing.T) {
 		}
 	}
 	// go-amf0 panics (reflect.Value.Index on an interface) on this valid
-	// AMF0, an object and a strict array in an ECMA array: an error, not a
-	// panic that drops the publisher.
+	// AMF0, an object and a strict array in an ECMA array; parseMetadata's
+	// own reader reads it.
 	// (This is what amf0.NewEncoder writes for {"obj": {"k": 2}, "width":
 	// 640, "stereo": true, "encoder": "Lavf", "list": [1, "a", null]}.)
 	keyframes, _ := hex.DecodeString("02000a6f6e4d65746144617461080000000500036f626a0300016b00400000000000000000000900057769647468004084000000000000000673746572656f01010007656e636f6465720200044c61766600046c6973740a00000003003ff00000000000000200016105000009")
 	if err := checkAMF0(keyframes, 2); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := parseMetadata(keyframes); err == nil || !strings.Contains(err.Error(), "undecodable AMF0") {
-		t.Fatalf("nested strict array: %v", err)
+	if md, err := parseMetadata(keyframes); err != nil || md.Width != 640 || md.Encoder != "Lavf" {
+		t.Fatalf("nested strict array: %+v %v", md, err)
 	}
 }
 
@@ -347,13 +363,18 @@ func tagSeeds(t testing.TB) [][]byte {
 			seeds = append(seeds, append(append([]byte{flvSoundExHdr<<4 | pkt}, a.fourcc...), a.body...))
 		}
 	}
+	// Enhanced RTMP v2 layouts: every case of the E-RTMP table tests
+	// (Multitrack, ModEx, MultichannelConfig, colorInfo), OBS's layout.
+	for _, c := range append(videoCases(), audioCases()...) {
+		seeds = append(seeds, c.in)
+	}
+	obs, _ := obsMessages(t)
+	for i, m := range obs {
+		if i < 12 {
+			seeds = append(seeds, m.body[:min(len(m.body), 64)])
+		}
+	}
 	return seeds
-}
-
-// isSuffix reports whether d is empty or aliases the end of b: every data
-// slice the parsers return is "the rest of the tag".
-func isSuffix(d, b []byte) bool {
-	return len(d) == 0 || len(d) <= len(b) && &d[0] == &b[len(b)-len(d)]
 }
 
 func FuzzParseTags(f *testing.F) {
@@ -373,16 +394,31 @@ func FuzzParseTags(f *testing.F) {
 			if a.kind != tagSkip || a.data != nil {
 				t.Fatalf("audio: %+v with error %v", a, err)
 			}
-			if errors.Is(err, errUnsupportedCodec) != (len(b) > 0 && b[0]>>4 != flvSoundAAC) {
-				t.Fatalf("audio format %d: %v", b[0]>>4, err)
-			}
-		case b[0]>>4 != flvSoundAAC || len(b) < 2 || len(a.data) != len(b)-2 || !isSuffix(a.data, b):
-			t.Fatalf("audio: accepted %x as %+v", b, a)
-		case (a.kind == tagConfig) != (b[1] == 0) || (a.kind == tagFrame) != (b[1] == 1):
-			t.Fatalf("audio: packet type %d parsed as kind %d", b[1], a.kind)
+		case a.kind == tagSkip:
+		case !within(a.data, b):
+			t.Fatalf("audio: data outside the tag")
 		}
-		if md, err := parseMetadata(b); err == nil && (md.Tracks&^(segmenter.Video|segmenter.Audio) != 0) {
-			t.Fatalf("metadata: tracks %v", md.Tracks)
+		checkMessage(t, b, parseVideoMessage, segmenter.Video)
+		checkMessage(t, b, parseAudioMessage, segmenter.Audio)
+		if c, err := parseMultichannelConfig(b); err == nil {
+			if c.order == channelOrderCustom && (len(c.mapping) != int(c.channels) || !within(c.mapping, b)) || c.order != channelOrderCustom && c.mapping != nil {
+				t.Fatalf("multichannel: %+v", c)
+			}
+		} else if c.channels != 0 || c.mapping != nil {
+			t.Fatalf("multichannel: %+v with error %v", c, err)
+		}
+		if c, ok, err := parseColorInfo(b); err != nil && (ok || c != colorInfo{}) || !ok && c.set {
+			t.Fatalf("colorInfo: %+v %v %v", c, ok, err)
+		}
+		if md, err := parseMetadata(b); err == nil {
+			if md.Tracks&^(segmenter.Video|segmenter.Audio) != 0 || md.NumVideoTracks > MaxTrackInfo || md.NumAudioTracks > MaxTrackInfo {
+				t.Fatalf("metadata: %+v", md)
+			}
+			for i := 1; i < md.NumVideoTracks; i++ {
+				if md.VideoTracks[i].ID <= md.VideoTracks[i-1].ID {
+					t.Fatalf("metadata: video tracks out of order: %+v", md.VideoTrackInfo())
+				}
+			}
 		}
 		if !bytes.Equal(in, b) {
 			t.Fatal("input modified")
@@ -390,53 +426,117 @@ func FuzzParseTags(f *testing.F) {
 	})
 }
 
-// checkVideoTag asserts what parseVideoTag promises for any input.
+// checkMessage asserts what parseVideoMessage/parseAudioMessage promise
+// for any input: packets of the kind asked for, data within the message,
+// track 0 outside Multitrack, no more packets than bytes, an error only
+// with the first bytes it names, determinism, fn's error returned as is,
+// and the side parsers safe on what the packets carry.
+func checkMessage(t *testing.T, b []byte, parse func([]byte, func(trackPacket) error) error, kind segmenter.Kind) {
+	t.Helper()
+	var pkts []trackPacket
+	err := parse(b, func(p trackPacket) error {
+		pkts = append(pkts, p)
+		return nil
+	})
+	if len(pkts) > len(b) {
+		t.Fatalf("%v: %d packets from %d bytes", kind, len(pkts), len(b))
+	}
+	for _, p := range pkts {
+		switch {
+		case p.kind != kind:
+			t.Fatalf("%v: packet of kind %v", kind, p.kind)
+		case !within(p.data, b):
+			t.Fatalf("%v: data outside the message", kind)
+		case !p.multitrack && p.track != 0:
+			t.Fatalf("%v: track %d outside Multitrack", kind, p.track)
+		case p.typ > pktSkip:
+			t.Fatalf("%v: packet type %d", kind, p.typ)
+		case p.legacy && (kind == segmenter.Video && b[0]&0x80 != 0 || kind == segmenter.Audio && b[0]>>4 == flvSoundExHdr):
+			t.Fatalf("%v: ExHeader parsed as legacy", kind)
+		case p.cts < -1<<23 || p.cts >= 1<<23 || p.tsOffsetNanos >= 1<<24:
+			t.Fatalf("%v: cts %d, offset %d", kind, p.cts, p.tsOffsetNanos)
+		case p.cts != 0 && p.typ != pktCodedFrames:
+			t.Fatalf("%v: cts %d on %v", kind, p.cts, p.typ)
+		case p.key && kind == segmenter.Audio:
+			t.Fatalf("audio key frame")
+		}
+		switch p.typ {
+		case pktMetadata:
+			parseColorInfo(p.data)
+		case pktMultichannelConfig:
+			if _, err := parseMultichannelConfig(p.data); err != nil {
+				t.Fatalf("%v: MultichannelConfig passed up that does not parse: %v", kind, err)
+			}
+		}
+	}
+	if err != nil && !strings.HasPrefix(err.Error(), map[segmenter.Kind]string{segmenter.Video: "flv video: ", segmenter.Audio: "flv audio: "}[kind]) {
+		t.Fatalf("%v: error %q does not say what it parsed", kind, err)
+	}
+	var again []trackPacket
+	err2 := parse(b, func(p trackPacket) error {
+		again = append(again, p)
+		return nil
+	})
+	if fmt.Sprint(pkts, err) != fmt.Sprint(again, err2) {
+		t.Fatalf("%v: not deterministic", kind)
+	}
+	if len(pkts) > 0 {
+		stop := errors.New("stop")
+		if err := parse(b, func(trackPacket) error { return stop }); err != stop {
+			t.Fatalf("%v: callback error came back as %v", kind, err)
+		}
+	}
+}
+
+// checkVideoTag asserts what parseVideoTag promises for any input: it is
+// the first track-0 packet of parseVideoMessage, kept if H.264 and refused
+// as unsupported otherwise.
 func checkVideoTag(t *testing.T, b []byte, v videoTag, err error) {
 	t.Helper()
+	var (
+		p0    trackPacket
+		found bool
+	)
+	msgErr := parseVideoMessage(b, func(p trackPacket) error {
+		if p.track == 0 && !found {
+			p0, found = p, true
+		}
+		return nil
+	})
+	if (msgErr != nil) != (err != nil && !errors.Is(err, errUnsupportedCodec)) {
+		t.Fatalf("video: tag error %v, message error %v", err, msgErr)
+	}
 	if err != nil {
 		if v.kind != tagSkip || v.key || v.cts != 0 || v.data != nil {
 			t.Fatalf("video: %+v with error %v", v, err)
 		}
 		if msg := refusedTrackMessage(err); msg != "" {
-			hevc := len(b) >= 5 && (b[0]&0x8f == 0x80 && string(b[1:5]) == "hvc1" || b[0]&0x8f == flvCodecHEVC && b[1] == 0)
-			if !hevc || !strings.HasPrefix(msg, "video track refused: HEVC ") || !strings.HasSuffix(msg, " is not supported, send H.264") {
+			if p0.fourcc != fourccHEVC || !strings.HasPrefix(msg, "video track refused: HEVC ") || !strings.HasSuffix(msg, " is not supported, send H.264") {
 				t.Fatalf("video: refusal %q for %x", msg, b[:min(len(b), 5)])
 			}
 		}
-		if errors.Is(err, errUnsupportedCodec) {
-			if b[0]&0x80 == 0 && b[0]&0x0f == flvCodecAVC || b[0]&0x80 != 0 && len(b) >= 5 && string(b[1:5]) == "avc1" {
-				t.Fatalf("video: H.264 refused as unsupported: %v", err)
-			}
+		if errors.Is(err, errUnsupportedCodec) && (!found || p0.fourcc == fourccAVC) {
+			t.Fatalf("video: H.264 refused as unsupported: %v", err)
 		}
 		return
 	}
-	if !isSuffix(v.data, b) {
-		t.Fatalf("video: data does not alias the end of the tag")
-	}
-	ex := b[0]&0x80 != 0
-	frameType := b[0] >> 4 & 7
 	switch v.kind {
 	case tagSkip:
+		if found && p0.fourcc == fourccAVC && (p0.typ == pktSeqStart || p0.typ == pktCodedFrames) {
+			t.Fatalf("video: H.264 %v skipped", p0.typ)
+		}
 		return
 	case tagConfig, tagFrame:
 	default:
 		t.Fatalf("video: kind %d", v.kind)
 	}
-	// Config and frames come only from H.264 tags.
-	if ex && string(b[1:5]) != "avc1" || !ex && b[0]&0x0f != flvCodecAVC {
-		t.Fatalf("video: %x accepted as H.264", b[:5])
+	if !found || p0.fourcc != fourccAVC {
+		t.Fatalf("video: %x accepted as H.264", b[:min(len(b), 8)])
 	}
-	if v.key != (frameType == frameKey) {
-		t.Fatalf("video: frame type %d parsed as key=%v", frameType, v.key)
+	if v.key != p0.key || len(v.data) != len(p0.data) || len(v.data) > 0 && &v.data[0] != &p0.data[0] || !within(v.data, b) {
+		t.Fatalf("video: %+v from %+v", v, p0)
 	}
-	if !ex {
-		if v.cts != cts24(b[2:5]) || len(v.data) != len(b)-5 {
-			t.Fatalf("video: legacy tag parsed as %+v", v)
-		}
-		if v.cts < -1<<23 || v.cts >= 1<<23 {
-			t.Fatalf("video: cts %d out of 24-bit range", v.cts)
-		}
-	} else if v.kind == tagConfig && v.cts != 0 {
-		t.Fatalf("video: config with cts %d", v.cts)
+	if v.kind == tagConfig && v.cts != 0 || v.kind == tagFrame && v.cts != p0.cts {
+		t.Fatalf("video: cts %d from %+v", v.cts, p0)
 	}
 }
