@@ -130,6 +130,7 @@ type fmp4Muxer struct {
 	kids   [3]mp4.Box
 	trafs  [2]*mp4.TrafBox
 	nvbuf  []byte // scratch for NALU length normalisation
+	vdata  []byte // the video access unit being written: AVCC with 4-byte lengths
 	initV  *avcConfig
 	initA  *aacConfig
 	initOK bool
@@ -226,8 +227,18 @@ func buildInit(v *avcConfig, a *aacConfig) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// startSegment resets per-segment state and writes the styp.
-func (m *fmp4Muxer) startSegment() {
+func (m *fmp4Muxer) out() *segWriter { return &m.w }
+
+func (m *fmp4Muxer) initVersion() int { return m.initN }
+
+// startSegment resets per-segment state and writes the styp, after making
+// a new Init if the configs changed. The styp is written even if the Init
+// fails, as the segment goes on.
+func (m *fmp4Muxer) startSegment(v *avcConfig, a *aacConfig) (in Init, newInit bool, err error) {
+	if m.needInit(v, a) {
+		in, err = m.makeInit(v, a)
+		newInit = err == nil
+	}
 	for _, t := range []*fTrack{m.v, m.a} {
 		if t != nil {
 			t.inSeg = false
@@ -235,30 +246,45 @@ func (m *fmp4Muxer) startSegment() {
 		}
 	}
 	m.w.buf = append(m.w.buf, m.styp...)
+	return in, newInit, err
 }
 
 func (m *fmp4Muxer) empty() bool {
 	return (m.v == nil || len(m.v.samples) == 0) && (m.a == nil || len(m.a.samples) == 0)
 }
 
-// addVideo adds one access unit, already normalised by normalizeAVCC.
-func (m *fmp4Muxer) addVideo(f Frame, data []byte, jumped bool, est int64) {
+// prepareVideo validates the AVCC access unit and rewrites it with 4-byte
+// NALU lengths when the stream uses shorter ones.
+func (m *fmp4Muxer) prepareVideo(v *avcConfig, f Frame) error {
+	var err error
+	m.vdata, err = normalizeAVCC(m.nvbuf[:0], f.Data, v.nalLengthSize)
+	if v.nalLengthSize != 4 && err == nil {
+		m.nvbuf = m.vdata
+	}
+	return err
+}
+
+// writeVideo adds the access unit prepareVideo normalised to the fragment.
+func (m *fmp4Muxer) writeVideo(f Frame, o muxOpts) error {
 	flags := uint32(flagsNonSync)
 	if f.Key {
 		flags = flagsSync
 	}
-	m.v.add(f.DTS, f.PTS, flags, data, jumped, est)
+	m.v.add(f.DTS, f.PTS, flags, m.vdata, o.jumped, toTicks(o.est, videoTimescale))
+	return nil
 }
 
-func (m *fmp4Muxer) addAudio(f Frame, jumped bool, est int64) {
-	m.a.add(f.DTS, f.DTS, flagsSync, f.Data, jumped, est)
+func (m *fmp4Muxer) writeAudio(_ *aacConfig, f Frame, o muxOpts) error {
+	m.a.add(f.DTS, f.DTS, flagsSync, f.Data, o.jumped, 1024)
+	return nil
 }
 
 // flush writes the pending samples as one moof+mdat fragment. nextVideo is
 // the DTS of the next video frame when known (a segment cut); otherwise the
-// newest sample of each track gets an estimated duration (vEst, aEst ticks
-// when the track has no measured delta yet).
-func (m *fmp4Muxer) flush(nextVideo time.Duration, known bool, vEst, aEst int64) error {
+// newest sample of each track gets an estimated duration when the track has
+// no measured delta yet: vEst for video, one AAC frame (1024 samples) for
+// audio.
+func (m *fmp4Muxer) flush(nextVideo time.Duration, known bool, vEst time.Duration) error {
 	if m.empty() {
 		return nil
 	}
@@ -273,9 +299,9 @@ func (m *fmp4Muxer) flush(nextVideo time.Duration, known bool, vEst, aEst int64)
 			continue
 		}
 		if t == m.v {
-			t.finishLast(toTicks(nextVideo, t.scale), known, vEst)
+			t.finishLast(toTicks(nextVideo, t.scale), known, toTicks(vEst, videoTimescale))
 		} else {
-			t.finishLast(0, false, aEst)
+			t.finishLast(0, false, 1024)
 		}
 		first := t.first
 		if first < 0 {

@@ -2,6 +2,7 @@ package segmenter
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/asticode/go-astits"
@@ -29,15 +30,6 @@ func ts90k(d time.Duration) int64 {
 	return v & mask33
 }
 
-// segWriter is the muxer's output: a byte slice that is handed over whole
-// at the end of each segment and replaced by a fresh one.
-type segWriter struct{ buf []byte }
-
-func (w *segWriter) Write(p []byte) (int, error) {
-	w.buf = append(w.buf, p...)
-	return len(p), nil
-}
-
 // tsMuxer wraps one astits.Muxer for the whole life of a Segmenter so that
 // continuity counters and table versions run across segments.
 type tsMuxer struct {
@@ -47,6 +39,9 @@ type tsMuxer struct {
 
 	lastPCR    time.Duration
 	pcrWritten bool
+
+	annexB   []byte // the video access unit being written, Annex-B
+	audioBuf []byte // the audio frame being written, with its ADTS header
 
 	// Reused per PES so that the steady state allocates nothing of ours.
 	data astits.MuxerData
@@ -144,3 +139,45 @@ func (t *tsMuxer) writePES(pid uint16, dts, pts time.Duration, payload []byte, r
 	_, err := t.m.WriteData(&t.data)
 	return err
 }
+
+func (t *tsMuxer) out() *segWriter { return &t.w }
+
+// startSegment writes nothing: PAT and PMT go before the segment's first
+// PES, which is random access.
+func (t *tsMuxer) startSegment(*avcConfig, *aacConfig) (Init, bool, error) {
+	return Init{}, false, nil
+}
+
+func (t *tsMuxer) initVersion() int { return 0 }
+
+// prepareVideo converts the AVCC access unit to Annex-B, with an AUD and,
+// before an IDR, the parameter sets.
+func (t *tsMuxer) prepareVideo(v *avcConfig, f Frame) error {
+	var err error
+	t.annexB, _, err = avccToAnnexB(t.annexB, f.Data, v.nalLengthSize, v.paramSetsAnnex)
+	return err
+}
+
+func (t *tsMuxer) writeVideo(f Frame, o muxOpts) error {
+	if err := t.writePES(videoPID, f.DTS, f.PTS, t.annexB, o.randomAccess, o.disc); err != nil {
+		return fmt.Errorf("segmenter: muxing video: %w", err)
+	}
+	return nil
+}
+
+// writeAudio muxes a raw AAC frame behind an ADTS header.
+func (t *tsMuxer) writeAudio(a *aacConfig, f Frame, o muxOpts) error {
+	var err error
+	t.audioBuf, err = a.appendADTS(t.audioBuf[:0], len(f.Data))
+	if err != nil {
+		return malformedError{err}
+	}
+	t.audioBuf = append(t.audioBuf, f.Data...)
+	if err := t.writePES(audioPID, f.DTS, f.DTS, t.audioBuf, o.randomAccess, o.disc); err != nil {
+		return fmt.Errorf("segmenter: muxing audio: %w", err)
+	}
+	return nil
+}
+
+// flush has nothing to do: every PES is written as it comes.
+func (t *tsMuxer) flush(time.Duration, bool, time.Duration) error { return nil }
