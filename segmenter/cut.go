@@ -2,6 +2,7 @@ package segmenter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -69,6 +70,14 @@ func (s *Segmenter) writeStarted(f Frame) error {
 
 func (s *Segmenter) writeVideo(f Frame) error {
 	delta, jumped := s.observe(&s.vt, f.DTS, "video")
+	if f.Key && (!s.open || s.pendingDisc) && (s.video.Width == 0 || s.video.Height == 0) {
+		// A VP9 record carries no picture size: the keyframe that opens
+		// the segment (and the Init) gives it.
+		if v, err := s.video.WithKeyframe(f.Data); err == nil && v != s.video {
+			s.video = v
+			s.publishInfo()
+		}
+	}
 	// Convert first: a malformed frame is rejected before anything is muxed.
 	if err := s.mux.prepareVideo(s.video, f); err != nil {
 		s.countDrop(DropMalformed)
@@ -85,6 +94,12 @@ func (s *Segmenter) writeVideo(f Frame) error {
 		s.noteKeyframe(f.DTS)
 		err := s.openSegment(Video, f.DTS)
 		return firstErr(err, s.afterVideo(s.muxVideo(f, true)))
+	}
+	if !f.Key && s.video.Codec != s.segVCodec {
+		// The codec changed and its first keyframe has not come: nothing
+		// of it goes into a segment that declares the old one.
+		s.countDrop(DropBeforeKeyframe)
+		return nil
 	}
 	step := delta
 	if jumped {
@@ -165,7 +180,7 @@ func (s *Segmenter) noteKeyframe(dts time.Duration) {
 	if tooLong {
 		s.info.GOPTooLong = true
 	}
-	if v := s.info.Video; v != nil && s.video.spsInfo.frameRate == 0 {
+	if v := s.info.Video; v != nil && s.video.FrameRate == 0 {
 		fr := float64(frames) / gop.Seconds()
 		if v.FrameRate != fr {
 			nv := *v
@@ -211,6 +226,12 @@ func (s *Segmenter) openSegment(k Kind, start time.Duration) error {
 			c = 64 << 10
 		}
 		s.out.buf = make([]byte, 0, c)
+	}
+	if s.video != nil {
+		s.segVCodec = s.video.Codec
+	}
+	if s.audio != nil {
+		s.segACodec = s.audio.Codec
 	}
 	in, newInit, err := s.mux.startSegment(s.video, s.audio)
 	if newInit {
@@ -328,6 +349,9 @@ func (s *Segmenter) muxVideo(f Frame, segStart bool) error {
 	return nil
 }
 
+var errZeroSamples = errors.New("segmenter: audio frame of 0 samples")
+
+// muxAudio writes one audio frame of the current configuration.
 func (s *Segmenter) muxAudio(f Frame, segStart, jump bool) error {
 	audioOnly := s.tracks&Video == 0
 	o := muxOpts{
@@ -338,6 +362,22 @@ func (s *Segmenter) muxAudio(f Frame, segStart, jump bool) error {
 		jumped:       jump,
 		est:          s.frameDuration(Audio),
 	}
+	if s.audio.Codec != s.segACodec {
+		// The codec changed: its frames wait for the next segment (cut at
+		// the next keyframe), which declares it.
+		s.countDrop(DropBeforeKeyframe)
+		return nil
+	}
+	n, err := s.audio.FrameSamples(f.Data)
+	if err != nil || n <= 0 {
+		s.countDrop(DropMalformed)
+		if err == nil {
+			err = errZeroSamples
+		}
+		return err
+	}
+	s.audioSamples = n
+	o.samples = n
 	if err := s.mux.writeAudio(s.audio, f, o); err != nil {
 		if m, ok := err.(malformedError); ok {
 			s.countDrop(DropMalformed)

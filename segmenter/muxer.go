@@ -1,6 +1,10 @@
 package segmenter
 
-import "time"
+import (
+	"time"
+
+	"github.com/fount-live/fount/segmenter/codec"
+)
 
 // muxer is one segment container (MPEG-TS in ts.go, fMP4/CMAF in fmp4.go).
 // The Segmenter decides where segments and parts begin and end; a muxer
@@ -19,7 +23,7 @@ type muxer interface {
 	// the styp, and first returns a new Init when the configs differ from
 	// those of the current one (newInit); TS writes nothing (its tables go
 	// before the first random-access PES).
-	startSegment(v *avcConfig, a *aacConfig) (in Init, newInit bool, err error)
+	startSegment(v *codec.Video, a *codec.Audio) (in Init, newInit bool, err error)
 	// initVersion is the version of the Init the current segment needs (0
 	// for TS).
 	initVersion() int
@@ -27,12 +31,12 @@ type muxer interface {
 	// container, before the Segmenter decides whether it cuts there, so that
 	// a malformed frame is rejected before anything is written. The result
 	// is kept for the writeVideo call that follows.
-	prepareVideo(v *avcConfig, f Frame) error
+	prepareVideo(v *codec.Video, f Frame) error
 	// writeVideo muxes the access unit prepareVideo converted.
 	writeVideo(f Frame, o muxOpts) error
 	// writeAudio muxes one audio frame. A frame the container cannot carry
 	// is reported as a malformedError.
-	writeAudio(a *aacConfig, f Frame, o muxOpts) error
+	writeAudio(a *codec.Audio, f Frame, o muxOpts) error
 	// flush ends a part, or a segment without parts: fMP4 writes the samples
 	// added since the last flush as one fragment; TS has nothing pending.
 	// nextVideo is the DTS of the next video frame when known; vEst is the
@@ -55,6 +59,9 @@ type muxOpts struct {
 	// est is the duration to assume for the frame when its successor's DTS
 	// says nothing (a jump).
 	est time.Duration
+	// samples is an audio frame's duration in samples at its sample rate
+	// (codec.Audio.FrameSamples).
+	samples int
 }
 
 // malformedError is a frame the muxer cannot carry; the Segmenter counts it
@@ -73,14 +80,29 @@ func (w *segWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// newMuxer returns the muxer of format for the tracks.
-func newMuxer(format Format, tracks Tracks) (muxer, error) {
+// newMuxer returns the muxer of format for the tracks, whose first
+// configurations are v and a (nil for a track not in tracks).
+func newMuxer(format Format, tracks Tracks, v *codec.Video, a *codec.Audio) (muxer, error) {
 	if format == FormatFMP4 {
 		return newFMP4Muxer(tracks), nil
 	}
-	m, err := newTSMuxer(tracks)
+	m, err := newTSMuxer(tracks, v, a)
 	if err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// CanCarry reports whether segments of format f can carry codec id:
+// fMP4 carries every codec package codec knows; MPEG-TS carries H.264,
+// HEVC, AAC, AC-3, E-AC-3 and MP3 (what HLS players read from TS), not AV1,
+// VP9, Opus or FLAC.
+func CanCarry(f Format, id codec.ID) bool {
+	switch id {
+	case codec.AVC, codec.HEVC, codec.AAC, codec.AC3, codec.EAC3, codec.MP3:
+		return true
+	case codec.AV1, codec.VP9, codec.Opus, codec.FLAC:
+		return f == FormatFMP4
+	}
+	return false
 }

@@ -12,10 +12,13 @@ package segmenter
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/fount-live/fount/segmenter/codec"
 )
 
 const (
@@ -80,8 +83,13 @@ type Segmenter struct {
 	now    func() time.Time
 	target time.Duration
 
-	video *avcConfig
-	audio *aacConfig
+	video *codec.Video
+	audio *codec.Audio
+	// Codecs of the segment being built: a frame of another codec (the
+	// configuration changed; the cut comes at the next keyframe) is not
+	// written into it.
+	segVCodec, segACodec codec.ID
+	audioSamples         int // samples of the last audio frame muxed; 0 = none yet
 
 	// Probing: before the track set is decided.
 	started     bool
@@ -209,28 +217,33 @@ func (s *Segmenter) publishInfo() {
 	defer s.mu.Unlock()
 	s.info.Video, s.info.Audio = nil, nil
 	var codecs []string
-	if s.video != nil && (!s.started || s.tracks&Video != 0) {
-		fr := s.video.spsInfo.frameRate
+	if v := s.video; v != nil && (!s.started || s.tracks&Video != 0) {
 		s.info.Video = &VideoInfo{
-			Codec:          s.video.codec(),
-			Width:          s.video.spsInfo.width,
-			Height:         s.video.spsInfo.height,
-			FrameRate:      fr,
-			SPS:            s.video.sps,
-			PPS:            s.video.pps,
-			NALULengthSize: s.video.nalLengthSize,
+			Codec:          v.Codec,
+			Codecs:         v.Codecs,
+			Width:          v.Width,
+			Height:         v.Height,
+			FrameRate:      v.FrameRate,
+			Transfer:       v.Transfer,
+			VPS:            v.VPS,
+			SPS:            v.SPS,
+			PPS:            v.PPS,
+			NALULengthSize: v.NALULengthSize,
+			Config:         v,
 		}
-		codecs = append(codecs, s.video.codec())
+		codecs = append(codecs, v.Codecs)
 	}
-	if s.audio != nil && (!s.started || s.tracks&Audio != 0) {
+	if a := s.audio; a != nil && (!s.started || s.tracks&Audio != 0) {
 		s.info.Audio = &AudioInfo{
-			Codec:      s.audio.codec(),
-			ObjectType: s.audio.objectType,
-			SampleRate: s.audio.sampleRate,
-			Channels:   s.audio.channels,
-			Config:     s.audio.raw,
+			Codec:      a.Codec,
+			Codecs:     a.Codecs,
+			ObjectType: a.ObjectType,
+			SampleRate: a.SampleRate,
+			Channels:   a.Channels,
+			Config:     a.Config,
+			Audio:      a,
 		}
-		codecs = append(codecs, s.audio.codec())
+		codecs = append(codecs, a.Codecs)
 	}
 	s.info.Codecs = joinComma(codecs)
 }
@@ -259,61 +272,87 @@ func joinComma(ss []string) string {
 	return b.String()
 }
 
-// SetVideoConfig sets the H.264 configuration from an FLV AVC sequence header
-// (an AVCDecoderConfigurationRecord). The same bytes again are a no-op;
-// different bytes after the start cut a new segment, flagged Discontinuity,
-// at the next keyframe. It may emit segments (buffered while probing), so it
-// can return a Sink error.
-func (s *Segmenter) SetVideoConfig(record []byte) error {
-	if s.video != nil && bytes.Equal(s.video.raw, record) {
+// ErrNotCarried is returned (wrapped) by SetVideoConfig and
+// SetAudioConfig for a codec the segment format cannot carry (see CanCarry).
+var ErrNotCarried = errors.New("segment format cannot carry the codec")
+
+// SetVideoConfig sets the video codec configuration (package codec parses
+// it from the sequence start). An equal configuration (same codec and
+// record) again is a no-op; a different one after the start (another
+// codec, or new parameters) cuts a new segment, flagged Discontinuity, at
+// the next keyframe, with a new Init for fMP4. A codec the format cannot
+// carry is refused with ErrNotCarried. It may emit segments (buffered while
+// probing), so it can return a Sink error.
+func (s *Segmenter) SetVideoConfig(v *codec.Video) error {
+	if v == nil || !v.Codec.Video() {
+		return errors.New("segmenter: not a video configuration")
+	}
+	if !CanCarry(s.cfg.Format, v.Codec) {
+		return fmt.Errorf("segmenter: %w: %v in %v", ErrNotCarried, v.Codec, s.cfg.Format)
+	}
+	if old := s.video; old != nil && old.Codec == v.Codec && bytes.Equal(old.Record, v.Record) {
 		return nil
 	}
-	c, err := parseAVCConfig(record)
-	if err != nil {
-		return err
-	}
 	old := s.video
-	s.video = c
+	s.video = v
 	if s.started {
 		if s.tracks&Video == 0 {
 			s.warnLateTrack(Video)
 			return nil
 		}
 		if old != nil {
-			s.configChanged("video")
+			s.configChanged("video", old.Codec, v.Codec)
 		}
 	}
 	s.publishInfo()
 	return s.maybeStart(false)
 }
 
-// SetAudioConfig sets the AAC configuration from an FLV AAC sequence header
-// (an AudioSpecificConfig). See SetVideoConfig.
-func (s *Segmenter) SetAudioConfig(asc []byte) error {
-	if s.audio != nil && bytes.Equal(s.audio.raw, asc) {
+// SetAudioConfig sets the audio codec configuration: from the sequence
+// start (AAC, Opus, FLAC) or the first frame (AC-3, E-AC-3, MP3; see
+// codec.AudioFromFrame). See SetVideoConfig.
+func (s *Segmenter) SetAudioConfig(a *codec.Audio) error {
+	if a == nil || !a.Codec.Audio() {
+		return errors.New("segmenter: not an audio configuration")
+	}
+	if !CanCarry(s.cfg.Format, a.Codec) {
+		return fmt.Errorf("segmenter: %w: %v in %v", ErrNotCarried, a.Codec, s.cfg.Format)
+	}
+	if a.SampleRate <= 0 {
+		return fmt.Errorf("segmenter: %v configuration without a sample rate", a.Codec)
+	}
+	if old := s.audio; old != nil && sameAudio(old, a) {
 		return nil
 	}
-	c, err := parseASC(asc)
-	if err != nil {
-		return err
-	}
 	old := s.audio
-	s.audio = c
+	s.audio = a
 	if s.started {
 		if s.tracks&Audio == 0 {
 			s.warnLateTrack(Audio)
 			return nil
 		}
 		if old != nil {
-			s.configChanged("audio")
+			s.configChanged("audio", old.Codec, a.Codec)
 		}
 	}
 	s.publishInfo()
 	return s.maybeStart(false)
 }
 
-func (s *Segmenter) configChanged(track string) {
-	s.log.Info("codec configuration changed; starting a new segment with a discontinuity", "track", track)
+// sameAudio reports whether two audio configurations describe the same
+// stream. Those made from frames (AC-3, E-AC-3, MP3) compare by what the
+// frame headers say.
+func sameAudio(x, y *codec.Audio) bool {
+	return x.Codec == y.Codec && bytes.Equal(x.Config, y.Config) && x.SampleRate == y.SampleRate &&
+		x.Channels == y.Channels && x.ObjectTypeIndication == y.ObjectTypeIndication
+}
+
+func (s *Segmenter) configChanged(track string, from, to codec.ID) {
+	msg := "codec configuration changed; starting a new segment with a discontinuity"
+	if from != to {
+		msg = "codec changed; starting a new segment with a discontinuity"
+	}
+	s.log.Info(msg, "track", track, "from", from.String(), "to", to.String())
 	s.setDisc(discConfig)
 }
 
@@ -363,7 +402,7 @@ func (s *Segmenter) maybeStart(force bool) error {
 	if have == 0 || (!force && have&want != want) {
 		return nil
 	}
-	mux, err := newMuxer(s.cfg.Format, have)
+	mux, err := newMuxer(s.cfg.Format, have, s.video, s.audio)
 	if err != nil {
 		return fmt.Errorf("segmenter: creating muxer: %w", err)
 	}
@@ -484,16 +523,16 @@ func (s *Segmenter) frameDuration(k Kind) time.Duration {
 		if s.vt.lastDelta > 0 {
 			return s.vt.lastDelta
 		}
-		if s.video != nil && s.video.spsInfo.frameRate > 0 {
-			return time.Duration(float64(time.Second) / s.video.spsInfo.frameRate)
+		if s.video != nil && s.video.FrameRate > 0 {
+			return time.Duration(float64(time.Second) / s.video.FrameRate)
 		}
 		return time.Second / 30
 	}
 	if s.at.lastDelta > 0 {
 		return s.at.lastDelta
 	}
-	if s.audio != nil && s.audio.sampleRate > 0 {
-		return time.Duration(int64(time.Second) * 1024 / int64(s.audio.sampleRate))
+	if d := s.audioFrame(); d > 0 {
+		return d
 	}
 	return 1024 * time.Second / 44100
 }
@@ -501,13 +540,28 @@ func (s *Segmenter) frameDuration(k Kind) time.Duration {
 // nominalDuration is one frame's duration from the codec configuration, or
 // else the measured one.
 func (s *Segmenter) nominalDuration(k Kind) time.Duration {
-	if k == Video && s.video != nil && s.video.spsInfo.frameRate > 0 {
-		return time.Duration(float64(time.Second) / s.video.spsInfo.frameRate)
+	if k == Video && s.video != nil && s.video.FrameRate > 0 {
+		return time.Duration(float64(time.Second) / s.video.FrameRate)
 	}
-	if k == Audio && s.audio != nil && s.audio.sampleRate > 0 {
-		return time.Duration(int64(time.Second) * 1024 / int64(s.audio.sampleRate))
+	if k == Audio {
+		if d := s.audioFrame(); d > 0 {
+			return d
+		}
 	}
 	return s.frameDuration(k)
+}
+
+// audioFrame is the duration of the last audio frame muxed (before the
+// first: 1024 samples, an AAC frame), 0 without an audio configuration.
+func (s *Segmenter) audioFrame() time.Duration {
+	if s.audio == nil || s.audio.SampleRate <= 0 {
+		return 0
+	}
+	n := s.audioSamples
+	if n <= 0 {
+		n = 1024
+	}
+	return time.Duration(int64(time.Second) * int64(n) / int64(s.audio.SampleRate))
 }
 
 // Flush ends the stream (end of publish): it emits the partial last segment

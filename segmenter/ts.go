@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/asticode/go-astits"
+
+	"github.com/fount-live/fount/segmenter/codec"
 )
 
 // PIDs used in every segment.
@@ -30,6 +32,14 @@ func ts90k(d time.Duration) int64 {
 	return v & mask33
 }
 
+// tsStream is an elementary stream as the PMT declares it.
+type tsStream struct {
+	declared   bool
+	streamType astits.StreamType
+	streamID   uint8 // PES stream_id
+	codec      codec.ID
+}
+
 // tsMuxer wraps one astits.Muxer for the whole life of a Segmenter so that
 // continuity counters and table versions run across segments.
 type tsMuxer struct {
@@ -40,8 +50,12 @@ type tsMuxer struct {
 	lastPCR    time.Duration
 	pcrWritten bool
 
-	annexB   []byte // the video access unit being written, Annex-B
-	audioBuf []byte // the audio frame being written, with its ADTS header
+	video, audio tsStream
+
+	annexB    []byte // the video access unit being written, Annex-B
+	audioBuf  []byte // the audio frame being written, with its ADTS header
+	paramsFor *codec.Video
+	params    []byte // paramsFor's parameter sets, Annex-B
 
 	// Reused per PES so that the steady state allocates nothing of ours.
 	data astits.MuxerData
@@ -53,7 +67,32 @@ type tsMuxer struct {
 	pcr  astits.ClockReference
 }
 
-func newTSMuxer(tracks Tracks) (*tsMuxer, error) {
+// tsStreamType returns the PMT stream type and PES stream_id of a codec
+// in MPEG-TS (HLS: H.264 0x1B, HEVC 0x24, ADTS AAC 0x0F, MPEG-1/2 audio
+// 0x03/0x04; AC-3 0x81 and E-AC-3 0x87 as ATSC A/52 defines them, in
+// private_stream_1 PES).
+func tsStreamType(id codec.ID, a *codec.Audio) (astits.StreamType, uint8, bool) {
+	switch id {
+	case codec.AVC:
+		return astits.StreamTypeH264Video, 0xe0, true
+	case codec.HEVC:
+		return astits.StreamTypeH265Video, 0xe0, true
+	case codec.AAC:
+		return astits.StreamTypeAACAudio, 0xc0, true
+	case codec.MP3:
+		if a != nil && a.ObjectTypeIndication == 0x69 { // MPEG-2 (half rates)
+			return astits.StreamTypeMPEG2Audio, 0xc0, true
+		}
+		return astits.StreamTypeMPEG1Audio, 0xc0, true
+	case codec.AC3:
+		return astits.StreamTypeAC3Audio, 0xbd, true
+	case codec.EAC3:
+		return astits.StreamTypeEAC3Audio, 0xbd, true
+	}
+	return 0, 0, false
+}
+
+func newTSMuxer(tracks Tracks, v *codec.Video, a *codec.Audio) (*tsMuxer, error) {
 	t := &tsMuxer{}
 	// Tables are written by astits before every PES on the PCR PID that has
 	// RandomAccessIndicator set, i.e. at each segment start (and video
@@ -62,17 +101,13 @@ func newTSMuxer(tracks Tracks) (*tsMuxer, error) {
 		astits.WithPMTPID(pmtPID),
 		astits.MuxerOptTablesRetransmitPeriod(1<<30))
 	if tracks&Video != 0 {
-		if err := t.m.AddElementaryStream(astits.PMTElementaryStream{
-			ElementaryPID: videoPID, StreamType: astits.StreamTypeH264Video,
-		}); err != nil {
+		if err := t.setStream(videoPID, v.Codec, nil); err != nil {
 			return nil, err
 		}
 		t.pcrPID = videoPID
 	}
 	if tracks&Audio != 0 {
-		if err := t.m.AddElementaryStream(astits.PMTElementaryStream{
-			ElementaryPID: audioPID, StreamType: astits.StreamTypeAACAudio,
-		}); err != nil {
+		if err := t.setStream(audioPID, a.Codec, a); err != nil {
 			return nil, err
 		}
 		if t.pcrPID == 0 {
@@ -83,6 +118,32 @@ func newTSMuxer(tracks Tracks) (*tsMuxer, error) {
 	t.data.PES = &t.pes
 	t.pes.Header = &astits.PESHeader{OptionalHeader: &t.opt}
 	return t, nil
+}
+
+// setStream declares (or, after a codec change, redeclares) the elementary
+// stream on pid in the PMT.
+func (t *tsMuxer) setStream(pid uint16, id codec.ID, a *codec.Audio) error {
+	st, sid, ok := tsStreamType(id, a)
+	if !ok {
+		return fmt.Errorf("%w: %v in %v", ErrNotCarried, id, FormatTS)
+	}
+	es := &t.video
+	if pid == audioPID {
+		es = &t.audio
+	}
+	if es.declared {
+		if es.streamType == st {
+			return nil
+		}
+		if err := t.m.RemoveElementaryStream(pid); err != nil {
+			return err
+		}
+	}
+	if err := t.m.AddElementaryStream(astits.PMTElementaryStream{ElementaryPID: pid, StreamType: st}); err != nil {
+		return err
+	}
+	*es = tsStream{declared: true, streamType: st, streamID: sid, codec: id}
+	return nil
 }
 
 // writePES muxes one access unit. randomAccess marks a keyframe or a segment
@@ -104,9 +165,9 @@ func (t *tsMuxer) writePES(pid uint16, dts, pts time.Duration, payload []byte, r
 		t.opt.PTSDTSIndicator = astits.PTSDTSIndicatorOnlyPTS
 	}
 	if pid == videoPID {
-		t.pes.Header.StreamID = 0xe0
+		t.pes.Header.StreamID = t.video.streamID
 	} else {
-		t.pes.Header.StreamID = 0xc0
+		t.pes.Header.StreamID = t.audio.streamID
 	}
 	t.pes.Data = payload
 	t.data.PID = pid
@@ -143,18 +204,32 @@ func (t *tsMuxer) writePES(pid uint16, dts, pts time.Duration, payload []byte, r
 func (t *tsMuxer) out() *segWriter { return &t.w }
 
 // startSegment writes nothing: PAT and PMT go before the segment's first
-// PES, which is random access.
-func (t *tsMuxer) startSegment(*avcConfig, *aacConfig) (Init, bool, error) {
+// PES, which is random access. A codec that changed since the last segment
+// is redeclared in the PMT here.
+func (t *tsMuxer) startSegment(v *codec.Video, a *codec.Audio) (Init, bool, error) {
+	if t.video.declared && v != nil {
+		if err := t.setStream(videoPID, v.Codec, nil); err != nil {
+			return Init{}, false, err
+		}
+	}
+	if t.audio.declared && a != nil {
+		if err := t.setStream(audioPID, a.Codec, a); err != nil {
+			return Init{}, false, err
+		}
+	}
 	return Init{}, false, nil
 }
 
 func (t *tsMuxer) initVersion() int { return 0 }
 
-// prepareVideo converts the AVCC access unit to Annex-B, with an AUD and,
-// before an IDR, the parameter sets.
-func (t *tsMuxer) prepareVideo(v *avcConfig, f Frame) error {
+// prepareVideo converts the length-prefixed access unit to Annex-B, with an
+// AUD and, before a keyframe, the parameter sets.
+func (t *tsMuxer) prepareVideo(v *codec.Video, f Frame) error {
+	if v != t.paramsFor {
+		t.paramsFor, t.params = v, paramSetsAnnexB(v)
+	}
 	var err error
-	t.annexB, _, err = avccToAnnexB(t.annexB, f.Data, v.nalLengthSize, v.paramSetsAnnex)
+	t.annexB, _, err = toAnnexB(t.annexB, f.Data, v.NALULengthSize, t.params, v.Codec == codec.HEVC)
 	return err
 }
 
@@ -165,15 +240,20 @@ func (t *tsMuxer) writeVideo(f Frame, o muxOpts) error {
 	return nil
 }
 
-// writeAudio muxes a raw AAC frame behind an ADTS header.
-func (t *tsMuxer) writeAudio(a *aacConfig, f Frame, o muxOpts) error {
-	var err error
-	t.audioBuf, err = a.appendADTS(t.audioBuf[:0], len(f.Data))
-	if err != nil {
-		return malformedError{err}
+// writeAudio muxes one audio frame: AAC behind an ADTS header; AC-3,
+// E-AC-3 (sync frames) and MP3 as they are.
+func (t *tsMuxer) writeAudio(a *codec.Audio, f Frame, o muxOpts) error {
+	payload := f.Data
+	if a.Codec == codec.AAC {
+		var err error
+		t.audioBuf, err = appendADTS(t.audioBuf[:0], a, len(f.Data))
+		if err != nil {
+			return malformedError{err}
+		}
+		t.audioBuf = append(t.audioBuf, f.Data...)
+		payload = t.audioBuf
 	}
-	t.audioBuf = append(t.audioBuf, f.Data...)
-	if err := t.writePES(audioPID, f.DTS, f.DTS, t.audioBuf, o.randomAccess, o.disc); err != nil {
+	if err := t.writePES(audioPID, f.DTS, f.DTS, payload, o.randomAccess, o.disc); err != nil {
 		return fmt.Errorf("segmenter: muxing audio: %w", err)
 	}
 	return nil

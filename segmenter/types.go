@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"time"
+
+	"github.com/fount-live/fount/segmenter/codec"
 )
 
 // Config configures a Segmenter. Zero values select the defaults.
@@ -96,6 +98,13 @@ const (
 	FormatFMP4               // fMP4/CMAF
 )
 
+func (f Format) String() string {
+	if f == FormatFMP4 {
+		return "fMP4"
+	}
+	return "MPEG-TS"
+}
+
 // Part is one LL-HLS partial segment of the segment being built.
 //
 // Data is a subslice (with capacity capped at its length) of the buffer the
@@ -159,20 +168,25 @@ type Info struct {
 	TimestampJumps, ConfigChanges uint64
 }
 
-// VideoInfo describes the H.264 track. Its slices must not be modified.
+// VideoInfo describes the video track. Its slices must not be modified.
 type VideoInfo struct {
-	Codec          string  // "avc1.PPCCLL"
-	Width, Height  int     // after cropping
-	FrameRate      float64 // from SPS VUI timing if present, else measured, 0 if unknown
-	SPS, PPS       [][]byte
-	NALULengthSize int
+	Codec          codec.ID       // codec.AVC, codec.HEVC, codec.AV1, codec.VP9
+	Codecs         string         // RFC 6381: "avc1.64001f", "hvc1.1.6.L93.B0", "av01.0.08M.08", "vp09.00.10.08"
+	Width, Height  int            // after cropping; 0 if not known yet (VP9 before its first keyframe)
+	FrameRate      float64        // from the bitstream's timing if present, else measured, 0 if unknown
+	Transfer       codec.Transfer // SDR, PQ or HLG (HLS VIDEO-RANGE)
+	VPS, SPS, PPS  [][]byte       // AVC and HEVC parameter sets (VPS: HEVC only)
+	NALULengthSize int            // AVC and HEVC
+	Config         *codec.Video   // the whole configuration; read-only
 }
 
-// AudioInfo describes the AAC track. Config must not be modified.
+// AudioInfo describes the audio track. Config must not be modified.
 type AudioInfo struct {
-	Codec      string // "mp4a.40.2"
-	ObjectType int
+	Codec      codec.ID // codec.AAC, codec.Opus, codec.FLAC, codec.AC3, codec.EAC3, codec.MP3
+	Codecs     string   // RFC 6381: "mp4a.40.2", "opus", "fLaC", "ac-3", "ec-3", "mp4a.40.34"
+	ObjectType int      // AAC audio object type
 	SampleRate int
 	Channels   int
-	Config     []byte // the AudioSpecificConfig
+	Config     []byte       // the codec's configuration (see codec.Audio.Config)
+	Audio      *codec.Audio // the whole configuration; read-only
 }
