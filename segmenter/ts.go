@@ -38,6 +38,7 @@ type tsStream struct {
 	streamType astits.StreamType
 	streamID   uint8 // PES stream_id
 	codec      codec.ID
+	cc         uint8 // continuity_counter of the next packet
 }
 
 // tsMuxer wraps one astits.Muxer for the whole life of a Segmenter so that
@@ -47,8 +48,10 @@ type tsMuxer struct {
 	m      *astits.Muxer
 	pcrPID uint16
 
-	lastPCR    time.Duration
-	pcrWritten bool
+	lastPCR       time.Duration
+	pcrWritten    bool
+	tablesWritten bool
+	hdr           [19]byte // PES header scratch
 
 	video, audio tsStream
 
@@ -57,14 +60,6 @@ type tsMuxer struct {
 	paramsFor *codec.Video
 	params    []byte // paramsFor's parameter sets, Annex-B
 
-	// Reused per PES so that the steady state allocates nothing of ours.
-	data astits.MuxerData
-	pes  astits.PESData
-	opt  astits.PESOptionalHeader
-	af   astits.PacketAdaptationField
-	pts  astits.ClockReference
-	dts  astits.ClockReference
-	pcr  astits.ClockReference
 }
 
 // tsStreamType returns the PMT stream type and PES stream_id of a codec
@@ -115,8 +110,6 @@ func newTSMuxer(tracks Tracks, v *codec.Video, a *codec.Audio) (*tsMuxer, error)
 		}
 	}
 	t.m.SetPCRPID(t.pcrPID)
-	t.data.PES = &t.pes
-	t.pes.Header = &astits.PESHeader{OptionalHeader: &t.opt}
 	return t, nil
 }
 
@@ -142,7 +135,7 @@ func (t *tsMuxer) setStream(pid uint16, id codec.ID, a *codec.Audio) error {
 	if err := t.m.AddElementaryStream(astits.PMTElementaryStream{ElementaryPID: pid, StreamType: st}); err != nil {
 		return err
 	}
-	*es = tsStream{declared: true, streamType: st, streamID: sid, codec: id}
+	*es = tsStream{declared: true, streamType: st, streamID: sid, codec: id, cc: es.cc}
 	return nil
 }
 
@@ -150,55 +143,156 @@ func (t *tsMuxer) setStream(pid uint16, id codec.ID, a *codec.Audio) error {
 // start. discontinuity (a timestamp jump, or the start of a segment flagged
 // Discontinuity) sets discontinuity_indicator and forces a PCR; it is only
 // signalled on the PCR PID, where it means a new time base.
+//
+// PAT and PMT come from astits (before the first PES and every random
+// access PES on the PCR PID); the PES packets are written here, straight
+// into the segment buffer: astits allocates an adaptation field for the
+// stuffing of nearly every PES, and this path must not allocate per frame.
 func (t *tsMuxer) writePES(pid uint16, dts, pts time.Duration, payload []byte, randomAccess, discontinuity bool) error {
-	t.pts.Base = ts90k(pts)
-	t.dts.Base = ts90k(dts)
-	t.opt = astits.PESOptionalHeader{
-		MarkerBits:             2,
-		DataAlignmentIndicator: true,
-		PTS:                    &t.pts,
+	es := &t.video
+	if pid == audioPID {
+		es = &t.audio
 	}
-	if pid == videoPID && t.dts.Base != t.pts.Base {
-		t.opt.PTSDTSIndicator = astits.PTSDTSIndicatorBothPresent
-		t.opt.DTS = &t.dts
-	} else {
-		t.opt.PTSDTSIndicator = astits.PTSDTSIndicatorOnlyPTS
-	}
-	if pid == videoPID {
-		t.pes.Header.StreamID = t.video.streamID
-	} else {
-		t.pes.Header.StreamID = t.audio.streamID
-	}
-	t.pes.Data = payload
-	t.data.PID = pid
-
 	withPCR := false
 	if pid == t.pcrPID {
 		withPCR = randomAccess || discontinuity || !t.pcrWritten || dts-t.lastPCR >= pcrInterval || dts < t.lastPCR
 	} else {
 		discontinuity = false
 	}
-	t.data.AdaptationField = nil
-	if withPCR || randomAccess || discontinuity {
-		t.af = astits.PacketAdaptationField{
-			RandomAccessIndicator:  randomAccess,
-			DiscontinuityIndicator: discontinuity,
+	if !t.tablesWritten || (randomAccess && pid == t.pcrPID) {
+		if _, err := t.m.WriteTables(); err != nil {
+			return err
 		}
-		if withPCR {
-			p := dts - pcrDelay
-			if p < 0 {
-				p = 0
-			}
-			t.pcr.Base = ts90k(p)
-			t.af.HasPCR = true
-			t.af.PCR = &t.pcr
-			t.lastPCR = dts
-			t.pcrWritten = true
-		}
-		t.data.AdaptationField = &t.af
+		t.tablesWritten = true
 	}
-	_, err := t.m.WriteData(&t.data)
-	return err
+	var pcr int64
+	if withPCR {
+		p := dts - pcrDelay
+		if p < 0 {
+			p = 0
+		}
+		pcr = ts90k(p)
+		t.lastPCR = dts
+		t.pcrWritten = true
+	}
+	hdr := t.pesHeader(es.streamID, pid == videoPID, ts90k(dts), ts90k(pts), len(payload))
+	t.w.buf = appendPESPackets(t.w.buf, pid, &es.cc, hdr, payload, randomAccess, discontinuity, withPCR, pcr)
+	return nil
+}
+
+// pesHeader renders a PES header (with PTS, and DTS when it differs, for
+// video) into t.hdr.
+func (t *tsMuxer) pesHeader(streamID uint8, video bool, dts, pts int64, n int) []byte {
+	optLen := 5
+	flags := byte(0x80) // PTS only
+	if video && dts != pts {
+		optLen, flags = 10, 0xc0
+	}
+	length := 3 + optLen + n // after the length field
+	if length > 0xffff {
+		length = 0 // unbounded: video only
+	}
+	h := append(t.hdr[:0], 0, 0, 1, streamID, byte(length>>8), byte(length),
+		0x84, // marker '10', data_alignment_indicator
+		flags, byte(optLen))
+	h = appendTimestamp(h, flags>>4, pts)
+	if optLen == 10 {
+		h = appendTimestamp(h, 1, dts)
+	}
+	return h
+}
+
+// appendTimestamp appends a 33-bit PTS/DTS with its 4-bit prefix and
+// marker bits (ISO/IEC 13818-1 2.4.3.7).
+func appendTimestamp(b []byte, prefix byte, v int64) []byte {
+	return append(b,
+		prefix<<4|byte(v>>29)&0x0e|1,
+		byte(v>>22),
+		byte(v>>14)&0xfe|1,
+		byte(v>>7),
+		byte(v<<1)&0xfe|1)
+}
+
+// appendPESPackets appends the 188-byte TS packets of one PES (header hdr,
+// then payload) on pid. The first packet carries the adaptation field with
+// random_access_indicator, discontinuity_indicator and PCR when asked; the
+// last one is filled up with adaptation field stuffing.
+func appendPESPackets(b []byte, pid uint16, cc *uint8, hdr, payload []byte, ra, disc, withPCR bool, pcr int64) []byte {
+	first := true
+	for first || len(payload) > 0 {
+		// Adaptation field flags of this packet (the first only).
+		afFlags, afBody := byte(0), 0
+		if first {
+			if disc {
+				afFlags |= 0x80
+			}
+			if ra {
+				afFlags |= 0x40
+			}
+			if withPCR {
+				afFlags |= 0x10
+				afBody = 6
+			}
+		}
+		hasFlags := afFlags != 0
+		afLen := 0 // adaptation field bytes, length byte included
+		if hasFlags {
+			afLen = 2 + afBody
+		}
+		n := len(payload)
+		if first {
+			n += len(hdr)
+		}
+		stuff := 0
+		if avail := tsPayload - afLen; n < avail {
+			stuff = avail - n
+		}
+		ctrl := byte(0x10) // payload only
+		if afLen > 0 || stuff > 0 {
+			ctrl = 0x30
+		}
+		pusi := byte(0)
+		if first {
+			pusi = 0x40
+		}
+		b = append(b, 0x47, pusi|byte(pid>>8)&0x1f, byte(pid), ctrl|*cc&0xf)
+		*cc = (*cc + 1) & 0xf
+		switch {
+		case afLen > 0:
+			b = append(b, byte(afLen-1+stuff), afFlags)
+			if withPCR && first {
+				b = append(b, byte(pcr>>25), byte(pcr>>17), byte(pcr>>9), byte(pcr>>1), byte(pcr&1)<<7|0x7e, 0)
+			}
+			b = appendStuffing(b, stuff)
+			afLen += stuff
+		case stuff == 1:
+			b = append(b, 0) // adaptation_field_length 0: one byte of stuffing
+			afLen = 1
+		case stuff > 1:
+			b = append(b, byte(stuff-1), 0)
+			b = appendStuffing(b, stuff-2)
+			afLen = stuff
+		}
+		room := tsPayload - afLen
+		if first {
+			b = append(b, hdr...)
+			room -= len(hdr)
+			first = false
+		}
+		b = append(b, payload[:room]...)
+		payload = payload[room:]
+	}
+	return b
+}
+
+// tsPayload is a TS packet's bytes after its 4-byte header.
+const tsPayload = 184
+
+func appendStuffing(b []byte, n int) []byte {
+	for ; n > 0; n-- {
+		b = append(b, 0xff)
+	}
+	return b
 }
 
 func (t *tsMuxer) out() *segWriter { return &t.w }
