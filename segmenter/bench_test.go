@@ -36,10 +36,10 @@ func BenchmarkWriteFrameFMP4Parts(b *testing.B) {
 func benchWriteFrame(b *testing.B, cfg Config) {
 	cfg.Logger = slog.New(&logRecorder{})
 	s := New(cfg, discard{})
-	if err := s.SetVideoConfig(avcCHigh); err != nil {
+	if err := setAVC(s, avcCHigh); err != nil {
 		b.Fatal(err)
 	}
-	if err := s.SetAudioConfig(ascLC44Stereo); err != nil {
+	if err := setAAC(s, ascLC44Stereo); err != nil {
 		b.Fatal(err)
 	}
 	g := newSynth(60, true, true)
@@ -64,16 +64,14 @@ func benchWriteFrame(b *testing.B, cfg Config) {
 }
 
 func BenchmarkAVCCToAnnexB(b *testing.B) {
-	c, err := parseAVCConfig(avcCHigh)
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, params := avcParams(b)
 	in := avcc([]byte{0x06, 5, 1, 0x80}, bytes.Repeat([]byte{0x65, 0x88}, 2500))
 	var buf []byte
 	b.ReportAllocs()
 	b.SetBytes(int64(len(in)))
 	for i := 0; i < b.N; i++ {
-		buf, _, err = avccToAnnexB(buf, in, 4, c.paramSetsAnnex)
+		var err error
+		buf, _, err = avccToAnnexB(buf, in, 4, params)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -17,7 +17,7 @@ func TestCountersDiscontinuities(t *testing.T) {
 		g.base += time.Hour
 		g.run(t, s, 8*time.Second)
 		// A new video configuration: one more.
-		if err := s.SetVideoConfig(avcCBase); err != nil {
+		if err := setAVC(s, avcCBase); err != nil {
 			t.Fatal(err)
 		}
 		g.run(t, s, 12*time.Second)
@@ -72,7 +72,7 @@ func TestLateVideoSequenceHeader(t *testing.T) {
 	if s.started {
 		t.Fatal("started without the announced video's sequence header")
 	}
-	if err := s.SetVideoConfig(avcCHigh); err != nil {
+	if err := setAVC(s, avcCHigh); err != nil {
 		t.Fatal(err)
 	}
 	g.run(t, s, 9*time.Second)

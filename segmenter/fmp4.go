@@ -9,6 +9,8 @@ import (
 
 	"github.com/Eyevinn/mp4ff/bits"
 	"github.com/Eyevinn/mp4ff/mp4"
+
+	"github.com/fount-live/fount/segmenter/codec"
 )
 
 // fMP4/CMAF output. One fragment (moof+mdat, one traf per track that has
@@ -46,6 +48,7 @@ type fTrack struct {
 	inSeg   bool         // the track has had a sample in the current segment
 	offset  int64        // added to DTS ticks after a timestamp jump inside a segment
 	delta   int64        // last normal sample duration in ticks; 0 = none yet
+	exact   int64        // the newest sample's own duration in ticks (audio); 0 = unknown
 }
 
 func newFTrack(id uint32, scale int64) *fTrack {
@@ -65,8 +68,13 @@ func newFTrack(id uint32, scale int64) *fTrack {
 // add appends one sample. dts/pts are stream-timeline times; jumped tells
 // that dts jumped from the track's previous frame (the sample is then placed
 // right after the previous one, with an estimated duration, for the rest of
-// the segment). est is the fallback duration estimate in ticks.
-func (t *fTrack) add(dts, pts time.Duration, flags uint32, data []byte, jumped bool, est int64) {
+// the segment). est is the fallback duration estimate in ticks. exact is the
+// sample's own duration in ticks when the codec tells it (audio), else 0.
+// A sample lasts until the next one's DTS, so that decode times are the
+// stream's timestamps (and a gap in the audio stays a gap); the newest
+// sample of a fragment, whose successor is not known yet, lasts exact (or
+// else the last delta, or est).
+func (t *fTrack) add(dts, pts time.Duration, flags uint32, data []byte, jumped bool, est, exact int64) {
 	d := toTicks(dts, t.scale)
 	cto := toTicks(pts, t.scale) - d
 	if t.inSeg && jumped {
@@ -96,6 +104,7 @@ func (t *fTrack) add(dts, pts time.Duration, flags uint32, data []byte, jumped b
 	}
 	t.inSeg = true
 	t.last = d
+	t.exact = exact
 	t.samples = append(t.samples, mp4.Sample{Flags: flags, Size: uint32(len(data)), CompositionTimeOffset: int32(cto)})
 	t.data = append(t.data, data...)
 }
@@ -105,6 +114,10 @@ func (t *fTrack) add(dts, pts time.Duration, flags uint32, data []byte, jumped b
 func (t *fTrack) finishLast(next int64, known bool, est int64) {
 	n := len(t.samples)
 	if n == 0 {
+		return
+	}
+	if t.exact > 0 {
+		t.samples[n-1].Dur = uint32(t.exact)
 		return
 	}
 	if known {
@@ -130,8 +143,9 @@ type fmp4Muxer struct {
 	kids   [3]mp4.Box
 	trafs  [2]*mp4.TrafBox
 	nvbuf  []byte // scratch for NALU length normalisation
-	initV  *avcConfig
-	initA  *aacConfig
+	vdata  []byte // the video access unit being written: AVCC with 4-byte lengths
+	initV  *codec.Video
+	initA  *codec.Audio
 	initOK bool
 	initN  int // version of the current Init
 }
@@ -153,7 +167,7 @@ func newFMP4Muxer(tracks Tracks) *fmp4Muxer {
 }
 
 // needInit reports whether the codec configs differ from the current Init.
-func (m *fmp4Muxer) needInit(v *avcConfig, a *aacConfig) bool {
+func (m *fmp4Muxer) needInit(v *codec.Video, a *codec.Audio) bool {
 	if !m.initOK {
 		return true
 	}
@@ -161,9 +175,9 @@ func (m *fmp4Muxer) needInit(v *avcConfig, a *aacConfig) bool {
 }
 
 // makeInit builds the next Init for the given configs.
-func (m *fmp4Muxer) makeInit(v *avcConfig, a *aacConfig) (Init, error) {
-	var vc *avcConfig
-	var ac *aacConfig
+func (m *fmp4Muxer) makeInit(v *codec.Video, a *codec.Audio) (Init, error) {
+	var vc *codec.Video
+	var ac *codec.Audio
 	if m.v != nil {
 		vc = v
 	}
@@ -179,55 +193,23 @@ func (m *fmp4Muxer) makeInit(v *avcConfig, a *aacConfig) (Init, error) {
 	}
 	m.initV, m.initA, m.initOK = v, a, true
 	if ac != nil {
-		m.a.scale = int64(ac.sampleRate)
+		m.a.scale = int64(ac.SampleRate)
 	}
 	return Init{Data: data, Version: m.initN}, nil
 }
 
-// buildInit returns ftyp+moov for the tracks whose config is non-nil: video
-// (track 1, 90 kHz) first, then audio (timescale = sample rate).
-func buildInit(v *avcConfig, a *aacConfig) ([]byte, error) {
-	init := mp4.NewMP4Init()
-	init.AddChild(mp4.NewFtyp("iso6", 0, []string{"iso6", "cmfc", "mp41", "dash"}))
-	moov := mp4.NewMoovBox()
-	init.AddChild(moov)
-	moov.AddChild(mp4.CreateMvhd())
-	moov.AddChild(mp4.NewMvexBox())
-	if v != nil {
-		trak := init.AddEmptyTrack(videoTimescale, "video", "und")
-		avcC, err := mp4.CreateAvcC(v.sps, v.pps, true)
-		if err != nil {
-			return nil, fmt.Errorf("segmenter: avcC: %w", err)
-		}
-		// mp4ff assumes 4:2:0; the rest of the record comes from the SPS.
-		avcC.ChromaFormat = byte(v.spsInfo.chromaFormatIDC)
-		w, h := uint16(v.spsInfo.width), uint16(v.spsInfo.height)
-		trak.Tkhd.Width = mp4.Fixed32(uint32(w) << 16)
-		trak.Tkhd.Height = mp4.Fixed32(uint32(h) << 16)
-		trak.Mdia.Minf.Stbl.Stsd.AddChild(mp4.CreateVisualSampleEntryBox("avc1", w, h, avcC))
-	}
-	if a != nil {
-		trak := init.AddEmptyTrack(uint32(a.sampleRate), "audio", "und")
-		ch := a.channels
-		if ch == 7 {
-			ch = 8
-		}
-		rate := a.sampleRate
-		if rate > 0xffff { // 16.16 field; the timescale carries the real rate
-			rate = 0
-		}
-		esds := mp4.CreateEsdsBox(a.raw)
-		trak.Mdia.Minf.Stbl.Stsd.AddChild(mp4.CreateAudioSampleEntryBox("mp4a", uint16(ch), 16, uint16(rate), esds))
-	}
-	var b bytes.Buffer
-	if err := init.Encode(&b); err != nil {
-		return nil, fmt.Errorf("segmenter: encoding init: %w", err)
-	}
-	return b.Bytes(), nil
-}
+func (m *fmp4Muxer) out() *segWriter { return &m.w }
 
-// startSegment resets per-segment state and writes the styp.
-func (m *fmp4Muxer) startSegment() {
+func (m *fmp4Muxer) initVersion() int { return m.initN }
+
+// startSegment resets per-segment state and writes the styp, after making
+// a new Init if the configs changed. The styp is written even if the Init
+// fails, as the segment goes on.
+func (m *fmp4Muxer) startSegment(v *codec.Video, a *codec.Audio) (in Init, newInit bool, err error) {
+	if m.needInit(v, a) {
+		in, err = m.makeInit(v, a)
+		newInit = err == nil
+	}
 	for _, t := range []*fTrack{m.v, m.a} {
 		if t != nil {
 			t.inSeg = false
@@ -235,30 +217,58 @@ func (m *fmp4Muxer) startSegment() {
 		}
 	}
 	m.w.buf = append(m.w.buf, m.styp...)
+	return in, newInit, err
 }
 
 func (m *fmp4Muxer) empty() bool {
 	return (m.v == nil || len(m.v.samples) == 0) && (m.a == nil || len(m.a.samples) == 0)
 }
 
-// addVideo adds one access unit, already normalised by normalizeAVCC.
-func (m *fmp4Muxer) addVideo(f Frame, data []byte, jumped bool, est int64) {
+// prepareVideo validates an H.264 or HEVC access unit and rewrites it with
+// 4-byte NALU lengths when the stream uses shorter ones (the sample entry
+// declares 4). AV1 samples are temporal units without the temporal
+// delimiter; VP9 frames go in as they are.
+func (m *fmp4Muxer) prepareVideo(v *codec.Video, f Frame) error {
+	switch v.Codec {
+	case codec.AV1:
+		m.vdata = stripTemporalDelimiter(f.Data)
+		return nil
+	case codec.VP9:
+		m.vdata = f.Data
+		return nil
+	}
+	var err error
+	m.vdata, err = normalizeNALUs(m.nvbuf[:0], f.Data, v.NALULengthSize)
+	if v.NALULengthSize != 4 && err == nil {
+		m.nvbuf = m.vdata
+	}
+	return err
+}
+
+// writeVideo adds the access unit prepareVideo normalised to the fragment.
+func (m *fmp4Muxer) writeVideo(f Frame, o muxOpts) error {
 	flags := uint32(flagsNonSync)
 	if f.Key {
 		flags = flagsSync
 	}
-	m.v.add(f.DTS, f.PTS, flags, data, jumped, est)
+	m.v.add(f.DTS, f.PTS, flags, m.vdata, o.jumped, toTicks(o.est, videoTimescale), 0)
+	return nil
 }
 
-func (m *fmp4Muxer) addAudio(f Frame, jumped bool, est int64) {
-	m.a.add(f.DTS, f.DTS, flagsSync, f.Data, jumped, est)
+// writeAudio adds one audio frame, o.samples long (the track's timescale is
+// the sample rate).
+func (m *fmp4Muxer) writeAudio(_ *codec.Audio, f Frame, o muxOpts) error {
+	n := int64(o.samples)
+	m.a.add(f.DTS, f.DTS, flagsSync, f.Data, o.jumped, n, n)
+	return nil
 }
 
 // flush writes the pending samples as one moof+mdat fragment. nextVideo is
 // the DTS of the next video frame when known (a segment cut); otherwise the
-// newest sample of each track gets an estimated duration (vEst, aEst ticks
-// when the track has no measured delta yet).
-func (m *fmp4Muxer) flush(nextVideo time.Duration, known bool, vEst, aEst int64) error {
+// newest sample of each track gets an estimated duration when the track has
+// no measured delta yet: vEst for video; audio samples know their own
+// duration.
+func (m *fmp4Muxer) flush(nextVideo time.Duration, known bool, vEst time.Duration) error {
 	if m.empty() {
 		return nil
 	}
@@ -273,9 +283,9 @@ func (m *fmp4Muxer) flush(nextVideo time.Duration, known bool, vEst, aEst int64)
 			continue
 		}
 		if t == m.v {
-			t.finishLast(toTicks(nextVideo, t.scale), known, vEst)
+			t.finishLast(toTicks(nextVideo, t.scale), known, toTicks(vEst, videoTimescale))
 		} else {
-			t.finishLast(0, false, aEst)
+			t.finishLast(0, false, 0)
 		}
 		first := t.first
 		if first < 0 {
@@ -323,31 +333,4 @@ func (m *fmp4Muxer) flush(nextVideo time.Duration, known bool, vEst, aEst int64)
 	}
 	m.w.buf = buf
 	return nil
-}
-
-// normalizeAVCC validates an AVCC access unit and returns it with 4-byte
-// NALU lengths: src itself when lengthSize is 4, else a rewrite into dst.
-func normalizeAVCC(dst, src []byte, lengthSize int) ([]byte, error) {
-	if lengthSize != 1 && lengthSize != 2 && lengthSize != 4 {
-		return nil, fmt.Errorf("avc frame: invalid NALU length size %d", lengthSize)
-	}
-	for p := 0; p < len(src); {
-		if p+lengthSize > len(src) {
-			return nil, errors.New("avc frame: truncated NALU length")
-		}
-		n := readLen(src[p:], lengthSize)
-		p += lengthSize
-		if n > uint64(len(src)-p) {
-			return nil, fmt.Errorf("avc frame: NALU length %d overruns frame (%d bytes left)", n, len(src)-p)
-		}
-		if lengthSize != 4 {
-			dst = append(dst, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-			dst = append(dst, src[p:p+int(n)]...)
-		}
-		p += int(n)
-	}
-	if lengthSize == 4 {
-		return src, nil
-	}
-	return dst, nil
 }

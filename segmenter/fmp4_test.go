@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/Eyevinn/mp4ff/mp4"
+
+	"github.com/fount-live/fount/segmenter/codec"
 )
 
 // decodeMP4 parses bytes with mp4ff, failing the test on error.
@@ -77,12 +79,12 @@ func newFMP4Test(t testing.TB, cfg Config, vc, ac []byte) (*Segmenter, *collect)
 	cfg.Logger = slog.New(&logRecorder{})
 	s := New(cfg, c)
 	if vc != nil {
-		if err := s.SetVideoConfig(vc); err != nil {
+		if err := setAVC(s, vc); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if ac != nil {
-		if err := s.SetAudioConfig(ac); err != nil {
+		if err := setAAC(s, ac); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -133,7 +135,7 @@ func TestFMP4Init(t *testing.T) {
 			i := 0
 			if tc.vc != nil {
 				tr := moov.Traks[0]
-				cfg, _ := parseAVCConfig(tc.vc)
+				cfg, _ := codec.ParseVideo(codec.AVC, tc.vc)
 				if tr.Tkhd.TrackID != 1 || tr.Mdia.Mdhd.Timescale != 90000 {
 					t.Fatalf("video track %d timescale %d", tr.Tkhd.TrackID, tr.Mdia.Mdhd.Timescale)
 				}
@@ -145,12 +147,12 @@ func TestFMP4Init(t *testing.T) {
 					t.Fatalf("tkhd %dx%d", tr.Tkhd.Width>>16, tr.Tkhd.Height>>16)
 				}
 				rec := avc1.AvcC.DecConfRec
-				if len(rec.SPSnalus) != 1 || !bytes.Equal(rec.SPSnalus[0], cfg.sps[0]) ||
-					len(rec.PPSnalus) != 1 || !bytes.Equal(rec.PPSnalus[0], cfg.pps[0]) {
+				if len(rec.SPSnalus) != 1 || !bytes.Equal(rec.SPSnalus[0], cfg.SPS[0]) ||
+					len(rec.PPSnalus) != 1 || !bytes.Equal(rec.PPSnalus[0], cfg.PPS[0]) {
 					t.Fatalf("avcC SPS/PPS differ")
 				}
-				highProfile := cfg.profile == 100 || cfg.profile == 110 || cfg.profile == 122 || cfg.profile == 144
-				if (highProfile && int(rec.ChromaFormat) != cfg.spsInfo.chromaFormatIDC) || rec.AVCProfileIndication != cfg.profile || rec.AVCLevelIndication != cfg.level {
+				highProfile := cfg.Profile == 100 || cfg.Profile == 110 || cfg.Profile == 122 || cfg.Profile == 144
+				if (highProfile && int(rec.ChromaFormat) != cfg.ChromaFormat) || int(rec.AVCProfileIndication) != cfg.Profile || int(rec.AVCLevelIndication) != cfg.Level {
 					t.Fatalf("avcC %+v", rec)
 				}
 				i++
@@ -353,10 +355,10 @@ func TestFMP4ConfigChange(t *testing.T) {
 	s, c := newFMP4Test(t, Config{}, avcCHigh, ascLC44Stereo)
 	g := newSynth(30, true, true)
 	g.run(t, s, 2500*time.Millisecond)
-	if err := s.SetVideoConfig(avcCHigh); err != nil { // same bytes: no new init
+	if err := setAVC(s, avcCHigh); err != nil { // same bytes: no new init
 		t.Fatal(err)
 	}
-	if err := s.SetVideoConfig(avcCBase); err != nil {
+	if err := setAVC(s, avcCBase); err != nil {
 		t.Fatal(err)
 	}
 	g.run(t, s, 5*time.Second)

@@ -230,10 +230,10 @@ func (st flvStream) feed(t *testing.T, cfg Config, sink Sink) {
 	t.Helper()
 	cfg.Now = func() time.Time { return time.Unix(0, 0) }
 	s := New(cfg, sink)
-	if err := s.SetVideoConfig(st.videoConfig); err != nil {
+	if err := setAVC(s, st.videoConfig); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetAudioConfig(st.audioConfig); err != nil {
+	if err := setAAC(s, st.audioConfig); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range st.frames {

@@ -37,12 +37,12 @@ func runParts(t *testing.T, format Format, pd time.Duration, video, audio bool, 
 	}
 	r.s = New(Config{Expect: expect, Format: format, PartDuration: pd, Now: fakeClock(), Logger: slog.New(&logRecorder{})}, r.c)
 	if video {
-		if err := r.s.SetVideoConfig(avcCHigh); err != nil {
+		if err := setAVC(r.s, avcCHigh); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if audio {
-		if err := r.s.SetAudioConfig(ascLC44Stereo); err != nil {
+		if err := setAAC(r.s, ascLC44Stereo); err != nil {
 			t.Fatal(err)
 		}
 	}

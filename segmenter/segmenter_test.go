@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fount-live/fount/segmenter/codec"
 )
 
 const (
@@ -99,12 +101,12 @@ func newTest(t testing.TB, cfg Config, video, audio bool) (*Segmenter, *collect,
 	cfg.Logger = slog.New(l)
 	s := New(cfg, c)
 	if video {
-		if err := s.SetVideoConfig(avcCHigh); err != nil {
+		if err := setAVC(s, avcCHigh); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if audio {
-		if err := s.SetAudioConfig(ascLC44Stereo); err != nil {
+		if err := setAAC(s, ascLC44Stereo); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -325,7 +327,7 @@ func TestProbe(t *testing.T) {
 			t.Fatalf("started %v tracks %v", s.started, s.tracks)
 		}
 		// Late audio config: ignored.
-		if err := s.SetAudioConfig(ascLC44Stereo); err != nil {
+		if err := setAAC(s, ascLC44Stereo); err != nil {
 			t.Fatal(err)
 		}
 		g.run(t, s, 5*time.Second)
@@ -370,7 +372,7 @@ func TestProbe(t *testing.T) {
 		if s.started {
 			t.Fatal("started early")
 		}
-		if err := s.SetAudioConfig(ascLC44Stereo); err != nil {
+		if err := setAAC(s, ascLC44Stereo); err != nil {
 			t.Fatal(err)
 		}
 		if !s.started || s.tracks != Video|Audio {
@@ -423,21 +425,21 @@ func TestConfigChange(t *testing.T) {
 	g := newSynth(30, true, true)
 	g.run(t, s, 2500*time.Millisecond)
 	// Same bytes: no-op.
-	if err := s.SetVideoConfig(avcCHigh); err != nil {
+	if err := setAVC(s, avcCHigh); err != nil {
 		t.Fatal(err)
 	}
 	g.run(t, s, 2600*time.Millisecond)
 	if s.pendingDisc {
 		t.Fatal("same config flagged a discontinuity")
 	}
-	if err := s.SetVideoConfig(avcCBase); err != nil {
+	if err := setAVC(s, avcCBase); err != nil {
 		t.Fatal(err)
 	}
 	if in := s.Info(); in.Video.Width != 320 || in.Codecs != "avc1.42c00d,mp4a.40.2" {
 		t.Fatalf("info after change %+v", in.Video)
 	}
 	// A bad config is rejected and changes nothing.
-	if err := s.SetAudioConfig([]byte{0}); err == nil {
+	if err := setAAC(s, []byte{0}); err == nil {
 		t.Fatal("bad ASC accepted")
 	}
 	g.run(t, s, 5*time.Second)
@@ -451,8 +453,8 @@ func TestConfigChange(t *testing.T) {
 		t.Fatalf("discontinuity flags wrong")
 	}
 	// The new SPS goes before the IDR of the new segment.
-	base, _ := parseAVCConfig(avcCBase)
-	if !bytes.Contains(c.segs[2].Data[:188*4], base.sps[0][:8]) {
+	base, _ := codec.ParseVideo(codec.AVC, avcCBase)
+	if !bytes.Contains(c.segs[2].Data[:188*4], base.SPS[0][:8]) {
 		t.Fatal("new SPS not in the segment")
 	}
 }
@@ -466,10 +468,10 @@ func (e errSink) Segment(Segment) error { return e.err }
 func TestSinkErrorAndBadFrames(t *testing.T) {
 	boom := errors.New("boom")
 	s := New(Config{Logger: slog.New(&logRecorder{})}, errSink{boom})
-	if err := s.SetVideoConfig(avcCHigh); err != nil {
+	if err := setAVC(s, avcCHigh); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetAudioConfig(ascLC44Stereo); err != nil {
+	if err := setAAC(s, ascLC44Stereo); err != nil {
 		t.Fatal(err)
 	}
 	g := newSynth(30, true, true)
@@ -526,7 +528,7 @@ func TestInfoConcurrent(t *testing.T) {
 		}
 	}()
 	g.run(t, s, 5*time.Second)
-	if err := s.SetVideoConfig(avcCBase); err != nil {
+	if err := setAVC(s, avcCBase); err != nil {
 		t.Fatal(err)
 	}
 	g.run(t, s, 7*time.Second)
@@ -575,7 +577,7 @@ func TestMeasuredFrameRate(t *testing.T) {
 
 	c := &collect{}
 	s := New(Config{Expect: Video, Logger: slog.New(&logRecorder{})}, c)
-	if err := s.SetVideoConfig(rec); err != nil {
+	if err := setAVC(s, rec); err != nil {
 		t.Fatal(err)
 	}
 	if in := s.Info(); in.Video.Width != 320 || in.Video.Height != 240 || in.Video.FrameRate != 0 {

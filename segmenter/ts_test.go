@@ -175,10 +175,10 @@ func TestRealStreamDecodes(t *testing.T) {
 		offset := tc.offset
 		c := &collect{}
 		s := New(Config{Expect: Video | Audio, Now: fakeClock()}, c)
-		if err := s.SetVideoConfig(st.videoConfig); err != nil {
+		if err := setAVC(s, st.videoConfig); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.SetAudioConfig(st.audioConfig); err != nil {
+		if err := setAAC(s, st.audioConfig); err != nil {
 			t.Fatal(err)
 		}
 		nv := 0

@@ -1,0 +1,128 @@
+package segmenter
+
+import (
+	"fmt"
+	"time"
+)
+
+// afterVideo runs after a video frame was muxed: audio deferred until this
+// frame follows it into the same part, then the part is closed if the
+// frame completes it.
+func (s *Segmenter) afterVideo(err error) error {
+	if err != nil {
+		return err
+	}
+	if err := s.flushPending(); err != nil {
+		return err
+	}
+	return s.afterPrimary(Video, nil)
+}
+
+// afterPrimary closes the open part right away when the primary-track frame
+// just muxed completes it, without waiting for the next frame: when
+// (frame DTS + its estimated duration) - part start >= PartDuration - 1ms,
+// or when one more frame would not fit in PartDuration (+1 ms for
+// millisecond timestamps), so that parts stay within PartDuration also when
+// it is not a multiple of the frame duration.
+//
+// The estimate is the nominal frame duration (SPS frame rate, 1024 samples
+// for AAC), not the last delta: millisecond timestamps make deltas jitter
+// (33/34 ms at 30 fps), and the nominal one keeps part boundaries on the
+// real frame grid (six 30 fps frames are exactly 200 ms).
+func (s *Segmenter) afterPrimary(k Kind, err error) error {
+	if err != nil || !s.partsOn || !s.open {
+		return err
+	}
+	est := s.nominalDuration(k)
+	end := s.elapsed + est
+	d := end - s.partStartEl
+	if d >= s.cfg.PartDuration-time.Millisecond || d+est > s.cfg.PartDuration+time.Millisecond/2 {
+		return s.closePart(s.clampPart(d), 0, false)
+	}
+	return nil
+}
+
+// clampPart rounds a part duration that exceeds PartDuration by no more than
+// 1 ms (millisecond timestamps) down to PartDuration. The next part starts
+// where the reported one ends, so the difference is not lost: it lengthens
+// the next part, whose end is again measured from real timestamps (the
+// "would not fit" rule above then closes it a frame early if needed). Parts
+// longer than that only come after a gap or jump in the timestamps.
+func (s *Segmenter) clampPart(d time.Duration) time.Duration {
+	if d > s.cfg.PartDuration && d <= s.cfg.PartDuration+time.Millisecond {
+		return s.cfg.PartDuration
+	}
+	return d
+}
+
+// deferAudio keeps an audio frame for the part of the next video frame.
+// Should video stall, the audio is muxed into the open part after one part
+// duration so that memory stays bounded.
+func (s *Segmenter) deferAudio(f Frame, jumped bool) error {
+	s.pend = append(s.pend, bufferedFrame{kind: Audio, dts: f.DTS, pts: f.DTS, jump: jumped, off: len(s.pendData), n: len(f.Data)})
+	s.pendData = append(s.pendData, f.Data...)
+	if f.DTS-s.pend[0].dts >= s.cfg.PartDuration || len(s.pendData) > maxProbeBytes {
+		s.partForced = true
+		return s.flushPending()
+	}
+	return nil
+}
+
+func (s *Segmenter) flushPending() error {
+	if len(s.pend) == 0 {
+		return nil
+	}
+	var first error
+	for _, bf := range s.pend {
+		f := Frame{Kind: Audio, DTS: bf.dts, PTS: bf.pts, Data: s.pendData[bf.off : bf.off+bf.n]}
+		if err := s.muxAudio(f, false, bf.jump); err != nil && first == nil {
+			first = err
+		}
+	}
+	s.pend = s.pend[:0]
+	s.pendData = s.pendData[:0]
+	return first
+}
+
+func (s *Segmenter) dropPending() {
+	for range s.pend {
+		s.countDrop(DropBeforeKeyframe)
+	}
+	s.pend = s.pend[:0]
+	s.pendData = s.pendData[:0]
+}
+
+func (s *Segmenter) resetPart() {
+	s.partPrimary, s.partIndep, s.partForced = false, false, false
+	s.partFrames = 0
+}
+
+// closePart hands over the open part: the bytes written since it opened
+// (fMP4: its samples, written now as one fragment).
+func (s *Segmenter) closePart(d, nextVideo time.Duration, known bool) error {
+	if err := s.mux.flush(nextVideo, known, s.frameDuration(Video)); err != nil {
+		return fmt.Errorf("segmenter: muxing: %w", err)
+	}
+	end := len(s.out.buf)
+	p := Part{Data: s.out.buf[s.partStart:end:end], Duration: d, Independent: s.partIndep}
+	s.maxPart = max(s.maxPart, len(p.Data))
+	s.partStartEl += d
+	s.resetPart()
+	if s.partsOnly {
+		s.segParts = append(s.segParts, Part{Duration: p.Duration, Independent: p.Independent})
+	} else {
+		s.segParts = append(s.segParts, p)
+		s.partStart = end
+	}
+	err := s.sink.Part(p)
+	if s.partsOnly {
+		// The Sink has it now: the next part is built in the same bytes.
+		s.handed += len(p.Data)
+		s.out.buf = s.out.buf[:s.partBase]
+		s.partStart = s.partBase
+	}
+	if err != nil {
+		return fmt.Errorf("segmenter: sink: %w", err)
+	}
+	return nil
+}
