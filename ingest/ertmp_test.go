@@ -743,8 +743,8 @@ func TestParseMetadataEnhanced(t *testing.T) {
 		{amf0Num(fourccNum("vp09")), amf0Num(fourccNum("fLaC")), "vp09", "fLaC", segmenter.Video | segmenter.Audio},
 		{amf0Str("av01"), amf0Str("ec-3"), "av01", "ec-3", segmenter.Video | segmenter.Audio},
 		{amf0Num(fourccNum(".mp3")), amf0Num(fourccNum("ac-3")), ".mp3", "ac-3", segmenter.Audio}, // an audio FourCC as the video codec
-		{amf0Num(4), amf0Num(11), "", "", 0},                // VP6, Speex: no FourCC
-		{amf0Num(1 << 24), amf0Num(1.5e9 + 0.5), "", "", 0}, // not printable, not an integer
+		{amf0Num(4), amf0Num(11), "", "", 0},                                                      // VP6, Speex: no FourCC
+		{amf0Num(1 << 24), amf0Num(1.5e9 + 0.5), "", "", 0},                                       // not printable, not an integer
 		{amf0Str("toolong"), amf0Num(-1), "", "", 0},
 	} {
 		md, err := parseMetadata(onMeta("videocodecid", c.v, "audiocodecid", c.a))

@@ -67,8 +67,8 @@ type apiTrack struct {
 }
 
 type apiPublisher struct {
-	Remote    string    `json:"remote"`
-	StartedAt time.Time `json:"started_at"`
+	Remote    string     `json:"remote"`
+	StartedAt time.Time  `json:"started_at"`
 	ChunkSize uint32     `json:"chunk_size"`
 	Tracks    []apiTrack `json:"tracks"`
 }
