@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/fount-live/fount/segmenter"
+	"github.com/fount-live/fount/segmenter/codec"
 )
 
 // flvTag is one tag of an FLV file.
@@ -47,8 +48,8 @@ func readFLV(t testing.TB, path string) []flvTag {
 type segSession struct{ seg *segmenter.Segmenter }
 
 func (s segSession) Metadata(Metadata)                {}
-func (s segSession) VideoConfig(b []byte) error       { return s.seg.SetVideoConfig(b) }
-func (s segSession) AudioConfig(b []byte) error       { return s.seg.SetAudioConfig(b) }
+func (s segSession) VideoConfig(v *codec.Video) error { return s.seg.SetVideoConfig(v) }
+func (s segSession) AudioConfig(a *codec.Audio) error { return s.seg.SetAudioConfig(a) }
 func (s segSession) Frame(f segmenter.Frame) error    { return s.seg.WriteFrame(f) }
 func (s segSession) Close()                           {}
 func (countSink) Segment(seg segmenter.Segment) error { return nil }

@@ -447,21 +447,9 @@ func TestParseMessageAllocs(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("per-message closures: %.1f allocations per run", allocs)
 	}
-	// The handler's adapters and the side parsers allocate nothing either.
-	frame := cat(0x27, avcNALU, 0, 0, 0, 0, 0, 0, 2, 0x41, 0x9a)
-	mt := cat(exVideo(2, exVideoMultitrack), mtByte(mtOneTrack, exCodedFramesX), "avc1", 1, 0, 0, 0, 2, 0x41, 0x9a)
-	aac := cat(0xaf, 1, 0x21, 0x10)
+	// The side parsers allocate nothing either.
 	mc := []byte{channelOrderCustom, 2, 0, 1}
 	allocs = testing.AllocsPerRun(50, func() {
-		if _, err := parseVideoTag(frame); err != nil {
-			panic(err)
-		}
-		if _, err := parseVideoTag(mt); err != nil {
-			panic(err)
-		}
-		if _, err := parseAudioTag(aac); err != nil {
-			panic(err)
-		}
 		if _, err := parseMultichannelConfig(mc); err != nil {
 			panic(err)
 		}
@@ -664,8 +652,25 @@ func TestOBSLayout(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if h.ignored != 0 || h.frames != uint64(legacy) {
-		t.Fatalf("handler: ignored %v, %d frames of %d", h.ignored, h.frames, legacy)
+	if h.frames != uint64(legacy) {
+		t.Fatalf("handler: %d track-0 frames of %d", h.frames, legacy)
+	}
+	// Every track is known, configured and counted; track 0 alone feeds
+	// the playlist.
+	want := map[key]int{{segmenter.Video, 0, 0}: v0, {segmenter.Video, 1, 0}: v0, {segmenter.Video, 2, 0}: v0, {segmenter.Audio, 0, 0}: a0, {segmenter.Audio, 1, 0}: a0}
+	got := 0
+	for _, ts := range [][]*track{h.videoTracks, h.audioTracks} {
+		for _, tr := range ts {
+			st := tr.stat.snapshot()
+			n, ok := want[key{tr.kind, tr.id, 0}]
+			if !ok || st.Frames != uint64(n) || st.Skipped != "" || st.Codecs == "" || st.InPlaylist != (tr.id == 0) {
+				t.Errorf("%s track %d: %+v, want %d frames, configured, in playlist %v", st.Kind, tr.id, st, n, tr.id == 0)
+			}
+			got++
+		}
+	}
+	if got != len(want) {
+		t.Errorf("%d tracks, want %d", got, len(want))
 	}
 }
 
@@ -709,7 +714,7 @@ func TestParseMetadataEnhanced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if md.Width != 1920 || md.VideoCodec != fourccHEVC || md.AudioCodec != [4]byte{'O', 'p', 'u', 's'} || md.Tracks != 0 {
+	if md.Width != 1920 || md.VideoCodec != fourccHEVC || md.AudioCodec != [4]byte{'O', 'p', 'u', 's'} || md.Tracks != segmenter.Video|segmenter.Audio {
 		t.Fatalf("top level: %+v", md)
 	}
 	wantV := []TrackInfo{
@@ -733,13 +738,13 @@ func TestParseMetadataEnhanced(t *testing.T) {
 		tracks       segmenter.Tracks
 	}{
 		{amf0Num(7), amf0Num(10), "avc1", "mp4a", segmenter.Video | segmenter.Audio},
-		{amf0Num(12), amf0Num(2), "hvc1", ".mp3", 0},
-		{amf0Num(fourccNum("avc1")), amf0Num(14), "avc1", ".mp3", segmenter.Video},
-		{amf0Num(fourccNum("vp09")), amf0Num(fourccNum("fLaC")), "vp09", "fLaC", 0},
-		{amf0Str("av01"), amf0Str("ec-3"), "av01", "ec-3", 0},
-		{amf0Num(fourccNum(".mp3")), amf0Num(fourccNum("ac-3")), ".mp3", "ac-3", 0},
-		{amf0Num(4), amf0Num(11), "", "", 0},                // VP6, Speex: no FourCC
-		{amf0Num(1 << 24), amf0Num(1.5e9 + 0.5), "", "", 0}, // not printable, not an integer
+		{amf0Num(12), amf0Num(2), "hvc1", ".mp3", segmenter.Video | segmenter.Audio},
+		{amf0Num(fourccNum("avc1")), amf0Num(14), "avc1", ".mp3", segmenter.Video | segmenter.Audio},
+		{amf0Num(fourccNum("vp09")), amf0Num(fourccNum("fLaC")), "vp09", "fLaC", segmenter.Video | segmenter.Audio},
+		{amf0Str("av01"), amf0Str("ec-3"), "av01", "ec-3", segmenter.Video | segmenter.Audio},
+		{amf0Num(fourccNum(".mp3")), amf0Num(fourccNum("ac-3")), ".mp3", "ac-3", segmenter.Audio}, // an audio FourCC as the video codec
+		{amf0Num(4), amf0Num(11), "", "", 0},                                                      // VP6, Speex: no FourCC
+		{amf0Num(1 << 24), amf0Num(1.5e9 + 0.5), "", "", 0},                                       // not printable, not an integer
 		{amf0Str("toolong"), amf0Num(-1), "", "", 0},
 	} {
 		md, err := parseMetadata(onMeta("videocodecid", c.v, "audiocodecid", c.a))

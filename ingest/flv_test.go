@@ -21,87 +21,6 @@ import (
 	"github.com/fount-live/fount/segmenter"
 )
 
-func TestParseVideoTag(t *testing.T) {
-	nalu := []byte{0, 0, 0, 2, 0x65, 0x88}
-	cases := []struct {
-		name    string
-		in      []byte
-		want    videoTag
-		wantErr string
-	}{
-		{"avc seq header", append([]byte{0x17, 0, 0, 0, 0}, 1, 0x64), videoTag{kind: tagConfig, key: true, data: []byte{1, 0x64}}, ""},
-		{"avc keyframe cts 66", append([]byte{0x17, 1, 0, 0, 66}, nalu...), videoTag{kind: tagFrame, key: true, cts: 66, data: nalu}, ""},
-		{"avc inter negative cts", append([]byte{0x27, 1, 0xff, 0xff, 0xdf}, nalu...), videoTag{kind: tagFrame, cts: -33, data: nalu}, ""},
-		{"avc end of sequence", []byte{0x17, 2, 0, 0, 0}, videoTag{kind: tagSkip}, ""},
-		{"command frame", []byte{0x57, 0}, videoTag{kind: tagSkip}, ""},
-		{"enhanced avc seq start", append([]byte{0x90, 'a', 'v', 'c', '1'}, 1, 0x64), videoTag{kind: tagConfig, key: true, data: []byte{1, 0x64}}, ""},
-		{"enhanced avc coded frames", append([]byte{0x91, 'a', 'v', 'c', '1', 0, 0, 33}, nalu...), videoTag{kind: tagFrame, key: true, cts: 33, data: nalu}, ""},
-		{"enhanced avc frames x", append([]byte{0xa3, 'a', 'v', 'c', '1'}, nalu...), videoTag{kind: tagFrame, data: nalu}, ""},
-		{"empty", nil, videoTag{}, "empty message"},
-		{"short avc", []byte{0x17, 1, 0}, videoTag{}, "shorter than its 5-byte header"},
-		{"unknown avc packet type skipped", []byte{0x17, 9, 0, 0, 0}, videoTag{kind: tagSkip}, ""},
-		{"vp6", []byte{0x14, 0}, videoTag{}, "VP6"},
-		{"enhanced hevc", []byte{0x90, 'h', 'v', 'c', '1', 1}, videoTag{}, `"hvc1"`},
-		{"enhanced short", []byte{0x90, 'a', 'v'}, videoTag{}, "FourCC truncated (2 of 4 bytes)"},
-		{"enhanced frames no cts", []byte{0x91, 'a', 'v', 'c', '1', 0}, videoTag{}, "composition time truncated (1 of 3 bytes)"},
-		// Issue 13: OBS's Multitrack renditions (tracks 1..) and a ModEx
-		// prefix no longer read as an unsupported FourCC.
-		{"multitrack track 1 skipped", append([]byte{0x96, mtOneTrack<<4 | exCodedFramesX, 'a', 'v', 'c', '1', 1}, nalu...), videoTag{kind: tagSkip}, ""},
-		{"multitrack track 0 kept", append([]byte{0x96, mtManyTracks<<4 | exCodedFramesX, 'a', 'v', 'c', '1', 0, 0, 0, 6}, nalu...), videoTag{kind: tagFrame, key: true, data: nalu}, ""},
-		{"modex avc frames", append([]byte{0x97, 2, 0, 0x01, 0xf4, exCodedFrames, 'a', 'v', 'c', '1', 0, 0, 33}, nalu...), videoTag{kind: tagFrame, key: true, cts: 33, data: nalu}, ""},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			got, err := parseVideoTag(c.in)
-			if c.wantErr != "" {
-				if err == nil || !bytes.Contains([]byte(err.Error()), []byte(c.wantErr)) {
-					t.Fatalf("err %v, want one containing %q", err, c.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got.kind != c.want.kind || got.key != c.want.key || got.cts != c.want.cts || !bytes.Equal(got.data, c.want.data) {
-				t.Fatalf("got %+v, want %+v", got, c.want)
-			}
-		})
-	}
-	if _, err := parseVideoTag([]byte{0x12, 0}); !errors.Is(err, errUnsupportedCodec) {
-		t.Errorf("H.263 is not marked unsupported: %v", err)
-	}
-}
-
-func TestParseAudioTag(t *testing.T) {
-	if a, err := parseAudioTag([]byte{0xaf, 0, 0x11, 0x90}); err != nil || a.kind != tagConfig || !bytes.Equal(a.data, []byte{0x11, 0x90}) {
-		t.Fatalf("aac config: %+v %v", a, err)
-	}
-	if a, err := parseAudioTag([]byte{0xaf, 1, 0x21, 0x10}); err != nil || a.kind != tagFrame || !bytes.Equal(a.data, []byte{0x21, 0x10}) {
-		t.Fatalf("aac frame: %+v %v", a, err)
-	}
-	// ExHeader "mp4a" on track 0 is AAC too.
-	if a, err := parseAudioTag([]byte{0x90, 'm', 'p', '4', 'a', 0x11, 0x90}); err != nil || a.kind != tagConfig || !bytes.Equal(a.data, []byte{0x11, 0x90}) {
-		t.Fatalf("ExHeader aac config: %+v %v", a, err)
-	}
-	for _, in := range [][]byte{{0x2f, 0}, {0x91, 'O', 'p', 'u', 's', 0}, {0x7e, 0}} {
-		if _, err := parseAudioTag(in); !errors.Is(err, errUnsupportedCodec) {
-			t.Errorf("%x: %v, want unsupported codec", in, err)
-		}
-	}
-	for _, in := range [][]byte{{0xaf}, {0x9f, 0}} {
-		if _, err := parseAudioTag(in); err == nil || errors.Is(err, errUnsupportedCodec) {
-			t.Errorf("%x: %v, want a malformed-tag error", in, err)
-		}
-	}
-	// Nothing for the segmenter, no error: RTMP's silence message, an
-	// unknown AAC packet type, and (issue 13) OBS's extra audio tracks.
-	for _, in := range [][]byte{nil, {0xaf, 7}, {0x95, mtOneTrack<<4 | exAudioCodedFrames, 'm', 'p', '4', 'a', 1, 0x21}} {
-		if a, err := parseAudioTag(in); err != nil || a.kind != tagSkip || a.data != nil {
-			t.Errorf("%x: %+v %v, want nothing", in, a, err)
-		}
-	}
-}
-
 func TestTimelineUnwrap(t *testing.T) {
 	var tl timeline
 	ms := func(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
@@ -134,12 +53,19 @@ func TestParseMetadata(t *testing.T) {
 	if md.Tracks != segmenter.Video|segmenter.Audio || md.Width != 1280 || md.Height != 720 || md.FrameRate != 30 || md.Encoder != "obs-output module" {
 		t.Fatalf("%+v", md)
 	}
-	// Enhanced RTMP announces FourCCs; HEVC is not a track fount will use.
+	// Enhanced RTMP announces FourCCs; a codec fount does not know is not a
+	// track the segmenter waits for.
 	buf.Reset()
 	enc.Encode("onMetaData")
 	enc.Encode(amf0.ECMAArray{"videocodecid": float64(uint32('h')<<24 | uint32('v')<<16 | uint32('c')<<8 | uint32('1')), "audiocodecid": "mp4a"})
-	if md, err := parseMetadata(buf.Bytes()); err != nil || md.Tracks != segmenter.Audio {
+	if md, err := parseMetadata(buf.Bytes()); err != nil || md.Tracks != segmenter.Video|segmenter.Audio {
 		t.Fatalf("enhanced: %+v %v", md, err)
+	}
+	buf.Reset()
+	enc.Encode("onMetaData")
+	enc.Encode(amf0.ECMAArray{"videocodecid": "vp08", "audiocodecid": "mp4a"})
+	if md, err := parseMetadata(buf.Bytes()); err != nil || md.Tracks != segmenter.Audio {
+		t.Fatalf("enhanced vp08: %+v %v", md, err)
 	}
 	for _, bad := range [][]byte{nil, {2, 0, 3, 'a', 'b', 'c'}, {2, 0, 10, 'o', 'n', 'M', 'e', 't', 'a', 'D', 'a', 't', 'a', 0, 0}} {
 		if _, err := parseMetadata(bad); err == nil {
@@ -188,44 +114,62 @@ func hvcCNoSEI(t testing.TB, name string) []byte {
 	return out
 }
 
-func TestHEVCRefusalLog(t *testing.T) {
+// TestHandlerTracks: HEVC, legacy FLV id 12 or Enhanced RTMP hvc1, is a
+// codec like any other now; a codec fount does not remux is skipped with one
+// log line and a count, and the other kind goes on; an unreadable record
+// ends the publish on track 0 but only skips any other track.
+func TestHandlerTracks(t *testing.T) {
 	hvcC := hvcCNoSEI(t, "main10_1080")
-	seqStart := append([]byte{0x90, 'h', 'v', 'c', '1'}, hvcC...)
-	_, err := parseVideoTag(seqStart)
-	if !errors.Is(err, errUnsupportedCodec) {
-		t.Fatalf("hvc1 sequence start: %v", err)
+	newHandler := func() (*handler, *bytes.Buffer) {
+		var logs bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&logs, nil))
+		h := &handler{ctx: context.Background(), cfg: &Config{}, log: log, done: func() {}, server: &Server{}, stats: &publishStats{}, stream: "live/x"}
+		h.sess = segSession{segmenter.New(segmenter.Config{Expect: segmenter.Video | segmenter.Audio, Logger: log, Format: segmenter.FormatFMP4}, countSink{})}
+		return h, &logs
 	}
-	const want = "video track refused: HEVC Main 10 1920x1080 (hvc1.2.4.L120.90) is not supported, send H.264"
-	if got := refusedTrackMessage(err); got != want {
-		t.Fatalf("message %q, want %q", got, want)
-	}
-	// The same stream with the non-standard FLV codec id 12.
-	_, err = parseVideoTag(append([]byte{0x1c, 0, 0, 0, 0}, hvcC...))
-	if got := refusedTrackMessage(err); got != want {
-		t.Fatalf("codec id 12: %q (%v)", got, err)
-	}
-	// A record that cannot be described is still refused, with the reason.
-	_, err = parseVideoTag(append([]byte{0x90, 'h', 'v', 'c', '1'}, hvcC[:30]...))
-	if !errors.Is(err, errUnsupportedCodec) || refusedTrackMessage(err) != "" || !strings.Contains(err.Error(), "hevc config:") {
-		t.Fatalf("broken record: %v", err)
+	for _, seq := range [][]byte{
+		append([]byte{0x90, 'h', 'v', 'c', '1'}, hvcC...),
+		append([]byte{0x1c, 0, 0, 0, 0}, hvcC...), // the non-standard FLV id 12
+	} {
+		h, logs := newHandler()
+		if err := h.OnVideo(0, bytes.NewReader(seq)); err != nil {
+			t.Fatal(err)
+		}
+		st := h.videoTracks[0].stat.snapshot()
+		if st.Codec != "HEVC" || st.Codecs != "hvc1.2.4.L120.90" || st.Width != 1920 || !st.InPlaylist || st.Skipped != "" || logs.Len() != 0 {
+			t.Errorf("%x: %+v\n%s", seq[:5], st, logs)
+		}
 	}
 
-	// Through the handler: one line per publisher, however many HEVC tags.
-	var logs bytes.Buffer
-	log := slog.New(slog.NewTextHandler(&logs, nil))
-	h := &handler{ctx: context.Background(), cfg: &Config{}, log: log, done: func() {}, server: &Server{}, stats: &publishStats{}, stream: "live/x"}
-	h.sess = segSession{segmenter.New(segmenter.Config{Expect: segmenter.Video | segmenter.Audio, Logger: log}, countSink{})}
-	frame := []byte{0x91, 'h', 'v', 'c', '1', 0, 0, 0, 0, 0, 0, 3, 0x26, 1, 0xaf}
-	for i, tag := range [][]byte{seqStart, frame, frame, seqStart} {
-		if err := h.OnVideo(uint32(i*33), bytes.NewReader(tag)); err != nil {
+	// VP6: skipped once, however many tags; AAC goes on.
+	h, logs := newHandler()
+	for i := range 3 {
+		if err := h.OnVideo(uint32(i*33), bytes.NewReader([]byte{0x14, 0, 1, 2})); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := strings.Count(logs.String(), want); n != 1 || strings.Count(logs.String(), "\n") != 1 {
-		t.Fatalf("%d refusal lines in\n%s", n, logs.String())
+	if err := h.OnAudio(0, bytes.NewReader([]byte{0xaf, 0, 0x11, 0x90})); err != nil {
+		t.Fatal(err)
 	}
-	if h.ignored&segmenter.Video == 0 {
-		t.Fatal("video track not ignored")
+	if n := strings.Count(logs.String(), "rtmp track skipped"); n != 1 || !strings.Contains(logs.String(), "VP6") || h.server.counters.tracksSkipped.Load() != 1 {
+		t.Errorf("%d skip lines, %d counted:\n%s", n, h.server.counters.tracksSkipped.Load(), logs)
+	}
+	if a := h.audioTracks[0].stat.snapshot(); !a.InPlaylist || a.Codecs != "mp4a.40.2" {
+		t.Errorf("audio after a skipped video track: %+v", a)
+	}
+
+	// A broken record: the end of the publish on track 0, a skip on track 1.
+	h, _ = newHandler()
+	if err := h.OnVideo(0, bytes.NewReader(append([]byte{0x90, 'h', 'v', 'c', '1'}, hvcC[:30]...))); err == nil || !strings.Contains(err.Error(), "video sequence header") {
+		t.Errorf("broken track-0 record: %v", err)
+	}
+	h, _ = newHandler()
+	one := append([]byte{0x90 | exVideoMultitrack, mtOneTrack<<4 | exSeqStart, 'h', 'v', 'c', '1', 1}, hvcC[:30]...)
+	if err := h.OnVideo(0, bytes.NewReader(one)); err != nil {
+		t.Fatalf("broken track-1 record: %v", err)
+	}
+	if st := h.videoTracks[0].stat.snapshot(); st.ID != 1 || st.Skipped == "" {
+		t.Errorf("broken track-1 record: %+v", st)
 	}
 }
 
@@ -383,21 +327,7 @@ func FuzzParseTags(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		in := bytes.Clone(b)
-		v, err := parseVideoTag(b)
-		checkVideoTag(t, b, v, err)
-		if v2, err2 := parseVideoTag(b); fmt.Sprint(v2, err2) != fmt.Sprint(v, err) {
-			t.Fatal("video: not deterministic")
-		}
-		a, err := parseAudioTag(b)
-		switch {
-		case err != nil:
-			if a.kind != tagSkip || a.data != nil {
-				t.Fatalf("audio: %+v with error %v", a, err)
-			}
-		case a.kind == tagSkip:
-		case !within(a.data, b):
-			t.Fatalf("audio: data outside the tag")
-		}
+		fuzzHandler(t, b)
 		checkMessage(t, b, parseVideoMessage, segmenter.Video)
 		checkMessage(t, b, parseAudioMessage, segmenter.Audio)
 		if c, err := parseMultichannelConfig(b); err == nil {
@@ -488,55 +418,24 @@ func checkMessage(t *testing.T, b []byte, parse func([]byte, func(trackPacket) e
 	}
 }
 
-// checkVideoTag asserts what parseVideoTag promises for any input: it is
-// the first track-0 packet of parseVideoMessage, kept if H.264 and refused
-// as unsupported otherwise.
-func checkVideoTag(t *testing.T, b []byte, v videoTag, err error) {
-	t.Helper()
-	var (
-		p0    trackPacket
-		found bool
-	)
-	msgErr := parseVideoMessage(b, func(p trackPacket) error {
-		if p.track == 0 && !found {
-			p0, found = p, true
+// fuzzHandler feeds b to a publishing handler as a video and an audio
+// message, twice (a sequence start, then frames): whatever the tracks,
+// codecs and configurations it names, the handler and the segmenter behind
+// it return an error or nothing, never panic.
+func fuzzHandler(t *testing.T, b []byte) {
+	log := slog.New(slog.DiscardHandler)
+	h := &handler{ctx: context.Background(), cfg: &Config{}, log: log, done: func() {}, server: &Server{}, stats: &publishStats{}, stream: "live/fuzz"}
+	h.sess = segSession{segmenter.New(segmenter.Config{Logger: log, Format: segmenter.FormatFMP4, PartDuration: 200 * time.Millisecond}, countSink{})}
+	for i := range 2 {
+		if h.OnVideo(uint32(i*40), bytes.NewReader(b)) != nil || h.OnAudio(uint32(i*40), bytes.NewReader(b)) != nil {
+			return
 		}
-		return nil
-	})
-	if (msgErr != nil) != (err != nil && !errors.Is(err, errUnsupportedCodec)) {
-		t.Fatalf("video: tag error %v, message error %v", err, msgErr)
 	}
-	if err != nil {
-		if v.kind != tagSkip || v.key || v.cts != 0 || v.data != nil {
-			t.Fatalf("video: %+v with error %v", v, err)
-		}
-		if msg := refusedTrackMessage(err); msg != "" {
-			if p0.fourcc != fourccHEVC || !strings.HasPrefix(msg, "video track refused: HEVC ") || !strings.HasSuffix(msg, " is not supported, send H.264") {
-				t.Fatalf("video: refusal %q for %x", msg, b[:min(len(b), 5)])
+	for _, ts := range [][]*track{h.videoTracks, h.audioTracks} {
+		for _, tr := range ts {
+			if st := tr.stat.snapshot(); st.InPlaylist && tr.id != 0 {
+				t.Fatalf("track %d in the playlist: %+v", tr.id, st)
 			}
 		}
-		if errors.Is(err, errUnsupportedCodec) && (!found || p0.fourcc == fourccAVC) {
-			t.Fatalf("video: H.264 refused as unsupported: %v", err)
-		}
-		return
-	}
-	switch v.kind {
-	case tagSkip:
-		if found && p0.fourcc == fourccAVC && (p0.typ == pktSeqStart || p0.typ == pktCodedFrames) {
-			t.Fatalf("video: H.264 %v skipped", p0.typ)
-		}
-		return
-	case tagConfig, tagFrame:
-	default:
-		t.Fatalf("video: kind %d", v.kind)
-	}
-	if !found || p0.fourcc != fourccAVC {
-		t.Fatalf("video: %x accepted as H.264", b[:min(len(b), 8)])
-	}
-	if v.key != p0.key || len(v.data) != len(p0.data) || len(v.data) > 0 && &v.data[0] != &p0.data[0] || !within(v.data, b) {
-		t.Fatalf("video: %+v from %+v", v, p0)
-	}
-	if v.kind == tagConfig && v.cts != 0 || v.kind == tagFrame && v.cts != p0.cts {
-		t.Fatalf("video: cts %d from %+v", v.cts, p0)
 	}
 }

@@ -3,16 +3,12 @@ package ingest
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net"
 	"net/url"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -43,10 +39,17 @@ type handler struct {
 
 	clock    timeline
 	buf      bytes.Buffer // reused for every media message
-	ignored  segmenter.Tracks
-	frames   uint64
-	meta     Metadata // the last onMetaData
+	frames   uint64       // track 0 frames handed to the session
+	meta     Metadata     // the last onMetaData
 	haveMeta bool
+
+	// The message being read: its timestamp, and onPacket as a func value
+	// made once.
+	dts        time.Duration
+	onPacketFn func(trackPacket) error
+
+	videoTracks, audioTracks []*track
+	unknownLayoutLogged      bool
 }
 
 // OnServe runs after the handshake, before any message: it announces
@@ -163,77 +166,46 @@ func (h *handler) OnSetDataFrame(_ uint32, data *message.NetStreamSetDataFrame) 
 }
 
 func (h *handler) OnVideo(ts uint32, payload io.Reader) error {
-	body, err := h.read(payload)
-	if err != nil || h.sess == nil {
-		return h.noSession(err, "video")
-	}
-	dts := h.clock.unwrap(ts)
-	if h.clock.wrapped {
-		h.noteWrap(dts)
-	}
-	h.stats.bytes.Add(uint64(len(body)))
-	h.stats.lastVideo.Store(dts.Milliseconds())
-	if h.ignored&segmenter.Video != 0 {
-		return nil
-	}
-	tag, err := parseVideoTag(body)
-	if errors.Is(err, errUnsupportedCodec) {
-		h.ignoreTrack(segmenter.Video, err)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	switch tag.kind {
-	case tagConfig:
-		if err := h.sess.VideoConfig(tag.data); err != nil {
-			return fmt.Errorf("video sequence header: %w", err)
-		}
-	case tagFrame:
-		h.frames++
-		return h.sess.Frame(segmenter.Frame{
-			Kind: segmenter.Video,
-			DTS:  dts,
-			PTS:  dts + time.Duration(tag.cts)*time.Millisecond,
-			Key:  tag.key,
-			Data: tag.data,
-		})
-	}
-	return nil
+	return h.media(segmenter.Video, ts, payload)
 }
 
 func (h *handler) OnAudio(ts uint32, payload io.Reader) error {
+	return h.media(segmenter.Audio, ts, payload)
+}
+
+// media reads one audio or video message and hands each of its tracks'
+// packets to onPacket.
+func (h *handler) media(kind segmenter.Kind, ts uint32, payload io.Reader) error {
 	body, err := h.read(payload)
 	if err != nil || h.sess == nil {
-		return h.noSession(err, "audio")
+		return h.noSession(err, kindName(kind))
 	}
-	dts := h.clock.unwrap(ts)
+	h.dts = h.clock.unwrap(ts)
 	if h.clock.wrapped {
-		h.noteWrap(dts)
+		h.noteWrap(h.dts)
 	}
 	h.stats.bytes.Add(uint64(len(body)))
-	h.stats.lastAudio.Store(dts.Milliseconds())
-	if h.ignored&segmenter.Audio != 0 {
-		return nil
+	parse := parseVideoMessage
+	if kind == segmenter.Audio {
+		h.stats.lastAudio.Store(h.dts.Milliseconds())
+		parse = parseAudioMessage
+	} else {
+		h.stats.lastVideo.Store(h.dts.Milliseconds())
 	}
-	tag, err := parseAudioTag(body)
-	if errors.Is(err, errUnsupportedCodec) {
-		h.ignoreTrack(segmenter.Audio, err)
-		return nil
+	if h.onPacketFn == nil {
+		h.onPacketFn = h.onPacket // one method value per connection, not per message
 	}
-	if err != nil {
-		return err
-	}
-	switch tag.kind {
-	case tagConfig:
-		if err := h.sess.AudioConfig(tag.data); err != nil {
-			return fmt.Errorf("audio sequence header: %w", err)
+	err = parse(body, h.onPacketFn)
+	if errors.Is(err, errUnknownMultitrackType) {
+		// A layout newer than this parser: its tracks cannot be found,
+		// but the next message may be one fount reads.
+		if !h.unknownLayoutLogged {
+			h.unknownLayoutLogged = true
+			h.log.Warn("skipping Enhanced RTMP multitrack messages of an unknown layout", "kind", kindName(kind), "err", err)
 		}
-	case tagFrame:
-		h.frames++
-		return h.sess.Frame(segmenter.Frame{Kind: segmenter.Audio, DTS: dts, PTS: dts, Data: tag.data})
+		return nil
 	}
-	return nil
+	return err
 }
 
 // read copies a message payload out of go-rtmp's reused buffer into ours,
@@ -305,16 +277,6 @@ func (h *handler) noSession(err error, kind string) error {
 	return fmt.Errorf("%s message before publish", kind)
 }
 
-func (h *handler) ignoreTrack(k segmenter.Tracks, err error) {
-	h.ignored |= k
-	// Once per publisher: an ignored track is not parsed again.
-	if msg := refusedTrackMessage(err); msg != "" {
-		h.log.Warn(msg, "stream", h.stream)
-		return
-	}
-	h.log.Warn("ignoring track: fount remuxes H.264 video and AAC audio only", "err", err)
-}
-
 func (h *handler) OnClose() {
 	if h.sess != nil {
 		h.sess.Close()
@@ -327,253 +289,4 @@ func (h *handler) OnClose() {
 		h.log.Debug("rtmp connection closed before publishing", "connected", h.app != "")
 	}
 	h.done()
-}
-
-// parseMetadata reads the onMetaData ECMA array that follows
-// "@setDataFrame", with fount's own AMF0 reader: go-amf0 fails on valid
-// metadata (nested objects after other properties, as Enhanced RTMP's
-// videoTrackIdInfoMap is, read as "unexpected EOF"; an object and a strict
-// array in one ECMA array panic).
-func parseMetadata(p []byte) (Metadata, error) {
-	// Bound every declared length and the nesting by the payload first.
-	if err := checkAMF0(p, 2); err != nil {
-		return Metadata{}, fmt.Errorf("onMetaData: %w", err)
-	}
-	r := amf0Reader{b: p}
-	name, err := r.string()
-	if err != nil {
-		return Metadata{}, fmt.Errorf("metadata name: %w", err)
-	}
-	if string(name) != "onMetaData" {
-		return Metadata{}, fmt.Errorf("data frame %q is not onMetaData", name)
-	}
-	if isObj, err := r.object(); err != nil || !isObj {
-		return Metadata{}, fmt.Errorf("onMetaData is not an object (%v)", err)
-	}
-	var md Metadata
-	err = r.properties(func(k []byte) error {
-		switch string(k) {
-		case "width", "height", "framerate", "videodatarate", "audiodatarate":
-			v, err := r.scalar()
-			n := v.number()
-			switch string(k) {
-			case "width":
-				md.Width = n
-			case "height":
-				md.Height = n
-			case "framerate":
-				md.FrameRate = n
-			case "videodatarate":
-				md.VideoBitrate = n
-			default:
-				md.AudioBitrate = n
-			}
-			return err
-		case "encoder":
-			v, err := r.scalar()
-			if v.marker == amf0String || v.marker == amf0LongString {
-				md.Encoder = string(v.str)
-			}
-			return err
-		case "videocodecid":
-			v, err := r.scalar()
-			md.VideoCodec = metaFourCC(v, segmenter.Video)
-			return err
-		case "audiocodecid":
-			v, err := r.scalar()
-			md.AudioCodec = metaFourCC(v, segmenter.Audio)
-			return err
-		case "videoTrackIdInfoMap":
-			n, err := r.trackInfoMap(segmenter.Video, &md.VideoTracks)
-			md.NumVideoTracks = n
-			return err
-		case "audioTrackIdInfoMap":
-			n, err := r.trackInfoMap(segmenter.Audio, &md.AudioTracks)
-			md.NumAudioTracks = n
-			return err
-		}
-		return r.skip()
-	})
-	if err != nil {
-		return Metadata{}, fmt.Errorf("onMetaData: %w", err)
-	}
-	if md.VideoCodec == fourccAVC {
-		md.Tracks |= segmenter.Video
-	}
-	if md.AudioCodec == fourccAAC {
-		md.Tracks |= segmenter.Audio
-	}
-	return md, nil
-}
-
-// amf0Scalar is a number, boolean or string value; marker says which (any
-// other value is skipped and only its marker kept).
-type amf0Scalar struct {
-	marker byte
-	num    float64
-	str    []byte // aliases the message
-}
-
-// number is the value as a finite number, 0 if it is not one.
-func (v amf0Scalar) number() float64 {
-	if v.marker != amf0Number || math.IsNaN(v.num) || math.IsInf(v.num, 0) {
-		return 0
-	}
-	return v.num
-}
-
-// scalar reads any value, keeping numbers, booleans and strings.
-func (r *amf0Reader) scalar() (amf0Scalar, error) {
-	if r.p >= len(r.b) {
-		return amf0Scalar{}, errAMF0Truncated
-	}
-	v := amf0Scalar{marker: r.b[r.p]}
-	switch v.marker {
-	case amf0Number:
-		if len(r.b)-r.p < 9 {
-			return v, errAMF0Truncated
-		}
-		v.num = math.Float64frombits(binary.BigEndian.Uint64(r.b[r.p+1:]))
-		r.p += 9
-		return v, nil
-	case amf0Boolean:
-		if len(r.b)-r.p < 2 {
-			return v, errAMF0Truncated
-		}
-		if r.b[r.p+1] != 0 {
-			v.num = 1
-		}
-		r.p += 2
-		return v, nil
-	case amf0String:
-		var err error
-		v.str, err = r.string()
-		return v, err
-	case amf0LongString:
-		if len(r.b)-r.p < 5 {
-			return v, errAMF0Truncated
-		}
-		n := int(binary.BigEndian.Uint32(r.b[r.p+1:]))
-		if n > len(r.b)-r.p-5 {
-			return v, errAMF0Truncated
-		}
-		v.str = r.b[r.p+5 : r.p+5+n]
-		r.p += 5 + n
-		return v, nil
-	}
-	return v, r.skip()
-}
-
-// properties calls fn for each property of an object or ECMA array whose
-// start object() has read; fn reads (or skips) the value.
-func (r *amf0Reader) properties(fn func(k []byte) error) error {
-	for {
-		k, done, err := r.next()
-		if err != nil || done {
-			return err
-		}
-		if err := fn(k); err != nil {
-			return fmt.Errorf("%q: %w", k, err)
-		}
-	}
-}
-
-// metaFourCC reads an onMetaData codec id: a legacy FLV id (mapped to its
-// FourCC where it has one), a FourCC packed into a number (big-endian, as
-// Enhanced RTMP sends it) or a FourCC string; zero otherwise.
-func metaFourCC(v amf0Scalar, kind segmenter.Kind) (f [4]byte) {
-	switch v.marker {
-	case amf0Number:
-		t := v.num
-		switch {
-		case kind == segmenter.Video && t == flvCodecAVC:
-			return fourccAVC
-		case kind == segmenter.Video && t == flvCodecHEVC:
-			return fourccHEVC
-		case kind == segmenter.Audio && t == flvSoundAAC:
-			return fourccAAC
-		case kind == segmenter.Audio && (t == flvSoundMP3 || t == flvSoundMP38k):
-			return fourccMP3
-		case t >= 1<<24 && t <= math.MaxUint32 && t == math.Trunc(t):
-			binary.BigEndian.PutUint32(f[:], uint32(t))
-			if isFourCC(f) {
-				return f
-			}
-		}
-	case amf0String, amf0LongString:
-		if len(v.str) == 4 && isFourCC([4]byte(v.str)) {
-			return [4]byte(v.str)
-		}
-	}
-	return [4]byte{}
-}
-
-// isFourCC: four printable ASCII characters.
-func isFourCC(f [4]byte) bool {
-	for _, c := range f {
-		if c < 0x20 || c > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
-// trackInfoMap reads a videoTrackIdInfoMap or audioTrackIdInfoMap (an
-// object keyed by trackId "1", "2"...) into out in trackId order and
-// returns how many entries it kept. Entries that are not objects, keys
-// that are not a trackId (0..255), repeated trackIds and entries beyond
-// len(out) are dropped.
-func (r *amf0Reader) trackInfoMap(kind segmenter.Kind, out *[MaxTrackInfo]TrackInfo) (int, error) {
-	if isObj, err := r.object(); err != nil || !isObj {
-		if errors.Is(err, errAMF0NotObject) {
-			return 0, r.skip()
-		}
-		return 0, err
-	}
-	var all []TrackInfo
-	seen := map[int]bool{}
-	err := r.properties(func(k []byte) error {
-		id, err := strconv.Atoi(string(k))
-		if err != nil || id < 0 || id > 255 || seen[id] || r.p >= len(r.b) || r.b[r.p] != amf0Object && r.b[r.p] != amf0ECMAArray {
-			return r.skip()
-		}
-		seen[id] = true
-		ti := TrackInfo{ID: uint8(id)}
-		r.object()
-		err = r.properties(func(k []byte) error {
-			v, err := r.scalar()
-			switch string(k) {
-			case "width":
-				ti.Width = v.number()
-			case "height":
-				ti.Height = v.number()
-			case "framerate":
-				ti.FrameRate = v.number()
-			case "videodatarate", "audiodatarate":
-				if string(k) == "videodatarate" == (kind == segmenter.Video) {
-					ti.Bitrate = v.number()
-				}
-			case "samplerate":
-				ti.SampleRate = v.number()
-			case "channels":
-				ti.Channels = v.number()
-			case "videocodecid", "audiocodecid":
-				if string(k) == "videocodecid" == (kind == segmenter.Video) {
-					ti.Codec = metaFourCC(v, kind)
-				}
-			case "name":
-				ti.Name = string(v.str)
-			case "language":
-				ti.Language = string(v.str)
-			}
-			return err
-		})
-		all = append(all, ti)
-		return err
-	})
-	if err != nil {
-		return 0, err
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
-	return copy(out[:], all), nil
 }

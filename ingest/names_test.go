@@ -16,6 +16,7 @@ import (
 	"github.com/yutopp/go-rtmp/message"
 
 	"github.com/fount-live/fount/segmenter"
+	"github.com/fount-live/fount/segmenter/codec"
 )
 
 // hostileNames are stream names an attacker (or a confused encoder) may
@@ -68,11 +69,11 @@ func (p *namesPublisher) published() []string {
 
 type nopSession struct{}
 
-func (nopSession) Metadata(Metadata)           {}
-func (nopSession) VideoConfig([]byte) error    { return nil }
-func (nopSession) AudioConfig([]byte) error    { return nil }
-func (nopSession) Frame(segmenter.Frame) error { return nil }
-func (nopSession) Close()                      {}
+func (nopSession) Metadata(Metadata)              {}
+func (nopSession) VideoConfig(*codec.Video) error { return nil }
+func (nopSession) AudioConfig(*codec.Audio) error { return nil }
+func (nopSession) Frame(segmenter.Frame) error    { return nil }
+func (nopSession) Close()                         {}
 
 type lockedBuffer struct {
 	mu sync.Mutex

@@ -17,6 +17,7 @@ import (
 	rtmp "github.com/yutopp/go-rtmp"
 
 	"github.com/fount-live/fount/segmenter"
+	"github.com/fount-live/fount/segmenter/codec"
 	"github.com/fount-live/fount/storage"
 )
 
@@ -37,8 +38,11 @@ type PublishRequest struct {
 // goroutine. Byte slices are only valid during the call.
 type Session interface {
 	Metadata(Metadata)
-	VideoConfig(avcDecoderConfigurationRecord []byte) error
-	AudioConfig(audioSpecificConfig []byte) error
+	// VideoConfig and AudioConfig set track 0's codec configuration. An
+	// error wrapping segmenter.ErrNotCarried skips that track; any other
+	// ends the publish.
+	VideoConfig(*codec.Video) error
+	AudioConfig(*codec.Audio) error
 	Frame(segmenter.Frame) error
 	// Close is called once when the publisher stops or disconnects.
 	Close()

@@ -22,6 +22,7 @@ type counters struct {
 	handshakeTimeouts atomic.Uint64 // closed for not publishing within HandshakeTimeout
 	publisherLimit    atomic.Uint64 // publishes refused at MaxPublishers
 	panics            atomic.Uint64 // panics recovered in a connection's goroutine
+	tracksSkipped     atomic.Uint64 // publisher tracks skipped (codec fount cannot use, unreadable configuration)
 }
 
 // publishStats is one live publisher's, updated on its read goroutine and
@@ -34,6 +35,15 @@ type publishStats struct {
 	bytes     atomic.Uint64 // media payload bytes
 	lastVideo atomic.Int64  // last video DTS, ms; min int64 = none yet
 	lastAudio atomic.Int64
+
+	mu     sync.Mutex // guards tracks
+	tracks []*trackStat
+}
+
+func (ps *publishStats) addTrack(t *trackStat) {
+	ps.mu.Lock()
+	ps.tracks = append(ps.tracks, t)
+	ps.mu.Unlock()
 }
 
 // Stats is a snapshot of the ingest server.
@@ -50,6 +60,7 @@ type Stats struct {
 	HandshakeTimeouts uint64 // connections closed for not publishing within HandshakeTimeout
 	PublisherLimit    uint64 // publishes refused at MaxPublishers (also in PublishesRefused)
 	Panics            uint64 // panics recovered in connections (each closed its connection)
+	TracksSkipped     uint64 // publisher tracks skipped: a codec fount cannot use, or an unreadable configuration
 	Publishers        []PublisherStats
 }
 
@@ -66,6 +77,10 @@ type PublisherStats struct {
 	// with Set Chunk Size, or RTMP's default of 128 bytes. Small chunks
 	// cost the encoder and fount a system call each.
 	ChunkSize uint32
+	// Tracks are the audio and video tracks the encoder sends, in the
+	// order they appeared: legacy FLV has track 0 of each kind, Enhanced
+	// RTMP multitrack more.
+	Tracks []TrackStats
 }
 
 // publishers tracks the live publishers for Stats.
@@ -124,11 +139,17 @@ func (s *Server) Stats() Stats {
 		HandshakeTimeouts: s.counters.handshakeTimeouts.Load(),
 		PublisherLimit:    s.counters.publisherLimit.Load(),
 		Panics:            s.counters.panics.Load(),
+		TracksSkipped:     s.counters.tracksSkipped.Load(),
 	}
 	s.pubs.mu.Lock()
 	for ps := range s.pubs.m {
 		p := PublisherStats{Stream: ps.stream, Remote: ps.remote, Started: ps.started, MediaBytes: ps.bytes.Load(),
 			ChunkSize: cmp.Or(ps.conn.peerChunkSize.Load(), rtmpDefaultChunkSize)}
+		ps.mu.Lock()
+		for _, t := range ps.tracks {
+			p.Tracks = append(p.Tracks, t.snapshot())
+		}
+		ps.mu.Unlock()
 		v, a := ps.lastVideo.Load(), ps.lastAudio.Load()
 		if v != noTimestamp && a != noTimestamp {
 			p.AVSkew = time.Duration(a-v) * time.Millisecond

@@ -34,21 +34,43 @@ type apiStreamList struct {
 
 type apiVideo struct {
 	Codec     string  `json:"codec"`
+	Name      string  `json:"name"`
 	Width     int     `json:"width"`
 	Height    int     `json:"height"`
 	FrameRate float64 `json:"frame_rate"`
+	Range     string  `json:"range"`
 }
 
 type apiAudio struct {
 	Codec      string `json:"codec"`
+	Name       string `json:"name"`
 	SampleRate int    `json:"sample_rate"`
 	Channels   int    `json:"channels"`
 }
 
+// apiTrack is one track the encoder sends (ingest.TrackStats).
+type apiTrack struct {
+	Kind       string  `json:"kind"`
+	ID         uint8   `json:"id"`
+	Codec      string  `json:"codec"`
+	Codecs     string  `json:"codecs"`
+	Width      int     `json:"width,omitempty"`
+	Height     int     `json:"height,omitempty"`
+	FrameRate  float64 `json:"frame_rate,omitempty"`
+	Range      string  `json:"range,omitempty"`
+	SampleRate int     `json:"sample_rate,omitempty"`
+	Channels   int     `json:"channels,omitempty"`
+	InPlaylist bool    `json:"in_playlist"`
+	Skipped    string  `json:"skipped,omitempty"`
+	Frames     uint64  `json:"frames"`
+	Bitrate    int64   `json:"bitrate_bps"`
+}
+
 type apiPublisher struct {
-	Remote    string    `json:"remote"`
-	StartedAt time.Time `json:"started_at"`
-	ChunkSize uint32    `json:"chunk_size"`
+	Remote    string     `json:"remote"`
+	StartedAt time.Time  `json:"started_at"`
+	ChunkSize uint32     `json:"chunk_size"`
+	Tracks    []apiTrack `json:"tracks"`
 }
 
 type apiStream struct {
@@ -93,14 +115,21 @@ func (a *api) streamJSON(s *playlist.Stream, pubs map[string]ingest.PublisherSta
 	if info, ok := a.pub.segmenterInfo(st.Path); ok {
 		out.Codecs, out.GOPSeconds, out.GOPTooLong = info.Codecs, info.GOP.Seconds(), info.GOPTooLong
 		if v := info.Video; v != nil {
-			out.Video = &apiVideo{Codec: v.Codec, Width: v.Width, Height: v.Height, FrameRate: v.FrameRate}
+			out.Video = &apiVideo{Codec: v.Codecs, Name: v.Codec.String(), Width: v.Width, Height: v.Height, FrameRate: v.FrameRate, Range: v.Transfer.String()}
 		}
 		if au := info.Audio; au != nil {
-			out.Audio = &apiAudio{Codec: au.Codec, SampleRate: au.SampleRate, Channels: au.Channels}
+			out.Audio = &apiAudio{Codec: au.Codecs, Name: au.Codec.String(), SampleRate: au.SampleRate, Channels: au.Channels}
 		}
 	}
 	if p, ok := pubs[st.Path]; ok {
-		out.Publisher = &apiPublisher{Remote: p.Remote, StartedAt: p.Started.UTC(), ChunkSize: p.ChunkSize}
+		out.Publisher = &apiPublisher{Remote: p.Remote, StartedAt: p.Started.UTC(), ChunkSize: p.ChunkSize, Tracks: []apiTrack{}}
+		for _, t := range p.Tracks {
+			out.Publisher.Tracks = append(out.Publisher.Tracks, apiTrack{
+				Kind: t.Kind, ID: t.ID, Codec: t.Codec, Codecs: t.Codecs, Width: t.Width, Height: t.Height,
+				FrameRate: t.FrameRate, Range: t.Range, SampleRate: t.SampleRate, Channels: t.Channels,
+				InPlaylist: t.InPlaylist, Skipped: t.Skipped, Frames: t.Frames, Bitrate: int64(t.Bitrate),
+			})
+		}
 	}
 	return out
 }

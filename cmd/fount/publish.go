@@ -10,6 +10,7 @@ import (
 	"github.com/fount-live/fount/ingest"
 	"github.com/fount-live/fount/playlist"
 	"github.com/fount-live/fount/segmenter"
+	"github.com/fount-live/fount/segmenter/codec"
 )
 
 // publisher wires a publish to its playlist stream through a segmenter.
@@ -90,8 +91,8 @@ func (s *session) Metadata(md ingest.Metadata) {
 	}
 }
 
-func (s *session) VideoConfig(b []byte) error { return s.segmenter().SetVideoConfig(b) }
-func (s *session) AudioConfig(b []byte) error { return s.segmenter().SetAudioConfig(b) }
+func (s *session) VideoConfig(v *codec.Video) error { return s.segmenter().SetVideoConfig(v) }
+func (s *session) AudioConfig(a *codec.Audio) error { return s.segmenter().SetAudioConfig(a) }
 func (s *session) Frame(f segmenter.Frame) error {
 	return s.segmenter().WriteFrame(f)
 }

@@ -1,0 +1,318 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fount-live/fount/segmenter"
+	"github.com/fount-live/fount/segmenter/codec"
+)
+
+// A publisher's tracks. Legacy FLV carries one video and one audio track
+// (track 0); Enhanced RTMP adds more by trackId (OBS's multitrack video,
+// extra audio tracks). Track 0 of each kind feeds the stream's segmenter;
+// the others are parsed, configured and counted, so that the API shows what
+// the encoder sends. A track fount cannot use is skipped with one log line
+// and a metric, and never stops the other tracks.
+
+// track is one (kind, trackId) of a publisher, owned by the connection's
+// read goroutine; stat is what other goroutines may read.
+type track struct {
+	kind   segmenter.Kind
+	id     uint8
+	fourcc [4]byte
+	codec  codec.ID
+	video  *codec.Video // the configuration in force, nil until known
+	audio  *codec.Audio
+	// inband: the sequence start was empty (ffmpeg's tee muxer without
+	// +global_header, some hardware encoders): the configuration comes
+	// from the first keyframe's in-band parameter sets.
+	inband bool
+	// unsized: the configuration lacks the picture size (a VP9 vpcC) and
+	// waits for the first keyframe to learn it before it is used.
+	unsized bool
+	skipped bool // its packets are dropped; logged once
+	started bool // a sequence start or frame named its codec
+	stat    *trackStat
+}
+
+// trackStat is a track's description and counters as the API shows them.
+// Its fields are written on the read goroutine and read by Stats.
+type trackStat struct {
+	mu   sync.Mutex // guards desc
+	desc TrackStats // everything but the counters
+
+	frames, bytes     atomic.Uint64
+	firstDTS, lastDTS atomic.Int64 // ms; noTimestamp before the first frame
+}
+
+// TrackStats describes one track of a publisher.
+type TrackStats struct {
+	Kind       string // "video" or "audio"
+	ID         uint8  // Enhanced RTMP trackId; 0 for legacy FLV
+	Codec      string // "H.264", "AV1", "Opus", ... or the FourCC fount does not know
+	Codecs     string // RFC 6381 CODECS value, once configured
+	Width      int
+	Height     int
+	FrameRate  float64
+	Range      string // video: "SDR", "PQ" or "HLG" (from the bitstream, or colorInfo metadata)
+	SampleRate int
+	Channels   int
+	// InPlaylist: the track feeds the stream's playlist (track 0 of its
+	// kind, carried by the segment format).
+	InPlaylist bool
+	Skipped    string // why its packets are dropped; "" if they are not
+	Frames     uint64
+	Bytes      uint64
+	Bitrate    float64 // bit/s over its timestamps so far
+}
+
+func (s *trackStat) setDesc(f func(*TrackStats)) {
+	s.mu.Lock()
+	f(&s.desc)
+	s.mu.Unlock()
+}
+
+func (s *trackStat) snapshot() TrackStats {
+	s.mu.Lock()
+	d := s.desc
+	s.mu.Unlock()
+	d.Frames, d.Bytes = s.frames.Load(), s.bytes.Load()
+	if first, last := s.firstDTS.Load(), s.lastDTS.Load(); first != noTimestamp && last > first {
+		d.Bitrate = float64(d.Bytes) * 8 / (time.Duration(last-first) * time.Millisecond).Seconds()
+	}
+	return d
+}
+
+func (s *trackStat) count(dts time.Duration, n int) {
+	s.frames.Add(1)
+	s.bytes.Add(uint64(n))
+	ms := dts.Milliseconds()
+	s.firstDTS.CompareAndSwap(noTimestamp, ms)
+	s.lastDTS.Store(ms)
+}
+
+// track returns the state of (kind, id), made on first use.
+func (h *handler) track(kind segmenter.Kind, id uint8) *track {
+	ts := &h.videoTracks
+	if kind == segmenter.Audio {
+		ts = &h.audioTracks
+	}
+	for _, t := range *ts {
+		if t.id == id {
+			return t
+		}
+	}
+	t := &track{kind: kind, id: id, stat: &trackStat{}}
+	t.stat.firstDTS.Store(noTimestamp)
+	t.stat.desc = TrackStats{Kind: kindName(kind), ID: id}
+	*ts = append(*ts, t)
+	h.stats.addTrack(t.stat)
+	return t
+}
+
+func kindName(k segmenter.Kind) string {
+	if k == segmenter.Audio {
+		return "audio"
+	}
+	return "video"
+}
+
+// onPacket handles one track's packet of the message being read; h.dts is
+// the message's timestamp. It is the per-frame path: no allocation.
+func (h *handler) onPacket(p trackPacket) error {
+	t := h.track(p.kind, p.track)
+	if (!t.started || p.fourcc != t.fourcc) && (p.typ == pktSeqStart || p.typ == pktCodedFrames) {
+		h.codecChange(t, p)
+	}
+	if t.skipped {
+		return nil
+	}
+	dts := h.dts + time.Duration(p.tsOffsetNanos)
+	switch p.typ {
+	case pktSeqStart:
+		return h.sequenceStart(t, p)
+	case pktCodedFrames:
+		return h.codedFrame(t, p, dts)
+	case pktMetadata:
+		if c, ok, err := parseColorInfo(p.data); err == nil && ok {
+			t.stat.setDesc(func(d *TrackStats) { d.Range = c.transfer() })
+		}
+	}
+	return nil
+}
+
+// codecChange starts a track over with the codec p names: a new encoder
+// session (a reconnect is a new connection) or a codec switch mid-publish.
+func (h *handler) codecChange(t *track, p trackPacket) {
+	t.started, t.fourcc, t.codec = true, p.fourcc, codec.FromFourCC(p.fourcc)
+	t.video, t.audio, t.inband, t.unsized, t.skipped = nil, nil, false, false, false
+	name := t.codec.String()
+	if t.codec == codec.Unknown {
+		name = fourccString(p.fourcc)
+		if p.legacy && p.fourcc == ([4]byte{}) {
+			name = legacyCodecName(p.kind, p.flvID)
+		}
+	}
+	t.stat.setDesc(func(d *TrackStats) {
+		*d = TrackStats{Kind: d.Kind, ID: d.ID, Codec: name}
+	})
+	if t.codec == codec.Unknown {
+		h.skipTrack(t, fmt.Sprintf("codec %s is not one fount remuxes (H.264, HEVC, AV1, VP9; AAC, Opus, FLAC, AC-3, E-AC-3, MP3)", name))
+	}
+}
+
+// skipTrack drops t's packets from now on (until its codec changes), with
+// one log line and a count.
+func (h *handler) skipTrack(t *track, why string) {
+	t.skipped = true
+	t.stat.setDesc(func(d *TrackStats) { d.Skipped, d.InPlaylist = why, false })
+	h.server.counters.tracksSkipped.Add(1)
+	h.log.Warn("rtmp track skipped", "kind", kindName(t.kind), "track", t.id, "reason", why)
+}
+
+func (h *handler) sequenceStart(t *track, p trackPacket) error {
+	if t.kind == segmenter.Video {
+		if len(p.data) == 0 {
+			if !t.inband {
+				h.log.Info("empty video sequence header: taking the configuration from the first keyframe", "track", t.id, "codec", t.codec)
+			}
+			t.inband = true
+			return nil
+		}
+		v, err := codec.ParseVideo(t.codec, p.data)
+		if err != nil {
+			return h.badConfig(t, err)
+		}
+		t.inband = false
+		return h.setVideo(t, v)
+	}
+	switch t.codec {
+	case codec.AC3, codec.EAC3, codec.MP3:
+		// No sequence start in their E-RTMP mapping; a stray one says
+		// nothing the frames do not.
+		return nil
+	}
+	a, err := codec.ParseAudio(t.codec, p.data)
+	if err != nil {
+		return h.badConfig(t, err)
+	}
+	return h.setAudio(t, a)
+}
+
+// badConfig: an unreadable configuration on track 0 ends the publish, as
+// it always has (the stream cannot be played); on another track it only
+// skips that track.
+func (h *handler) badConfig(t *track, err error) error {
+	if t.id == 0 {
+		return fmt.Errorf("%s sequence header: %w", kindName(t.kind), err)
+	}
+	h.skipTrack(t, "unreadable sequence header: "+err.Error())
+	return nil
+}
+
+func (h *handler) setVideo(t *track, v *codec.Video) error {
+	t.video = v
+	t.unsized = v.Width == 0
+	if t.unsized {
+		return nil // used once a keyframe gives the size
+	}
+	return h.useVideo(t, v)
+}
+
+func (h *handler) useVideo(t *track, v *codec.Video) error {
+	t.stat.setDesc(func(d *TrackStats) {
+		d.Codecs, d.Width, d.Height, d.FrameRate = v.Codecs, v.Width, v.Height, v.FrameRate
+		if d.Range == "" || v.Transfer != codec.TransferSDR {
+			d.Range = v.Transfer.String()
+		}
+	})
+	if t.id != 0 {
+		return nil
+	}
+	return h.feedConfig(t, h.sess.VideoConfig(v))
+}
+
+func (h *handler) setAudio(t *track, a *codec.Audio) error {
+	t.audio = a
+	t.stat.setDesc(func(d *TrackStats) { d.Codecs, d.SampleRate, d.Channels = a.Codecs, a.SampleRate, a.Channels })
+	if t.id != 0 {
+		return nil
+	}
+	return h.feedConfig(t, h.sess.AudioConfig(a))
+}
+
+// feedConfig reads the session's answer to track 0's configuration: a
+// codec the segment format cannot carry skips the track, not the stream.
+func (h *handler) feedConfig(t *track, err error) error {
+	switch {
+	case err == nil:
+		t.stat.setDesc(func(d *TrackStats) { d.InPlaylist = true })
+		return nil
+	case errors.Is(err, segmenter.ErrNotCarried):
+		h.skipTrack(t, err.Error())
+		return nil
+	}
+	return fmt.Errorf("%s sequence header: %w", kindName(t.kind), err)
+}
+
+func (h *handler) codedFrame(t *track, p trackPacket, dts time.Duration) error {
+	if err := h.configFromFrame(t, p); err != nil || t.skipped {
+		return err
+	}
+	t.stat.count(dts, len(p.data))
+	if t.id != 0 {
+		return nil
+	}
+	h.frames++
+	f := segmenter.Frame{Kind: t.kind, DTS: dts, PTS: dts, Data: p.data}
+	if t.kind == segmenter.Video {
+		f.PTS += time.Duration(p.cts) * time.Millisecond
+		f.Key = p.key
+	}
+	return h.sess.Frame(f)
+}
+
+// configFromFrame completes a configuration that only frames can give:
+// parameter sets after an empty sequence header, a VP9 picture size, the
+// whole configuration of AC-3, E-AC-3 and MP3.
+func (h *handler) configFromFrame(t *track, p trackPacket) error {
+	switch {
+	case t.kind == segmenter.Video && t.inband && t.video == nil && p.key:
+		v, err := codec.VideoFromKeyframe(t.codec, p.data)
+		if err != nil {
+			h.skipTrack(t, "empty sequence header and no parameter sets in the first keyframe: "+err.Error())
+			return nil
+		}
+		return h.setVideo(t, v)
+	case t.kind == segmenter.Video && t.unsized && p.key:
+		v, err := t.video.WithKeyframe(p.data)
+		if err != nil || v.Width == 0 {
+			h.skipTrack(t, fmt.Sprintf("no picture size in the sequence header or the first keyframe (%v)", err))
+			return nil
+		}
+		t.video, t.unsized = v, false
+		return h.useVideo(t, v)
+	case t.kind == segmenter.Audio && t.audio == nil:
+		switch t.codec {
+		case codec.AC3, codec.EAC3, codec.MP3:
+			a, err := codec.AudioFromFrame(t.codec, p.data)
+			if err != nil {
+				h.skipTrack(t, "unreadable first frame: "+err.Error())
+				return nil
+			}
+			return h.setAudio(t, a)
+		}
+	}
+	return nil
+}
+
+func legacyCodecName(k segmenter.Kind, id uint8) string {
+	if k == segmenter.Audio {
+		return soundFormatName(id)
+	}
+	return legacyVideoCodecName(id)
+}
