@@ -81,7 +81,7 @@ func playCodecs(t *testing.T, url string, seconds int, types ...string) (codecsR
 // Chromium has no HEVC, AC-3 or E-AC-3 decoder: TestE2ECodecs checks those
 // with ffmpeg.)
 func TestBrowserCodecs(t *testing.T) {
-	lockEndToEnd(t)
+	lockEndToEndLogged(t)
 	for _, tool := range []string{"ffmpeg", "node", "npm", "chromium"} {
 		requireTool(t, tool)
 	}

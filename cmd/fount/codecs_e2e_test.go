@@ -198,25 +198,42 @@ func probeMedia(t *testing.T, file, uri string) mediaProbe {
 			m.sampleRate, _ = strconv.Atoi(s.SampleRate)
 		}
 	}
+	// ffprobe 5.1 gives Opus and FLAC packets no duration (N/A), even from
+	// ffmpeg's own fMP4 whose trun has them: then the last step between
+	// two packets stands for it.
+	var vlast, alast, vstep, astep float64
 	for _, p := range r.Packets {
 		pts := f64(p.PTSTime)
 		switch p.CodecType {
 		case "video":
 			if m.vpackets == 0 {
 				m.vfirstKey = strings.HasPrefix(p.Flags, "K")
+			} else if pts > vlast {
+				vstep = pts - vlast
 			}
+			vlast = pts
 			m.vpackets++
 			m.vmin, m.vmax = math.Min(m.vmin, pts), math.Max(m.vmax, pts)
 			if d := f64(p.Duration); d > 0 {
 				m.vdur = d
 			}
 		case "audio":
+			if m.apackets > 0 {
+				astep = pts - alast
+			}
+			alast = pts
 			m.apackets++
 			m.amin, m.amax = math.Min(m.amin, pts), math.Max(m.amax, pts)
 			if d := f64(p.Duration); d > 0 {
 				m.adur = d
 			}
 		}
+	}
+	if m.vdur == 0 {
+		m.vdur = vstep
+	}
+	if m.adur == 0 {
+		m.adur = astep
 	}
 	return m
 }
@@ -438,7 +455,7 @@ func logLine(logs string, subs ...string) string {
 type codecCase struct {
 	name         string
 	video, audio string // E-RTMP FourCCs for MakeClip
-	layout       ertmptest.Layout
+	layout       ertmptest.Layout // ExHeader, or Legacy (the zero value: always spelled out)
 	formats      []string // "fmp4", "ts"
 	vname, aname string   // ffprobe codec names
 	vcodecs      string   // prefix of the video part of the API's codecs
@@ -447,21 +464,21 @@ type codecCase struct {
 }
 
 var codecCases = []codecCase{
-	{name: "hevc-aac", video: "hvc1", audio: "mp4a", formats: []string{"fmp4", "ts"},
+	{name: "hevc-aac", video: "hvc1", audio: "mp4a", layout: ertmptest.ExHeader, formats: []string{"fmp4", "ts"},
 		vname: "hevc", aname: "aac", vcodecs: "hvc1.", acodecs: "mp4a.40.2"},
-	{name: "av1-opus", video: "av01", audio: "Opus", formats: []string{"fmp4"},
+	{name: "av1-opus", video: "av01", audio: "Opus", layout: ertmptest.ExHeader, formats: []string{"fmp4"},
 		vname: "av1", aname: "opus", vcodecs: "av01.0.", acodecs: "opus"},
-	{name: "vp9-flac", video: "vp09", audio: "fLaC", formats: []string{"fmp4"},
+	{name: "vp9-flac", video: "vp09", audio: "fLaC", layout: ertmptest.ExHeader, formats: []string{"fmp4"},
 		vname: "vp9", aname: "flac", vcodecs: "vp09.00.", acodecs: "fLaC"},
-	{name: "h264-ac3", video: "avc1", audio: "ac-3", formats: []string{"fmp4", "ts"},
+	{name: "h264-ac3", video: "avc1", audio: "ac-3", layout: ertmptest.ExHeader, formats: []string{"fmp4", "ts"},
 		vname: "h264", aname: "ac3", vcodecs: "avc1.64", acodecs: "ac-3"},
-	{name: "h264-eac3", video: "avc1", audio: "ec-3", formats: []string{"fmp4", "ts"},
+	{name: "h264-eac3", video: "avc1", audio: "ec-3", layout: ertmptest.ExHeader, formats: []string{"fmp4", "ts"},
 		vname: "h264", aname: "eac3", vcodecs: "avc1.64", acodecs: "ec-3"},
-	{name: "h264-mp3", video: "avc1", audio: ".mp3", formats: []string{"fmp4", "ts"},
+	{name: "h264-mp3", video: "avc1", audio: ".mp3", layout: ertmptest.ExHeader, formats: []string{"fmp4", "ts"},
 		vname: "h264", aname: "mp3", vcodecs: "avc1.64", acodecs: "mp4a.40.34", sampleRate: 44100},
 	{name: "h264-mp3-legacy", video: "avc1", audio: ".mp3", layout: ertmptest.Legacy, formats: []string{"fmp4", "ts"},
 		vname: "h264", aname: "mp3", vcodecs: "avc1.64", acodecs: "mp4a.40.34", sampleRate: 44100},
-	{name: "hevc-eac3", video: "hvc1", audio: "ec-3", formats: []string{"ts"},
+	{name: "hevc-eac3", video: "hvc1", audio: "ec-3", layout: ertmptest.ExHeader, formats: []string{"ts"},
 		vname: "hevc", aname: "eac3", vcodecs: "hvc1.", acodecs: "ec-3"},
 }
 
@@ -481,7 +498,7 @@ func codecClip(t *testing.T, dir string, video, audio string, sampleRate int) st
 // --segment-format ts: the video track is skipped with a log line naming
 // the codec and the format, and the stream goes on with its audio.
 func TestE2ECodecs(t *testing.T) {
-	lockEndToEnd(t)
+	lockEndToEndLogged(t)
 	requireTool(t, "ffprobe")
 	dir := t.TempDir()
 	start := time.Now()
@@ -552,6 +569,7 @@ func TestE2ECodecs(t *testing.T) {
 			if !ok || !strings.HasPrefix(v, r.c.vcodecs) || a != r.c.acodecs {
 				t.Errorf("API codecs %q, want %s…,%s\n%s", r.res.api.Codecs, r.c.vcodecs, r.c.acodecs, r.res.raw)
 			}
+			t.Logf("API codecs %s", r.res.api.Codecs)
 			checkAPITrack(t, r.res, "video", r.c.vcodecs, 320, 180, 0, true)
 			checkAPITrack(t, r.res, "audio", r.c.acodecs, 0, 0, findTrack(t, tracks, ertmptest.Audio).SampleRate, true)
 		})
@@ -618,10 +636,11 @@ func checkAPITrack(t *testing.T, res pushed, kind, codecs string, width, height,
 // ManyTracksManyCodecs layout: the playlist carries track 0 alone, with
 // every frame of it that went in, and the API lists all five tracks.
 func TestE2EOBSMultitrack(t *testing.T) {
-	lockEndToEnd(t)
+	lockEndToEndLogged(t)
 	requireTool(t, "ffprobe")
 	dir := t.TempDir()
 	const seconds = 6
+	start := time.Now()
 	spec := func(v, a string, w, h int) ertmptest.ClipSpec {
 		return ertmptest.ClipSpec{Video: v, Audio: a, Width: w, Height: h, FPS: 30, GOP: 60,
 			Duration: seconds * time.Second, VideoKbps: 250, AudioKbps: 64}
@@ -630,6 +649,7 @@ func TestE2EOBSMultitrack(t *testing.T) {
 	v1 := loadClip(t, ertmptest.MakeClip(t, dir, spec("avc1", "", 320, 180)))
 	v2 := loadClip(t, ertmptest.MakeClip(t, dir, spec("av01", "", 320, 180)))
 	a1 := loadClip(t, ertmptest.MakeClip(t, dir, ertmptest.ClipSpec{Audio: "Opus", Duration: seconds * time.Second, AudioKbps: 48, ToneHz: 660}))
+	t.Logf("clips encoded in %s", time.Since(start).Round(time.Millisecond))
 	tracks := []ertmptest.Track{
 		findTrack(t, base, ertmptest.Video),
 		findTrack(t, v1, ertmptest.Video).WithID(1),
@@ -767,7 +787,7 @@ func nalTypes(au []byte, hevc bool) []int {
 // the stream plays; it used to close the connection ("truncated record
 // (0 bytes)").
 func TestE2EEmptySequenceHeader(t *testing.T) {
-	lockEndToEnd(t)
+	lockEndToEndLogged(t)
 	requireTool(t, "ffprobe")
 	dir := t.TempDir()
 	cases := []struct {
@@ -830,6 +850,16 @@ func TestE2EEmptySequenceHeader(t *testing.T) {
 				t.Errorf("API codecs %q, want %s… (from the in-band parameter sets)\n%s", r.api.Codecs, c.codecs, r.raw)
 			}
 		})
+	}
+}
+
+// lockEndToEndLogged takes lockEndToEnd and says how long it waited, so
+// that a test's runtime can be told from its wait.
+func lockEndToEndLogged(t *testing.T) {
+	start := time.Now()
+	lockEndToEndLogged(t)
+	if d := time.Since(start); d > time.Second {
+		t.Logf("waited %s for the end-to-end lock", d.Round(time.Millisecond))
 	}
 }
 
