@@ -454,13 +454,13 @@ func logLine(logs string, subs ...string) string {
 // codecCase is one codec pair of TestE2ECodecs.
 type codecCase struct {
 	name         string
-	video, audio string // E-RTMP FourCCs for MakeClip
+	video, audio string           // E-RTMP FourCCs for MakeClip
 	layout       ertmptest.Layout // ExHeader, or Legacy (the zero value: always spelled out)
-	formats      []string // "fmp4", "ts"
-	vname, aname string   // ffprobe codec names
-	vcodecs      string   // prefix of the video part of the API's codecs
-	acodecs      string   // the audio part
-	sampleRate   int      // 0: MakeClip's default (48 kHz)
+	formats      []string         // "fmp4", "ts"
+	vname, aname string           // ffprobe codec names
+	vcodecs      string           // prefix of the video part of the API's codecs
+	acodecs      string           // the audio part
+	sampleRate   int              // 0: MakeClip's default (48 kHz)
 }
 
 var codecCases = []codecCase{
@@ -857,7 +857,7 @@ func TestE2EEmptySequenceHeader(t *testing.T) {
 // that a test's runtime can be told from its wait.
 func lockEndToEndLogged(t *testing.T) {
 	start := time.Now()
-	lockEndToEndLogged(t)
+	lockEndToEnd(t)
 	if d := time.Since(start); d > time.Second {
 		t.Logf("waited %s for the end-to-end lock", d.Round(time.Millisecond))
 	}
