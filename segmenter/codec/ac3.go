@@ -300,6 +300,7 @@ func eac3FromFrame(f []byte) (*Audio, error) {
 }
 
 var (
+	errAC3Sync       = errors.New("ac-3 frame: no syncword 0b77")
 	errEAC3Truncated = errors.New("e-ac-3 frame: truncated sync frame header")
 	errEAC3Sync      = errors.New("e-ac-3 frame: no syncword 0b77")
 )

@@ -284,6 +284,9 @@ func (a *Audio) FrameSamples(frame []byte) (int, error) {
 		// 960-sample AAC frames are not made by any encoder that speaks RTMP.
 		return 1024, nil
 	case AC3:
+		if len(frame) < 2 || frame[0] != 0x0b || frame[1] != 0x77 {
+			return 0, errAC3Sync
+		}
 		return 1536, nil
 	case EAC3:
 		return eac3FrameSamples(frame)

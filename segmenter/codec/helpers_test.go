@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/Eyevinn/mp4ff/mp4"
@@ -55,6 +56,7 @@ func writeSeed(t testing.TB, name string, b []byte) {
 	if err := os.MkdirAll(filepath.Join("testdata", "seeds"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	name = strings.NewReplacer(" ", "_", ".", "_").Replace(name)
 	if err := os.WriteFile(filepath.Join("testdata", "seeds", name), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
