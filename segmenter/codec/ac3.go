@@ -50,11 +50,12 @@ func ac3FromFrame(f []byte) (*Audio, error) {
 		return nil, fmt.Errorf("ac-3 frame: bsi: %w", r.err)
 	case fscod == 3:
 		return nil, errors.New("ac-3 frame: reserved fscod 3")
+	case bsid > 8:
+		// 9 and 10 are half and quarter rate AC-3, above 10 E-AC-3 (whose
+		// bsid sits at the same place, so this is what tells them apart).
+		return nil, fmt.Errorf("ac-3 frame: bsid %d is not AC-3 (at most 8)", bsid)
 	case frmsizecod > 37:
 		return nil, fmt.Errorf("ac-3 frame: frmsizecod %d out of range", frmsizecod)
-	case bsid > 8:
-		// 9 and 10 are half and quarter rate AC-3, above 10 E-AC-3.
-		return nil, fmt.Errorf("ac-3 frame: bsid %d is not AC-3 (at most 8)", bsid)
 	}
 	kbps := [19]int{32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512, 576, 640}[frmsizecod>>1]
 	w := &bitWriter{}
