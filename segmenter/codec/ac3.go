@@ -253,6 +253,9 @@ func eac3FromFrame(f []byte) (*Audio, error) {
 		bitRate += 8 * s.size * s.rate / (s.blocks * 256)
 		p += s.size
 	}
+	if len(subs) == 0 {
+		return nil, errors.New("e-ac-3 frame: empty")
+	}
 	w := &bitWriter{}
 	w.put(uint32(bitRate/1000), 13) // data_rate, kbit/s
 	w.put(uint32(len(subs)-1), 3)   // num_ind_sub
