@@ -148,3 +148,30 @@ func TestVP9(t *testing.T) {
 		t.Error("WithKeyframe took an inter frame")
 	}
 }
+
+func TestAV1TSDescriptor(t *testing.T) {
+	rec := readTestdata(t, "seeds/av1C-av1_aom_pq")
+	key := readTestdata(t, "seeds/key-av1_aom_pq")
+	// hdr_wcg_idc 2 (HDR and WCG) in the top bits of the fourth byte.
+	for name, d := range map[string][]byte{
+		"tag 0x80": {0x80, 4, rec[0], rec[1], rec[2], 0x80 | rec[3]},
+		"tag 0x5F": {0x5f, 8, 'A', 'V', '1', ' ', rec[0], rec[1], rec[2], 0x80 | rec[3]},
+	} {
+		v, err := ParseAV1TSDescriptor(d)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if v.Codecs != "av01.0.00M.10" || v.Width != 0 || !bytes.Equal(v.Record, rec[:4]) {
+			t.Errorf("%s: %+v", name, v)
+		}
+		full, err := v.WithKeyframe(key)
+		if err != nil || full.Width != 64 || full.Transfer != TransferPQ || !bytes.Equal(full.Record, rec) {
+			t.Errorf("%s: with keyframe %+v %v", name, full, err)
+		}
+	}
+	for _, d := range [][]byte{nil, {0x80}, {0x80, 4, 0x81, 0}, {0x81, 4, 0x81, 0, 0, 0}, {0x80, 4, 0x01, 0, 0, 0}} {
+		if _, err := ParseAV1TSDescriptor(d); err == nil || !strings.HasPrefix(err.Error(), "av1 ts descriptor: ") {
+			t.Errorf("%x: %v", d, err)
+		}
+	}
+}

@@ -188,11 +188,19 @@ func VideoFromKeyframe(id ID, frame []byte) (*Video, error) {
 }
 
 // WithKeyframe returns v with what a keyframe tells and the record does
-// not: a VP9 vpcC carries no picture size, so the first keyframe gives it.
-// For other codecs, or when the size is known, it returns v itself. v is not
-// modified.
+// not: a VP9 vpcC carries no picture size, so the first keyframe gives it;
+// an AV1 record without a sequence header (or an MPEG-2 TS descriptor) is
+// replaced by the one the keyframe's sequence header makes. When the size
+// is known, or for AVC and HEVC, it returns v itself. v is not modified.
 func (v *Video) WithKeyframe(frame []byte) (*Video, error) {
-	if v.Codec != VP9 || (v.Width > 0 && v.Height > 0) {
+	if v.Width > 0 && v.Height > 0 {
+		return v, nil
+	}
+	switch v.Codec {
+	case AV1:
+		return av1FromTemporalUnit(frame)
+	case VP9:
+	default:
 		return v, nil
 	}
 	h, err := vp9KeyframeHeader(frame)

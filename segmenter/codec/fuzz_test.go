@@ -69,6 +69,7 @@ func checkVideo(t *testing.T, id ID, in []byte, v *Video) {
 
 func FuzzParseVideo(f *testing.F) {
 	addSeeds(f, "avcC", "hvcC", "av1C", "vpcC")
+	f.Add(uint8(AV1), []byte{0x80, 4, 0x81, 0x00, 0x0c, 0x80})
 	for _, r := range [][]byte{avcCHigh, avcCBase, avcCHi422} {
 		f.Add(uint8(AVC), r)
 	}
@@ -78,6 +79,13 @@ func FuzzParseVideo(f *testing.F) {
 	f.Fuzz(func(t *testing.T, idb uint8, b []byte) {
 		id := fuzzID(idb)
 		in := bytes.Clone(b)
+		if id == AV1 { // the MPEG-2 TS descriptor is AV1's other sequence start
+			if d, err := ParseAV1TSDescriptor(b); err != nil {
+				checkErr(t, err)
+			} else if d.Codec != AV1 || d.Width != 0 || len(d.Record) != 4 {
+				t.Fatalf("descriptor gave %+v", d)
+			}
+		}
 		v, err := ParseVideo(id, b)
 		if !bytes.Equal(in, b) {
 			t.Fatal("input modified")
