@@ -272,7 +272,8 @@ func eac3Frame(strmtyp, substreamid, acmod int, lfe bool, chanmap int, bsmod int
 
 func TestAC3(t *testing.T) {
 	// 7.1: 5.1 independent substream and a dependent one with Lrs/Rrs
-	// (chanmap location 6, counted from the MSB).
+	// (chanmap location 6, counted from the MSB; chan_loc bit 1, counted
+	// from the LSB).
 	f := append(eac3Frame(0, 0, 7, true, -1, 2, 64), eac3Frame(1, 0, 2, false, 1<<(15-6), 0, 64)...)
 	a, err := AudioFromFrame(EAC3, f)
 	if err != nil {
@@ -281,7 +282,7 @@ func TestAC3(t *testing.T) {
 	// data_rate 2 × 64 × 8 × 48000 / 1536 = 32 kbit/s; one independent
 	// substream; fscod 0, bsid 16, bsmod 2, acmod 7, lfe, one dependent
 	// substream, chan_loc Lrs/Rrs.
-	want := new(bitWriter).put(32, 13).put(0, 3).put(0, 2).put(16, 5).put(0, 2).put(2, 3).put(7, 3).put(1, 1).put(0, 3).put(1, 4).put(1<<7, 9).b
+	want := new(bitWriter).put(32, 13).put(0, 3).put(0, 2).put(16, 5).put(0, 2).put(2, 3).put(7, 3).put(1, 1).put(0, 3).put(1, 4).put(2, 9).b
 	if !bytes.Equal(a.Config, want) || a.Channels != 8 || a.BSMod != 2 || a.SampleRate != 48000 || a.Blocks != 6 || a.BitRate != 32000 {
 		t.Errorf("dec3 %x want %x, %+v", a.Config, want, a)
 	}
@@ -296,6 +297,14 @@ func TestAC3(t *testing.T) {
 	// Dual mono (acmod 0) reads dialnorm2.
 	if a, err = AudioFromFrame(EAC3, eac3Frame(0, 0, 0, false, -1, 5, 64)); err != nil || a.BSMod != 5 || a.Channels != 2 {
 		t.Errorf("dual mono: %+v %v", a, err)
+	}
+	for chanmap, want := range map[int]int{
+		1 << (15 - 5): 1, 1 << (15 - 12): 1 << 7, 1 << (15 - 14): 1 << 8, // Lc/Rc, Cvh, LFE2
+		1<<15 | 1<<(15-13) | 1: 0, // L, reserved, LFE: nothing beyond 5.1
+	} {
+		if got := chanLoc(chanmap); got != want {
+			t.Errorf("chanmap %016b: chan_loc %09b, want %09b", chanmap, got, want)
+		}
 	}
 	for _, tc := range []struct {
 		name string
