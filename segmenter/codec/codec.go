@@ -171,8 +171,12 @@ func ParseVideo(id ID, record []byte) (*Video, error) {
 // for encoders that send an empty or placeholder sequence start: AVC and
 // HEVC frames of 4-byte length-prefixed NAL units carrying SPS and PPS (and
 // VPS), an AV1 temporal unit with a sequence header OBU, a VP9 frame or
-// superframe whose first frame is a keyframe. The Record is what a real
-// sequence start would carry.
+// superframe holding a keyframe. The Record is what a real sequence start
+// would carry (byte for byte what ffmpeg writes, except x265's SEI in hvcC).
+// A VP9 keyframe carries no colour primaries or transfer function: its
+// Transfer is SDR, and E-RTMP colorInfo metadata is the only source of HDR.
+// HEVC and VP9 levels: HEVC takes the SPS's; VP9's is the lowest whose
+// picture size fits.
 func VideoFromKeyframe(id ID, frame []byte) (*Video, error) {
 	switch id {
 	case AVC:
