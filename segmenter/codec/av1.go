@@ -340,6 +340,8 @@ func (s *av1Seq) video() *Video {
 		Profile:                 s.profile,
 		Level:                   s.level0,
 		BitDepth:                s.bitDepth,
+		BitDepthChroma:          s.bitDepth,
+		HighTier:                s.tier0,
 		ChromaFormat:            chroma,
 		ColorPrimaries:          s.colour.primaries,
 		TransferCharacteristics: s.colour.transfer,

@@ -41,6 +41,9 @@ func TestParseAVCReal(t *testing.T) {
 			if v.NALULengthSize != tc.nalLengthSize || len(v.SPS) != 1 || len(v.PPS) != 1 || len(v.VPS) != 0 {
 				t.Errorf("lengthSize %d, %d SPS, %d PPS", v.NALULengthSize, len(v.SPS), len(v.PPS))
 			}
+			if got := v.String(); !strings.HasPrefix(got, "H.264 ") || !strings.HasSuffix(got, "("+tc.codec+")") || strings.Contains(got, "profile ") {
+				t.Errorf("String() = %q", got)
+			}
 			if !bytes.Equal(v.Record, tc.rec) || v.Transfer != TransferSDR || v.Codec != AVC {
 				t.Errorf("record %x transfer %v codec %v", v.Record, v.Transfer, v.Codec)
 			}

@@ -3,6 +3,7 @@ package codec
 import (
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 // ID names a codec fount knows. The zero value is Unknown.
@@ -137,9 +138,11 @@ type Video struct {
 	NALULengthSize int      // bytes of each NAL unit's length prefix in frames: 1, 2 or 4
 	VPS, SPS, PPS  [][]byte // parameter set NAL units (VPS only for HEVC), views into Record
 
-	Profile  int // AVC profile_idc, HEVC general_profile_idc, AV1 seq_profile, VP9 profile
-	Level    int // AVC level_idc, HEVC general_level_idc, AV1 seq_level_idx[0], VP9 level (10 = 1.0)
-	BitDepth int // luma bit depth
+	Profile        int  // AVC profile_idc, HEVC general_profile_idc, AV1 seq_profile, VP9 profile
+	Level          int  // AVC level_idc, HEVC general_level_idc, AV1 seq_level_idx[0], VP9 level (10 = 1.0)
+	BitDepth       int  // luma bit depth
+	BitDepthChroma int  // chroma bit depth (AV1 and VP9: the same as luma)
+	HighTier       bool // HEVC general_tier_flag, AV1 seq_tier[0]
 	// ChromaFormat is chroma_format_idc: 0 monochrome, 1 4:2:0, 2 4:2:2, 3 4:4:4.
 	ChromaFormat int
 	// ColorPrimaries, TransferCharacteristics and MatrixCoefficients are the
@@ -313,3 +316,58 @@ func (a *Audio) FrameSamples(frame []byte) (int, error) {
 }
 
 var errNotAudio = errors.New("codec: FrameSamples of a configuration that is not audio")
+
+// ProfileName names the profile as the codec's specification does: HEVC
+// "Main", "Main 10", "Main 4:2:2 10", ... (H.265 Annex A); H.264 "High",
+// "High 10", ...; AV1 "Main", "High", "Professional"; VP9 "Profile 0" to
+// "Profile 3". A profile without a name gives "profile N".
+func (v *Video) ProfileName() string {
+	switch v.Codec {
+	case HEVC:
+		return v.hevc.profileName()
+	case AVC:
+		switch v.Profile {
+		case 66:
+			return "Baseline"
+		case 77:
+			return "Main"
+		case 88:
+			return "Extended"
+		case 100:
+			return "High"
+		case 110:
+			return "High 10"
+		case 122:
+			return "High 4:2:2"
+		case 244:
+			return "High 4:4:4 Predictive"
+		}
+	case AV1:
+		switch v.Profile {
+		case 0:
+			return "Main"
+		case 1:
+			return "High"
+		case 2:
+			return "Professional"
+		}
+	case VP9:
+		return "Profile " + strconv.Itoa(v.Profile)
+	}
+	return "profile " + strconv.Itoa(v.Profile)
+}
+
+// String describes the stream for logs and the API, e.g.
+// "HEVC Main 10 1920x1080 (hvc1.2.4.L120.90)".
+func (v *Video) String() string {
+	return fmt.Sprintf("%v %s %dx%d (%s)", v.Codec, v.ProfileName(), v.Width, v.Height, v.Codecs)
+}
+
+// LevelName returns the level as a number, "4" or "5.1", for HEVC; for other
+// codecs "level N" with the raw value.
+func (v *Video) LevelName() string {
+	if v.Codec == HEVC {
+		return hevcLevel(v.hevc.levelIDC)
+	}
+	return "level " + strconv.Itoa(v.Level)
+}

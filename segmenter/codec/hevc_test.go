@@ -51,6 +51,12 @@ func TestHEVCReal(t *testing.T) {
 			if len(v.VPS) != 1 || len(v.SPS) != 1 || len(v.PPS) != 1 || v.NALULengthSize != 4 {
 				t.Errorf("%d VPS %d SPS %d PPS, length size %d", len(v.VPS), len(v.SPS), len(v.PPS), v.NALULengthSize)
 			}
+			if v.BitDepthChroma != tc.depth || v.HighTier {
+				t.Errorf("chroma depth %d high tier %v", v.BitDepthChroma, v.HighTier)
+			}
+			if want := "HEVC " + tc.profile + " " + strconv.Itoa(tc.w) + "x" + strconv.Itoa(tc.h) + " (" + tc.codec + ")"; v.String() != want {
+				t.Errorf("String() = %q, want %q", v.String(), want)
+			}
 			if v.FrameRate != 30 && v.FrameRate != 25 {
 				t.Errorf("frame rate %v", v.FrameRate)
 			}

@@ -80,6 +80,7 @@ func (c *vpcc) video() *Video {
 		Profile:                 c.profile,
 		Level:                   c.level,
 		BitDepth:                c.bitDepth,
+		BitDepthChroma:          c.bitDepth,
 		ChromaFormat:            chroma,
 		ColorPrimaries:          c.colour.primaries,
 		TransferCharacteristics: c.colour.transfer,
