@@ -137,6 +137,17 @@ func (h *handler) onPacket(p trackPacket) error {
 		return h.sequenceStart(t, p)
 	case pktCodedFrames:
 		return h.codedFrame(t, p, dts)
+	case pktMPEG2TSSeqStart:
+		// AV1's other sequence start (an MPEG-2 TS video descriptor):
+		// used only when no av1C came, completed by the first keyframe's
+		// sequence header.
+		if t.codec == codec.AV1 && t.video == nil {
+			v, err := codec.ParseAV1TSDescriptor(p.data)
+			if err != nil {
+				return h.badConfig(t, err)
+			}
+			return h.setVideo(t, v)
+		}
 	case pktMetadata:
 		if c, ok, err := parseColorInfo(p.data); err == nil && ok {
 			t.stat.setDesc(func(d *TrackStats) { d.Range = c.transfer() })
