@@ -144,6 +144,7 @@ type Segmenter struct {
 	partIndep   bool
 	partForced  bool // deferred audio was muxed into the open part without video
 	segParts    []Part
+	partsFree   []Part // Config.ReuseBuffer: the last segment's Parts array, for the next
 	// Audio that arrived after the open part's last video frame closed the
 	// previous part: it goes into the part of the next video frame, so that
 	// no part is left without video (a stranded audio-only part at the end of

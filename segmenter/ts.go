@@ -51,6 +51,9 @@ type tsMuxer struct {
 	lastPCR       time.Duration
 	pcrWritten    bool
 	tablesWritten bool
+	tw            segWriter // astits's output: PAT and PMT
+	tables        []byte    // PAT and PMT packets as astits last made them
+	tablesCC      []uint8   // continuity counter of each of those packets' PID, next
 	hdr           [19]byte // PES header scratch
 
 	video, audio tsStream
@@ -92,7 +95,7 @@ func newTSMuxer(tracks Tracks, v *codec.Video, a *codec.Audio) (*tsMuxer, error)
 	// Tables are written by astits before every PES on the PCR PID that has
 	// RandomAccessIndicator set, i.e. at each segment start (and video
 	// keyframe); the periodic retransmission is turned off.
-	t.m = astits.NewMuxer(context.Background(), &t.w,
+	t.m = astits.NewMuxer(context.Background(), &t.tw,
 		astits.WithPMTPID(pmtPID),
 		astits.MuxerOptTablesRetransmitPeriod(1<<30))
 	if tracks&Video != 0 {
@@ -135,6 +138,7 @@ func (t *tsMuxer) setStream(pid uint16, id codec.ID, a *codec.Audio) error {
 	if err := t.m.AddElementaryStream(astits.PMTElementaryStream{ElementaryPID: pid, StreamType: st}); err != nil {
 		return err
 	}
+	t.tables = nil // made again, with the new PMT
 	*es = tsStream{declared: true, streamType: st, streamID: sid, codec: id, cc: es.cc}
 	return nil
 }
@@ -160,7 +164,7 @@ func (t *tsMuxer) writePES(pid uint16, dts, pts time.Duration, payload []byte, r
 		discontinuity = false
 	}
 	if !t.tablesWritten || (randomAccess && pid == t.pcrPID) {
-		if _, err := t.m.WriteTables(); err != nil {
+		if err := t.writeTables(); err != nil {
 			return err
 		}
 		t.tablesWritten = true
@@ -177,6 +181,36 @@ func (t *tsMuxer) writePES(pid uint16, dts, pts time.Duration, payload []byte, r
 	}
 	hdr := t.pesHeader(es.streamID, pid == videoPID, ts90k(dts), ts90k(pts), len(payload))
 	t.w.buf = appendPESPackets(t.w.buf, pid, &es.cc, hdr, payload, randomAccess, discontinuity, withPCR, pcr)
+	return nil
+}
+
+// writeTables appends PAT and PMT. astits makes them (again after a change
+// of the PMT); later copies are its bytes with the continuity counters
+// advanced, as astits allocates each time it writes tables.
+func (t *tsMuxer) writeTables() error {
+	if t.tables == nil {
+		t.tw.buf = t.tw.buf[:0]
+		if _, err := t.m.WriteTables(); err != nil {
+			return err
+		}
+		if len(t.tw.buf)%188 != 0 {
+			return fmt.Errorf("tables of %d bytes", len(t.tw.buf))
+		}
+		t.tables = append([]byte(nil), t.tw.buf...)
+		if len(t.tablesCC) != len(t.tables)/188 { // else the counters run on
+			t.tablesCC = t.tablesCC[:0]
+			for p := 0; p < len(t.tables); p += 188 {
+				t.tablesCC = append(t.tablesCC, t.tables[p+3]&0xf)
+			}
+		}
+	}
+	start := len(t.w.buf)
+	t.w.buf = append(t.w.buf, t.tables...)
+	for i := range t.tablesCC {
+		b := t.w.buf[start+i*188:]
+		b[3] = b[3]&0xf0 | t.tablesCC[i]
+		t.tablesCC[i] = (t.tablesCC[i] + 1) & 0xf
+	}
 	return nil
 }
 

@@ -1,0 +1,275 @@
+package segmenter
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/fount-live/fount/segmenter/codec"
+)
+
+// clipSet encodes each codec's clip once per test.
+type clipSet struct {
+	t     testing.TB
+	dir   string
+	clips map[codec.ID]clip
+}
+
+func newClipSet(t testing.TB) *clipSet {
+	return &clipSet{t: t, dir: t.TempDir(), clips: map[codec.ID]clip{}}
+}
+
+func (cs *clipSet) get(id codec.ID) clip {
+	if c, ok := cs.clips[id]; ok {
+		return c
+	}
+	c := makeClip(cs.t, cs.dir, id)
+	cs.clips[id] = c
+	return c
+}
+
+// TestRealEncoders muxes real encoder output of every codec in every format
+// that carries it, and has ffmpeg decode each segment on its own and the
+// whole stream: no decoder message, a keyframe first in every segment,
+// every video frame out that went in, timestamps continuous.
+func TestRealEncoders(t *testing.T) {
+	needFFmpeg(t)
+	cs := newClipSet(t)
+	type pair struct{ v, a codec.ID }
+	var cases []pair
+	for _, v := range []codec.ID{codec.AVC, codec.HEVC, codec.AV1, codec.VP9} {
+		cases = append(cases, pair{v, codec.AAC})
+	}
+	for _, a := range []codec.ID{codec.Opus, codec.FLAC, codec.AC3, codec.EAC3, codec.MP3} {
+		cases = append(cases, pair{codec.AVC, a}, pair{codec.Unknown, a})
+	}
+	for _, tc := range cases {
+		var v, a clip
+		if tc.v != codec.Unknown {
+			v = cs.get(tc.v)
+		}
+		a = cs.get(tc.a)
+		for _, format := range []Format{FormatTS, FormatFMP4} {
+			name := fmt.Sprintf("%v+%v/%v", tc.v, tc.a, format)
+			if tc.v == codec.Unknown {
+				name = fmt.Sprintf("%v/%v", tc.a, format)
+			}
+			t.Run(name, func(t *testing.T) {
+				carried := CanCarry(format, tc.a) && (tc.v == codec.Unknown || CanCarry(format, tc.v))
+				s, c := muxClips(t, format, v, a)
+				if !carried {
+					return // muxClips checked the refusal
+				}
+				checkClipOutput(t, format, s, c, v, a)
+			})
+		}
+	}
+}
+
+// muxClips feeds the clips (v may be empty) to a new Segmenter.
+func muxClips(t *testing.T, format Format, v, a clip) (*Segmenter, *collect) {
+	t.Helper()
+	cfg := Config{Format: format, TargetDuration: time.Second, Logger: slog.New(&logRecorder{})}
+	if format == FormatFMP4 {
+		cfg.PartDuration = 250 * time.Millisecond
+	}
+	cfg.Expect = Audio
+	if v.video != nil {
+		cfg.Expect |= Video
+	}
+	c := &collect{}
+	s := New(cfg, c)
+	if v.video != nil {
+		err := s.SetVideoConfig(v.video)
+		if !CanCarry(format, v.video.Codec) {
+			if !errors.Is(err, ErrNotCarried) {
+				t.Fatalf("SetVideoConfig(%v) in %v: %v", v.video.Codec, format, err)
+			}
+			return s, c
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := s.SetAudioConfig(a.audio)
+	if !CanCarry(format, a.audio.Codec) {
+		if !errors.Is(err, ErrNotCarried) {
+			t.Fatalf("SetAudioConfig(%v) in %v: %v", a.audio.Codec, format, err)
+		}
+		return s, c
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range interleave(v.frames, a.frames) {
+		if err := s.WriteFrame(f); err != nil {
+			t.Fatalf("frame %v %v: %v", f.Kind, f.DTS, err)
+		}
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return s, c
+}
+
+func checkClipOutput(t *testing.T, format Format, s *Segmenter, c *collect, v, a clip) {
+	t.Helper()
+	if len(c.segs) < 3 {
+		t.Fatalf("%d segments", len(c.segs))
+	}
+	in := s.Info()
+	if in.Audio == nil || in.Audio.Codec != a.audio.Codec || (v.video != nil && (in.Video == nil || in.Video.Codec != v.video.Codec)) {
+		t.Fatalf("info %+v", in)
+	}
+	want := a.audio.Codecs
+	if v.video != nil {
+		want = v.video.Codecs + "," + want
+	}
+	if in.Codecs != want {
+		t.Errorf("CODECS %q, want %q", in.Codecs, want)
+	}
+	dir := t.TempDir()
+	ext := ".ts"
+	if format == FormatFMP4 {
+		ext = ".mp4"
+		if len(c.inits) != 1 {
+			t.Fatalf("%d inits", len(c.inits))
+		}
+	}
+	var all []byte
+	if format == FormatFMP4 {
+		all = append(all, c.inits[0].Data...)
+	}
+	for i, seg := range c.segs {
+		var b []byte
+		if format == FormatFMP4 {
+			b = append(b, c.inits[seg.InitVersion].Data...)
+		}
+		b = append(b, seg.Data...)
+		all = append(all, seg.Data...)
+		name := filepath.Join(dir, fmt.Sprintf("seg%d%s", i, ext))
+		if err := os.WriteFile(name, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		decodeClean(t, name)
+		p := probe(t, name)
+		if v.video != nil {
+			if pk := p.packets["video"]; len(pk) == 0 || !pk[0].key {
+				t.Errorf("segment %d: first video packet not a keyframe (%d packets)", i, len(pk))
+			}
+		}
+	}
+	name := filepath.Join(dir, "all"+ext)
+	if err := os.WriteFile(name, all, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	decodeClean(t, name)
+	p := probe(t, name)
+	if got := p.codecs["audio"]; got != ffmpegName[a.audio.Codec] {
+		t.Errorf("audio codec %q, want %q", got, ffmpegName[a.audio.Codec])
+	}
+	dropped := int(in.DroppedFrames)
+	if v.video != nil {
+		if got := p.codecs["video"]; got != ffmpegName[v.video.Codec] {
+			t.Errorf("video codec %q, want %q", got, ffmpegName[v.video.Codec])
+		}
+		if n := len(p.packets["video"]); n != len(v.frames) {
+			t.Errorf("%d video packets out, %d in", n, len(v.frames))
+		}
+		checkContinuous(t, "video", p.packets["video"], 70*time.Millisecond)
+	}
+	if n := len(p.packets["audio"]); n != len(a.frames)-dropped || n < len(a.frames)*9/10 {
+		t.Errorf("%d audio packets out, %d in, %d dropped", n, len(a.frames), dropped)
+	}
+	checkContinuous(t, "audio", p.packets["audio"], 150*time.Millisecond)
+}
+
+// checkContinuous checks that decode times only go forward, by at most
+// maxGap, over (nearly) the clip's length.
+func checkContinuous(t *testing.T, kind string, pk []probePacket, maxGap time.Duration) {
+	t.Helper()
+	if len(pk) < 2 {
+		t.Fatalf("%s: %d packets", kind, len(pk))
+	}
+	for i := 1; i < len(pk); i++ {
+		if d := pk[i].dts - pk[i-1].dts; d <= 0 || d > maxGap {
+			t.Errorf("%s packet %d: dts %v after %v", kind, i, pk[i].dts, pk[i-1].dts)
+			return
+		}
+	}
+	if span := pk[len(pk)-1].dts - pk[0].dts; span < 2700*time.Millisecond {
+		t.Errorf("%s spans %v", kind, span)
+	}
+}
+
+// TestZeroAllocsPerFrame checks every codec path of both muxers, parts and
+// one reused segment buffer as fount runs them, for allocations in the
+// steady state: the clip is looped on a continuing timeline.
+func TestZeroAllocsPerFrame(t *testing.T) {
+	needFFmpeg(t)
+	if testing.Short() {
+		t.Skip("encodes clips")
+	}
+	cs := newClipSet(t)
+	for _, id := range []codec.ID{codec.AVC, codec.HEVC, codec.AV1, codec.VP9, codec.AAC, codec.Opus, codec.FLAC, codec.AC3, codec.EAC3, codec.MP3} {
+		cl := cs.get(id)
+		for _, format := range []Format{FormatTS, FormatFMP4} {
+			if !CanCarry(format, id) {
+				continue
+			}
+			t.Run(fmt.Sprintf("%v/%v", id, format), func(t *testing.T) {
+				next := loopClip(t, format, cl)
+				for i := 0; i < 3*len(cl.frames); i++ { // warm up: buffers settle
+					next()
+				}
+				if n := testing.AllocsPerRun(2*len(cl.frames), next); n != 0 {
+					t.Errorf("%v allocations per frame", n)
+				}
+				var m0, m1 runtime.MemStats
+				runtime.ReadMemStats(&m0)
+				frames := 2 * len(cl.frames)
+				for i := 0; i < frames; i++ {
+					next()
+				}
+				runtime.ReadMemStats(&m1)
+				t.Logf("%d mallocs in %d frames", m1.Mallocs-m0.Mallocs, frames)
+			})
+		}
+	}
+}
+
+// loopClip returns a func that writes the clip's next frame to a new
+// Segmenter, looping the clip on a continuing timeline.
+func loopClip(t testing.TB, format Format, cl clip) func() {
+	cfg := Config{Format: format, PartDuration: 200 * time.Millisecond, ReuseBuffer: true,
+		TargetDuration: time.Second, Logger: slog.New(&logRecorder{})}
+	s := New(cfg, discard{})
+	if cl.video != nil {
+		cfg.Expect = Video
+		if err := s.SetVideoConfig(cl.video); err != nil {
+			t.Fatal(err)
+		}
+	} else if err := s.SetAudioConfig(cl.audio); err != nil {
+		t.Fatal(err)
+	}
+	fr := cl.frames
+	period := fr[len(fr)-1].DTS - fr[0].DTS + (fr[1].DTS - fr[0].DTS)
+	var i int
+	var offset time.Duration
+	return func() {
+		f := fr[i]
+		f.DTS += offset
+		f.PTS += offset
+		if err := s.WriteFrame(f); err != nil {
+			t.Fatal(err)
+		}
+		if i++; i == len(fr) {
+			i, offset = 0, offset+period
+		}
+	}
+}
