@@ -54,7 +54,7 @@ type tsMuxer struct {
 	tw            segWriter // astits's output: PAT and PMT
 	tables        []byte    // PAT and PMT packets as astits last made them
 	tablesCC      []uint8   // continuity counter of each of those packets' PID, next
-	hdr           [19]byte // PES header scratch
+	hdr           [19]byte  // PES header scratch
 
 	video, audio tsStream
 
