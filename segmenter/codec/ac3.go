@@ -50,11 +50,12 @@ func ac3FromFrame(f []byte) (*Audio, error) {
 		return nil, fmt.Errorf("ac-3 frame: bsi: %w", r.err)
 	case fscod == 3:
 		return nil, errors.New("ac-3 frame: reserved fscod 3")
+	case bsid > 8:
+		// 9 and 10 are half and quarter rate AC-3, above 10 E-AC-3 (whose
+		// bsid sits at the same place, so this is what tells them apart).
+		return nil, fmt.Errorf("ac-3 frame: bsid %d is not AC-3 (at most 8)", bsid)
 	case frmsizecod > 37:
 		return nil, fmt.Errorf("ac-3 frame: frmsizecod %d out of range", frmsizecod)
-	case bsid > 8:
-		// 9 and 10 are half and quarter rate AC-3, above 10 E-AC-3.
-		return nil, fmt.Errorf("ac-3 frame: bsid %d is not AC-3 (at most 8)", bsid)
 	}
 	kbps := [19]int{32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512, 576, 640}[frmsizecod>>1]
 	w := &bitWriter{}
@@ -244,13 +245,14 @@ func eac3FromFrame(f []byte) (*Audio, error) {
 			}
 			last.numDeps++
 			if s.chanmap >= 0 {
-				// chanmap bits 5 to 13 (MSB first) are the locations
-				// chan_loc lists, in the same order.
-				last.chanLoc |= s.chanmap >> 2 & 0x1ff
+				last.chanLoc |= chanLoc(s.chanmap)
 			}
 		}
 		bitRate += 8 * s.size * s.rate / (s.blocks * 256)
 		p += s.size
+	}
+	if len(subs) == 0 {
+		return nil, errors.New("e-ac-3 frame: empty")
 	}
 	w := &bitWriter{}
 	w.put(uint32(bitRate/1000), 13) // data_rate, kbit/s
@@ -274,7 +276,7 @@ func eac3FromFrame(f []byte) (*Audio, error) {
 	first := subs[0]
 	ch := ac3Channels(first.s.acmod, first.s.lfe)
 	for i := 0; i < 9; i++ {
-		if first.chanLoc>>(8-i)&1 == 0 {
+		if first.chanLoc>>i&1 == 0 {
 			continue
 		}
 		switch i {
@@ -299,7 +301,27 @@ func eac3FromFrame(f []byte) (*Audio, error) {
 	}, nil
 }
 
+// chanLoc turns a dependent substream's chanmap (E.1.3.1.8, Table E.1.4:
+// locations numbered from the MSB: 0-4 L C R Ls Rs, 5 Lc/Rc, 6 Lrs/Rrs,
+// 7 Cs, 8 Ts, 9 Lsd/Rsd, 10 Lw/Rw, 11 Lvh/Rvh, 12 Cvh, 13 reserved, 14 LFE2,
+// 15 LFE) into dec3's chan_loc (F.6.2.13, Table F.6.1: from the LSB Lc/Rc,
+// Lrs/Rrs, Cs, Ts, Lsd/Rsd, Lw/Rw, Lvh/Rvh, Cvh, LFE2): the channels beyond
+// 5.1 that the dependent substreams add.
+func chanLoc(chanmap int) int {
+	loc := 0
+	for k := 5; k <= 12; k++ {
+		if chanmap>>(15-k)&1 != 0 {
+			loc |= 1 << (k - 5)
+		}
+	}
+	if chanmap>>(15-14)&1 != 0 {
+		loc |= 1 << 8
+	}
+	return loc
+}
+
 var (
+	errAC3Sync       = errors.New("ac-3 frame: no syncword 0b77")
 	errEAC3Truncated = errors.New("e-ac-3 frame: truncated sync frame header")
 	errEAC3Sync      = errors.New("e-ac-3 frame: no syncword 0b77")
 )

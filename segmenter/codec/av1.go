@@ -340,6 +340,8 @@ func (s *av1Seq) video() *Video {
 		Profile:                 s.profile,
 		Level:                   s.level0,
 		BitDepth:                s.bitDepth,
+		BitDepthChroma:          s.bitDepth,
+		HighTier:                s.tier0,
 		ChromaFormat:            chroma,
 		ColorPrimaries:          s.colour.primaries,
 		TransferCharacteristics: s.colour.transfer,
@@ -393,4 +395,38 @@ func withSizeField(o obu) []byte {
 		out = append(out, c|0x80)
 	}
 	return append(out, o.payload...)
+}
+
+// ParseAV1TSDescriptor parses the body of an E-RTMP AV1
+// MPEG2TSSequenceStart: the AV1 video descriptor of "Carriage of AV1 in
+// MPEG-2 TS". Its drafts differ: tag 0x80 with the four record bytes, or tag
+// 0x5F with a 32-bit private_data_specifier first; both are taken. The
+// descriptor repeats the first four bytes of an av1C (with hdr_wcg_idc in
+// the reserved bits), so the result is a configuration with that record, no
+// configOBUs and no size: WithKeyframe completes it from the first
+// keyframe's sequence header. Ingest should prefer an av1C SequenceStart
+// when both arrive.
+func ParseAV1TSDescriptor(b []byte) (*Video, error) {
+	if len(b) < 2 {
+		return nil, fmt.Errorf("av1 ts descriptor: truncated (%d bytes)", len(b))
+	}
+	tag, n := b[0], int(b[1])
+	body := b[2:]
+	if n > len(body) {
+		return nil, fmt.Errorf("av1 ts descriptor: descriptor_length %d overruns the %d bytes left", n, len(body))
+	}
+	body = body[:n]
+	switch {
+	case tag == 0x80 && n >= 4:
+	case tag == 0x5f && n >= 8:
+		body = body[4:] // private_data_specifier
+	default:
+		return nil, fmt.Errorf("av1 ts descriptor: descriptor_tag 0x%02x with length %d", tag, n)
+	}
+	rec := []byte{body[0], body[1], body[2], body[3] & 0x1f} // hdr_wcg_idc is the av1C's reserved bits
+	v, err := parseAV1C(rec)
+	if err != nil {
+		return nil, fmt.Errorf("av1 ts descriptor: %w", err)
+	}
+	return v, nil
 }

@@ -87,7 +87,7 @@ func (v *Video) setSPS(si spsInfo) {
 	v.Width, v.Height = si.width, si.height
 	v.FrameRate = si.frameRate
 	v.Profile, v.Level = si.profile, si.level
-	v.BitDepth = si.bitDepthLuma
+	v.BitDepth, v.BitDepthChroma = si.bitDepthLuma, si.bitDepthChroma
 	v.ChromaFormat = si.chromaFormatIDC
 	v.ColorPrimaries, v.TransferCharacteristics, v.MatrixCoefficients = si.colour.primaries, si.colour.transfer, si.colour.matrix
 	v.FullRange = si.colour.fullRange

@@ -107,7 +107,7 @@ type bitWriter struct {
 	n int // bits written
 }
 
-func (w *bitWriter) put(v uint32, bits int) {
+func (w *bitWriter) put(v uint32, bits int) *bitWriter {
 	for i := bits - 1; i >= 0; i-- {
 		if w.n%8 == 0 {
 			w.b = append(w.b, 0)
@@ -117,6 +117,7 @@ func (w *bitWriter) put(v uint32, bits int) {
 		}
 		w.n++
 	}
+	return w
 }
 
 func (w *bitWriter) putBool(v bool) {

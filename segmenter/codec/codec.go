@@ -3,6 +3,7 @@ package codec
 import (
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 // ID names a codec fount knows. The zero value is Unknown.
@@ -137,9 +138,11 @@ type Video struct {
 	NALULengthSize int      // bytes of each NAL unit's length prefix in frames: 1, 2 or 4
 	VPS, SPS, PPS  [][]byte // parameter set NAL units (VPS only for HEVC), views into Record
 
-	Profile  int // AVC profile_idc, HEVC general_profile_idc, AV1 seq_profile, VP9 profile
-	Level    int // AVC level_idc, HEVC general_level_idc, AV1 seq_level_idx[0], VP9 level (10 = 1.0)
-	BitDepth int // luma bit depth
+	Profile        int  // AVC profile_idc, HEVC general_profile_idc, AV1 seq_profile, VP9 profile
+	Level          int  // AVC level_idc, HEVC general_level_idc, AV1 seq_level_idx[0], VP9 level (10 = 1.0)
+	BitDepth       int  // luma bit depth
+	BitDepthChroma int  // chroma bit depth (AV1 and VP9: the same as luma)
+	HighTier       bool // HEVC general_tier_flag, AV1 seq_tier[0]
 	// ChromaFormat is chroma_format_idc: 0 monochrome, 1 4:2:0, 2 4:2:2, 3 4:4:4.
 	ChromaFormat int
 	// ColorPrimaries, TransferCharacteristics and MatrixCoefficients are the
@@ -171,8 +174,12 @@ func ParseVideo(id ID, record []byte) (*Video, error) {
 // for encoders that send an empty or placeholder sequence start: AVC and
 // HEVC frames of 4-byte length-prefixed NAL units carrying SPS and PPS (and
 // VPS), an AV1 temporal unit with a sequence header OBU, a VP9 frame or
-// superframe whose first frame is a keyframe. The Record is what a real
-// sequence start would carry.
+// superframe holding a keyframe. The Record is what a real sequence start
+// would carry (byte for byte what ffmpeg writes, except x265's SEI in hvcC).
+// A VP9 keyframe carries no colour primaries or transfer function: its
+// Transfer is SDR, and E-RTMP colorInfo metadata is the only source of HDR.
+// HEVC and VP9 levels: HEVC takes the SPS's; VP9's is the lowest whose
+// picture size fits.
 func VideoFromKeyframe(id ID, frame []byte) (*Video, error) {
 	switch id {
 	case AVC:
@@ -188,11 +195,19 @@ func VideoFromKeyframe(id ID, frame []byte) (*Video, error) {
 }
 
 // WithKeyframe returns v with what a keyframe tells and the record does
-// not: a VP9 vpcC carries no picture size, so the first keyframe gives it.
-// For other codecs, or when the size is known, it returns v itself. v is not
-// modified.
+// not: a VP9 vpcC carries no picture size, so the first keyframe gives it;
+// an AV1 record without a sequence header (or an MPEG-2 TS descriptor) is
+// replaced by the one the keyframe's sequence header makes. When the size
+// is known, or for AVC and HEVC, it returns v itself. v is not modified.
 func (v *Video) WithKeyframe(frame []byte) (*Video, error) {
-	if v.Codec != VP9 || (v.Width > 0 && v.Height > 0) {
+	if v.Width > 0 && v.Height > 0 {
+		return v, nil
+	}
+	switch v.Codec {
+	case AV1:
+		return av1FromTemporalUnit(frame)
+	case VP9:
+	default:
 		return v, nil
 	}
 	h, err := vp9KeyframeHeader(frame)
@@ -284,6 +299,9 @@ func (a *Audio) FrameSamples(frame []byte) (int, error) {
 		// 960-sample AAC frames are not made by any encoder that speaks RTMP.
 		return 1024, nil
 	case AC3:
+		if len(frame) < 2 || frame[0] != 0x0b || frame[1] != 0x77 {
+			return 0, errAC3Sync
+		}
 		return 1536, nil
 	case EAC3:
 		return eac3FrameSamples(frame)
@@ -298,3 +316,58 @@ func (a *Audio) FrameSamples(frame []byte) (int, error) {
 }
 
 var errNotAudio = errors.New("codec: FrameSamples of a configuration that is not audio")
+
+// ProfileName names the profile as the codec's specification does: HEVC
+// "Main", "Main 10", "Main 4:2:2 10", ... (H.265 Annex A); H.264 "High",
+// "High 10", ...; AV1 "Main", "High", "Professional"; VP9 "Profile 0" to
+// "Profile 3". A profile without a name gives "profile N".
+func (v *Video) ProfileName() string {
+	switch v.Codec {
+	case HEVC:
+		return v.hevc.profileName()
+	case AVC:
+		switch v.Profile {
+		case 66:
+			return "Baseline"
+		case 77:
+			return "Main"
+		case 88:
+			return "Extended"
+		case 100:
+			return "High"
+		case 110:
+			return "High 10"
+		case 122:
+			return "High 4:2:2"
+		case 244:
+			return "High 4:4:4 Predictive"
+		}
+	case AV1:
+		switch v.Profile {
+		case 0:
+			return "Main"
+		case 1:
+			return "High"
+		case 2:
+			return "Professional"
+		}
+	case VP9:
+		return "Profile " + strconv.Itoa(v.Profile)
+	}
+	return "profile " + strconv.Itoa(v.Profile)
+}
+
+// String describes the stream for logs and the API, e.g.
+// "HEVC Main 10 1920x1080 (hvc1.2.4.L120.90)".
+func (v *Video) String() string {
+	return fmt.Sprintf("%v %s %dx%d (%s)", v.Codec, v.ProfileName(), v.Width, v.Height, v.Codecs)
+}
+
+// LevelName returns the level as a number, "4" or "5.1", for HEVC; for other
+// codecs "level N" with the raw value.
+func (v *Video) LevelName() string {
+	if v.Codec == HEVC {
+		return hevcLevel(v.hevc.levelIDC)
+	}
+	return "level " + strconv.Itoa(v.Level)
+}

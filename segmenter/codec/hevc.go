@@ -116,7 +116,8 @@ func parseHEVC(rec []byte) (*Video, error) {
 	v.Width, v.Height = si.width, si.height
 	v.FrameRate = si.frameRate
 	v.Profile, v.Level = int(ptl.profileIDC), int(ptl.levelIDC)
-	v.BitDepth = si.bitDepthLuma
+	v.BitDepth, v.BitDepthChroma = si.bitDepthLuma, si.bitDepthChroma
+	v.HighTier = ptl.highTier
 	v.ChromaFormat = si.chromaFormatIDC
 	v.ColorPrimaries, v.TransferCharacteristics, v.MatrixCoefficients = si.colour.primaries, si.colour.transfer, si.colour.matrix
 	v.FullRange = si.colour.fullRange
@@ -546,23 +547,4 @@ func hevcFromKeyframe(frame []byte) (*Video, error) {
 		}
 	}
 	return parseHEVC(rec)
-}
-
-// ProfileName names the profile of an HEVC stream as H.265 Annex A does
-// ("Main", "Main 10", "Main 4:2:2 10", ...); for other codecs it returns
-// "profile N".
-func (v *Video) ProfileName() string {
-	if v.Codec == HEVC {
-		return v.hevc.profileName()
-	}
-	return "profile " + strconv.Itoa(v.Profile)
-}
-
-// LevelName returns the level as a number, "4" or "5.1", for HEVC; for other
-// codecs "level N" with the raw value.
-func (v *Video) LevelName() string {
-	if v.Codec == HEVC {
-		return hevcLevel(v.hevc.levelIDC)
-	}
-	return "level " + strconv.Itoa(v.Level)
 }

@@ -80,6 +80,7 @@ func (c *vpcc) video() *Video {
 		Profile:                 c.profile,
 		Level:                   c.level,
 		BitDepth:                c.bitDepth,
+		BitDepthChroma:          c.bitDepth,
 		ChromaFormat:            chroma,
 		ColorPrimaries:          c.colour.primaries,
 		TransferCharacteristics: c.colour.transfer,
@@ -230,7 +231,10 @@ func vp9FromKeyframe(frame []byte) (*Video, error) {
 	c := vpcc{profile: h.profile, bitDepth: h.bitDepth, fullRange: h.fullRange, colour: unspecifiedColour}
 	switch {
 	case h.subX && h.subY:
-		c.chroma = 0 // 4:2:0, siting unknown: the binding's default
+		// 4:2:0; the bitstream does not say where chroma sits. 1
+		// (co-sited with luma) is what ffmpeg writes then, so a record
+		// built here equals the one an ffmpeg-made sequence start carries.
+		c.chroma = 1
 	case h.subX:
 		c.chroma = 2
 	default:
