@@ -273,3 +273,100 @@ func loopClip(t testing.TB, format Format, cl clip) func() {
 		}
 	}
 }
+
+// shifted returns frames moved by d on the timeline.
+func shifted(frames []Frame, d time.Duration) []Frame {
+	out := make([]Frame, len(frames))
+	for i, f := range frames {
+		f.DTS += d
+		f.PTS += d
+		out[i] = f
+	}
+	return out
+}
+
+// TestCodecChange publishes H.264+AAC, then, on the same timeline, HEVC
+// with another audio codec (AC-3 in TS, Opus in fMP4): the first segment of
+// the new codecs is a discontinuity (fMP4: with a new Init), starts with a
+// keyframe and decodes as the new codecs; nothing of the new codecs went
+// into the segments before.
+func TestCodecChange(t *testing.T) {
+	needFFmpeg(t)
+	cs := newClipSet(t)
+	avc, aac, hevc := cs.get(codec.AVC), cs.get(codec.AAC), cs.get(codec.HEVC)
+	for _, format := range []Format{FormatTS, FormatFMP4} {
+		a2 := cs.get(codec.AC3)
+		if format == FormatFMP4 {
+			a2 = cs.get(codec.Opus)
+		}
+		t.Run(format.String(), func(t *testing.T) {
+			c := &collect{}
+			s := New(Config{Format: format, TargetDuration: time.Second, Expect: Video | Audio,
+				Logger: slog.New(&logRecorder{})}, c)
+			write := func(v, a clip, shift time.Duration) {
+				if err := s.SetVideoConfig(v.video); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.SetAudioConfig(a.audio); err != nil {
+					t.Fatal(err)
+				}
+				for _, f := range interleave(shifted(v.frames, shift), shifted(a.frames, shift)) {
+					if err := s.WriteFrame(f); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			write(avc, aac, 0)
+			write(hevc, a2, 3*time.Second+100*time.Millisecond)
+			if err := s.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if in := s.Info(); in.ConfigChanges != 1 || in.Video.Codec != codec.HEVC || in.Audio.Codec != a2.audio.Codec {
+				t.Fatalf("info %+v", in)
+			}
+			if format == FormatFMP4 && len(c.inits) != 2 {
+				t.Fatalf("%d inits", len(c.inits))
+			}
+			dir := t.TempDir()
+			changed := false
+			for i, seg := range c.segs {
+				if seg.Discontinuity {
+					if changed {
+						t.Fatalf("segment %d: a second discontinuity", i)
+					}
+					changed = true
+				}
+				wantV, wantA := "h264", "aac"
+				if changed {
+					wantV, wantA = "hevc", ffmpegName[a2.audio.Codec]
+				}
+				var b []byte
+				if format == FormatFMP4 {
+					if want := 0; changed {
+						want = 1
+						if seg.InitVersion != want {
+							t.Fatalf("segment %d: init %d", i, seg.InitVersion)
+						}
+					}
+					b = append(b, c.inits[seg.InitVersion].Data...)
+				}
+				b = append(b, seg.Data...)
+				name := filepath.Join(dir, fmt.Sprintf("seg%d", i))
+				if err := os.WriteFile(name, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				decodeClean(t, name)
+				p := probe(t, name)
+				if p.codecs["video"] != wantV || (p.codecs["audio"] != wantA && len(p.packets["audio"]) > 0) {
+					t.Errorf("segment %d: %v, want %s and %s", i, p.codecs, wantV, wantA)
+				}
+				if pk := p.packets["video"]; len(pk) == 0 || !pk[0].key {
+					t.Errorf("segment %d: does not start with a keyframe", i)
+				}
+			}
+			if !changed {
+				t.Fatal("no discontinuity")
+			}
+		})
+	}
+}
