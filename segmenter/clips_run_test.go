@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Eyevinn/mp4ff/mp4"
+
 	"github.com/fount-live/fount/segmenter/codec"
 )
 
@@ -369,4 +371,52 @@ func TestCodecChange(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestVideoInfo checks what Info says of each video codec's real stream,
+// and that the fMP4 sample entry has the picture size (VP9's record has
+// none: the first keyframe gives it). An HEVC clip flagged PQ is HDR.
+func TestVideoInfo(t *testing.T) {
+	needFFmpeg(t)
+	cs := newClipSet(t)
+	for _, id := range []codec.ID{codec.AVC, codec.HEVC, codec.AV1, codec.VP9} {
+		cl := cs.get(id)
+		checkVideoInfo(t, cl, codec.TransferSDR)
+	}
+	pq := makeClip(t, t.TempDir(), codec.HEVC,
+		"-x265-params", "log-level=error:keyint=30:min-keyint=30:scenecut=0:open-gop=0:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc",
+		"-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc")
+	checkVideoInfo(t, pq, codec.TransferPQ)
+}
+
+func checkVideoInfo(t *testing.T, cl clip, tr codec.Transfer) {
+	t.Helper()
+	c := &collect{}
+	s := New(Config{Format: FormatFMP4, Expect: Video, Logger: slog.New(&logRecorder{})}, c)
+	if err := s.SetVideoConfig(cl.video); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range cl.frames {
+		if err := s.WriteFrame(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	v := s.Info().Video
+	if v == nil || v.Codec != cl.video.Codec || v.Width != 320 || v.Height != 240 || v.Transfer != tr ||
+		v.Codecs != cl.video.Codecs || s.Info().Codecs != cl.video.Codecs {
+		t.Fatalf("%v: info %+v, want 320x240 %v", cl.video.Codec, v, tr)
+	}
+	if len(c.inits) != 1 {
+		t.Fatalf("%v: %d inits", cl.video.Codec, len(c.inits))
+	}
+	f := decodeMP4(t, c.inits[0].Data)
+	entry := f.Init.Moov.Trak.Mdia.Minf.Stbl.Stsd.Children[0].(*mp4.VisualSampleEntryBox)
+	want := map[codec.ID]string{codec.AVC: "avc1", codec.HEVC: "hvc1", codec.AV1: "av01", codec.VP9: "vp09"}[cl.video.Codec]
+	if entry.Type() != want || entry.Width != 320 || entry.Height != 240 {
+		t.Fatalf("%v: sample entry %s %dx%d", cl.video.Codec, entry.Type(), entry.Width, entry.Height)
+	}
+	t.Logf("%v: %s %dx%d %v", cl.video.Codec, v.Codecs, v.Width, v.Height, v.Transfer)
 }

@@ -59,8 +59,9 @@ type clip struct {
 	frames []Frame // in decode order, millisecond timestamps
 }
 
-// makeClip encodes a clip of id into dir and reads it.
-func makeClip(t testing.TB, dir string, id codec.ID) clip {
+// makeClip encodes a clip of id into dir and reads it; extra ffmpeg
+// arguments come after the codec's own (the last of a repeated option wins).
+func makeClip(t testing.TB, dir string, id codec.ID, extra ...string) clip {
 	t.Helper()
 	name := filepath.Join(dir, strings.ToLower(id.String())+".mp4")
 	args := []string{"-nostdin", "-v", "error", "-y"}
@@ -71,6 +72,7 @@ func makeClip(t testing.TB, dir string, id codec.ID) clip {
 	}
 	args = append(args, "-t", clipSeconds)
 	args = append(args, encoderArgs[id]...)
+	args = append(args, extra...)
 	args = append(args, "-movflags", "+frag_keyframe+empty_moov+default_base_moof+delay_moov", name)
 	if out, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg %v: %v\n%s", args, err, out)
