@@ -24,8 +24,9 @@ func (s *Segmenter) SetVideoConfig(v *codec.Video) error {
 		return errors.New("segmenter: not a video configuration")
 	}
 	if !CanCarry(s.cfg.Format, v.Codec) {
-		return fmt.Errorf("segmenter: %w: %v in %v", ErrNotCarried, v.Codec, s.cfg.Format)
+		return s.refuse(Video, v.Codec)
 	}
+	s.refused &^= Video
 	if old := s.video; old != nil && old.Codec == v.Codec && bytes.Equal(old.Record, v.Record) {
 		return nil
 	}
@@ -52,11 +53,12 @@ func (s *Segmenter) SetAudioConfig(a *codec.Audio) error {
 		return errors.New("segmenter: not an audio configuration")
 	}
 	if !CanCarry(s.cfg.Format, a.Codec) {
-		return fmt.Errorf("segmenter: %w: %v in %v", ErrNotCarried, a.Codec, s.cfg.Format)
+		return s.refuse(Audio, a.Codec)
 	}
 	if a.SampleRate <= 0 {
 		return fmt.Errorf("segmenter: %v configuration without a sample rate", a.Codec)
 	}
+	s.refused &^= Audio
 	if old := s.audio; old != nil && sameAudio(old, a) {
 		return nil
 	}
@@ -73,6 +75,25 @@ func (s *Segmenter) SetAudioConfig(a *codec.Audio) error {
 	}
 	s.publishInfo()
 	return s.maybeStart(false)
+}
+
+// refuse answers a configuration of a codec the format cannot carry: the
+// track's frames are dropped (DropUnusedTrack) until a configuration the
+// format carries comes, and the start no longer waits for the track. The
+// error wraps ErrNotCarried (and any Sink error of a start it allowed).
+func (s *Segmenter) refuse(k Kind, id codec.ID) error {
+	err := fmt.Errorf("segmenter: %w: %v in %v", ErrNotCarried, id, s.cfg.Format)
+	s.refused |= k
+	if s.started {
+		return err
+	}
+	if s.cfg.Expect == 0 {
+		s.cfg.Expect = Video | Audio
+	}
+	if s.cfg.Expect &^= k; s.cfg.Expect == 0 {
+		return err
+	}
+	return errors.Join(err, s.maybeStart(false))
 }
 
 // sameAudio reports whether two audio configurations describe the same

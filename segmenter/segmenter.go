@@ -88,7 +88,8 @@ type Segmenter struct {
 	// configuration changed; the cut comes at the next keyframe) is not
 	// written into it.
 	segVCodec, segACodec codec.ID
-	audioSamples         int // samples of the last audio frame muxed; 0 = none yet
+	audioSamples         int    // samples of the last audio frame muxed; 0 = none yet
+	refused              Tracks // tracks whose codec the format cannot carry (refuse)
 
 	// Probing: before the track set is decided.
 	started     bool
@@ -348,6 +349,11 @@ func (s *Segmenter) maybeStart(force bool) error {
 func (s *Segmenter) WriteFrame(f Frame) error {
 	if f.Kind != Video && f.Kind != Audio {
 		s.countDrop(DropMalformed)
+		return nil
+	}
+	if f.Kind&s.refused != 0 {
+		// A codec the format cannot carry (see refuse).
+		s.countDrop(DropUnusedTrack)
 		return nil
 	}
 	s.noteFirst(f)
