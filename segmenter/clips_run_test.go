@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,23 +16,33 @@ import (
 	"github.com/fount-live/fount/segmenter/codec"
 )
 
-// clipSet encodes each codec's clip once per test.
-type clipSet struct {
-	t     testing.TB
-	dir   string
-	clips map[codec.ID]clip
+// clipSet hands out each codec's clip, encoded once per test binary and
+// shared by the tests (read-only: the segmenter never writes Frame.Data).
+type clipSet struct{ t testing.TB }
+
+var sharedClips struct {
+	sync.Mutex
+	m map[codec.ID]clip
 }
 
-func newClipSet(t testing.TB) *clipSet {
-	return &clipSet{t: t, dir: t.TempDir(), clips: map[codec.ID]clip{}}
-}
+func newClipSet(t testing.TB) *clipSet { return &clipSet{t: t} }
 
 func (cs *clipSet) get(id codec.ID) clip {
-	if c, ok := cs.clips[id]; ok {
+	sharedClips.Lock()
+	defer sharedClips.Unlock()
+	if c, ok := sharedClips.m[id]; ok {
 		return c
 	}
-	c := makeClip(cs.t, cs.dir, id)
-	cs.clips[id] = c
+	dir, err := os.MkdirTemp("", "fount-clip-")
+	if err != nil {
+		cs.t.Fatal(err)
+	}
+	defer os.RemoveAll(dir) // the clip is in memory once read
+	c := makeClip(cs.t, dir, id)
+	if sharedClips.m == nil {
+		sharedClips.m = map[codec.ID]clip{}
+	}
+	sharedClips.m[id] = c
 	return c
 }
 
