@@ -27,11 +27,13 @@ func (s *Segmenter) SetVideoConfig(v *codec.Video) error {
 		return s.refuse(Video, v.Codec)
 	}
 	s.refused &^= Video
-	if old := s.video; old != nil && old.Codec == v.Codec && bytes.Equal(old.Record, v.Record) {
+	// Compared with the configuration as set, not as a keyframe may have
+	// completed it (Video.WithKeyframe).
+	if old := s.videoSet; old != nil && old.Codec == v.Codec && bytes.Equal(old.Record, v.Record) {
 		return nil
 	}
 	old := s.video
-	s.video = v
+	s.video, s.videoSet = v, v
 	if s.started {
 		if s.tracks&Video == 0 {
 			s.warnLateTrack(Video)

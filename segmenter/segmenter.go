@@ -82,8 +82,9 @@ type Segmenter struct {
 	now    func() time.Time
 	target time.Duration
 
-	video *codec.Video
-	audio *codec.Audio
+	video    *codec.Video
+	videoSet *codec.Video // video as SetVideoConfig got it (video may be completed from a keyframe)
+	audio    *codec.Audio
 	// Codecs of the segment being built: a frame of another codec (the
 	// configuration changed; the cut comes at the next keyframe) is not
 	// written into it.

@@ -41,8 +41,9 @@ type tsStream struct {
 	cc         uint8 // continuity_counter of the next packet
 }
 
-// tsMuxer wraps one astits.Muxer for the whole life of a Segmenter so that
-// continuity counters and table versions run across segments.
+// tsMuxer lives as long as its Segmenter's track set, so that continuity
+// counters and table versions run across segments. An astits.Muxer makes
+// its PAT and PMT; fount writes the PES packets.
 type tsMuxer struct {
 	w      segWriter
 	m      *astits.Muxer
@@ -62,7 +63,6 @@ type tsMuxer struct {
 	audioBuf  []byte // the audio frame being written, with its ADTS header
 	paramsFor *codec.Video
 	params    []byte // paramsFor's parameter sets, Annex-B
-
 }
 
 // tsStreamType returns the PMT stream type and PES stream_id of a codec
@@ -92,9 +92,9 @@ func tsStreamType(id codec.ID, a *codec.Audio) (astits.StreamType, uint8, bool) 
 
 func newTSMuxer(tracks Tracks, v *codec.Video, a *codec.Audio) (*tsMuxer, error) {
 	t := &tsMuxer{}
-	// Tables are written by astits before every PES on the PCR PID that has
-	// RandomAccessIndicator set, i.e. at each segment start (and video
-	// keyframe); the periodic retransmission is turned off.
+	// Tables go before every random access PES on the PCR PID, i.e. at
+	// each segment start (and video keyframe), written by writePES; astits
+	// only makes them.
 	t.m = astits.NewMuxer(context.Background(), &t.tw,
 		astits.WithPMTPID(pmtPID),
 		astits.MuxerOptTablesRetransmitPeriod(1<<30))
