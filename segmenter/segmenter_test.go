@@ -42,6 +42,28 @@ func aTime(n int) time.Duration {
 }
 
 // next returns the next frame in DTS order. The returned Data is reused.
+// synthPatterns[odd] holds byte(i) (|1 when odd) for i in [0, len): frame
+// payloads are windows of it, copied rather than built byte by byte, so
+// that benchmarks measure the segmenter more than the generator.
+var synthPatterns [2][]byte
+
+func synthPattern(n int, odd bool) []byte {
+	k := 0
+	if odd {
+		k = 1
+	}
+	p := synthPatterns[k]
+	for i := len(p); i < n; i++ {
+		b := byte(i)
+		if odd {
+			b |= 1
+		}
+		p = append(p, b)
+	}
+	synthPatterns[k] = p
+	return p
+}
+
 func (g *synth) next() Frame {
 	vt := g.base + vTime(g.nv)
 	at := g.base + aTime(g.na)
@@ -53,9 +75,9 @@ func (g *synth) next() Frame {
 		}
 		n := g.vSize
 		g.vBuf = append(g.vBuf[:0], byte(n>>24), byte(n>>16), byte(n>>8), byte(n), nalType)
-		for i := 1; i < n; i++ {
-			g.vBuf = append(g.vBuf, byte(g.nv+i)|1)
-		}
+		// The same bytes as byte(g.nv+i)|1 for i in [1, n), copied.
+		off := g.nv % 256
+		g.vBuf = append(g.vBuf, synthPattern(off+n, true)[off+1:off+n]...)
 		g.nv++
 		pts := vt
 		if g.bframes {
@@ -63,10 +85,8 @@ func (g *synth) next() Frame {
 		}
 		return Frame{Kind: Video, DTS: vt, PTS: pts, Key: key, Data: g.vBuf}
 	}
-	g.aBuf = g.aBuf[:0]
-	for i := 0; i < 120; i++ {
-		g.aBuf = append(g.aBuf, byte(g.na+i))
-	}
+	off := g.na % 256
+	g.aBuf = append(g.aBuf[:0], synthPattern(off+120, false)[off:off+120]...)
 	g.na++
 	return Frame{Kind: Audio, DTS: at, PTS: at, Data: g.aBuf}
 }
