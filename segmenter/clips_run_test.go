@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/Eyevinn/mp4ff/mp4"
+	"github.com/asticode/go-astits"
 
 	"github.com/fount-live/fount/segmenter/codec"
 )
@@ -376,6 +377,9 @@ func TestCodecChange(t *testing.T) {
 				if pk := p.packets["video"]; len(pk) == 0 || !pk[0].key {
 					t.Errorf("segment %d: does not start with a keyframe", i)
 				}
+				if format == FormatTS {
+					checkPMT(t, i, demuxTS(t, seg.Data).pmt, changed)
+				}
 			}
 			if !changed {
 				t.Fatal("no discontinuity")
@@ -430,4 +434,28 @@ func checkVideoInfo(t *testing.T, cl clip, tr codec.Transfer) {
 		t.Fatalf("%v: sample entry %s %dx%d", cl.video.Codec, entry.Type(), entry.Width, entry.Height)
 	}
 	t.Logf("%v: %s %dx%d %v", cl.video.Codec, v.Codecs, v.Width, v.Height, v.Transfer)
+}
+
+// checkPMT checks the stream types before (H.264, AAC) and after (HEVC,
+// AC-3 with its registration descriptor) the codec change.
+func checkPMT(t *testing.T, i int, pmt *astits.PMTData, changed bool) {
+	t.Helper()
+	want := map[uint16]astits.StreamType{videoPID: astits.StreamTypeH264Video, audioPID: astits.StreamTypeAACAudio}
+	if changed {
+		want = map[uint16]astits.StreamType{videoPID: astits.StreamTypeH265Video, audioPID: astits.StreamTypeAC3Audio}
+	}
+	if pmt == nil || len(pmt.ElementaryStreams) != 2 {
+		t.Fatalf("segment %d: PMT %+v", i, pmt)
+	}
+	for _, es := range pmt.ElementaryStreams {
+		if es.StreamType != want[es.ElementaryPID] {
+			t.Errorf("segment %d: PID %#x stream type %#x, want %#x", i, es.ElementaryPID, es.StreamType, want[es.ElementaryPID])
+		}
+		if es.StreamType == astits.StreamTypeAC3Audio {
+			ds := es.ElementaryStreamDescriptors
+			if len(ds) != 1 || ds[0].Registration == nil || ds[0].Registration.FormatIdentifier != 0x41432d33 {
+				t.Errorf("segment %d: AC-3 without its registration descriptor", i)
+			}
+		}
+	}
 }

@@ -90,6 +90,19 @@ func tsStreamType(id codec.ID, a *codec.Audio) (astits.StreamType, uint8, bool) 
 	return 0, 0, false
 }
 
+// tsRegistration is the registration descriptor's format_identifier that
+// names Dolby audio in the PMT ("AC-3", "EAC3"), which some players want
+// besides the stream type; 0 for other codecs.
+func tsRegistration(id codec.ID) uint32 {
+	switch id {
+	case codec.AC3:
+		return 'A'<<24 | 'C'<<16 | '-'<<8 | '3'
+	case codec.EAC3:
+		return 'E'<<24 | 'A'<<16 | 'C'<<8 | '3'
+	}
+	return 0
+}
+
 func newTSMuxer(tracks Tracks, v *codec.Video, a *codec.Audio) (*tsMuxer, error) {
 	t := &tsMuxer{}
 	// Tables go before every random access PES on the PCR PID, i.e. at
@@ -135,7 +148,14 @@ func (t *tsMuxer) setStream(pid uint16, id codec.ID, a *codec.Audio) error {
 			return err
 		}
 	}
-	if err := t.m.AddElementaryStream(astits.PMTElementaryStream{ElementaryPID: pid, StreamType: st}); err != nil {
+	es2 := astits.PMTElementaryStream{ElementaryPID: pid, StreamType: st}
+	if reg := tsRegistration(id); reg != 0 {
+		es2.ElementaryStreamDescriptors = []*astits.Descriptor{{
+			Tag: astits.DescriptorTagRegistration, Length: 4,
+			Registration: &astits.DescriptorRegistration{FormatIdentifier: reg},
+		}}
+	}
+	if err := t.m.AddElementaryStream(es2); err != nil {
 		return err
 	}
 	t.tables = nil // made again, with the new PMT
