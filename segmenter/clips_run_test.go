@@ -459,3 +459,38 @@ func checkPMT(t *testing.T, i int, pmt *astits.PMTData, changed bool) {
 		}
 	}
 }
+
+// TestHVC1Complete checks that an hvc1 sample entry declares its parameter
+// set arrays complete even when the encoder's record did not (x265 through
+// ffmpeg without -tag:v hvc1 leaves them incomplete).
+func TestHVC1Complete(t *testing.T) {
+	c := &collect{}
+	s := New(Config{Format: FormatFMP4, Expect: Video, Logger: slog.New(&logRecorder{})}, c)
+	v, err := codec.ParseVideo(codec.HEVC, readHVCC(t, "main")) // made without hvc1: incomplete
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetVideoConfig(v); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WriteFrame(Frame{Kind: Video, Key: true, Data: avcc([]byte{19 << 1, 1, 0xaf})}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	f := decodeMP4(t, c.inits[0].Data)
+	hvcC := f.Init.Moov.Trak.Mdia.Minf.Stbl.Stsd.HvcX.HvcC
+	n := 0
+	for _, a := range hvcC.NaluArrays {
+		if a.NaluType() <= 34 {
+			n++
+			if a.Complete() != 1 {
+				t.Errorf("array of type %d not complete", a.NaluType())
+			}
+		}
+	}
+	if n != 3 {
+		t.Fatalf("%d parameter set arrays", n)
+	}
+}
