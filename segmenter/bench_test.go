@@ -3,8 +3,11 @@ package segmenter
 import (
 	"bytes"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/fount-live/fount/segmenter/codec"
 )
 
 type discard struct{}
@@ -90,4 +93,31 @@ func BenchmarkWriteFrameFMP4PartsReuse(b *testing.B) {
 // same bytes, the segment left to the Sink.
 func BenchmarkWriteFrameFMP4PartsOnly(b *testing.B) {
 	benchWriteFrame(b, Config{Format: FormatFMP4, PartDuration: 200 * time.Millisecond, PartsOnly: true})
+}
+
+// BenchmarkWriteFrameCodecs is the per-frame path of each codec in each
+// format that carries it, on real encoder output (needs ffmpeg), with
+// parts and one reused segment buffer as fount runs it.
+func BenchmarkWriteFrameCodecs(b *testing.B) {
+	needFFmpeg(b)
+	cs := newClipSet(b)
+	for _, id := range []codec.ID{codec.AVC, codec.HEVC, codec.AV1, codec.VP9, codec.AAC, codec.Opus, codec.FLAC, codec.AC3, codec.EAC3, codec.MP3} {
+		cl := cs.get(id)
+		for _, format := range []Format{FormatTS, FormatFMP4} {
+			if !CanCarry(format, id) {
+				continue
+			}
+			b.Run(strings.ReplaceAll(id.String(), "-", "")+"/"+format.String(), func(b *testing.B) {
+				next := loopClip(b, format, cl)
+				for i := 0; i < 3*len(cl.frames); i++ {
+					next()
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					next()
+				}
+			})
+		}
+	}
 }

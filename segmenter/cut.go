@@ -245,7 +245,7 @@ func (s *Segmenter) openSegment(k Kind, start time.Duration) error {
 	s.handed, s.maxPart = 0, 0
 	s.partStartEl = 0
 	s.resetPart()
-	s.segParts = nil
+	s.segParts, s.partsFree = s.partsFree, nil
 	return err
 }
 
@@ -325,6 +325,11 @@ func (s *Segmenter) finish(duration, nextVideo time.Duration, known bool) error 
 	s.mu.Unlock()
 	if serr := s.sink.Segment(seg); serr != nil && err == nil {
 		err = fmt.Errorf("segmenter: sink: %w", serr)
+	}
+	if s.cfg.ReuseBuffer || s.partsOnly {
+		// Segment.Parts, like Data, was the Sink's until it returned.
+		clear(parts)
+		s.partsFree = parts[:0]
 	}
 	return err
 }

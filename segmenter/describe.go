@@ -10,7 +10,7 @@ import (
 //
 // Deprecated: use codec.ParseVideo(codec.HEVC, record), whose Video has the
 // same facts (Codecs, ProfileName, LevelName, Width, Height, ChromaFormat,
-// BitDepth). Kept until ingest moves to package codec.
+// BitDepth, BitDepthChroma, HighTier). Kept until ingest moves to package codec.
 type HEVCInfo struct {
 	Codec          string // RFC 6381, e.g. "hvc1.2.4.L120.90"
 	Profile        string // "Main", "Main 10", "Main 4:2:2 10", ...
@@ -37,21 +37,15 @@ func DescribeHEVC(record []byte) (HEVCInfo, error) {
 	if err != nil {
 		return HEVCInfo{}, err
 	}
-	in := HEVCInfo{
+	return HEVCInfo{
 		Codec:          v.Codecs,
 		Profile:        v.ProfileName(),
+		HighTier:       v.HighTier,
 		Level:          v.LevelName(),
 		Width:          v.Width,
 		Height:         v.Height,
 		ChromaFormat:   v.ChromaFormat,
 		BitDepthLuma:   v.BitDepth,
-		BitDepthChroma: v.BitDepth,
-	}
-	// hvcC: general_profile_space(2) general_tier_flag(1) general_profile_idc(5)
-	// in its second byte; bitDepthChromaMinus8 in the low bits of byte 18.
-	if r := v.Record; len(r) > 18 {
-		in.HighTier = r[1]&0x20 != 0
-		in.BitDepthChroma = int(r[18]&7) + 8
-	}
-	return in, nil
+		BitDepthChroma: v.BitDepthChroma,
+	}, nil
 }

@@ -16,8 +16,7 @@ import (
 // fMP4/CMAF output. One fragment (moof+mdat, one traf per track that has
 // samples) per part, or per segment without parts. The moof boxes are kept
 // for the life of the muxer and refilled for each fragment, so that the
-// steady state allocates little of ours per fragment (mp4ff's slice writer is
-// one allocation per fragment).
+// steady state allocates nothing per fragment.
 
 const (
 	videoTimescale = 90000
@@ -143,6 +142,7 @@ type fmp4Muxer struct {
 	kids   [3]mp4.Box
 	trafs  [2]*mp4.TrafBox
 	nvbuf  []byte // scratch for NALU length normalisation
+	sw     bits.FixedSliceWriter
 	vdata  []byte // the video access unit being written: AVCC with 4-byte lengths
 	initV  *codec.Video
 	initA  *codec.Audio
@@ -313,7 +313,10 @@ func (m *fmp4Muxer) flush(nextVideo time.Duration, known bool, vEst time.Duratio
 	// over keep pointing at the old array (same bytes); see Part.
 	buf := slices.Grow(m.w.buf, moofSize+mdatHdr+dataLen)
 	start := len(buf)
-	sw := bits.NewFixedSliceWriterFromSlice(buf[start : start+moofSize])
+	// A value copy of the writer (the constructor is inlined, so nothing
+	// escapes): one writer for the muxer's life, no allocation per fragment.
+	m.sw = *bits.NewFixedSliceWriterFromSlice(buf[start : start+moofSize])
+	sw := &m.sw
 	if err := m.moof.EncodeSW(sw); err != nil {
 		return fmt.Errorf("segmenter: encoding moof: %w", err)
 	}

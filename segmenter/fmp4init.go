@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/Eyevinn/mp4ff/bits"
+	"github.com/Eyevinn/mp4ff/hevc"
 	"github.com/Eyevinn/mp4ff/mp4"
 
 	"github.com/fount-live/fount/segmenter/codec"
@@ -63,7 +64,16 @@ func videoSampleEntry(v *codec.Video) (*mp4.VisualSampleEntryBox, error) {
 		if err != nil {
 			return nil, err
 		}
-		return mp4.CreateVisualSampleEntryBox("hvc1", w, h, box), nil
+		// hvc1 means every parameter set is in the sample entry: say so
+		// (array_completeness), as encoders' records often do not.
+		hvcC := box.(*mp4.HvcCBox)
+		for i, a := range hvcC.NaluArrays {
+			switch a.NaluType() {
+			case hevc.NALU_VPS, hevc.NALU_SPS, hevc.NALU_PPS:
+				hvcC.NaluArrays[i] = hevc.NewNaluArray(true, a.NaluType(), a.Nalus)
+			}
+		}
+		return mp4.CreateVisualSampleEntryBox("hvc1", w, h, hvcC), nil
 	case codec.AV1:
 		box, err := decodeRecordBox("av1C", v.Record)
 		if err != nil {

@@ -22,5 +22,10 @@ type Frame struct {
 	DTS  time.Duration // decode time on the unwrapped stream timeline
 	PTS  time.Duration // presentation time (DTS + composition offset); == DTS for audio
 	Key  bool          // video: a keyframe (IDR) that a segment may start with
-	Data []byte        // video: AVCC, length-prefixed NAL units; audio: one raw AAC frame
+	// Data is one access unit. Video: H.264 and HEVC length-prefixed NAL
+	// units (the configuration's NALULengthSize), AV1 a temporal unit of
+	// OBUs (low-overhead format, as in MP4 samples), VP9 a frame or
+	// superframe. Audio: one raw AAC frame, Opus packet, FLAC frame, AC-3
+	// or E-AC-3 sync frame, or MP3 frame.
+	Data []byte
 }

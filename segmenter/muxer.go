@@ -22,7 +22,8 @@ type muxer interface {
 	// startSegment begins a segment with the given configs: fMP4 writes
 	// the styp, and first returns a new Init when the configs differ from
 	// those of the current one (newInit); TS writes nothing (its tables go
-	// before the first random-access PES).
+	// before the first random-access PES) but redeclares a stream whose
+	// codec changed in the PMT.
 	startSegment(v *codec.Video, a *codec.Audio) (in Init, newInit bool, err error)
 	// initVersion is the version of the Init the current segment needs (0
 	// for TS).

@@ -2,6 +2,7 @@ package segmenter
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 	"time"
 	"unsafe"
@@ -28,7 +29,9 @@ func (c *assembleSink) Part(p Part) error {
 func (c *assembleSink) Segment(s Segment) error {
 	c.segs = append(c.segs, append(bytes.Clone(s.Data), c.pending...))
 	c.sizes = append(c.sizes, s.Size)
-	c.partMeta = append(c.partMeta, s.Parts)
+	// Segment.Parts, like Data, is the Sink's only during the call
+	// (Config.ReuseBuffer, which PartsOnly implies).
+	c.partMeta = append(c.partMeta, slices.Clone(s.Parts))
 	c.pending = nil
 	return nil
 }

@@ -12,7 +12,6 @@ package segmenter
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -83,13 +82,15 @@ type Segmenter struct {
 	now    func() time.Time
 	target time.Duration
 
-	video *codec.Video
-	audio *codec.Audio
+	video    *codec.Video
+	videoSet *codec.Video // video as SetVideoConfig got it (video may be completed from a keyframe)
+	audio    *codec.Audio
 	// Codecs of the segment being built: a frame of another codec (the
 	// configuration changed; the cut comes at the next keyframe) is not
 	// written into it.
 	segVCodec, segACodec codec.ID
-	audioSamples         int // samples of the last audio frame muxed; 0 = none yet
+	audioSamples         int    // samples of the last audio frame muxed; 0 = none yet
+	refused              Tracks // tracks whose codec the format cannot carry (refuse)
 
 	// Probing: before the track set is decided.
 	started     bool
@@ -144,6 +145,7 @@ type Segmenter struct {
 	partIndep   bool
 	partForced  bool // deferred audio was muxed into the open part without video
 	segParts    []Part
+	partsFree   []Part // Config.ReuseBuffer: the last segment's Parts array, for the next
 	// Audio that arrived after the open part's last video frame closed the
 	// previous part: it goes into the part of the next video frame, so that
 	// no part is left without video (a stranded audio-only part at the end of
@@ -272,90 +274,6 @@ func joinComma(ss []string) string {
 	return b.String()
 }
 
-// ErrNotCarried is returned (wrapped) by SetVideoConfig and
-// SetAudioConfig for a codec the segment format cannot carry (see CanCarry).
-var ErrNotCarried = errors.New("segment format cannot carry the codec")
-
-// SetVideoConfig sets the video codec configuration (package codec parses
-// it from the sequence start). An equal configuration (same codec and
-// record) again is a no-op; a different one after the start (another
-// codec, or new parameters) cuts a new segment, flagged Discontinuity, at
-// the next keyframe, with a new Init for fMP4. A codec the format cannot
-// carry is refused with ErrNotCarried. It may emit segments (buffered while
-// probing), so it can return a Sink error.
-func (s *Segmenter) SetVideoConfig(v *codec.Video) error {
-	if v == nil || !v.Codec.Video() {
-		return errors.New("segmenter: not a video configuration")
-	}
-	if !CanCarry(s.cfg.Format, v.Codec) {
-		return fmt.Errorf("segmenter: %w: %v in %v", ErrNotCarried, v.Codec, s.cfg.Format)
-	}
-	if old := s.video; old != nil && old.Codec == v.Codec && bytes.Equal(old.Record, v.Record) {
-		return nil
-	}
-	old := s.video
-	s.video = v
-	if s.started {
-		if s.tracks&Video == 0 {
-			s.warnLateTrack(Video)
-			return nil
-		}
-		if old != nil {
-			s.configChanged("video", old.Codec, v.Codec)
-		}
-	}
-	s.publishInfo()
-	return s.maybeStart(false)
-}
-
-// SetAudioConfig sets the audio codec configuration: from the sequence
-// start (AAC, Opus, FLAC) or the first frame (AC-3, E-AC-3, MP3; see
-// codec.AudioFromFrame). See SetVideoConfig.
-func (s *Segmenter) SetAudioConfig(a *codec.Audio) error {
-	if a == nil || !a.Codec.Audio() {
-		return errors.New("segmenter: not an audio configuration")
-	}
-	if !CanCarry(s.cfg.Format, a.Codec) {
-		return fmt.Errorf("segmenter: %w: %v in %v", ErrNotCarried, a.Codec, s.cfg.Format)
-	}
-	if a.SampleRate <= 0 {
-		return fmt.Errorf("segmenter: %v configuration without a sample rate", a.Codec)
-	}
-	if old := s.audio; old != nil && sameAudio(old, a) {
-		return nil
-	}
-	old := s.audio
-	s.audio = a
-	if s.started {
-		if s.tracks&Audio == 0 {
-			s.warnLateTrack(Audio)
-			return nil
-		}
-		if old != nil {
-			s.configChanged("audio", old.Codec, a.Codec)
-		}
-	}
-	s.publishInfo()
-	return s.maybeStart(false)
-}
-
-// sameAudio reports whether two audio configurations describe the same
-// stream. Those made from frames (AC-3, E-AC-3, MP3) compare by what the
-// frame headers say.
-func sameAudio(x, y *codec.Audio) bool {
-	return x.Codec == y.Codec && bytes.Equal(x.Config, y.Config) && x.SampleRate == y.SampleRate &&
-		x.Channels == y.Channels && x.ObjectTypeIndication == y.ObjectTypeIndication
-}
-
-func (s *Segmenter) configChanged(track string, from, to codec.ID) {
-	msg := "codec configuration changed; starting a new segment with a discontinuity"
-	if from != to {
-		msg = "codec changed; starting a new segment with a discontinuity"
-	}
-	s.log.Info(msg, "track", track, "from", from.String(), "to", to.String())
-	s.setDisc(discConfig)
-}
-
 // setDisc makes the next segment a discontinuity; the first cause seen is
 // the one counted.
 func (s *Segmenter) setDisc(c discCause) {
@@ -432,6 +350,11 @@ func (s *Segmenter) maybeStart(force bool) error {
 func (s *Segmenter) WriteFrame(f Frame) error {
 	if f.Kind != Video && f.Kind != Audio {
 		s.countDrop(DropMalformed)
+		return nil
+	}
+	if f.Kind&s.refused != 0 {
+		// A codec the format cannot carry (see refuse).
+		s.countDrop(DropUnusedTrack)
 		return nil
 	}
 	s.noteFirst(f)

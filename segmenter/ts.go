@@ -41,8 +41,9 @@ type tsStream struct {
 	cc         uint8 // continuity_counter of the next packet
 }
 
-// tsMuxer wraps one astits.Muxer for the whole life of a Segmenter so that
-// continuity counters and table versions run across segments.
+// tsMuxer lives as long as its Segmenter's track set, so that continuity
+// counters and table versions run across segments. An astits.Muxer makes
+// its PAT and PMT; fount writes the PES packets.
 type tsMuxer struct {
 	w      segWriter
 	m      *astits.Muxer
@@ -51,7 +52,10 @@ type tsMuxer struct {
 	lastPCR       time.Duration
 	pcrWritten    bool
 	tablesWritten bool
-	hdr           [19]byte // PES header scratch
+	tw            segWriter // astits's output: PAT and PMT
+	tables        []byte    // PAT and PMT packets as astits last made them
+	tablesCC      []uint8   // continuity counter of each of those packets' PID, next
+	hdr           [19]byte  // PES header scratch
 
 	video, audio tsStream
 
@@ -59,7 +63,6 @@ type tsMuxer struct {
 	audioBuf  []byte // the audio frame being written, with its ADTS header
 	paramsFor *codec.Video
 	params    []byte // paramsFor's parameter sets, Annex-B
-
 }
 
 // tsStreamType returns the PMT stream type and PES stream_id of a codec
@@ -87,12 +90,25 @@ func tsStreamType(id codec.ID, a *codec.Audio) (astits.StreamType, uint8, bool) 
 	return 0, 0, false
 }
 
+// tsRegistration is the registration descriptor's format_identifier that
+// names Dolby audio in the PMT ("AC-3", "EAC3"), which some players want
+// besides the stream type; 0 for other codecs.
+func tsRegistration(id codec.ID) uint32 {
+	switch id {
+	case codec.AC3:
+		return 'A'<<24 | 'C'<<16 | '-'<<8 | '3'
+	case codec.EAC3:
+		return 'E'<<24 | 'A'<<16 | 'C'<<8 | '3'
+	}
+	return 0
+}
+
 func newTSMuxer(tracks Tracks, v *codec.Video, a *codec.Audio) (*tsMuxer, error) {
 	t := &tsMuxer{}
-	// Tables are written by astits before every PES on the PCR PID that has
-	// RandomAccessIndicator set, i.e. at each segment start (and video
-	// keyframe); the periodic retransmission is turned off.
-	t.m = astits.NewMuxer(context.Background(), &t.w,
+	// Tables go before every random access PES on the PCR PID, i.e. at
+	// each segment start (and video keyframe), written by writePES; astits
+	// only makes them.
+	t.m = astits.NewMuxer(context.Background(), &t.tw,
 		astits.WithPMTPID(pmtPID),
 		astits.MuxerOptTablesRetransmitPeriod(1<<30))
 	if tracks&Video != 0 {
@@ -132,9 +148,17 @@ func (t *tsMuxer) setStream(pid uint16, id codec.ID, a *codec.Audio) error {
 			return err
 		}
 	}
-	if err := t.m.AddElementaryStream(astits.PMTElementaryStream{ElementaryPID: pid, StreamType: st}); err != nil {
+	es2 := astits.PMTElementaryStream{ElementaryPID: pid, StreamType: st}
+	if reg := tsRegistration(id); reg != 0 {
+		es2.ElementaryStreamDescriptors = []*astits.Descriptor{{
+			Tag: astits.DescriptorTagRegistration, Length: 4,
+			Registration: &astits.DescriptorRegistration{FormatIdentifier: reg},
+		}}
+	}
+	if err := t.m.AddElementaryStream(es2); err != nil {
 		return err
 	}
+	t.tables = nil // made again, with the new PMT
 	*es = tsStream{declared: true, streamType: st, streamID: sid, codec: id, cc: es.cc}
 	return nil
 }
@@ -160,7 +184,7 @@ func (t *tsMuxer) writePES(pid uint16, dts, pts time.Duration, payload []byte, r
 		discontinuity = false
 	}
 	if !t.tablesWritten || (randomAccess && pid == t.pcrPID) {
-		if _, err := t.m.WriteTables(); err != nil {
+		if err := t.writeTables(); err != nil {
 			return err
 		}
 		t.tablesWritten = true
@@ -177,6 +201,36 @@ func (t *tsMuxer) writePES(pid uint16, dts, pts time.Duration, payload []byte, r
 	}
 	hdr := t.pesHeader(es.streamID, pid == videoPID, ts90k(dts), ts90k(pts), len(payload))
 	t.w.buf = appendPESPackets(t.w.buf, pid, &es.cc, hdr, payload, randomAccess, discontinuity, withPCR, pcr)
+	return nil
+}
+
+// writeTables appends PAT and PMT. astits makes them (again after a change
+// of the PMT); later copies are its bytes with the continuity counters
+// advanced, as astits allocates each time it writes tables.
+func (t *tsMuxer) writeTables() error {
+	if t.tables == nil {
+		t.tw.buf = t.tw.buf[:0]
+		if _, err := t.m.WriteTables(); err != nil {
+			return err
+		}
+		if len(t.tw.buf)%188 != 0 {
+			return fmt.Errorf("tables of %d bytes", len(t.tw.buf))
+		}
+		t.tables = append([]byte(nil), t.tw.buf...)
+		if len(t.tablesCC) != len(t.tables)/188 { // else the counters run on
+			t.tablesCC = t.tablesCC[:0]
+			for p := 0; p < len(t.tables); p += 188 {
+				t.tablesCC = append(t.tablesCC, t.tables[p+3]&0xf)
+			}
+		}
+	}
+	start := len(t.w.buf)
+	t.w.buf = append(t.w.buf, t.tables...)
+	for i := range t.tablesCC {
+		b := t.w.buf[start+i*188:]
+		b[3] = b[3]&0xf0 | t.tablesCC[i]
+		t.tablesCC[i] = (t.tablesCC[i] + 1) & 0xf
+	}
 	return nil
 }
 
