@@ -2,6 +2,8 @@ package segmenter
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -184,4 +186,15 @@ func TestStripTemporalDelimiter(t *testing.T) {
 			t.Errorf("%x: got %x, want %x", tc.in, got, tc.want)
 		}
 	}
+}
+
+// readHVCC reads a real HEVCDecoderConfigurationRecord (the hvcC of a
+// libx265 clip, testdata/README.md).
+func readHVCC(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "hevc", name+".hvcC"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
