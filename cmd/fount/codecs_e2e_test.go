@@ -461,13 +461,14 @@ type codecCase struct {
 	vcodecs      string           // prefix of the video part of the API's codecs
 	acodecs      string           // the audio part
 	sampleRate   int              // 0: MakeClip's default (48 kHz)
+	modex        bool             // wrap every message in ModEx TimestampOffsetNano (the sub-millisecond part of its time)
 }
 
 var codecCases = []codecCase{
 	{name: "hevc-aac", video: "hvc1", audio: "mp4a", layout: ertmptest.ExHeader, formats: []string{"fmp4", "ts"},
 		vname: "hevc", aname: "aac", vcodecs: "hvc1.", acodecs: "mp4a.40.2"},
 	{name: "av1-opus", video: "av01", audio: "Opus", layout: ertmptest.ExHeader, formats: []string{"fmp4"},
-		vname: "av1", aname: "opus", vcodecs: "av01.0.", acodecs: "opus"},
+		vname: "av1", aname: "opus", vcodecs: "av01.0.", acodecs: "opus", modex: true},
 	{name: "vp9-flac", video: "vp09", audio: "fLaC", layout: ertmptest.ExHeader, formats: []string{"fmp4"},
 		vname: "vp9", aname: "flac", vcodecs: "vp09.00.", acodecs: "fLaC"},
 	{name: "h264-ac3", video: "avc1", audio: "ac-3", layout: ertmptest.ExHeader, formats: []string{"fmp4", "ts"},
@@ -533,7 +534,7 @@ func TestE2ECodecs(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.res = pushWatch(origins[r.format], r.stream, r.c.layout, clips[r.c.name], ertmptest.Options{}, func(s e2eStream) bool {
+			r.res = pushWatch(origins[r.format], r.stream, r.c.layout, clips[r.c.name], ertmptest.Options{ModEx: r.c.modex}, func(s e2eStream) bool {
 				return s.Codecs != "" && len(s.tracks()) >= 2
 			})
 		}()
