@@ -10,15 +10,18 @@ import "time"
 // cores (shared with chromium and ffmpeg) hls.js then stalls at the default
 // PART-HOLD-BACK of 0.6 s; those runs use 1 s. .ci/run also runs this test
 // without -race, so the default hold-back is played for real there.
-// llMaxMedian bounds hls.js's median latency in seconds. The project aims
-// at 1.0 s (issue 20). hls.js with its defaults never catches up, so its
-// latency is PART-HOLD-BACK plus its own time from loading the playlist to
-// the first frame: with Debian's Chromium 156.0.8078.114 that start takes
-// about 1 s here, and the median was 1.63 s (2.06 s on the code landed
-// before it; 2.03 s under the race detector with its 1 s hold-back), where
-// Chromium 156.0.8078.73 gave 0.85-1.3 s. The bound catches a regression
-// of fount's own on top of that.
-var llMaxMedian = map[bool]float64{false: 2.0, true: 2.5}[raceDetector]
+// llMaxMedian bounds, in seconds, hls.js's median latency beyond its own
+// start-up. hls.js with its defaults never catches up, so the time from
+// loading the playlist to the first frame stays in its latency for good:
+// with Debian's Chromium 156.0.8078.114 that start-up took 0.95-1.7 s here
+// (2026-12-02), against 0.3-0.6 s with 156.0.8078.73, and the whole median
+// went from 0.85-1.3 s to 1.6-2.1 s on fount's code before and after this
+// bound alike. What fount controls is the rest — PART-HOLD-BACK (0.6 s) plus
+// part availability — measured at 0.69-0.88 s without the race detector
+// (1.0-1.2 s with it and its 1 s hold-back); the bound catches a regression
+// there. Start-up itself is issue 20's. Under the race detector it is only
+// logged (TestBrowserHLSJS says why).
+var llMaxMedian = map[bool]float64{false: 1.2, true: 1.8}[raceDetector]
 
 var llConfig = func(c *config) {
 	c.SegmentFormat = "fmp4"
