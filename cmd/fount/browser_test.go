@@ -129,9 +129,16 @@ type playReport struct {
 // seconds and reports what it saw.
 func playInBrowser(t *testing.T, url string, seconds int, lowLatency bool) (playReport, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds+60)*time.Second)
+	return runNodeScript[playReport](t, time.Duration(seconds+60)*time.Second, "play.mjs", url, fmt.Sprint(seconds), fmt.Sprint(lowLatency))
+}
+
+// runNodeScript runs a browser script of testdata/browser with node and
+// decodes the one JSON line it prints into a T; it also returns the line.
+func runNodeScript[T any](t *testing.T, timeout time.Duration, script string, args ...string) (T, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "play.mjs", url, fmt.Sprint(seconds), fmt.Sprint(lowLatency))
+	cmd := exec.CommandContext(ctx, "node", append([]string{script}, args...)...)
 	cmd.Dir = browserDir
 	// Its own process group, so that chromium goes too whatever happens to
 	// node. On a time-out node gets SIGTERM first, which playwright turns
@@ -148,11 +155,11 @@ func playInBrowser(t *testing.T, url string, seconds int, lowLatency bool) (play
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // leftovers of the group, if any
 	line := strings.TrimSpace(stdout.String())
 	if err != nil || ctx.Err() != nil {
-		t.Fatalf("node play.mjs: %v (%v)\nstdout: %s\nstderr: %s", err, ctx.Err(), line, stderr.String())
+		t.Fatalf("node %s: %v (%v)\nstdout: %s\nstderr: %s", script, err, ctx.Err(), line, stderr.String())
 	}
-	var r playReport
+	var r T
 	if err := json.Unmarshal([]byte(line), &r); err != nil {
-		t.Fatalf("play.mjs printed no JSON line (%v)\nstdout: %s\nstderr: %s", err, line, stderr.String())
+		t.Fatalf("%s printed no JSON line (%v)\nstdout: %s\nstderr: %s", script, err, line, stderr.String())
 	}
 	return r, line
 }

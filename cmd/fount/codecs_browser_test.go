@@ -4,11 +4,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -46,30 +43,7 @@ type codecsReport struct {
 // playCodecs runs codecs.mjs on url for seconds, asking MSE about types.
 func playCodecs(t *testing.T, url string, seconds int, types ...string) (codecsReport, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds+60)*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", append([]string{"codecs.mjs", url, fmt.Sprint(seconds)}, types...)...)
-	cmd.Dir = browserDir
-	// As in playInBrowser: its own process group, SIGTERM first.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
-	var stdout, stderr syncBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	err := cmd.Wait()
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	line := strings.TrimSpace(stdout.String())
-	if err != nil || ctx.Err() != nil {
-		t.Fatalf("node codecs.mjs: %v (%v)\nstdout: %s\nstderr: %s", err, ctx.Err(), line, stderr.String())
-	}
-	var r codecsReport
-	if err := json.Unmarshal([]byte(line), &r); err != nil {
-		t.Fatalf("codecs.mjs printed no JSON line (%v)\nstdout: %s\nstderr: %s", err, line, stderr.String())
-	}
-	return r, line
+	return runNodeScript[codecsReport](t, time.Duration(seconds+60)*time.Second, "codecs.mjs", append([]string{url, fmt.Sprint(seconds)}, types...)...)
 }
 
 // TestBrowserCodecs: hls.js in Debian's Chromium plays fount's LL-HLS fMP4

@@ -10,11 +10,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -182,30 +180,7 @@ func (r pageReport) playing(t *testing.T, seconds int, stream string) []string {
 // card of stream for seconds.
 func runPage(t *testing.T, pageURL string, seconds int, stream, token string) (pageReport, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds+80)*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "page.mjs", pageURL, fmt.Sprint(seconds), stream, token)
-	cmd.Dir = browserDir
-	// As in playInBrowser: its own process group, SIGTERM first.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
-	var stdout, stderr syncBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	err := cmd.Wait()
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	line := strings.TrimSpace(stdout.String())
-	if err != nil || ctx.Err() != nil {
-		t.Fatalf("node page.mjs: %v (%v)\nstdout: %s\nstderr: %s", err, ctx.Err(), line, stderr.String())
-	}
-	var r pageReport
-	if err := json.Unmarshal([]byte(line), &r); err != nil {
-		t.Fatalf("page.mjs printed no JSON line (%v)\nstdout: %s\nstderr: %s", err, line, stderr.String())
-	}
-	return r, line
+	return runNodeScript[pageReport](t, time.Duration(seconds+80)*time.Second, "page.mjs", pageURL, fmt.Sprint(seconds), stream, token)
 }
 
 // fakeStreamsAPI stands in for /api/v1/streams to drive the page through
