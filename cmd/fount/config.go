@@ -1,0 +1,316 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/fount-live/fount/ingest"
+	"github.com/fount-live/fount/storage"
+)
+
+// config is everything `fount serve` takes from flags and FOUNT_* variables.
+type config struct {
+	RTMPAddr        string
+	RTMPSAddr       string
+	TLSCert         string
+	TLSKey          string
+	HTTPAddr        string
+	APIAddr         string
+	APIToken        string
+	App             string
+	SegmentDuration time.Duration
+	PlaylistSize    int
+	ReconnectWindow time.Duration
+	Storage         string
+	S3Endpoint      string
+	S3Region        string
+	S3AccessKey     string
+	S3SecretKey     string
+	SegmentFormat   string
+	LowLatency      bool
+	PartDuration    time.Duration
+	PartHoldBack    time.Duration
+	Auth            string
+	KeysFile        string
+	WebhookURL      string
+	WebhookSecret   string
+	WebhookTimeout  time.Duration
+	LogFormat       string
+	LogLevel        string
+	ConfigFile      string // --config; not itself a file key
+
+	// Limits (docs/scaling.md#limits).
+	MaxConnections   int
+	MaxPublishers    int
+	MaxStreams       int
+	HandshakeTimeout time.Duration
+	RTMPIdleTimeout  time.Duration
+	MaxMessageSize   byteSize
+	RTMPChunkSize    byteSize
+	HTTPIdleTimeout  time.Duration
+	HTTPWriteTimeout time.Duration // 0: derived from --segment-duration (httpWriteTimeout)
+	HTTPLoops        int           // event loops for plain viewer GETs: 0 one per CPU, <0 none
+
+	// Restarts (docs/scaling.md#restarts).
+	ReusePort     bool
+	HandoverGrace time.Duration
+
+	// hooks lets tests inject faults; no flag or file sets it.
+	hooks *testHooks
+}
+
+// testHooks wrap parts of the origin for tests (panic_test.go); nil in
+// production.
+type testHooks struct {
+	publisher func(ingest.Publisher) ingest.Publisher
+	viewer    func(http.Handler) http.Handler
+}
+
+func defaultConfig() config {
+	return config{
+		RTMPAddr:        ":1935",
+		HTTPAddr:        ":8080",
+		APIAddr:         "127.0.0.1:9997",
+		App:             "live",
+		SegmentDuration: 2 * time.Second,
+		PlaylistSize:    6,
+		ReconnectWindow: 30 * time.Second,
+		Storage:         "memory",
+		SegmentFormat:   "fmp4",
+		LowLatency:      true,
+		PartDuration:    200 * time.Millisecond,
+		PartHoldBack:    0,
+		Auth:            "none",
+		WebhookTimeout:  3 * time.Second,
+		LogFormat:       "text",
+		LogLevel:        "info",
+		// One machine: 100 encoders at 6 Mbit/s is 600 Mbit/s in and,
+		// with the default window, a few GB of segments in memory. A
+		// connection that has not published costs ~100 KiB (go-rtmp's
+		// buffers), so 1000 of them cost ~100 MiB, and junk beyond that
+		// evicts junk, not encoders.
+		MaxConnections:   1000,
+		MaxPublishers:    100,
+		MaxStreams:       200,
+		HandshakeTimeout: 5 * time.Second,
+		RTMPIdleTimeout:  10 * time.Second,
+		MaxMessageSize:   8 << 20,
+		RTMPChunkSize:    ingest.DefaultChunkSize,
+		// Longer than CDN edges keep idle origin connections (CloudFront
+		// at most 60 s, nginx 60 s), so that the edge, not fount, closes
+		// them: a close racing the edge's next request fails that request.
+		HTTPIdleTimeout: 120 * time.Second,
+		HandoverGrace:   5 * time.Second,
+	}
+}
+
+func (c *config) flags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.RTMPAddr, "rtmp-addr", c.RTMPAddr, "address the RTMP server listens on")
+	fs.StringVar(&c.RTMPSAddr, "rtmps-addr", c.RTMPSAddr, "address of the RTMPS (RTMP over TLS) server, e.g. :1936; needs --tls-cert and --tls-key")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate (chain) for RTMPS; re-read on SIGHUP")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key for RTMPS; re-read on SIGHUP")
+	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "address viewers and CDNs fetch HLS from")
+	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "address for /metrics, /healthz and /readyz (operators, not viewers); empty to disable")
+	fs.StringVar(&c.APIToken, "api-token", c.APIToken, "bearer token required by /api/v1 and /metrics (required when --api-addr is not loopback; prefer FOUNT_API_TOKEN)")
+	fs.StringVar(&c.App, "app", c.App, "RTMP application encoders publish to (rtmp://HOST/APP/KEY)")
+	fs.DurationVar(&c.SegmentDuration, "segment-duration", c.SegmentDuration, "target segment duration; segments are cut at the first keyframe after it")
+	fs.IntVar(&c.PlaylistSize, "playlist-size", c.PlaylistSize, "segments listed in the live playlist")
+	fs.DurationVar(&c.ReconnectWindow, "reconnect-window", c.ReconnectWindow, "how long a stream waits for its encoder to come back before it ends")
+	fs.StringVar(&c.Storage, "storage", c.Storage, "where segments are written: memory, dir:/path or s3://bucket/prefix")
+	fs.StringVar(&c.S3Endpoint, "s3-endpoint", c.S3Endpoint, "S3 endpoint URL for non-AWS servers (MinIO, versitygw, R2...); path-style requests")
+	fs.StringVar(&c.S3Region, "s3-region", c.S3Region, "S3 region (default: AWS_REGION or us-east-1)")
+	fs.StringVar(&c.S3AccessKey, "s3-access-key", c.S3AccessKey, "S3 access key (default: AWS_ACCESS_KEY_ID)")
+	fs.StringVar(&c.S3SecretKey, "s3-secret-key", c.S3SecretKey, "S3 secret key (default: AWS_SECRET_ACCESS_KEY)")
+	fs.StringVar(&c.SegmentFormat, "segment-format", c.SegmentFormat, "segment container: fmp4 (CMAF) or ts (MPEG-TS)")
+	fs.BoolVar(&c.LowLatency, "low-latency", c.LowLatency, "serve Low-Latency HLS: parts, blocking playlist reloads, preload hints (--low-latency=false for classic HLS)")
+	fs.DurationVar(&c.PartDuration, "part-duration", c.PartDuration, "LL-HLS part target duration")
+	fs.DurationVar(&c.PartHoldBack, "part-hold-back", c.PartHoldBack, "LL-HLS PART-HOLD-BACK: how far behind live players aim to play (0: 3 part durations, the minimum the spec recommends)")
+	fs.StringVar(&c.Auth, "auth", c.Auth, "publish authorisation: none (anyone may publish; the key is the name), keys (--keys-file) or webhook (--webhook-url)")
+	fs.StringVar(&c.KeysFile, "keys-file", c.KeysFile, "with --auth keys: YAML file mapping secret stream keys to public names; re-read on change and on SIGHUP")
+	fs.StringVar(&c.WebhookURL, "webhook-url", c.WebhookURL, "with --auth webhook: URL that is POSTed each publish (and publish_ended, stream_ended events)")
+	fs.StringVar(&c.WebhookSecret, "webhook-secret", c.WebhookSecret, "HMAC-SHA256 secret signing webhook requests (prefer FOUNT_WEBHOOK_SECRET)")
+	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", c.WebhookTimeout, "how long a publish waits for the webhook's answer before it is refused")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
+	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "open RTMP connections at most; at the limit a new connection closes the oldest one that has not published")
+	fs.IntVar(&c.MaxPublishers, "max-publishers", c.MaxPublishers, "RTMP connections publishing at once; beyond it publish is refused")
+	fs.IntVar(&c.MaxStreams, "max-streams", c.MaxStreams, "streams held (live, waiting for a reconnect, or ended and not yet removed); publishing a new name beyond it is refused")
+	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", c.HandshakeTimeout, "time from an RTMP connection's accept to its publish; connections that have not published by then are closed")
+	fs.DurationVar(&c.RTMPIdleTimeout, "rtmp-idle-timeout", c.RTMPIdleTimeout, "an RTMP connection that sends nothing for this long is closed")
+	fs.Var(&c.MaxMessageSize, "max-message-size", "largest RTMP message (one video frame) accepted, in bytes or with a K or M suffix (1024-based)")
+	fs.Var(&c.RTMPChunkSize, "rtmp-chunk-size", "RTMP chunk size announced to every client at connect; encoders that mirror it (ffmpeg) publish in chunks this large (bytes, or with a K or M suffix)")
+	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", c.HTTPIdleTimeout, "how long an idle keep-alive HTTP connection is kept open")
+	fs.IntVar(&c.HTTPLoops, "http-loops", c.HTTPLoops, "event loops answering plain GET/HEAD of playlists and media on the viewer port (0: one per CPU; -1: none, net/http answers every request)")
+	fs.DurationVar(&c.HTTPWriteTimeout, "http-write-timeout", c.HTTPWriteTimeout, "longest time to answer one HTTP request, LL-HLS blocking wait included (0: 3 × the longest segment + 1m)")
+	fs.BoolVar(&c.ReusePort, "reuse-port", c.ReusePort, "listen with SO_REUSEPORT, so that a successor can bind the same ports during a handover (SIGUSR2)")
+	fs.DurationVar(&c.HandoverGrace, "handover-grace", c.HandoverGrace, "after a handover (SIGUSR2), how long viewers are still answered while the successor starts (with --reuse-port)")
+}
+
+// byteSize is a flag value in bytes, written as a number with an optional
+// K or M suffix (KiB, MiB, KB, MB are the same: 1024-based).
+type byteSize int64
+
+func (b *byteSize) String() string {
+	switch v := int64(*b); {
+	case v != 0 && v%(1<<20) == 0:
+		return strconv.FormatInt(v>>20, 10) + "MiB"
+	case v != 0 && v%(1<<10) == 0:
+		return strconv.FormatInt(v>>10, 10) + "KiB"
+	default:
+		return strconv.FormatInt(v, 10)
+	}
+}
+
+func (b *byteSize) Set(s string) error {
+	num := strings.TrimSpace(s)
+	mult := int64(1)
+	lower := strings.ToLower(num)
+	for _, suf := range []struct {
+		s string
+		m int64
+	}{{"mib", 1 << 20}, {"mb", 1 << 20}, {"m", 1 << 20}, {"kib", 1 << 10}, {"kb", 1 << 10}, {"k", 1 << 10}, {"b", 1}} {
+		if strings.HasSuffix(lower, suf.s) {
+			num, mult = strings.TrimSpace(num[:len(num)-len(suf.s)]), suf.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > (1<<40)/mult {
+		return fmt.Errorf("%q: want a number of bytes, optionally with a K or M suffix (8M, 512K, 1048576)", s)
+	}
+	*b = byteSize(n * mult)
+	return nil
+}
+
+func (b *byteSize) Type() string { return "bytes" }
+
+// longestSegment is the longest segment the segmenter makes at this
+// segment duration: its cap (segmenter.Config.MaxSegmentDuration).
+func longestSegment(segmentDuration time.Duration) time.Duration {
+	return max(3*segmentDuration, 10*time.Second)
+}
+
+// httpWriteTimeout is --http-write-timeout, or its derived default. An
+// LL-HLS blocking request waits up to 3 target durations (rfc8216bis) and
+// the target grows to the longest segment, so the timeout must exceed
+// that; the minute on top is for sending a segment to a slow viewer (one
+// slower than that cannot play the stream live anyway).
+func (c config) httpWriteTimeout() time.Duration {
+	if c.HTTPWriteTimeout > 0 {
+		return c.HTTPWriteTimeout
+	}
+	return 3*longestSegment(c.SegmentDuration) + time.Minute
+}
+
+func (c *config) validate() error {
+	var errs []error
+	if c.SegmentDuration < 500*time.Millisecond || c.SegmentDuration > 60*time.Second {
+		errs = append(errs, fmt.Errorf("--segment-duration %s: must be between 500ms and 60s", c.SegmentDuration))
+	}
+	if c.PlaylistSize < 3 || c.PlaylistSize > 1000 {
+		errs = append(errs, fmt.Errorf("--playlist-size %d: must be between 3 and 1000", c.PlaylistSize))
+	}
+	if c.ReconnectWindow < 0 {
+		errs = append(errs, fmt.Errorf("--reconnect-window %s: must not be negative", c.ReconnectWindow))
+	}
+	if err := storage.ValidName(c.App); err != nil {
+		errs = append(errs, fmt.Errorf("--app %q: must be a name like a stream key (letters, digits, '-', '_', '.'): %w", c.App, err))
+	}
+	if c.SegmentFormat != "fmp4" && c.SegmentFormat != "ts" {
+		errs = append(errs, fmt.Errorf("--segment-format %q: want fmp4 or ts", c.SegmentFormat))
+	}
+	if c.LowLatency && (c.PartDuration < 50*time.Millisecond || c.PartDuration > c.SegmentDuration/2) {
+		errs = append(errs, fmt.Errorf("--part-duration %s: must be between 50ms and half the segment duration (%s)", c.PartDuration, c.SegmentDuration/2))
+	}
+	if c.RTMPSAddr != "" && (c.TLSCert == "" || c.TLSKey == "") {
+		errs = append(errs, fmt.Errorf("--rtmps-addr %s: needs --tls-cert and --tls-key", c.RTMPSAddr))
+	}
+	if c.APIAddr != "" && !isLoopback(c.APIAddr) && c.APIToken == "" {
+		errs = append(errs, fmt.Errorf("--api-addr %s is reachable from other machines: set --api-token (or FOUNT_API_TOKEN)", c.APIAddr))
+	}
+	switch c.Auth {
+	case "none":
+	case "keys":
+		if c.KeysFile == "" {
+			errs = append(errs, errors.New("--auth keys: needs --keys-file"))
+		}
+	case "webhook":
+		if c.WebhookURL == "" || c.WebhookSecret == "" {
+			errs = append(errs, errors.New("--auth webhook: needs --webhook-url and --webhook-secret (or FOUNT_WEBHOOK_SECRET)"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--auth %q: want none, keys or webhook", c.Auth))
+	}
+	if c.MaxConnections < 1 || c.MaxConnections > 1_000_000 {
+		errs = append(errs, fmt.Errorf("--max-connections %d: must be between 1 and 1000000", c.MaxConnections))
+	}
+	if c.MaxPublishers < 1 || c.MaxPublishers > c.MaxConnections {
+		// At most MaxConnections: else every slot could publish and
+		// nothing be left to evict for a new connection.
+		errs = append(errs, fmt.Errorf("--max-publishers %d: must be between 1 and --max-connections (%d)", c.MaxPublishers, c.MaxConnections))
+	}
+	if c.MaxStreams < 1 || c.MaxStreams > 100_000 {
+		errs = append(errs, fmt.Errorf("--max-streams %d: must be between 1 and 100000", c.MaxStreams))
+	}
+	if c.HandoverGrace < 0 || c.HandoverGrace > time.Minute {
+		errs = append(errs, fmt.Errorf("--handover-grace %s: must be between 0 and 1m", c.HandoverGrace))
+	}
+	if c.HandshakeTimeout < 500*time.Millisecond || c.HandshakeTimeout > time.Minute {
+		errs = append(errs, fmt.Errorf("--handshake-timeout %s: must be between 500ms and 1m", c.HandshakeTimeout))
+	}
+	if c.RTMPIdleTimeout < time.Second || c.RTMPIdleTimeout > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("--rtmp-idle-timeout %s: must be between 1s and 10m", c.RTMPIdleTimeout))
+	}
+	if c.MaxMessageSize < 64<<10 || c.MaxMessageSize >= 16<<20 {
+		// RTMP message lengths are 24-bit.
+		errs = append(errs, fmt.Errorf("--max-message-size %s: must be at least 64K and below 16M (RTMP's largest message)", c.MaxMessageSize.String()))
+	}
+	if c.RTMPChunkSize < 128 || c.RTMPChunkSize > 0xFFFFFF {
+		// 128 is RTMP's default; go-rtmp and most clients cap chunks at 24 bits.
+		errs = append(errs, fmt.Errorf("--rtmp-chunk-size %s: must be between 128 and 16777215 bytes", c.RTMPChunkSize.String()))
+	}
+	if c.HTTPIdleTimeout < time.Second || c.HTTPIdleTimeout > time.Hour {
+		errs = append(errs, fmt.Errorf("--http-idle-timeout %s: must be between 1s and 1h", c.HTTPIdleTimeout))
+	}
+	if lo := 3 * longestSegment(c.SegmentDuration); c.HTTPWriteTimeout != 0 && c.HTTPWriteTimeout < lo {
+		errs = append(errs, fmt.Errorf("--http-write-timeout %s: must be 0 (derived) or at least %s, the longest LL-HLS blocking wait (3 × the longest segment)", c.HTTPWriteTimeout, lo))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	return errors.Join(errs...)
+}
+
+// envName is the variable that sets a flag: --rtmp-addr → FOUNT_RTMP_ADDR.
+func envName(flag string) string {
+	return "FOUNT_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// applyEnv sets every flag not given on the command line from its FOUNT_*
+// variable, so flags win over the environment.
+func applyEnv(fs *pflag.FlagSet) error {
+	var errs []error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed || f.Name == "help" {
+			return
+		}
+		if v, ok := os.LookupEnv(envName(f.Name)); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", envName(f.Name), v, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
