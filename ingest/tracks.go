@@ -30,14 +30,15 @@ type track struct {
 	// inband: the sequence start was empty (ffmpeg's tee muxer without
 	// +global_header, some hardware encoders): the configuration comes
 	// from the first keyframe's in-band parameter sets.
-	inband bool
-	// unsized: the configuration lacks the picture size (a VP9 vpcC) and
-	// waits for the first keyframe to learn it before it is used.
-	unsized bool
+	inband  bool
 	skipped bool // its packets are dropped; logged once
 	started bool // a sequence start or frame named its codec
 	stat    *trackStat
 }
+
+// unsized: the video configuration lacks the picture size (a VP9 vpcC) and
+// waits for the first keyframe to learn it before it is used.
+func (t *track) unsized() bool { return t.video != nil && t.video.Width == 0 }
 
 // trackStat is a track's description and counters as the API shows them.
 // Its fields are written on the read goroutine and read by Stats.
@@ -91,7 +92,9 @@ func (s *trackStat) count(dts time.Duration, n int) {
 	s.frames.Add(1)
 	s.bytes.Add(uint64(n))
 	ms := dts.Milliseconds()
-	s.firstDTS.CompareAndSwap(noTimestamp, ms)
+	if s.firstDTS.Load() == noTimestamp { // one writer: the read goroutine
+		s.firstDTS.Store(ms)
+	}
 	s.lastDTS.Store(ms)
 }
 
@@ -160,7 +163,7 @@ func (h *handler) onPacket(p trackPacket) error {
 // session (a reconnect is a new connection) or a codec switch mid-publish.
 func (h *handler) codecChange(t *track, p trackPacket) {
 	t.started, t.fourcc, t.codec = true, p.fourcc, codec.FromFourCC(p.fourcc)
-	t.video, t.audio, t.inband, t.unsized, t.skipped = nil, nil, false, false, false
+	t.video, t.audio, t.inband, t.skipped = nil, nil, false, false
 	name := t.codec.String()
 	if t.codec == codec.Unknown {
 		name = fourccString(p.fourcc)
@@ -227,8 +230,7 @@ func (h *handler) badConfig(t *track, err error) error {
 
 func (h *handler) setVideo(t *track, v *codec.Video) error {
 	t.video = v
-	t.unsized = v.Width == 0
-	if t.unsized {
+	if t.unsized() {
 		return nil // used once a keyframe gives the size
 	}
 	return h.useVideo(t, v)
@@ -299,13 +301,13 @@ func (h *handler) configFromFrame(t *track, p trackPacket) error {
 			return nil
 		}
 		return h.setVideo(t, v)
-	case t.kind == segmenter.Video && t.unsized && p.key:
+	case t.unsized() && p.key:
 		v, err := t.video.WithKeyframe(p.data)
 		if err != nil || v.Width == 0 {
 			h.skipTrack(t, fmt.Sprintf("no picture size in the sequence header or the first keyframe (%v)", err))
 			return nil
 		}
-		t.video, t.unsized = v, false
+		t.video = v
 		return h.useVideo(t, v)
 	case t.kind == segmenter.Audio && t.audio == nil:
 		switch t.codec {
