@@ -76,6 +76,10 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		r.servePlaylist(w, req, s)
 		return
 	}
+	if file == iframesName {
+		r.serveIFrames(w, req, s)
+		return
+	}
 	if v, ok := s.byName.Load(file); ok {
 		serveMedia(w, req, s, v.(*object))
 		return
@@ -100,16 +104,19 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	serveMedia(w, req, nil, newObject(file, obj.Data, obj.ContentType, obj.ModTime))
 }
 
-// splitPath splits a viewer path, exactly /APP/NAME/FILE with each a valid
-// name, into "APP/NAME" and FILE.
+// splitPath splits a viewer path, exactly /APP/NAME/FILE or
+// /APP/NAME/RENDITION/FILE with each a valid name, into the stream's path
+// ("APP/NAME" or "APP/NAME/RENDITION") and FILE.
 func splitPath(path string) (stream, file string, ok bool) {
 	p, ok := strings.CutPrefix(path, "/")
-	app, rest, ok1 := strings.Cut(p, "/")
-	name, file, ok2 := strings.Cut(rest, "/")
-	if !ok || !ok1 || !ok2 || strings.Contains(file, "/") || storage.ValidKey(p) != nil {
+	i := strings.LastIndexByte(p, '/')
+	if !ok || i < 0 {
 		return "", "", false
 	}
-	return p[:len(app)+1+len(name)], file, true
+	if n := strings.Count(p[:i], "/"); n < 1 || n > 2 || storage.ValidKey(p) != nil {
+		return "", "", false
+	}
+	return p[:i], p[i+1:], true
 }
 
 const (
@@ -178,7 +185,9 @@ func (r *Registry) servePlaylist(w http.ResponseWriter, req *http.Request, s *St
 	h := w.Header()
 	var br blockRequest
 	blocking := false
-	if r.cfg.PartTarget > 0 {
+	// A multivariant playlist has no parts to wait for: directives are
+	// ignored, as for a player that sends them everywhere.
+	if r.cfg.PartTarget > 0 && s.variants == nil {
 		var msg string
 		br, blocking, msg = parseDirectives(req.URL.Query())
 		if msg != "" {
@@ -219,6 +228,27 @@ func (r *Registry) servePlaylist(w http.ResponseWriter, req *http.Request, s *St
 	h.Set("Cache-Control", r.playlistCacheControl(pl, blocking))
 	gzip := acceptsGzip(req.Header.Get("Accept-Encoding")) && req.Header.Get("Range") == ""
 	body, etag := pl.representation(br.skip, gzip)
+	if gzip {
+		h.Set("Content-Encoding", "gzip")
+		h.Set("Vary", "Accept-Encoding")
+	}
+	h.Set("ETag", etag)
+	serveBytes(w, req, body, pl.modTime)
+}
+
+// serveIFrames answers a rendition's I-frame playlist.
+func (r *Registry) serveIFrames(w http.ResponseWriter, req *http.Request, s *Stream) {
+	h := w.Header()
+	pl := s.ipl.Load()
+	if pl == nil {
+		h.Set("Cache-Control", "no-cache")
+		http.Error(w, "no I-frame playlist: the stream is not a rendition with video, or has no keyframe yet", http.StatusNotFound)
+		return
+	}
+	h.Set("Content-Type", playlistType)
+	h.Set("Cache-Control", pl.cacheControl)
+	gzip := acceptsGzip(req.Header.Get("Accept-Encoding")) && req.Header.Get("Range") == ""
+	body, etag := pl.representation(false, gzip)
 	if gzip {
 		h.Set("Content-Encoding", "gzip")
 		h.Set("Vary", "Accept-Encoding")

@@ -151,6 +151,12 @@ func (r *Registry) Publish(path string) (*Stream, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if s, ok := r.streams[path]; ok {
+		if s.variants != nil && !s.variants.multitrack {
+			return nil, fmt.Errorf("publish %s: %w: it has renditions, pushed with ?variant=NAME", path, ErrShape)
+		}
+		if s.group != nil {
+			return nil, fmt.Errorf("publish %s: %w: it is a rendition of %s", path, ErrShape, s.group.parent.path)
+		}
 		if err := s.resume(); err != nil {
 			return nil, fmt.Errorf("publish %s: %w", path, err)
 		}

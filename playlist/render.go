@@ -18,6 +18,15 @@ type entry struct {
 	parts         []*part
 	file          *memFile // holds the segment (and its parts, most often); nil on the heap
 	partsFile     *memFile // the parts' own file, when the segment could not share it
+	gap           bool     // EXT-X-GAP: a rendition's number with no media (it joined late or reconnected)
+	iframes       []iframe // its video keyframes, for the I-frame playlist
+	iframeSeq     uint64   // I-frame playlist number of its first keyframe
+}
+
+// iframe is one keyframe's byte range in a segment.
+type iframe struct {
+	off, size int64
+	duration  time.Duration
 }
 
 // part is one LL-HLS partial segment.
@@ -175,6 +184,9 @@ func (p *mediaPlaylist) render(buf []byte, skip bool) []byte {
 		if i >= partsFrom {
 			buf = appendParts(buf, s.parts)
 		}
+		if s.gap {
+			buf = append(buf, "#EXT-X-GAP\n"...)
+		}
 		buf = append(buf, "#EXTINF:"...)
 		buf = appendSeconds(buf, s.duration)
 		buf = append(buf, ",\n"...)
@@ -202,8 +214,10 @@ func (p *mediaPlaylist) render(buf []byte, skip bool) []byte {
 		buf = append(buf, r.uri...)
 		buf = append(buf, "\",LAST-MSN="...)
 		buf = strconv.AppendUint(buf, r.lastMSN, 10)
-		buf = append(buf, ",LAST-PART="...)
-		buf = strconv.AppendInt(buf, int64(r.lastPart), 10)
+		if r.lastPart >= 0 {
+			buf = append(buf, ",LAST-PART="...)
+			buf = strconv.AppendInt(buf, int64(r.lastPart), 10)
+		}
 		buf = append(buf, '\n')
 	}
 	if p.ended {

@@ -35,6 +35,10 @@ func (r *Registry) restore(ctx context.Context, path string) (*restored, error) 
 	if err != nil {
 		return nil, fmt.Errorf("reading the stored playlist: %w", err)
 	}
+	if bytes.Contains(obj.Data, []byte("#EXT-X-STREAM-INF")) {
+		// A multivariant playlist: its renditions continue on their own.
+		return nil, nil
+	}
 	rs, err := parseStored(obj.Data)
 	if err != nil {
 		return nil, fmt.Errorf("stored playlist %s: %w", path, err)

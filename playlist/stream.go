@@ -36,6 +36,19 @@ type Segment struct {
 	Duration        time.Duration
 	ProgramDateTime time.Time
 	Discontinuity   bool
+	// Start is the stream-timeline DTS of the segment's first frame:
+	// renditions line their segment numbers up by it.
+	Start time.Duration
+	// IFrames locate the segment's video keyframes, for the I-frame
+	// playlist.
+	IFrames []IFrame
+}
+
+// IFrame is one video keyframe's byte range in its segment, which alone
+// (after the init segment, in fMP4) decodes to that picture.
+type IFrame struct {
+	Offset, Size int64
+	Duration     time.Duration // until the next keyframe, or the segment's end
 }
 
 // Part is a finished LL-HLS partial segment of the segment being built. Its
@@ -43,9 +56,10 @@ type Segment struct {
 // over (the Stream checks the segment against it then), and no longer;
 // when that Segment has PartsFollow, only for the call.
 type Part struct {
-	Data        []byte
-	Duration    time.Duration
-	Independent bool
+	Data         []byte
+	Duration     time.Duration
+	Independent  bool
+	SegmentStart time.Duration // Segment.Start of the segment it belongs to
 }
 
 const (
@@ -107,6 +121,22 @@ type Stream struct {
 
 	byName sync.Map // segment, part and init names → *object, for lock-free serving
 	pl     atomic.Pointer[rendered]
+	ipl    atomic.Pointer[rendered] // the I-frame playlist (renditions with video)
+
+	// Renditions (group.go). A parent has variants and serves the
+	// multivariant playlist; a rendition has group and its name.
+	variants       *variants
+	group          *variants
+	rendition      string
+	info           atomic.Pointer[MediaInfo]
+	bw             bandwidthStats
+	grouped        bool   // has numbered a segment in its group (s.mu)
+	lastMisaligned bool   // its last segment did not line up (s.mu)
+	iframeSeq      uint64 // number of the next I-frame entry (s.mu)
+	reportMSN      atomic.Uint64
+	reportPart     atomic.Int64 // -1: no parts
+	alignedSegs    atomic.Uint64
+	misalignedSegs atomic.Uint64
 }
 
 // object is a servable media object, with its response headers' values
@@ -234,6 +264,7 @@ func (s *Stream) Part(p Part) error {
 		return fmt.Errorf("stream %s: part after the publisher left", s.path)
 	}
 	if len(s.open.parts) == 0 {
+		s.alignLocked(p.SegmentStart)
 		s.open.msn = s.nextMSN
 		s.open.discontinuity = s.pendingDisc
 		s.open.init = s.initVersion
@@ -267,6 +298,9 @@ func (s *Stream) Segment(seg Segment) error {
 		s.mu.Unlock()
 		return fmt.Errorf("stream %s: segment after the publisher left", s.path)
 	}
+	if len(s.open.parts) == 0 {
+		s.alignLocked(seg.Start)
+	}
 	msn := s.nextMSN
 	size := int64(len(seg.Data))
 	if seg.PartsFollow {
@@ -283,6 +317,12 @@ func (s *Stream) Segment(seg Segment) error {
 		init:          -1,
 		size:          size,
 		parts:         s.open.parts,
+		iframes:       iframesOf(seg.IFrames),
+	}
+	if s.group != nil && seg.Discontinuity {
+		s.group.mu.Lock()
+		s.group.markDisc(msn) // every rendition marks it, so their discontinuity sequences agree
+		s.group.mu.Unlock()
 	}
 	file, allInFile := s.open.file, s.open.allInFile
 	if s.cfg.FMP4 {
@@ -374,6 +414,30 @@ func (s *Stream) Segment(seg Segment) error {
 	if t := targetDurationFor(e.duration); t > s.target {
 		s.target = t
 	}
+	e.iframeSeq = s.iframeSeq
+	s.iframeSeq += uint64(len(e.iframes))
+	s.appendLocked(e)
+	r := s.renderLocked()
+	var ir *rendered
+	remeasured, first := false, s.segmentsTotal == 1
+	if s.group != nil {
+		ir = s.renderIFramesLocked()
+		remeasured = s.measureLocked()
+	}
+	s.mu.Unlock()
+	s.publish(r, true)
+	if ir != nil {
+		s.publishIFrames(ir)
+	}
+	if s.group != nil && (remeasured || first) {
+		s.group.changed()
+	}
+	return nil
+}
+
+// appendLocked adds a finished (or gap) segment to the window and slides
+// it. s.mu is held.
+func (s *Stream) appendLocked(e *entry) {
 	s.window = append(s.window, e)
 	now := s.cfg.Now()
 	for len(s.window) > s.cfg.WindowSize {
@@ -384,10 +448,6 @@ func (s *Stream) Segment(seg Segment) error {
 		s.window = s.window[1:]
 		s.retired = append(s.retired, retiredEntry{e: old, since: now})
 	}
-	r := s.renderLocked()
-	s.mu.Unlock()
-	s.publish(r, true)
-	return nil
 }
 
 // placePartLocked appends a part to the open segment's memory file, or
@@ -512,7 +572,12 @@ func (s *Stream) renderLocked() *rendered {
 	if len(s.window) == 0 && len(s.open.parts) == 0 {
 		return nil
 	}
+	var reports []renditionReport
+	if s.group != nil {
+		reports = s.groupRenderLocked()
+	}
 	p := mediaPlaylist{
+		reports:        reports,
 		targetDuration: s.target,
 		discSeq:        s.discSeq,
 		segments:       s.window,
@@ -578,6 +643,9 @@ func (s *Stream) publish(r *rendered, store bool) {
 // Unpublish is called when the publisher disconnects: the stream waits for
 // a reconnect for Config.ReconnectWindow, then ends.
 func (s *Stream) Unpublish() {
+	if s.variants != nil {
+		return // a parent's state follows its renditions'
+	}
 	s.mu.Lock()
 	if s.state != StateLive {
 		s.mu.Unlock()
@@ -591,6 +659,15 @@ func (s *Stream) Unpublish() {
 	r := s.renderLocked()
 	s.mu.Unlock()
 	s.publish(r, true)
+	s.groupChanged()
+}
+
+// groupChanged re-renders the multivariant playlist of the stream's group,
+// if it has one, after a change of state.
+func (s *Stream) groupChanged() {
+	if s.group != nil {
+		s.group.changed()
+	}
 }
 
 // end appends EXT-X-ENDLIST.
@@ -606,6 +683,7 @@ func (s *Stream) end() {
 	r := s.renderLocked()
 	s.mu.Unlock()
 	s.publish(r, true)
+	s.groupChanged()
 }
 
 // resume takes a new publisher on an idle or ended stream; numbering goes
@@ -631,7 +709,7 @@ func (s *Stream) resume() error {
 func (s *Stream) sweep(now time.Time) (expired bool) {
 	s.mu.Lock()
 	s.sampleLocked(now)
-	if s.state == StateIdle && now.Sub(s.since) >= s.cfg.ReconnectWindow {
+	if s.state == StateIdle && s.variants == nil && now.Sub(s.since) >= s.cfg.ReconnectWindow {
 		s.mu.Unlock()
 		s.log.Info("stream ended: no reconnect within the window", "stream", s.path, "reconnect_window", s.cfg.ReconnectWindow)
 		s.end()

@@ -1,0 +1,595 @@
+package playlist
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fount-live/fount/storage"
+	"github.com/grafov/m3u8"
+)
+
+// A stream published in several renditions (grouped pushes, one per
+// rendition, or one multitrack push whose tracks become renditions) is a
+// parent Stream at APP/NAME, whose playlist is the multivariant one, and a
+// Stream per rendition at APP/NAME/RENDITION. Each rendition keeps its own
+// window, numbering, parts and blocking reloads; the group lines their
+// media sequence and discontinuity sequence numbers up by the start
+// timestamps of their segments, so that a player switching renditions
+// finds segment N at the same time in each.
+
+// ErrShape is returned when a publish would change a stream's shape: a
+// rendition pushed to a stream published without renditions, or a plain
+// push to a stream that has them. A stream keeps its shape until it is
+// removed, so that its URL never changes meaning under a player.
+var ErrShape = errors.New("the stream's shape (one rendition or several) is fixed until it ends")
+
+// MediaInfo describes what a rendition carries, for the multivariant
+// playlist. The session feeding the rendition sets it (Stream.SetInfo).
+type MediaInfo struct {
+	VideoCodecs   string // RFC 6381, e.g. "avc1.64001f"; "" without video
+	AudioCodecs   string // e.g. "mp4a.40.2"; "" without audio
+	Width, Height int
+	FrameRate     float64
+	VideoRange    string // "SDR", "PQ" or "HLG"
+	Captions      bool   // CEA-608/708 captions ride in the video
+	Name          string // audio renditions: the NAME the player shows
+	Language      string
+}
+
+// alignTolerance is how far apart two renditions' segment starts may be
+// and still be the same segment. Renditions of one encoder carry the same
+// timestamps to the millisecond; different segments are a GOP (a second
+// or more) apart.
+const alignTolerance = 100 * time.Millisecond
+
+// maxGroupStarts bounds the segment starts a group remembers for
+// alignment: a rendition more than this many segments behind the others
+// is misaligned anyway.
+const maxGroupStarts = 64
+
+// maxGroupDiscs bounds the discontinuity sequence numbers remembered;
+// older ones are only counted.
+const maxGroupDiscs = 1024
+
+// groupStart is the start of one segment number in the group's timeline.
+type groupStart struct {
+	msn   uint64
+	start time.Duration
+	dur   time.Duration // 0 until the next start is known
+}
+
+// variants is the group of renditions of one stream.
+type variants struct {
+	parent     *Stream
+	multitrack bool // renditions are one encoder's tracks (video and audio apart)
+
+	mu       sync.Mutex
+	members  []*Stream // in the order of their first publish
+	starts   []groupStart
+	discs    []uint64 // media sequence numbers with a discontinuity, ascending
+	discBase uint64   // discontinuities forgotten from discs
+	dirty    bool     // the multivariant playlist needs rendering
+
+	renderMu sync.Mutex // one multivariant render at a time, in order
+}
+
+// members returns the renditions in publish order.
+func (g *variants) snapshot() []*Stream {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]*Stream(nil), g.members...)
+}
+
+// startLocked returns the remembered start nearest to t within the
+// tolerance.
+func (g *variants) startNear(t time.Duration) (groupStart, bool) {
+	i := sort.Search(len(g.starts), func(i int) bool { return g.starts[i].start >= t-alignTolerance })
+	if i < len(g.starts) && g.starts[i].start <= t+alignTolerance {
+		return g.starts[i], true
+	}
+	return groupStart{}, false
+}
+
+func (g *variants) addStart(msn uint64, t time.Duration) {
+	if n := len(g.starts); n > 0 {
+		last := &g.starts[n-1]
+		if msn <= last.msn || t <= last.start {
+			return // the starts stay ascending in both
+		}
+		if msn == last.msn+1 {
+			last.dur = t - last.start
+		}
+	}
+	g.starts = append(g.starts, groupStart{msn: msn, start: t})
+	if len(g.starts) > maxGroupStarts {
+		g.starts = append(g.starts[:0], g.starts[len(g.starts)-maxGroupStarts:]...)
+	}
+}
+
+// durationOf is the duration of segment msn as the group knows it.
+func (g *variants) durationOf(msn uint64) (time.Duration, bool) {
+	for _, s := range g.starts {
+		if s.msn == msn && s.dur > 0 {
+			return s.dur, true
+		}
+	}
+	return 0, false
+}
+
+func (g *variants) markDisc(msn uint64) {
+	i := sort.Search(len(g.discs), func(i int) bool { return g.discs[i] >= msn })
+	if i < len(g.discs) && g.discs[i] == msn {
+		return
+	}
+	g.discs = append(g.discs, 0)
+	copy(g.discs[i+1:], g.discs[i:])
+	g.discs[i] = msn
+	if len(g.discs) > maxGroupDiscs {
+		g.discBase++
+		g.discs = g.discs[1:]
+	}
+}
+
+func (g *variants) isDisc(msn uint64) bool {
+	i := sort.Search(len(g.discs), func(i int) bool { return g.discs[i] >= msn })
+	return i < len(g.discs) && g.discs[i] == msn
+}
+
+// discsBefore counts the discontinuities at numbers below msn: the
+// EXT-X-DISCONTINUITY-SEQUENCE of a playlist starting at msn.
+func (g *variants) discsBefore(msn uint64) uint64 {
+	return g.discBase + uint64(sort.Search(len(g.discs), func(i int) bool { return g.discs[i] >= msn }))
+}
+
+// alignment is what a rendition's segment start was matched to.
+type alignment struct {
+	msn     uint64
+	aligned bool // matched the others' segment at that number, or led it
+}
+
+// align numbers the segment a rendition starts at t. next is the number the
+// rendition would use on its own; jump allows a number beyond it (the
+// rendition's first segment, or its first after a reconnect); resumed
+// marks the segment as a discontinuity for every rendition.
+func (g *variants) align(t time.Duration, next uint64, jump, resumed bool) alignment {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	a := alignment{msn: next}
+	if st, ok := g.startNear(t); ok && (st.msn == next || jump && st.msn > next) {
+		a = alignment{msn: st.msn, aligned: true}
+	} else {
+		n := len(g.starts)
+		switch {
+		case n == 0:
+			a.aligned = true
+		case t > g.starts[n-1].start && (next == g.starts[n-1].msn+1 || jump && next <= g.starts[n-1].msn+1):
+			// This rendition reached the next cut first: the others follow.
+			a = alignment{msn: g.starts[n-1].msn + 1, aligned: true}
+		case jump && next <= g.starts[n-1].msn:
+			// Its timestamps are not the others' (another encoder, or one
+			// that restarted its clock): number on from the newest segment,
+			// so that the numbers stay in step even though the cuts do not.
+			a.msn = g.starts[n-1].msn + 1
+		}
+		if a.aligned {
+			g.addStart(a.msn, t)
+		}
+	}
+	if resumed {
+		g.markDisc(a.msn)
+	}
+	return a
+}
+
+// PublishRendition claims rendition rend of the stream at path (grouped
+// pushes, or a multitrack push's track): the stream at path serves the
+// multivariant playlist listing its renditions. A live rendition refuses
+// with ErrStreamBusy; a stream published without renditions with
+// ErrShape.
+func (r *Registry) PublishRendition(path, rend string) (*Stream, error) {
+	if err := storage.ValidName(rend); err != nil {
+		return nil, fmt.Errorf("publish %s rendition %q: %w", path, rend, err)
+	}
+	if rend == playlistName || strings.HasPrefix(rend, "seg") || strings.HasPrefix(rend, "init") {
+		return nil, fmt.Errorf("publish %s rendition %q: a rendition may not be named like the stream's own files", path, rend)
+	}
+	if err := storage.ValidKey(path + "/" + rend); err != nil {
+		return nil, fmt.Errorf("publish %s rendition %q: %w", path, rend, err)
+	}
+	r.mu.Lock()
+	parent, err := r.parentLocked(path, false)
+	if err != nil {
+		r.mu.Unlock()
+		return nil, fmt.Errorf("publish %s rendition %s: %w", path, rend, err)
+	}
+	s, err := r.memberLocked(parent, rend)
+	r.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("publish %s rendition %s: %w", path, rend, err)
+	}
+	parent.variants.changed()
+	return s, nil
+}
+
+// SplitTracks turns a stream just published (Publish) into the parent of
+// renditions made from its publisher's tracks, when its shape allows:
+// a stream that never had a segment, or one already split. It reports
+// whether the stream is now a parent; the publish keeps the single shape
+// otherwise.
+func (r *Registry) SplitTracks(s *Stream) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s.variants != nil {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.nextMSN > 0 || len(s.window) > 0 || len(s.open.parts) > 0 || s.segmentsTotal > 0 {
+		return false
+	}
+	s.variants = &variants{parent: s, multitrack: true}
+	s.pl.Store(nil)
+	return true
+}
+
+// Rendition adds rendition rend to the split stream parent (SplitTracks).
+func (r *Registry) Rendition(parent *Stream, rend string) (*Stream, error) {
+	if parent.variants == nil {
+		return nil, fmt.Errorf("rendition %s of %s: %w", rend, parent.path, ErrShape)
+	}
+	if err := storage.ValidKey(parent.path + "/" + rend); err != nil {
+		return nil, fmt.Errorf("rendition %s of %s: %w", rend, parent.path, err)
+	}
+	r.mu.Lock()
+	s, err := r.memberLocked(parent, rend)
+	r.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("rendition %s of %s: %w", rend, parent.path, err)
+	}
+	parent.variants.changed()
+	return s, nil
+}
+
+// parentLocked returns the parent stream at path, made if needed. r.mu is
+// held.
+func (r *Registry) parentLocked(path string, multitrack bool) (*Stream, error) {
+	if s, ok := r.streams[path]; ok {
+		if s.variants == nil {
+			return nil, ErrShape
+		}
+		return s, nil
+	}
+	if len(r.streams) >= r.cfg.MaxStreams {
+		r.totals.streamsRefused.Add(1)
+		return nil, fmt.Errorf("%w: %d held, the limit (ended streams count until removed)", ErrTooManyStreams, len(r.streams))
+	}
+	s := &Stream{
+		path: path, cfg: &r.cfg, totals: &r.totals, bufs: &r.smallBufs, log: r.cfg.Logger,
+		state: StateLive, since: r.cfg.Now(), target: targetDurationFor(r.cfg.TargetDuration), created: r.cfg.Now(),
+	}
+	s.variants = &variants{parent: s, multitrack: multitrack}
+	r.streams[path] = s
+	delete(r.tombstones, path)
+	return s, nil
+}
+
+// memberLocked claims rendition rend of parent. r.mu is held.
+func (r *Registry) memberLocked(parent *Stream, rend string) (*Stream, error) {
+	g := parent.variants
+	path := parent.path + "/" + rend
+	if s, ok := r.streams[path]; ok {
+		if s.group != g {
+			if s.group == nil || s.State() != StateEnded {
+				return nil, ErrShape
+			}
+			// An ended rendition of a group removed before it: it joins
+			// the new group.
+			s.mu.Lock()
+			s.group, s.grouped = g, false
+			s.mu.Unlock()
+			g.mu.Lock()
+			g.members = append(g.members, s)
+			g.mu.Unlock()
+		}
+		if err := s.resume(); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	if len(r.streams) >= r.cfg.MaxStreams {
+		r.totals.streamsRefused.Add(1)
+		return nil, fmt.Errorf("%w: %d held, the limit (ended streams count until removed)", ErrTooManyStreams, len(r.streams))
+	}
+	s, err := r.newStreamLocked(context.Background(), path, StateLive)
+	if err != nil {
+		return nil, err
+	}
+	s.group, s.rendition = g, rend
+	r.streams[path] = s
+	g.mu.Lock()
+	g.members = append(g.members, s)
+	g.mu.Unlock()
+	return s, nil
+}
+
+// changed re-renders the multivariant playlist and the parent's state
+// from its renditions'. Called without any stream's lock held.
+func (g *variants) changed() {
+	g.renderMu.Lock()
+	defer g.renderMu.Unlock()
+	members := g.snapshot()
+	type row struct {
+		s     *Stream
+		state State
+		info  *MediaInfo
+		peak  uint64
+		avg   uint64
+		ipeak uint64
+		order int
+	}
+	var rows []row
+	live, idle := 0, 0
+	for i, s := range members {
+		st := s.State()
+		switch st {
+		case StateLive:
+			live++
+		case StateIdle:
+			idle++
+		}
+		info := s.info.Load()
+		if info == nil || s.pl.Load() == nil {
+			continue
+		}
+		peak, avg, ipeak := s.bandwidth()
+		rows = append(rows, row{s: s, state: st, info: info, peak: peak, avg: avg, ipeak: ipeak, order: i})
+	}
+	// The live renditions, when there are any; else every one that has
+	// segments (a stream waiting for its encoders, or ended).
+	if live > 0 {
+		kept := rows[:0]
+		for _, rw := range rows {
+			if rw.state == StateLive {
+				kept = append(kept, rw)
+			}
+		}
+		rows = kept
+	}
+	p := g.parent
+	p.mu.Lock()
+	state := StateEnded
+	switch {
+	case live > 0:
+		state = StateLive
+	case idle > 0:
+		state = StateIdle
+	}
+	if state != p.state {
+		p.state, p.since = state, p.cfg.Now()
+	}
+	p.mu.Unlock()
+
+	var video, audio []row
+	for _, rw := range rows {
+		if rw.info.VideoCodecs != "" {
+			video = append(video, rw)
+		} else if rw.info.AudioCodecs != "" {
+			audio = append(audio, rw)
+		}
+	}
+	if len(video) == 0 {
+		// Audio only: the audio renditions are the variants.
+		video, audio = audio, nil
+	}
+	// Highest bandwidth first, the first published first among equals:
+	// players start with the first listed variant.
+	sort.SliceStable(video, func(i, j int) bool {
+		if video[i].order == 0 || video[j].order == 0 {
+			return video[i].order == 0
+		}
+		return video[i].peak > video[j].peak
+	})
+	if len(video) == 0 {
+		p.pl.Store(nil)
+		return
+	}
+
+	mp := m3u8.NewMasterPlaylist()
+	mp.SetVersion(6)
+	mp.SetIndependentSegments(true)
+	// Alternative audio: one group per codec, the first published default.
+	groups := map[string]string{} // codecs -> group id
+	var groupOrder []string
+	alts := map[string][]*m3u8.Alternative{}
+	audioPeak := map[string]uint64{}
+	for i, rw := range audio {
+		id, ok := groups[rw.info.AudioCodecs]
+		if !ok {
+			id = "audio-" + strings.ReplaceAll(strings.SplitN(rw.info.AudioCodecs, ".", 2)[0], " ", "")
+			if _, taken := alts[id]; taken {
+				id += "-" + strconv.Itoa(i)
+			}
+			groups[rw.info.AudioCodecs] = id
+			groupOrder = append(groupOrder, rw.info.AudioCodecs)
+		}
+		name := rw.info.Name
+		if name == "" {
+			name = rw.s.rendition
+		}
+		alts[id] = append(alts[id], &m3u8.Alternative{
+			GroupId: id, Type: "AUDIO", Name: name, Language: rw.info.Language,
+			Default: len(alts[id]) == 0, Autoselect: "YES", URI: rw.s.rendition + "/" + playlistName,
+		})
+		audioPeak[id] = max(audioPeak[id], rw.peak)
+	}
+	variant := func(rw row, audioCodecs, group string, extra uint64, peakAudioAvg uint64) *m3u8.VariantParams {
+		codecs := rw.info.VideoCodecs
+		if codecs == "" {
+			codecs = rw.info.AudioCodecs
+		} else if audioCodecs != "" {
+			codecs += "," + audioCodecs
+		}
+		vp := &m3u8.VariantParams{
+			Bandwidth:        uint32(min(rw.peak+extra, 1<<32-1)),
+			AverageBandwidth: uint32(min(rw.avg+peakAudioAvg, 1<<32-1)),
+			Codecs:           codecs,
+			FrameRate:        rw.info.FrameRate,
+			VideoRange:       rw.info.VideoRange,
+			Audio:            group,
+			Captions:         "NONE",
+		}
+		if rw.info.Captions {
+			vp.Captions = ""
+		}
+		if rw.info.Width > 0 && rw.info.Height > 0 {
+			vp.Resolution = strconv.Itoa(rw.info.Width) + "x" + strconv.Itoa(rw.info.Height)
+		}
+		if group != "" {
+			vp.Alternatives = alts[group]
+		}
+		return vp
+	}
+	for _, rw := range video {
+		uri := rw.s.rendition + "/" + playlistName
+		if len(groupOrder) == 0 {
+			mp.Append(uri, nil, *variant(rw, rw.info.AudioCodecs, "", 0, 0))
+			continue
+		}
+		for _, c := range groupOrder {
+			id := groups[c]
+			var avgAudio uint64
+			for _, a := range audio {
+				if a.info.AudioCodecs == c {
+					avgAudio = max(avgAudio, a.avg)
+				}
+			}
+			mp.Append(uri, nil, *variant(rw, c, id, audioPeak[id], avgAudio))
+		}
+	}
+	for _, rw := range video {
+		if rw.info.VideoCodecs == "" || rw.ipeak == 0 {
+			continue
+		}
+		vp := m3u8.VariantParams{Iframe: true, Bandwidth: uint32(min(rw.ipeak, 1<<32-1)), Codecs: rw.info.VideoCodecs, VideoRange: rw.info.VideoRange}
+		if rw.info.Width > 0 && rw.info.Height > 0 {
+			vp.Resolution = strconv.Itoa(rw.info.Width) + "x" + strconv.Itoa(rw.info.Height)
+		}
+		mp.Append(rw.s.rendition+"/"+iframesName, nil, vp)
+	}
+	body := stripProgramID(mp.Encode().Bytes())
+	if old := p.pl.Load(); old != nil && string(old.body) == string(body) {
+		return
+	}
+	tag := `"mv-` + strconv.FormatUint(fnv64(body), 16)
+	rd := &rendered{
+		body: body, skipBody: body,
+		etag: tag + `"`, etagSkip: tag + `"`, etagGz: tag + `-gz"`, etagSkipGz: tag + `-gz"`,
+		modTime:      p.cfg.Now(),
+		cacheControl: "public, max-age=" + strconv.Itoa(max(1, int(p.cfg.TargetDuration/time.Second)/2)),
+	}
+	p.publish(rd, true)
+}
+
+// stripProgramID drops the PROGRAM-ID attribute grafov/m3u8 writes: it was
+// removed from HLS in protocol version 6.
+func stripProgramID(b []byte) []byte {
+	return []byte(strings.ReplaceAll(string(b), "PROGRAM-ID=0,", ""))
+}
+
+// fnv64 is FNV-1a, for an ETag of a body.
+func fnv64(b []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h
+}
+
+// bandwidthWindow is the segments a rendition's BANDWIDTH is measured
+// over: its peak and average segment bit rates.
+type bandwidthStats struct {
+	peak, avg, ipeak atomic.Uint64
+}
+
+// bandwidth returns the rendition's peak and average segment bit rates
+// over its window, and the peak bit rate of its I-frames.
+func (s *Stream) bandwidth() (peak, avg, ipeak uint64) {
+	return s.bw.peak.Load(), s.bw.avg.Load(), s.bw.ipeak.Load()
+}
+
+// measureLocked recomputes the bit rates over the window; s.mu is held.
+// It reports whether they moved enough (a tenth) to re-render the
+// multivariant playlist.
+func (s *Stream) measureLocked() bool {
+	var peak, ipeak float64
+	var bytes int64
+	var dur time.Duration
+	for _, e := range s.window {
+		if e.gap || e.duration <= 0 {
+			continue
+		}
+		bytes += e.size
+		dur += e.duration
+		peak = max(peak, float64(e.size)*8/e.duration.Seconds())
+		for _, f := range e.iframes {
+			if f.duration > 0 {
+				ipeak = max(ipeak, float64(f.size)*8/f.duration.Seconds())
+			}
+		}
+	}
+	var avg float64
+	if dur > 0 {
+		avg = float64(bytes) * 8 / dur.Seconds()
+	}
+	moved := func(old uint64, v float64) bool {
+		o := float64(old)
+		return o == 0 && v > 0 || v > o*1.1 || v < o*0.9
+	}
+	changed := moved(s.bw.peak.Load(), peak) || moved(s.bw.avg.Load(), avg) || moved(s.bw.ipeak.Load(), ipeak)
+	if changed {
+		s.bw.peak.Store(uint64(peak))
+		s.bw.avg.Store(uint64(avg))
+		s.bw.ipeak.Store(uint64(ipeak))
+	}
+	return changed
+}
+
+// SetInfo sets what the rendition carries, for the multivariant playlist.
+func (s *Stream) SetInfo(info MediaInfo) {
+	if old := s.info.Load(); old != nil && *old == info {
+		return
+	}
+	s.info.Store(&info)
+	if s.group != nil {
+		s.group.changed()
+	}
+}
+
+// Rendition returns the rendition's name, "" for a stream without
+// renditions.
+func (s *Stream) Rendition() string { return s.rendition }
+
+// IsGroup reports whether the stream serves a multivariant playlist.
+func (s *Stream) IsGroup() bool { return s.variants != nil }
+
+// Renditions returns a group's renditions in publish order.
+func (s *Stream) Renditions() []*Stream {
+	if s.variants == nil {
+		return nil
+	}
+	return s.variants.snapshot()
+}
+
+// Alignment reports a rendition's segments that lined up with the other
+// renditions', and those that did not.
+func (s *Stream) Alignment() (aligned, misaligned uint64) {
+	return s.alignedSegs.Load(), s.misalignedSegs.Load()
+}
