@@ -29,9 +29,13 @@ type Publisher interface {
 
 // PublishRequest describes an encoder asking to publish.
 type PublishRequest struct {
-	App    string
-	Name   string // the stream key, validated
-	Remote net.Addr
+	App  string
+	Name string // the public stream name (the key, or what the authoriser maps it to), validated
+	// Variant is the rendition a grouped push adds to stream Name
+	// (rtmp://HOST/APP/NAME?variant=RENDITION), validated as a name; ""
+	// for a plain publish.
+	Variant string
+	Remote  net.Addr
 }
 
 // Session receives one publisher's media, in order, on the connection's read
