@@ -40,7 +40,7 @@ type handler struct {
 
 	clock    timeline
 	buf      bytes.Buffer // reused for every media message
-	frames   uint64       // track 0 frames handed to the session
+	frames   uint64       // frames handed to sessions
 	meta     Metadata     // the last onMetaData
 	haveMeta bool
 
@@ -51,6 +51,9 @@ type handler struct {
 
 	videoTracks, audioTracks []*track
 	unknownLayoutLogged      bool
+
+	// How tracks map onto sessions, decided at the first coded frame.
+	shape shape
 }
 
 // OnServe runs after the handshake, before any message: it announces

@@ -42,11 +42,15 @@ type PublishRequest struct {
 // goroutine. Byte slices are only valid during the call.
 type Session interface {
 	Metadata(Metadata)
-	// VideoConfig and AudioConfig set track 0's codec configuration. An
-	// error wrapping segmenter.ErrNotCarried skips that track; any other
-	// ends the publish.
+	// VideoConfig and AudioConfig set the codec configuration of a track
+	// the session takes (track 0 of each kind), from the publisher's first
+	// coded frame on.
+	// An error wrapping segmenter.ErrNotCarried skips that track; any
+	// other ends the publish.
 	VideoConfig(*codec.Video) error
 	AudioConfig(*codec.Audio) error
+	// Frame takes a frame of a track the session takes; an error ends the
+	// publish.
 	Frame(segmenter.Frame) error
 	// Close is called once when the publisher stops or disconnects.
 	Close()
