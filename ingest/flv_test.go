@@ -447,4 +447,20 @@ func fuzzHandler(t *testing.T, b []byte) {
 			}
 		}
 	}
+	// And split into renditions: only a track with a session is in.
+	h = &handler{ctx: context.Background(), cfg: &Config{}, log: log, done: func() {}, server: &Server{}, stats: &publishStats{}, stream: "live/fuzz"}
+	h.sess = nopSplitter{}
+	for i := range 2 {
+		if h.OnVideo(uint32(i*40), bytes.NewReader(b)) != nil || h.OnAudio(uint32(i*40), bytes.NewReader(b)) != nil {
+			break
+		}
+	}
+	for _, ts := range [][]*track{h.videoTracks, h.audioTracks} {
+		for _, tr := range ts {
+			if st := tr.stat.snapshot(); st.InPlaylist && tr.sess == nil {
+				t.Fatalf("track %d in the playlist without a session: %+v", tr.id, st)
+			}
+		}
+	}
+	h.OnClose()
 }

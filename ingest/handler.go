@@ -52,8 +52,10 @@ type handler struct {
 	videoTracks, audioTracks []*track
 	unknownLayoutLogged      bool
 
-	// How tracks map onto sessions, decided at the first coded frame.
-	shape shape
+	// How tracks map onto sessions, decided at the first coded frame;
+	// splitter is h.sess once the shape is shapeSplit.
+	shape    shape
+	splitter TrackSplitter
 }
 
 // OnServe runs after the handshake, before any message: it announces
@@ -318,6 +320,7 @@ func (h *handler) noSession(err error, kind string) error {
 
 func (h *handler) OnClose() {
 	if h.sess != nil {
+		h.closeTrackSessions()
 		h.sess.Close()
 		h.server.pubs.remove(h.stats)
 		h.log.Info("publish ended", "frames", h.frames)

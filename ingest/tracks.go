@@ -14,11 +14,13 @@ import (
 // A publisher's tracks. Legacy FLV carries one video and one audio track
 // (track 0); Enhanced RTMP adds more by trackId (OBS's multitrack video,
 // extra audio tracks). Which tracks feed which session is decided at the
-// publisher's first coded frame: track 0 of each kind feeds the publish's
-// session, the others being parsed, configured and counted, so that the API
-// shows what the encoder sends. Until then configurations are kept in the
-// track. A track fount cannot use is skipped with one log line and a
-// metric, and never stops the other tracks.
+// publisher's first coded frame (see TrackSplitter): track 0 of each kind
+// feeds the publish's session, the others being parsed, configured and
+// counted, so that the API shows what the encoder sends; or, for a
+// multitrack publisher whose session splits, each track feeds a session of
+// its own. Until then configurations are kept in the track. A track fount
+// cannot use is skipped with one log line and a metric, and never stops the
+// other tracks.
 
 // track is one (kind, trackId) of a publisher, owned by the connection's
 // read goroutine; stat is what other goroutines may read.
@@ -68,8 +70,9 @@ type TrackStats struct {
 	Range      string // video: "SDR", "PQ" or "HLG" (from the bitstream, or colorInfo metadata)
 	SampleRate int
 	Channels   int
-	// InPlaylist: the track feeds a session (track 0 of its kind), which
-	// took its configuration (the segment format carries the codec).
+	// InPlaylist: the track feeds a session (track 0 of its kind, or any
+	// track of a publisher split into renditions), which took its
+	// configuration (the segment format carries the codec).
 	InPlaylist bool
 	Skipped    string // why its packets are dropped; "" if they are not
 	Frames     uint64
@@ -201,13 +204,19 @@ type shape uint8
 const (
 	shapeUndecided shape = iota // before the first coded frame: configurations are kept
 	shapeSingle                 // track 0 of each kind feeds h.sess; other tracks are counted
+	shapeSplit                  // every track feeds a session of its own, from the TrackSplitter
 )
 
-// decideShape fixes the publisher's shape at its first coded frame, gives
-// each track that has started its session, and hands over the
-// configurations kept until then.
+// decideShape fixes the publisher's shape at its first coded frame (see
+// TrackSplitter), gives each track that has started its session, and hands
+// over the configurations kept until then.
 func (h *handler) decideShape() error {
 	h.shape = shapeSingle
+	if sp, ok := h.sess.(TrackSplitter); ok && (liveTracks(h.videoTracks) > 1 || liveTracks(h.audioTracks) > 1) && sp.SplitTracks() {
+		h.shape, h.splitter = shapeSplit, sp
+		h.log.Info("multitrack publisher: each track is a rendition of its own",
+			"video_tracks", liveTracks(h.videoTracks), "audio_tracks", liveTracks(h.audioTracks))
+	}
 	for _, ts := range [...][]*track{h.videoTracks, h.audioTracks} {
 		for _, t := range ts {
 			if err := h.attach(t); err != nil {
@@ -216,6 +225,17 @@ func (h *handler) decideShape() error {
 		}
 	}
 	return nil
+}
+
+// liveTracks counts the tracks that have started and are not skipped.
+func liveTracks(ts []*track) int {
+	n := 0
+	for _, t := range ts {
+		if t.started && !t.skipped {
+			n++
+		}
+	}
+	return n
 }
 
 // attach gives t the session it feeds, once the shape is decided and t has
@@ -232,6 +252,19 @@ func (h *handler) attach(t *track) error {
 			return nil
 		}
 		t.sess = h.sess
+	case shapeSplit:
+		s, err := h.splitter.TrackSession(t.kind, t.id)
+		if err == nil && s == nil {
+			err = errors.New("no session and no error")
+		}
+		if err != nil {
+			if t.id == 0 {
+				return fmt.Errorf("%s track 0 rendition: %w", kindName(t.kind), err)
+			}
+			h.skipTrack(t, "no rendition session: "+err.Error())
+			return nil
+		}
+		t.sess = s
 	}
 	return h.handConfig(t)
 }
@@ -248,6 +281,22 @@ func (h *handler) handConfig(t *track) error {
 		return h.feedConfig(t, t.sess.AudioConfig(t.audio))
 	}
 	return nil
+}
+
+// closeTrackSessions closes the sessions of a split publisher's tracks;
+// the publish's own session is closed after them.
+func (h *handler) closeTrackSessions() {
+	if h.shape != shapeSplit {
+		return // track sessions are h.sess itself
+	}
+	for _, ts := range [...][]*track{h.videoTracks, h.audioTracks} {
+		for _, t := range ts {
+			if t.sess != nil {
+				t.sess.Close()
+				t.sess = nil
+			}
+		}
+	}
 }
 
 // skipTrack drops t's packets from now on (until its codec changes), with
