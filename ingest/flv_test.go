@@ -127,17 +127,26 @@ func TestHandlerTracks(t *testing.T) {
 		h.sess = segSession{segmenter.New(segmenter.Config{Expect: segmenter.Video | segmenter.Audio, Logger: log, Format: segmenter.FormatFMP4}, countSink{})}
 		return h, &logs
 	}
-	for _, seq := range [][]byte{
-		append([]byte{0x90, 'h', 'v', 'c', '1'}, hvcC...),
-		append([]byte{0x1c, 0, 0, 0, 0}, hvcC...), // the non-standard FLV id 12
+	const idr = "\x00\x00\x00\x03\x26\x01\xaf" // an IDR_W_RADL NAL unit, length-prefixed
+	for _, c := range []struct{ seq, key []byte }{
+		{append([]byte{0x90, 'h', 'v', 'c', '1'}, hvcC...), append([]byte{0x90 | exCodedFramesX, 'h', 'v', 'c', '1'}, idr...)},
+		{append([]byte{0x1c, 0, 0, 0, 0}, hvcC...), append([]byte{0x1c, 1, 0, 0, 0}, idr...)}, // the non-standard FLV id 12
 	} {
 		h, logs := newHandler()
-		if err := h.OnVideo(0, bytes.NewReader(seq)); err != nil {
+		if err := h.OnVideo(0, bytes.NewReader(c.seq)); err != nil {
 			t.Fatal(err)
 		}
+		// The configuration is read, and kept until the first frame
+		// decides which session takes the track.
 		st := h.videoTracks[0].stat.snapshot()
-		if st.Codec != "HEVC" || st.Codecs != "hvc1.2.4.L120.90" || st.Width != 1920 || !st.InPlaylist || st.Skipped != "" || logs.Len() != 0 {
-			t.Errorf("%x: %+v\n%s", seq[:5], st, logs)
+		if st.Codec != "HEVC" || st.Codecs != "hvc1.2.4.L120.90" || st.Width != 1920 || st.InPlaylist || st.Skipped != "" || logs.Len() != 0 {
+			t.Errorf("%x: %+v\n%s", c.seq[:5], st, logs)
+		}
+		if err := h.OnVideo(0, bytes.NewReader(c.key)); err != nil {
+			t.Fatal(err)
+		}
+		if st := h.videoTracks[0].stat.snapshot(); !st.InPlaylist || st.Skipped != "" || st.Frames != 1 || h.frames != 1 || logs.Len() != 0 {
+			t.Errorf("%x after a keyframe: %+v\n%s", c.seq[:5], st, logs)
 		}
 	}
 
@@ -438,4 +447,20 @@ func fuzzHandler(t *testing.T, b []byte) {
 			}
 		}
 	}
+	// And split into renditions: only a track with a session is in.
+	h = &handler{ctx: context.Background(), cfg: &Config{}, log: log, done: func() {}, server: &Server{}, stats: &publishStats{}, stream: "live/fuzz"}
+	h.sess = nopSplitter{}
+	for i := range 2 {
+		if h.OnVideo(uint32(i*40), bytes.NewReader(b)) != nil || h.OnAudio(uint32(i*40), bytes.NewReader(b)) != nil {
+			break
+		}
+	}
+	for _, ts := range [][]*track{h.videoTracks, h.audioTracks} {
+		for _, tr := range ts {
+			if st := tr.stat.snapshot(); st.InPlaylist && tr.sess == nil {
+				t.Fatalf("track %d in the playlist without a session: %+v", tr.id, st)
+			}
+		}
+	}
+	h.OnClose()
 }

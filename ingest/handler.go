@@ -16,6 +16,7 @@ import (
 	"github.com/yutopp/go-rtmp/message"
 
 	"github.com/fount-live/fount/segmenter"
+	"github.com/fount-live/fount/storage"
 )
 
 // handler is one RTMP connection's go-rtmp handler. go-rtmp calls it from
@@ -39,7 +40,7 @@ type handler struct {
 
 	clock    timeline
 	buf      bytes.Buffer // reused for every media message
-	frames   uint64       // track 0 frames handed to the session
+	frames   uint64       // frames handed to sessions
 	meta     Metadata     // the last onMetaData
 	haveMeta bool
 
@@ -50,6 +51,11 @@ type handler struct {
 
 	videoTracks, audioTracks []*track
 	unknownLayoutLogged      bool
+
+	// How tracks map onto sessions, decided at the first coded frame;
+	// splitter is h.sess once the shape is shapeSplit.
+	shape    shape
+	splitter TrackSplitter
 }
 
 // OnServe runs after the handshake, before any message: it announces
@@ -106,12 +112,20 @@ func (h *handler) OnPublish(_ *rtmp.StreamContext, _ uint32, cmd *message.NetStr
 	}
 	// Extra publish parameters (rtmp://HOST/live/KEY?a=b) go to the
 	// authoriser as metadata.
+	q, qerr := url.ParseQuery(query)
 	var md map[string]string
-	if q, err := url.ParseQuery(query); err == nil && len(q) > 0 {
+	if qerr == nil && len(q) > 0 {
 		md = make(map[string]string, len(q))
 		for k, v := range q {
 			md[k] = v[0]
 		}
+	}
+	variant, err := variantParam(query, q)
+	if err != nil {
+		h.server.counters.publishesRefused.Add(1)
+		// The variant is not secret, but it is the peer's: quoted, cut short.
+		h.log.Warn("rtmp publish refused: invalid variant", "key", KeyFingerprint(key), "variant", variant[:min(len(variant), 64)], "err", err)
+		return fmt.Errorf("publish refused: %w", err)
 	}
 	auth := h.cfg.Auth
 	if auth == nil {
@@ -124,14 +138,14 @@ func (h *handler) OnPublish(_ *rtmp.StreamContext, _ uint32, cmd *message.NetStr
 		h.log.Warn("rtmp publish refused by authorisation", "key", KeyFingerprint(key), "err", err)
 		return fmt.Errorf("publish refused: %w", err)
 	}
-	sess, err := h.pub.Publish(h.ctx, PublishRequest{App: h.app, Name: name, Remote: h.remote})
+	sess, err := h.pub.Publish(h.ctx, PublishRequest{App: h.app, Name: name, Variant: variant, Remote: h.remote})
 	if err != nil {
 		h.server.counters.publishesRefused.Add(1)
-		h.log.Warn("rtmp publish refused", "stream", h.app+"/"+name, "err", err)
+		h.log.Warn("rtmp publish refused", "stream", h.app+"/"+name, "variant", variant, "err", err)
 		return fmt.Errorf("publish %s/%s refused: %w", h.app, name, err)
 	}
 	h.server.counters.publishesAccepted.Add(1)
-	h.stats = &publishStats{stream: h.app + "/" + name, remote: h.remote.String(), started: time.Now(), conn: h.conn}
+	h.stats = &publishStats{stream: h.app + "/" + name, variant: variant, remote: h.remote.String(), started: time.Now(), conn: h.conn}
 	h.stats.lastVideo.Store(noTimestamp)
 	h.stats.lastAudio.Store(noTimestamp)
 	h.server.pubs.add(h.stats)
@@ -139,6 +153,9 @@ func (h *handler) OnPublish(_ *rtmp.StreamContext, _ uint32, cmd *message.NetStr
 	h.sess = sess
 	h.stream = h.app + "/" + name
 	h.log = h.log.With("stream", h.stream)
+	if variant != "" {
+		h.log = h.log.With("variant", variant)
+	}
 	h.log.Info("publish started")
 	return nil
 }
@@ -206,6 +223,30 @@ func (h *handler) media(kind segmenter.Kind, ts uint32, payload io.Reader) error
 		return nil
 	}
 	return err
+}
+
+// variantParam returns the variant a publish query names, if any. A query
+// that names a variant must name a valid one, and only one: a grouped push
+// that turned into a plain publish would take the stream's main rendition.
+// A "variant" whose value does not unescape (url.ParseQuery drops it) is
+// still found in the raw query, and refused.
+func variantParam(query string, q url.Values) (string, error) {
+	vs, ok := q["variant"]
+	if !ok {
+		for pair := range strings.SplitSeq(query, "&") {
+			if k, _, _ := strings.Cut(pair, "="); k == "variant" {
+				return "", fmt.Errorf("%w: the variant (?variant=) is not a readable query value", ErrInvalidName)
+			}
+		}
+		return "", nil
+	}
+	if len(vs) > 1 {
+		return vs[0], fmt.Errorf("%w: %d variants (?variant=) in one publish, want one", ErrInvalidName, len(vs))
+	}
+	if !validName(vs[0]) {
+		return vs[0], fmt.Errorf("%w: the variant (?variant=) is a rendition name (letters, digits, '-', '_' and '.', at most %d)", ErrInvalidName, storage.MaxNameLen)
+	}
+	return vs[0], nil
 }
 
 // read copies a message payload out of go-rtmp's reused buffer into ours,
@@ -279,6 +320,7 @@ func (h *handler) noSession(err error, kind string) error {
 
 func (h *handler) OnClose() {
 	if h.sess != nil {
+		h.closeTrackSessions()
 		h.sess.Close()
 		h.server.pubs.remove(h.stats)
 		h.log.Info("publish ended", "frames", h.frames)

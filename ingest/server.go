@@ -29,23 +29,50 @@ type Publisher interface {
 
 // PublishRequest describes an encoder asking to publish.
 type PublishRequest struct {
-	App    string
-	Name   string // the stream key, validated
-	Remote net.Addr
+	App  string
+	Name string // the public stream name (the key, or what the authoriser maps it to), validated
+	// Variant is the rendition a grouped push adds to stream Name
+	// (rtmp://HOST/APP/NAME?variant=RENDITION), validated as a name; ""
+	// for a plain publish.
+	Variant string
+	Remote  net.Addr
 }
 
 // Session receives one publisher's media, in order, on the connection's read
 // goroutine. Byte slices are only valid during the call.
 type Session interface {
 	Metadata(Metadata)
-	// VideoConfig and AudioConfig set track 0's codec configuration. An
-	// error wrapping segmenter.ErrNotCarried skips that track; any other
-	// ends the publish.
+	// VideoConfig and AudioConfig set the codec configuration of a track
+	// the session takes (track 0 of each kind, or the one track of a
+	// TrackSplitter's session), from the publisher's first coded frame on.
+	// An error wrapping segmenter.ErrNotCarried skips that track; any
+	// other ends the publish.
 	VideoConfig(*codec.Video) error
 	AudioConfig(*codec.Audio) error
+	// Frame takes a frame of a track the session takes; an error ends the
+	// publish.
 	Frame(segmenter.Frame) error
 	// Close is called once when the publisher stops or disconnects.
 	Close()
+}
+
+// TrackSplitter is implemented by a Session that can take each of an
+// Enhanced RTMP publisher's tracks on a session of its own, as renditions.
+//
+// A publisher's shape is decided at its first coded frame. If by then more
+// than one video or more than one audio track has started (and is not
+// skipped), SplitTracks is asked; when it says yes, every track, both track
+// 0s included, gets a session from TrackSession (a track that starts later
+// gets one when it starts), and the splitting session itself keeps only
+// Metadata and Close. Track sessions are closed before it. An error from
+// TrackSession skips that track, or ends the publish for a track 0.
+type TrackSplitter interface {
+	// SplitTracks is asked once, when the publisher's shape is decided;
+	// false keeps today's behaviour (track 0s on this session, others counted).
+	SplitTracks() bool
+	// TrackSession returns the session that takes track (kind, id) alone:
+	// its configuration and frames (video only or audio only).
+	TrackSession(kind segmenter.Kind, id uint8) (Session, error)
 }
 
 // Metadata is what fount reads from the encoder's onMetaData.

@@ -2,7 +2,7 @@ package ingest
 
 import (
 	"cmp"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +29,7 @@ type counters struct {
 // read by Stats from others.
 type publishStats struct {
 	stream    string
+	variant   string // ?variant=, "" for a plain publish
 	remote    string
 	conn      *conn // to disconnect the publisher
 	started   time.Time
@@ -66,7 +67,10 @@ type Stats struct {
 
 // PublisherStats describes one live publisher.
 type PublisherStats struct {
-	Stream     string // "app/name"
+	Stream string // "app/name"
+	// Variant is the rendition a grouped push (?variant=) adds to Stream;
+	// "" for a plain publish. Several publishers may share a Stream.
+	Variant    string
 	Remote     string // the encoder's address (never its key)
 	Started    time.Time
 	MediaBytes uint64
@@ -106,22 +110,23 @@ func (p *publishers) remove(ps *publishStats) {
 
 const noTimestamp = -1 << 63
 
-// Disconnect closes the connection of the publisher of stream ("app/name")
-// and reports whether there was one.
+// Disconnect closes the connections of the publishers of stream
+// ("app/name"), its grouped pushes (?variant=) included, and reports
+// whether there was one.
 func (s *Server) Disconnect(stream string) bool {
 	s.pubs.mu.Lock()
-	var c *conn
+	var cs []*conn
 	for ps := range s.pubs.m {
 		if ps.stream == stream {
-			c = ps.conn
+			cs = append(cs, ps.conn)
 		}
 	}
 	s.pubs.mu.Unlock()
-	if c == nil {
-		return false
+	// Closed outside the lock: conn.Close takes the server's.
+	for _, c := range cs {
+		c.Close()
 	}
-	c.Close()
-	return true
+	return len(cs) > 0
 }
 
 // Stats returns a snapshot of the server's counters and live publishers.
@@ -143,7 +148,7 @@ func (s *Server) Stats() Stats {
 	}
 	s.pubs.mu.Lock()
 	for ps := range s.pubs.m {
-		p := PublisherStats{Stream: ps.stream, Remote: ps.remote, Started: ps.started, MediaBytes: ps.bytes.Load(),
+		p := PublisherStats{Stream: ps.stream, Variant: ps.variant, Remote: ps.remote, Started: ps.started, MediaBytes: ps.bytes.Load(),
 			ChunkSize: cmp.Or(ps.conn.peerChunkSize.Load(), rtmpDefaultChunkSize)}
 		ps.mu.Lock()
 		for _, t := range ps.tracks {
@@ -157,6 +162,8 @@ func (s *Server) Stats() Stats {
 		st.Publishers = append(st.Publishers, p)
 	}
 	s.pubs.mu.Unlock()
-	sort.Slice(st.Publishers, func(i, j int) bool { return st.Publishers[i].Stream < st.Publishers[j].Stream })
+	slices.SortFunc(st.Publishers, func(a, b PublisherStats) int {
+		return cmp.Or(cmp.Compare(a.Stream, b.Stream), cmp.Compare(a.Variant, b.Variant))
+	})
 	return st
 }

@@ -13,10 +13,14 @@ import (
 
 // A publisher's tracks. Legacy FLV carries one video and one audio track
 // (track 0); Enhanced RTMP adds more by trackId (OBS's multitrack video,
-// extra audio tracks). Track 0 of each kind feeds the stream's segmenter;
-// the others are parsed, configured and counted, so that the API shows what
-// the encoder sends. A track fount cannot use is skipped with one log line
-// and a metric, and never stops the other tracks.
+// extra audio tracks). Which tracks feed which session is decided at the
+// publisher's first coded frame (see TrackSplitter): track 0 of each kind
+// feeds the publish's session, the others being parsed, configured and
+// counted, so that the API shows what the encoder sends; or, for a
+// multitrack publisher whose session splits, each track feeds a session of
+// its own. Until then configurations are kept in the track. A track fount
+// cannot use is skipped with one log line and a metric, and never stops the
+// other tracks.
 
 // track is one (kind, trackId) of a publisher, owned by the connection's
 // read goroutine; stat is what other goroutines may read.
@@ -33,7 +37,11 @@ type track struct {
 	inband  bool
 	skipped bool // its packets are dropped; logged once
 	started bool // a sequence start or frame named its codec
-	stat    *trackStat
+	// sess is the session the track feeds: nil while the shape is
+	// undecided, and for a track that feeds none. Kept here so that the
+	// per-frame path finds it without a lookup.
+	sess Session
+	stat *trackStat
 }
 
 // unsized: the video configuration lacks the picture size (a VP9 vpcC) and
@@ -62,8 +70,9 @@ type TrackStats struct {
 	Range      string // video: "SDR", "PQ" or "HLG" (from the bitstream, or colorInfo metadata)
 	SampleRate int
 	Channels   int
-	// InPlaylist: the track feeds the stream's playlist (track 0 of its
-	// kind, carried by the segment format).
+	// InPlaylist: the track feeds a session (track 0 of its kind, or any
+	// track of a publisher split into renditions), which took its
+	// configuration (the segment format carries the codec).
 	InPlaylist bool
 	Skipped    string // why its packets are dropped; "" if they are not
 	Frames     uint64
@@ -129,7 +138,14 @@ func kindName(k segmenter.Kind) string {
 func (h *handler) onPacket(p trackPacket) error {
 	t := h.track(p.kind, p.track)
 	if (!t.started || p.fourcc != t.fourcc) && (p.typ == pktSeqStart || p.typ == pktCodedFrames) {
-		h.codecChange(t, p)
+		if err := h.codecChange(t, p); err != nil {
+			return err
+		}
+	}
+	if p.typ == pktCodedFrames && h.shape == shapeUndecided {
+		if err := h.decideShape(); err != nil {
+			return err
+		}
 	}
 	if t.skipped {
 		return nil
@@ -161,7 +177,8 @@ func (h *handler) onPacket(p trackPacket) error {
 
 // codecChange starts a track over with the codec p names: a new encoder
 // session (a reconnect is a new connection) or a codec switch mid-publish.
-func (h *handler) codecChange(t *track, p trackPacket) {
+// A track keeps its session across a switch.
+func (h *handler) codecChange(t *track, p trackPacket) error {
 	t.started, t.fourcc, t.codec = true, p.fourcc, codec.FromFourCC(p.fourcc)
 	t.video, t.audio, t.inband, t.skipped = nil, nil, false, false
 	name := t.codec.String()
@@ -176,6 +193,109 @@ func (h *handler) codecChange(t *track, p trackPacket) {
 	})
 	if t.codec == codec.Unknown {
 		h.skipTrack(t, fmt.Sprintf("codec %s is not one fount remuxes (H.264, HEVC, AV1, VP9; AAC, Opus, FLAC, AC-3, E-AC-3, MP3)", name))
+	}
+	// A track that starts after the shape was decided.
+	return h.attach(t)
+}
+
+// shape is how a publisher's tracks map onto sessions.
+type shape uint8
+
+const (
+	shapeUndecided shape = iota // before the first coded frame: configurations are kept
+	shapeSingle                 // track 0 of each kind feeds h.sess; other tracks are counted
+	shapeSplit                  // every track feeds a session of its own, from the TrackSplitter
+)
+
+// decideShape fixes the publisher's shape at its first coded frame (see
+// TrackSplitter), gives each track that has started its session, and hands
+// over the configurations kept until then.
+func (h *handler) decideShape() error {
+	h.shape = shapeSingle
+	if sp, ok := h.sess.(TrackSplitter); ok && (liveTracks(h.videoTracks) > 1 || liveTracks(h.audioTracks) > 1) && sp.SplitTracks() {
+		h.shape, h.splitter = shapeSplit, sp
+		h.log.Info("multitrack publisher: each track is a rendition of its own",
+			"video_tracks", liveTracks(h.videoTracks), "audio_tracks", liveTracks(h.audioTracks))
+	}
+	for _, ts := range [...][]*track{h.videoTracks, h.audioTracks} {
+		for _, t := range ts {
+			if err := h.attach(t); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// liveTracks counts the tracks that have started and are not skipped.
+func liveTracks(ts []*track) int {
+	n := 0
+	for _, t := range ts {
+		if t.started && !t.skipped {
+			n++
+		}
+	}
+	return n
+}
+
+// attach gives t the session it feeds, once the shape is decided and t has
+// started, and hands it t's configuration if that is known.
+func (h *handler) attach(t *track) error {
+	if t.sess != nil || !t.started || t.skipped {
+		return nil
+	}
+	switch h.shape {
+	case shapeUndecided:
+		return nil
+	case shapeSingle:
+		if t.id != 0 {
+			return nil
+		}
+		t.sess = h.sess
+	case shapeSplit:
+		s, err := h.splitter.TrackSession(t.kind, t.id)
+		if err == nil && s == nil {
+			err = errors.New("no session and no error")
+		}
+		if err != nil {
+			if t.id == 0 {
+				return fmt.Errorf("%s track 0 rendition: %w", kindName(t.kind), err)
+			}
+			h.skipTrack(t, "no rendition session: "+err.Error())
+			return nil
+		}
+		t.sess = s
+	}
+	return h.handConfig(t)
+}
+
+// handConfig hands t's configuration, once complete, to the session t
+// feeds; while it feeds none the track keeps it.
+func (h *handler) handConfig(t *track) error {
+	switch {
+	case t.sess == nil:
+		return nil
+	case t.kind == segmenter.Video && t.video != nil && !t.unsized():
+		return h.feedConfig(t, t.sess.VideoConfig(t.video))
+	case t.kind == segmenter.Audio && t.audio != nil:
+		return h.feedConfig(t, t.sess.AudioConfig(t.audio))
+	}
+	return nil
+}
+
+// closeTrackSessions closes the sessions of a split publisher's tracks;
+// the publish's own session is closed after them.
+func (h *handler) closeTrackSessions() {
+	if h.shape != shapeSplit {
+		return // track sessions are h.sess itself
+	}
+	for _, ts := range [...][]*track{h.videoTracks, h.audioTracks} {
+		for _, t := range ts {
+			if t.sess != nil {
+				t.sess.Close()
+				t.sess = nil
+			}
+		}
 	}
 }
 
@@ -243,23 +363,17 @@ func (h *handler) useVideo(t *track, v *codec.Video) error {
 			d.Range = v.Transfer.String()
 		}
 	})
-	if t.id != 0 {
-		return nil
-	}
-	return h.feedConfig(t, h.sess.VideoConfig(v))
+	return h.handConfig(t)
 }
 
 func (h *handler) setAudio(t *track, a *codec.Audio) error {
 	t.audio = a
 	t.stat.setDesc(func(d *TrackStats) { d.Codecs, d.SampleRate, d.Channels = a.Codecs, a.SampleRate, a.Channels })
-	if t.id != 0 {
-		return nil
-	}
-	return h.feedConfig(t, h.sess.AudioConfig(a))
+	return h.handConfig(t)
 }
 
-// feedConfig reads the session's answer to track 0's configuration: a
-// codec the segment format cannot carry skips the track, not the stream.
+// feedConfig reads a session's answer to a track's configuration: a codec
+// the segment format cannot carry skips the track, not the stream.
 func (h *handler) feedConfig(t *track, err error) error {
 	switch {
 	case err == nil:
@@ -269,6 +383,9 @@ func (h *handler) feedConfig(t *track, err error) error {
 		h.skipTrack(t, err.Error())
 		return nil
 	}
+	if t.id != 0 {
+		return fmt.Errorf("%s track %d sequence header: %w", kindName(t.kind), t.id, err)
+	}
 	return fmt.Errorf("%s sequence header: %w", kindName(t.kind), err)
 }
 
@@ -277,7 +394,7 @@ func (h *handler) codedFrame(t *track, p trackPacket, dts time.Duration) error {
 		return err
 	}
 	t.stat.count(dts, len(p.data))
-	if t.id != 0 {
+	if t.sess == nil {
 		return nil
 	}
 	h.frames++
@@ -286,7 +403,8 @@ func (h *handler) codedFrame(t *track, p trackPacket, dts time.Duration) error {
 		f.PTS += time.Duration(p.cts) * time.Millisecond
 		f.Key = p.key
 	}
-	return h.sess.Frame(f)
+	// An error ends the publish, from a track's session as from h.sess.
+	return t.sess.Frame(f)
 }
 
 // configFromFrame completes a configuration that only frames can give:

@@ -68,9 +68,10 @@ type Conn struct {
 	key       string // the stream key (publishing name)
 }
 
-// Dial connects to rawURL (rtmp://host:port/app/stream) and publishes the
-// stream named by the last path element (gortmplib's own form,
-// rtmp://host/app#stream, is accepted too): the
+// Dial connects to rawURL (rtmp://host:port/app/stream[?query]) and
+// publishes the stream named by the last path element, with the query kept
+// on it as ffmpeg and OBS send it ("stream?variant=low"); gortmplib's own
+// form, rtmp://host/app#stream, is accepted too. The
 // handshake, connect, releaseStream, FCPublish, createStream and publish are
 // gortmplib's client, which also sends Set Chunk Size 65536. ctx bounds the
 // dial and the connection setup only.
@@ -87,6 +88,11 @@ func Dial(ctx context.Context, rawURL string) (*Conn, error) {
 			return nil, fmt.Errorf("ertmptest dial %s: want rtmp://host/app/stream", u.Redacted())
 		}
 		u.Fragment, u.Path, u.RawPath = u.Path[i+1:], u.Path[:i], ""
+		// gortmplib would put the query on the app, where servers drop it.
+		if u.RawQuery != "" {
+			u.Fragment += "?" + u.RawQuery
+			u.RawQuery = ""
+		}
 	}
 	c := &Conn{readDone: make(chan struct{}), key: u.Fragment}
 	d := &net.Dialer{}

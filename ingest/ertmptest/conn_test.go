@@ -65,3 +65,27 @@ func TestConnRawMessages(t *testing.T) {
 		}
 	}
 }
+
+// The URL's query stays on the stream key, where encoders send it (fount's
+// grouped pushes: rtmp://HOST/APP/NAME?variant=RENDITION).
+func TestDialQueryOnKey(t *testing.T) {
+	s := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, s.url("show?variant=low&t=1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Unpublish(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.wait(); err != nil {
+		t.Fatal(err)
+	}
+	if s.app != "live" || s.name != "show?variant=low&t=1" {
+		t.Errorf("app %q name %q, want live and show?variant=low&t=1", s.app, s.name)
+	}
+}
