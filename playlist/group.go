@@ -214,7 +214,7 @@ func (r *Registry) PublishRendition(path, rend string) (*Stream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("publish %s rendition %s: %w", path, rend, err)
 	}
-	parent.variants.changed()
+	parent.variants().changed()
 	return s, nil
 }
 
@@ -226,7 +226,7 @@ func (r *Registry) PublishRendition(path, rend string) (*Stream, error) {
 func (r *Registry) SplitTracks(s *Stream) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if s.variants != nil {
+	if s.variants() != nil {
 		return true
 	}
 	s.mu.Lock()
@@ -234,14 +234,14 @@ func (r *Registry) SplitTracks(s *Stream) bool {
 	if s.nextMSN > 0 || len(s.window) > 0 || len(s.open.parts) > 0 || s.segmentsTotal > 0 {
 		return false
 	}
-	s.variants = &variants{parent: s, multitrack: true}
+	s.vars.Store(&variants{parent: s, multitrack: true})
 	s.pl.Store(nil)
 	return true
 }
 
 // Rendition adds rendition rend to the split stream parent (SplitTracks).
 func (r *Registry) Rendition(parent *Stream, rend string) (*Stream, error) {
-	if parent.variants == nil {
+	if parent.variants() == nil {
 		return nil, fmt.Errorf("rendition %s of %s: %w", rend, parent.path, ErrShape)
 	}
 	if err := storage.ValidKey(parent.path + "/" + rend); err != nil {
@@ -253,7 +253,7 @@ func (r *Registry) Rendition(parent *Stream, rend string) (*Stream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rendition %s of %s: %w", rend, parent.path, err)
 	}
-	parent.variants.changed()
+	parent.variants().changed()
 	return s, nil
 }
 
@@ -261,7 +261,7 @@ func (r *Registry) Rendition(parent *Stream, rend string) (*Stream, error) {
 // held.
 func (r *Registry) parentLocked(path string, multitrack bool) (*Stream, error) {
 	if s, ok := r.streams[path]; ok {
-		if s.variants == nil {
+		if s.variants() == nil {
 			return nil, ErrShape
 		}
 		return s, nil
@@ -274,7 +274,7 @@ func (r *Registry) parentLocked(path string, multitrack bool) (*Stream, error) {
 		path: path, cfg: &r.cfg, totals: &r.totals, bufs: &r.smallBufs, log: r.cfg.Logger,
 		state: StateLive, since: r.cfg.Now(), target: targetDurationFor(r.cfg.TargetDuration), created: r.cfg.Now(),
 	}
-	s.variants = &variants{parent: s, multitrack: multitrack}
+	s.vars.Store(&variants{parent: s, multitrack: multitrack})
 	r.streams[path] = s
 	delete(r.tombstones, path)
 	return s, nil
@@ -282,7 +282,7 @@ func (r *Registry) parentLocked(path string, multitrack bool) (*Stream, error) {
 
 // memberLocked claims rendition rend of parent. r.mu is held.
 func (r *Registry) memberLocked(parent *Stream, rend string) (*Stream, error) {
-	g := parent.variants
+	g := parent.variants()
 	path := parent.path + "/" + rend
 	if s, ok := r.streams[path]; ok {
 		if s.group != g {
@@ -577,15 +577,18 @@ func (s *Stream) SetInfo(info MediaInfo) {
 // renditions.
 func (s *Stream) Rendition() string { return s.rendition }
 
+// variants returns the renditions of a parent, nil for any other stream.
+func (s *Stream) variants() *variants { return s.vars.Load() }
+
 // IsGroup reports whether the stream serves a multivariant playlist.
-func (s *Stream) IsGroup() bool { return s.variants != nil }
+func (s *Stream) IsGroup() bool { return s.variants() != nil }
 
 // Renditions returns a group's renditions in publish order.
 func (s *Stream) Renditions() []*Stream {
-	if s.variants == nil {
-		return nil
+	if g := s.variants(); g != nil {
+		return g.snapshot()
 	}
-	return s.variants.snapshot()
+	return nil
 }
 
 // Alignment reports a rendition's segments that lined up with the other

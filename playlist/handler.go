@@ -187,7 +187,7 @@ func (r *Registry) servePlaylist(w http.ResponseWriter, req *http.Request, s *St
 	blocking := false
 	// A multivariant playlist has no parts to wait for: directives are
 	// ignored, as for a player that sends them everywhere.
-	if r.cfg.PartTarget > 0 && s.variants == nil {
+	if r.cfg.PartTarget > 0 && s.variants() == nil {
 		var msg string
 		br, blocking, msg = parseDirectives(req.URL.Query())
 		if msg != "" {

@@ -151,7 +151,7 @@ func (r *Registry) Publish(path string) (*Stream, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if s, ok := r.streams[path]; ok {
-		if s.variants != nil && !s.variants.multitrack {
+		if s.variants() != nil && !s.variants().multitrack {
 			return nil, fmt.Errorf("publish %s: %w: it has renditions, pushed with ?variant=NAME", path, ErrShape)
 		}
 		if s.group != nil {
@@ -302,6 +302,7 @@ type totals struct {
 	blockTimeouts  atomic.Uint64 // blocking requests answered 503
 	streamsRefused atomic.Uint64 // publishes of new names refused at MaxStreams
 	panics         atomic.Uint64 // panics recovered while sweeping
+	misaligned     atomic.Uint64 // rendition segments that did not line up with the others'
 	memFiles       atomic.Int64  // memory files open
 	memFileBytes   atomic.Int64  // media bytes in them
 	memFileErrors  atomic.Uint64 // memory files that could not be made or written (media kept on the heap)
@@ -318,25 +319,29 @@ type RegistryStats struct {
 	BlockTimeouts   uint64
 	StreamsRefused  uint64 // publishes of new names refused at MaxStreams
 	Panics          uint64 // panics recovered in Run (each logged with its stream)
-	MediaFiles      int64  // memory files holding segments and parts
-	MediaFileBytes  int64  // media bytes in them (outside the Go heap)
-	MediaFileErrors uint64 // memory files that failed (that media is on the heap)
+	// MisalignedSegments counts rendition segments whose start did not
+	// line up with the other renditions' (keyframes at other times).
+	MisalignedSegments uint64
+	MediaFiles         int64  // memory files holding segments and parts
+	MediaFileBytes     int64  // media bytes in them (outside the Go heap)
+	MediaFileErrors    uint64 // memory files that failed (that media is on the heap)
 }
 
 // Stats returns a snapshot of the registry.
 func (r *Registry) Stats() RegistryStats {
 	st := RegistryStats{
-		Streams:         map[State]int{StateLive: 0, StateIdle: 0, StateEnded: 0},
-		Segments:        r.totals.segments.Load(),
-		Parts:           r.totals.parts.Load(),
-		StorageErrors:   r.totals.storageErrors.Load(),
-		BlockingWaiting: r.waiting.Load(),
-		BlockTimeouts:   r.totals.blockTimeouts.Load(),
-		StreamsRefused:  r.totals.streamsRefused.Load(),
-		Panics:          r.totals.panics.Load(),
-		MediaFiles:      r.totals.memFiles.Load(),
-		MediaFileBytes:  r.totals.memFileBytes.Load(),
-		MediaFileErrors: r.totals.memFileErrors.Load(),
+		Streams:            map[State]int{StateLive: 0, StateIdle: 0, StateEnded: 0},
+		Segments:           r.totals.segments.Load(),
+		Parts:              r.totals.parts.Load(),
+		StorageErrors:      r.totals.storageErrors.Load(),
+		BlockingWaiting:    r.waiting.Load(),
+		BlockTimeouts:      r.totals.blockTimeouts.Load(),
+		StreamsRefused:     r.totals.streamsRefused.Load(),
+		Panics:             r.totals.panics.Load(),
+		MisalignedSegments: r.totals.misaligned.Load(),
+		MediaFiles:         r.totals.memFiles.Load(),
+		MediaFileBytes:     r.totals.memFileBytes.Load(),
+		MediaFileErrors:    r.totals.memFileErrors.Load(),
 	}
 	for _, s := range r.Streams() {
 		st.Streams[s.State()]++

@@ -62,6 +62,7 @@ func (s *Stream) alignLocked(start time.Duration) {
 		s.lastMisaligned = false
 	} else {
 		s.misalignedSegs.Add(1)
+		s.totals.misaligned.Add(1)
 		if !s.lastMisaligned {
 			s.log.Warn("rendition's keyframes do not line up with the other renditions': players may stall or skip when switching to or from it",
 				"stream", s.path, "media_sequence", a.msn, "start", start)

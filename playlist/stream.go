@@ -125,7 +125,7 @@ type Stream struct {
 
 	// Renditions (group.go). A parent has variants and serves the
 	// multivariant playlist; a rendition has group and its name.
-	variants       *variants
+	vars           atomic.Pointer[variants] // set once, when it becomes a parent
 	group          *variants
 	rendition      string
 	info           atomic.Pointer[MediaInfo]
@@ -649,7 +649,7 @@ func (s *Stream) publish(r *rendered, store bool) {
 // Unpublish is called when the publisher disconnects: the stream waits for
 // a reconnect for Config.ReconnectWindow, then ends.
 func (s *Stream) Unpublish() {
-	if s.variants != nil {
+	if s.variants() != nil {
 		return // a parent's state follows its renditions'
 	}
 	s.mu.Lock()
@@ -715,7 +715,7 @@ func (s *Stream) resume() error {
 func (s *Stream) sweep(now time.Time) (expired bool) {
 	s.mu.Lock()
 	s.sampleLocked(now)
-	if s.state == StateIdle && s.variants == nil && now.Sub(s.since) >= s.cfg.ReconnectWindow {
+	if s.state == StateIdle && s.variants() == nil && now.Sub(s.since) >= s.cfg.ReconnectWindow {
 		s.mu.Unlock()
 		s.log.Info("stream ended: no reconnect within the window", "stream", s.path, "reconnect_window", s.cfg.ReconnectWindow)
 		s.end()

@@ -92,6 +92,18 @@ type apiStream struct {
 	Segments     uint64        `json:"segments"`
 	Parts        uint64        `json:"parts"`
 	NextMSN      uint64        `json:"next_media_sequence"`
+	// Renditions: a stream pushed in several has them listed here and
+	// each is a stream of its own at APP/NAME/RENDITION.
+	Rendition  string        `json:"rendition,omitempty"`
+	Renditions []string      `json:"renditions,omitempty"`
+	Alignment  *apiAlignment `json:"alignment,omitempty"`
+}
+
+// apiAlignment counts a rendition's segments that lined up with the other
+// renditions' (same number, same start) and those that did not.
+type apiAlignment struct {
+	Aligned    uint64 `json:"aligned_segments"`
+	Misaligned uint64 `json:"misaligned_segments"`
 }
 
 type apiError struct {
@@ -101,6 +113,7 @@ type apiError struct {
 func (a *api) streamJSON(s *playlist.Stream, pubs map[string]ingest.PublisherStats) apiStream {
 	st := s.Stats()
 	app, name, _ := strings.Cut(st.Path, "/")
+	name, _, _ = strings.Cut(name, "/")
 	out := apiStream{
 		App: app, Name: name, Path: st.Path, State: string(st.State),
 		PlaybackPath: "/" + st.Path + "/index.m3u8",
@@ -111,6 +124,14 @@ func (a *api) streamJSON(s *playlist.Stream, pubs map[string]ingest.PublisherSta
 	// counts full-quality viewers (a CDN counts as one).
 	if st.BitrateIn > 0 {
 		out.Viewers = int64(st.BitrateOut/st.BitrateIn + 0.5)
+	}
+	if r := s.Rendition(); r != "" {
+		out.Rendition = r
+		al, mis := s.Alignment()
+		out.Alignment = &apiAlignment{Aligned: al, Misaligned: mis}
+	}
+	for _, r := range s.Renditions() {
+		out.Renditions = append(out.Renditions, r.Rendition())
 	}
 	if info, ok := a.pub.segmenterInfo(st.Path); ok {
 		out.Codecs, out.GOPSeconds, out.GOPTooLong = info.Codecs, info.GOP.Seconds(), info.GOPTooLong
@@ -137,6 +158,10 @@ func (a *api) streamJSON(s *playlist.Stream, pubs map[string]ingest.PublisherSta
 func (a *api) publishers() map[string]ingest.PublisherStats {
 	m := make(map[string]ingest.PublisherStats)
 	for _, p := range a.rtmp.Stats().Publishers {
+		if p.Variant != "" {
+			m[p.Stream+"/"+p.Variant] = p
+			continue
+		}
 		m[p.Stream] = p
 	}
 	return m
@@ -189,6 +214,14 @@ func (a *api) routes(mux *http.ServeMux, metrics http.Handler, token string) {
 		s := a.reg.Stream(r.PathValue("app") + "/" + r.PathValue("name"))
 		if s == nil {
 			writeJSON(w, http.StatusNotFound, apiError{"no such stream"})
+			return
+		}
+		writeJSON(w, http.StatusOK, a.streamJSON(s, a.publishers()))
+	}))
+	mux.Handle("GET /api/v1/streams/{app}/{name}/{rendition}", guard(func(w http.ResponseWriter, r *http.Request) {
+		s := a.reg.Stream(r.PathValue("app") + "/" + r.PathValue("name") + "/" + r.PathValue("rendition"))
+		if s == nil {
+			writeJSON(w, http.StatusNotFound, apiError{"no such rendition"})
 			return
 		}
 		writeJSON(w, http.StatusOK, a.streamJSON(s, a.publishers()))

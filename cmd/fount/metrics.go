@@ -69,6 +69,7 @@ var (
 	descMediaFileBytes = prometheus.NewDesc("fount_media_file_bytes", "Media bytes held in memory files: memory fount uses outside its Go heap (not in its RSS unless mapped; shows as Shmem).", nil, nil)
 	descMediaFileErrs  = prometheus.NewDesc("fount_media_file_errors_total", "Memory files that could not be made or written; that media was kept on the Go heap instead (logged once).", nil, nil)
 	descTracksSkipped  = prometheus.NewDesc("fount_rtmp_tracks_skipped_total", "Publisher tracks skipped (each once per publish): a codec fount does not remux, one the segment format cannot carry, or an unreadable configuration. The other tracks go on.", nil, nil)
+	descMisaligned     = prometheus.NewDesc("fount_rendition_segments_misaligned_total", "Segments of a stream's renditions that did not line up with the other renditions' (their keyframes fall at other times): players may stall or skip when switching. See docs/abr.md.", nil, nil)
 	descWraps          = prometheus.NewDesc("fount_timestamp_wraps_total", "RTMP timestamps that went past 2^32 ms (49.7 days) and were unwrapped; not an error.", nil, nil)
 )
 
@@ -82,7 +83,7 @@ type statsCollector struct {
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStreams, descPublishes, descRTMPConns, descIngestBytes, descSegments, descParts,
 		descWaiting, descErrors, descStreamBytes, descStreamSkew, descStreamUptime, descUploadsPending, descUploads,
-		descDiscont, descDropped, descWraps, descTracksSkipped, descMediaFiles, descMediaFileBytes, descMediaFileErrs} {
+		descDiscont, descDropped, descWraps, descMisaligned, descTracksSkipped, descMediaFiles, descMediaFileBytes, descMediaFileErrs} {
 		ch <- d
 	}
 }
@@ -107,6 +108,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(n), kind)
 	}
 	ch <- prometheus.MustNewConstMetric(descWraps, prometheus.CounterValue, float64(in.TimestampWraps))
+	ch <- prometheus.MustNewConstMetric(descMisaligned, prometheus.CounterValue, float64(pl.MisalignedSegments))
 	ch <- prometheus.MustNewConstMetric(descTracksSkipped, prometheus.CounterValue, float64(in.TracksSkipped))
 	ch <- prometheus.MustNewConstMetric(descMediaFiles, prometheus.GaugeValue, float64(pl.MediaFiles))
 	ch <- prometheus.MustNewConstMetric(descMediaFileBytes, prometheus.GaugeValue, float64(pl.MediaFileBytes))
