@@ -3,7 +3,7 @@
 // DevTools Protocol, lifts the throttle again, and prints as one JSON line
 // on stdout which renditions the player saw and which it played when.
 //
-//   node abr.mjs MULTIVARIANT_URL hlsjs|shaka [THROTTLE_BPS [TOP_WAIT_S DOWN_WAIT_S UP_WAIT_S]]
+//   node abr.mjs MULTIVARIANT_URL hlsjs|shaka [THROTTLE_BPS [TOP_WAIT_S DOWN_WAIT_S UP_WAIT_S [LOW_LATENCY]]]
 //
 // The procedure, each phase ending as soon as its condition holds:
 //   1. play unthrottled until the played rendition is the top one (the
@@ -30,14 +30,18 @@
 // "harnessError" field.
 //
 // Player configuration: defaults, except
-//   - hls.js: lowLatencyMode off (ABR over whole segments; hls.js's default
-//     would switch it on for an LL-HLS playlist);
-//   - Shaka: abr.useNetworkInformation off. With it on (the default) Shaka
-//     takes its estimate from navigator.connection.downlink, which DevTools
-//     throttling sets directly, and throws its measurements away whenever
-//     that changes: it would switch without looking at the server's
-//     responses at all. Off, it estimates from the segments it downloads,
-//     as hls.js does.
+//   - low-latency mode as LOW_LATENCY says (default false: hls.js's
+//     lowLatencyMode, on by default, off; Shaka's streaming.lowLatencyMode
+//     off as by default);
+//   - Shaka: abr.useNetworkInformation off. With it on (the default),
+//     Shaka throws its measurements away whenever navigator.connection
+//     changes, which DevTools throttling does (downlink becomes the
+//     throttle: see "connection" in the report), and then goes by that
+//     downlink until it has sampled 128 kB again: its switch down would
+//     follow the emulated Network Information, not the downloads. Off, it
+//     estimates from the segments it downloads, as hls.js does.
+// No other ABR knob is set: both switched within the bounds with their
+// defaults (Shaka's abr.switchInterval, 8 s, sets the pace of its switches).
 
 import { createServer } from 'node:http';
 import { readFile, mkdtemp, rm } from 'node:fs/promises';
@@ -66,10 +70,11 @@ const throttleBps = Number(args[2] || 1.5e6);
 const topWait = Number(args[3] || 20);
 const downWait = Number(args[4] || 25);
 const upWait = Number(args[5] || 35);
+const lowLatency = args[6] === 'true';
 const AFTER = 3; // s of playback at least after the way back up
 if (!url || !['hlsjs', 'shaka'].includes(player) || !(throttleBps > 0) ||
-    !(topWait > 0) || !(downWait > 0) || !(upWait > 0)) {
-  process.stderr.write('usage: node abr.mjs MULTIVARIANT_URL hlsjs|shaka [THROTTLE_BPS [TOP_WAIT_S DOWN_WAIT_S UP_WAIT_S]]\n');
+    !(topWait > 0) || !(downWait > 0) || !(upWait > 0) || !['true', 'false', undefined].includes(args[6])) {
+  process.stderr.write('usage: node abr.mjs MULTIVARIANT_URL hlsjs|shaka [THROTTLE_BPS [TOP_WAIT_S DOWN_WAIT_S UP_WAIT_S [LOW_LATENCY]]]\n');
   process.exit(2);
 }
 
@@ -78,6 +83,7 @@ const result = {
   url,
   player,
   throttleBps,
+  lowLatency,
   waits: { top: topWait, down: downWait, up: upWait },
   harnessError: '',
   browserVersion: '',
@@ -102,6 +108,7 @@ const result = {
   estimates: [],       // [{at, bps}] the player's bandwidth estimate, once a second
   connection: {},      // navigator.connection.downlink (Mbit/s) before, throttled, after
   errors: [],          // [{at, fatal, type, details, reason, url}]
+  httpErrors: [],      // [{at, status, url}] responses >= 400 the page received
   stalls: [],          // [{at, currentTime}] 'waiting' after playback started
   videoErrors: [],
   advance: 0,          // currentTime at the end minus at the first 'playing'
@@ -154,11 +161,11 @@ video.addEventListener('error', () => {
   s.videoErrors.push({ at: now(), code: e && e.code, message: e && e.message });
 });
 
-window.startHlsjs = function (url) {
+window.startHlsjs = function (url, lowLatency) {
   s.playerVersion = Hls.version;
   s.supported = Hls.isSupported();
   if (!s.supported) return s.supported;
-  const hls = new Hls({ lowLatencyMode: false });
+  const hls = new Hls({ lowLatencyMode: lowLatency });
   window.hls = hls;
   const level = (i) => {
     const l = hls.levels[i];
@@ -186,7 +193,7 @@ window.startHlsjs = function (url) {
   return s.supported;
 };
 
-window.startShaka = async function (url) {
+window.startShaka = async function (url, lowLatency) {
   shaka.polyfill.installAll();
   s.playerVersion = shaka.Player.version;
   s.supported = shaka.Player.isBrowserSupported();
@@ -194,7 +201,7 @@ window.startShaka = async function (url) {
   const player = new shaka.Player();
   window.player = player;
   await player.attach(video);
-  player.configure({ abr: { useNetworkInformation: false } });
+  player.configure({ abr: { useNetworkInformation: false }, streaming: { lowLatencyMode: lowLatency } });
   const track = (t) => t && {
     id: t.id, width: t.width, height: t.height, bandwidth: t.bandwidth,
     videoBandwidth: t.videoBandwidth || null,
@@ -214,7 +221,8 @@ window.startShaka = async function (url) {
     s.errors.push({
       at: now(), fatal: d.severity === shaka.util.Error.Severity.CRITICAL,
       type: 'shaka category ' + d.category, details: 'code ' + d.code,
-      reason: d.message || JSON.stringify(d.data || []).slice(0, 300), url: '',
+      reason: JSON.stringify(d.data || []).slice(0, 300),
+      url: d.code === 1001 && d.data ? String(d.data[0]) : '',
     });
   });
   setInterval(() => {
@@ -348,7 +356,15 @@ async function main() {
   });
   page.on('pageerror', (e) => result.console.push(`pageerror: ${e.message}`));
   page.on('crash', () => { result.harnessError = 'page crashed'; });
+  let pageT0 = null; // Date.now() at the page's t0
+  page.on('response', (r) => {
+    if (r.status() >= 400 && result.httpErrors.length < 50) {
+      const at = pageT0 === null ? null : Math.round(Date.now() - pageT0) / 1000;
+      result.httpErrors.push({ at, status: r.status(), url: r.url() });
+    }
+  });
   await page.goto(pageURL, { timeout: 15000 });
+  pageT0 = Date.now() - 1000 * (await page.evaluate(() => window.now()));
   const cdp = await page.context().newCDPSession(page);
   await cdp.send('Network.enable');
   const throttle = (bps) => cdp.send('Network.emulateNetworkConditions', {
@@ -357,7 +373,7 @@ async function main() {
     uploadThroughput: bps > 0 ? bps / 8 : -1,
   });
 
-  const ok = await page.evaluate((u) => (window.Hls ? window.startHlsjs(u) : window.startShaka(u)), url);
+  const ok = await page.evaluate(([u, ll]) => (window.Hls ? window.startHlsjs(u, ll) : window.startShaka(u, ll)), [url, lowLatency]);
   if (!ok) {
     result.harnessError = `${player} says this browser cannot play HLS (no MSE?)`;
     return;
