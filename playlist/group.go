@@ -38,7 +38,6 @@ type MediaInfo struct {
 	Width, Height int
 	FrameRate     float64
 	VideoRange    string // "SDR", "PQ" or "HLG"
-	Captions      bool   // CEA-608/708 captions ride in the video
 	Name          string // audio renditions: the NAME the player shows
 	Language      string
 }
@@ -63,6 +62,7 @@ type groupStart struct {
 	msn   uint64
 	start time.Duration
 	dur   time.Duration // 0 until the next start is known
+	at    time.Time     // wall clock when it was numbered
 }
 
 // variants is the group of renditions of one stream.
@@ -107,7 +107,7 @@ func (g *variants) addStart(msn uint64, t time.Duration) {
 			last.dur = t - last.start
 		}
 	}
-	g.starts = append(g.starts, groupStart{msn: msn, start: t})
+	g.starts = append(g.starts, groupStart{msn: msn, start: t, at: g.parent.cfg.Now()})
 	if len(g.starts) > maxGroupStarts {
 		g.starts = append(g.starts[:0], g.starts[len(g.starts)-maxGroupStarts:]...)
 	}
@@ -186,6 +186,48 @@ func (g *variants) align(t time.Duration, next uint64, jump, resumed bool) align
 		g.markDisc(a.msn)
 	}
 	return a
+}
+
+// maxClockSkew is how far a new publish's first timestamp may be from
+// where the group's timeline is now and still count as the same clock.
+const maxClockSkew = 5 * time.Second
+
+// TimelineOffset returns what to add to the timestamps of a new publish to
+// a group (a rendition's, or a multitrack publisher's for all its tracks),
+// whose first timestamp is first. An encoder whose clock agrees with the
+// group's (renditions of one encoder; a reconnect that kept its clock)
+// gets 0. One whose clock restarted or never agreed is moved onto the
+// group's timeline, its first keyframe onto the others' next cut, so that
+// its segments start at the same timestamps as theirs from the first one
+// (exactly so when its keyframe interval is theirs).
+func (s *Stream) TimelineOffset(first time.Duration) time.Duration {
+	g := s.group
+	if p := s.variants(); p != nil {
+		g = p
+	}
+	if g == nil {
+		return 0
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := len(g.starts)
+	if n == 0 {
+		return 0
+	}
+	newest := g.starts[n-1]
+	now := newest.start + g.parent.cfg.Now().Sub(newest.at)
+	if d := first - now; d >= -maxClockSkew && d <= maxClockSkew {
+		return 0
+	}
+	dur := newest.dur
+	if dur <= 0 && n > 1 {
+		dur = g.starts[n-2].dur
+	}
+	if dur <= 0 {
+		dur = g.parent.cfg.TargetDuration
+	}
+	k := (now - newest.start + dur - 1) / dur
+	return newest.start + max(k, 1)*dur - first
 }
 
 // PublishRendition claims rendition rend of the stream at path (grouped
@@ -443,10 +485,8 @@ func (g *variants) changed() {
 			FrameRate:        rw.info.FrameRate,
 			VideoRange:       rw.info.VideoRange,
 			Audio:            group,
-			Captions:         "NONE",
-		}
-		if rw.info.Captions {
-			vp.Captions = ""
+			// CLOSED-CAPTIONS is left out: captions in the video pass
+			// through but are not detected, and NONE would hide them.
 		}
 		if rw.info.Width > 0 && rw.info.Height > 0 {
 			vp.Resolution = strconv.Itoa(rw.info.Width) + "x" + strconv.Itoa(rw.info.Height)

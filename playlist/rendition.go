@@ -35,25 +35,7 @@ func (s *Stream) alignLocked(start time.Duration) {
 		return
 	}
 	fresh := !s.grouped
-	if s.offsetPending {
-		// Its encoder restarted its clock: once the others reach the
-		// number its first segment took, the difference between the two
-		// starts maps its timeline onto theirs.
-		g.mu.Lock()
-		for _, st := range g.starts {
-			if st.msn == s.offsetMSN {
-				s.alignOffset, s.offsetPending = st.start-s.offsetStart, false
-			}
-		}
-		g.mu.Unlock()
-	}
-	if s.pendingDisc {
-		s.alignOffset, s.offsetPending = 0, false
-	}
-	a := g.align(start+s.alignOffset, s.nextMSN, fresh || s.pendingDisc, s.pendingDisc)
-	if !a.aligned && (fresh || s.pendingDisc) {
-		s.offsetPending, s.offsetMSN, s.offsetStart = true, a.msn, start
-	}
+	a := g.align(start, s.nextMSN, fresh || s.pendingDisc, s.pendingDisc)
 	if a.aligned {
 		s.alignedSegs.Add(1)
 		if s.misalignedSegs.Load() > 0 && s.lastMisaligned {

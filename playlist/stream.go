@@ -130,14 +130,8 @@ type Stream struct {
 	rendition      string
 	info           atomic.Pointer[MediaInfo]
 	bw             bandwidthStats
-	grouped        bool // has numbered a segment in its group (s.mu)
-	lastMisaligned bool // its last segment did not line up (s.mu)
-	// alignOffset maps the rendition's timeline onto the group's, learnt
-	// after a reconnect that restarted the encoder's clock (s.mu).
-	alignOffset    time.Duration
-	offsetPending  bool
-	offsetMSN      uint64
-	offsetStart    time.Duration
+	grouped        bool   // has numbered a segment in its group (s.mu)
+	lastMisaligned bool   // its last segment did not line up (s.mu)
 	iframeSeq      uint64 // number of the next I-frame entry (s.mu)
 	reportMSN      atomic.Uint64
 	reportPart     atomic.Int64 // -1: no parts

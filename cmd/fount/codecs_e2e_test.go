@@ -695,6 +695,18 @@ func TestE2EOBSMultitrack(t *testing.T) {
 	}
 	wg.Wait()
 
+	// Each track is a rendition: v0, v1, v2 (video only), a0, a1 (audio
+	// only, alternatives in one group per codec).
+	rends := []struct {
+		name string
+		want wantMedia
+	}{
+		{"v0", wantMedia{vcodec: "h264", width: 640, height: 360, vframes: len(tracks[0].Samples)}},
+		{"v1", wantMedia{vcodec: "h264", width: 320, height: 180, vframes: len(tracks[1].Samples)}},
+		{"v2", wantMedia{vcodec: "av1", width: 320, height: 180, vframes: len(tracks[2].Samples)}},
+		{"a0", wantMedia{acodec: "aac", aframes: audioKept([]ertmptest.Track{tracks[3]}, false)}},
+		{"a1", wantMedia{acodec: "opus", aframes: audioKept([]ertmptest.Track{tracks[4]}, false)}},
+	}
 	for i, l := range layouts {
 		t.Run(l.String(), func(t *testing.T) {
 			r := res[i]
@@ -702,17 +714,36 @@ func TestE2EOBSMultitrack(t *testing.T) {
 			if r.err != nil {
 				t.Fatalf("publish: %v", r.err)
 			}
-			segs, body := readBack(t, o, name, seconds, true)
-			checkMedia(t, segs, wantMedia{
-				vcodec: "h264", acodec: "aac", width: 640, height: 360,
-				vframes: len(tracks[0].Samples), aframes: audioKept([]ertmptest.Track{tracks[0], tracks[3]}, true),
-			})
-			if t.Failed() {
-				t.Logf("playlist:\n%s", body)
+			for _, rd := range rends {
+				segs, body := readBack(t, o, name+"/"+rd.name, seconds, true)
+				checkMedia(t, segs, rd.want)
+				if t.Failed() {
+					t.Logf("%s playlist:\n%s", rd.name, body)
+				}
 			}
-			if v, a, _ := strings.Cut(r.api.Codecs, ","); !strings.HasPrefix(v, "avc1.64") || a != "mp4a.40.2" {
-				t.Errorf("API codecs %q, want avc1.64…,mp4a.40.2 (track 0 only)", r.api.Codecs)
+			code, body, _ := httpGet(t, o.url("/live/"+name+"/index.m3u8"))
+			mp, lt, err := m3u8.DecodeFrom(bytes.NewReader(body), true)
+			if code != 200 || err != nil || lt != m3u8.MASTER {
+				t.Fatalf("multivariant playlist: %d %v\n%s", code, err, body)
 			}
+			streams, iframes := streamInfs(mp.(*m3u8.MasterPlaylist))
+			// Three video renditions, each once per audio group (AAC, Opus).
+			if len(streams) != 6 || len(iframes) != 3 {
+				t.Errorf("%d variants, %d I-frame variants; want 6 and 3:\n%s", len(streams), len(iframes), body)
+			}
+			for _, want := range []string{
+				`TYPE=AUDIO,GROUP-ID="audio-mp4a",NAME="a0",DEFAULT=YES,AUTOSELECT=YES,URI="a0/index.m3u8"`,
+				`TYPE=AUDIO,GROUP-ID="audio-opus",NAME="a1",DEFAULT=YES,AUTOSELECT=YES,URI="a1/index.m3u8"`,
+				`RESOLUTION=640x360,AUDIO="audio-mp4a"`, `RESOLUTION=320x180,AUDIO="audio-opus"`,
+			} {
+				if !bytes.Contains(body, []byte(want)) {
+					t.Errorf("multivariant playlist lacks %s:\n%s", want, body)
+				}
+			}
+			if len(streams) > 0 && streams[0].URI != "v0/index.m3u8" {
+				t.Errorf("first variant %s, want track 0 (v0)", streams[0].URI)
+			}
+			checkAligned(t, o, name, []string{"v0", "v1", "v2"})
 			if got := len(r.api.tracks()); got != len(wants) {
 				t.Errorf("API lists %d tracks, want %d\n%s", got, len(wants), r.raw)
 			}
@@ -724,10 +755,10 @@ func TestE2EOBSMultitrack(t *testing.T) {
 				}
 				bad := !strings.Contains(tr.Codec, w.codec) || !strings.HasPrefix(tr.Codecs, w.codecs) ||
 					tr.Width != w.w || tr.Height != w.h || (w.rate != 0 && tr.SampleRate != w.rate) ||
-					tr.BitrateBps <= 0 || tr.Frames <= 0 || tr.InPlaylist != (w.id == 0) || tr.skipped()
+					tr.BitrateBps <= 0 || tr.Frames <= 0 || !tr.InPlaylist || tr.skipped()
 				if bad {
-					t.Errorf("API %s track %d: %+v (skipped %s); want codec %s, codecs %s…, %dx%d, %d Hz, bitrate > 0, frames > 0, in_playlist %v",
-						w.kind, w.id, tr, tr.Skipped, w.codec, w.codecs, w.w, w.h, w.rate, w.id == 0)
+					t.Errorf("API %s track %d: %+v (skipped %s); want codec %s, codecs %s…, %dx%d, %d Hz, bitrate > 0, frames > 0, in_playlist",
+						w.kind, w.id, tr, tr.Skipped, w.codec, w.codecs, w.w, w.h, w.rate)
 				} else {
 					t.Logf("API %s track %d: %s %s %dx%d %d Hz, %d frames, %d bit/s", w.kind, w.id, tr.Codec, tr.Codecs, tr.Width, tr.Height, tr.SampleRate, tr.Frames, tr.BitrateBps)
 				}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/fount-live/fount/ingest"
 	"github.com/fount-live/fount/playlist"
@@ -25,18 +27,31 @@ type publisher struct {
 }
 
 func (p *publisher) Publish(_ context.Context, req ingest.PublishRequest) (ingest.Session, error) {
-	st, err := p.reg.Publish(req.App + "/" + req.Name)
+	path := req.App + "/" + req.Name
+	var (
+		st  *playlist.Stream
+		err error
+	)
+	if req.Variant != "" {
+		st, err = p.reg.PublishRendition(path, req.Variant)
+	} else {
+		st, err = p.reg.Publish(path)
+	}
 	if err != nil {
 		return nil, err
 	}
-	s := &session{stream: st, cfg: p.seg, log: p.log.With("stream", st.Path()), hook: p.hook, remote: req.Remote.String()}
+	return p.newSession(st, p.seg, req.Remote.String()), nil
+}
+
+func (p *publisher) newSession(st *playlist.Stream, cfg segmenter.Config, remote string) *session {
+	s := &session{pub: p, stream: st, cfg: cfg, log: p.log.With("stream", st.Path()), hook: p.hook, remote: remote, shift: &shift{}}
 	p.mu.Lock()
 	if p.sessions == nil {
 		p.sessions = make(map[string]*session)
 	}
 	p.sessions[st.Path()] = s
 	p.mu.Unlock()
-	return s, nil
+	return s
 }
 
 // segmenterInfo returns what the stream's latest segmenter knows (codecs,
@@ -62,6 +77,7 @@ func (p *publisher) segmenterInfo(path string) (segmenter.Info, bool) {
 // session creates its segmenter at the first media or metadata message, so
 // that the tracks announced in onMetaData can shape it.
 type session struct {
+	pub    *publisher
 	stream *playlist.Stream
 	cfg    segmenter.Config
 	log    *slog.Logger
@@ -72,6 +88,9 @@ type session struct {
 
 	hook   *ingest.Webhook
 	remote string
+	kind   segmenter.Kind // a track session's one kind; 0 for a publisher's session
+	shift  *shift
+	own    [2]ingest.Session // see trackOf
 }
 
 func (s *session) segmenter() *segmenter.Segmenter {
@@ -79,25 +98,138 @@ func (s *session) segmenter() *segmenter.Segmenter {
 	if seg == nil {
 		cfg := s.cfg
 		cfg.Logger = s.log
-		seg = segmenter.New(cfg, sink{st: s.stream, partsOnly: cfg.PartsOnly && cfg.PartDuration > 0})
+		seg = segmenter.New(cfg, &sink{st: s.stream, sess: s, partsOnly: cfg.PartsOnly && cfg.PartDuration > 0, rendition: s.stream.Rendition() != ""})
 		s.seg.Store(seg)
 	}
 	return seg
 }
 
 func (s *session) Metadata(md ingest.Metadata) {
-	if s.seg.Load() == nil {
+	if s.seg.Load() == nil && s.kind == 0 {
 		s.cfg.Expect = md.Tracks
 	}
 }
 
-func (s *session) VideoConfig(v *codec.Video) error { return s.segmenter().SetVideoConfig(v) }
-func (s *session) AudioConfig(a *codec.Audio) error { return s.segmenter().SetAudioConfig(a) }
+// SplitTracks: a publisher with several video or audio tracks (OBS's
+// multitrack video) has each track served as a rendition, when the
+// stream's shape allows (it never had a segment as one rendition).
+func (s *session) SplitTracks() bool {
+	ok := s.pub.reg.SplitTracks(s.stream)
+	if !ok {
+		s.log.Warn("several tracks on a stream first published with one: only track 0 is served (the stream keeps its shape until it ends)")
+	}
+	return ok
+}
+
+// TrackSession serves one track of a split publisher as rendition vID
+// (video) or aID (audio).
+func (s *session) TrackSession(kind segmenter.Kind, id uint8) (ingest.Session, error) {
+	name := "v" + strconv.Itoa(int(id))
+	if kind == segmenter.Audio {
+		name = "a" + strconv.Itoa(int(id))
+	}
+	st, err := s.pub.reg.Rendition(s.stream, name)
+	if err != nil {
+		return nil, err
+	}
+	cfg := s.cfg
+	cfg.Expect = kind
+	ts := s.pub.newSession(st, cfg, s.remote)
+	ts.kind = kind
+	ts.shift = s.shift
+	if kind == segmenter.Video {
+		s.shift.video = true
+	}
+	ts.hook = nil // the publisher's own session says when it ends
+	return ts, nil
+}
+
+func (s *session) VideoConfig(v *codec.Video) error {
+	if s.stream.IsGroup() {
+		t, err := s.trackOf(segmenter.Video)
+		if err != nil {
+			return err
+		}
+		return t.VideoConfig(v)
+	}
+	s.shift.video = true
+	return s.segmenter().SetVideoConfig(v)
+}
+
+func (s *session) AudioConfig(a *codec.Audio) error {
+	if s.stream.IsGroup() {
+		t, err := s.trackOf(segmenter.Audio)
+		if err != nil {
+			return err
+		}
+		return t.AudioConfig(a)
+	}
+	return s.segmenter().SetAudioConfig(a)
+}
+
 func (s *session) Frame(f segmenter.Frame) error {
+	if s.stream.IsGroup() {
+		t, err := s.trackOf(f.Kind)
+		if err != nil {
+			return err
+		}
+		return t.Frame(f)
+	}
+	if sh := s.shift; sh != nil && s.stream.Rendition() != "" {
+		if !sh.set {
+			off := s.stream.TimelineOffset(f.DTS)
+			if off != 0 && sh.video && (f.Kind != segmenter.Video || !f.Key) {
+				// The offset puts the first keyframe on the others'
+				// next cut: frames before it (audio, mostly) wait for
+				// it, and would be dropped before the first keyframe
+				// anyway.
+				return nil
+			}
+			sh.set, sh.off = true, off
+			if off != 0 {
+				s.log.Info("the publisher's clock is not the other renditions': its timestamps are moved onto theirs", "offset", off, "first_timestamp", f.DTS)
+			}
+		}
+		f.DTS += sh.off
+		f.PTS += sh.off
+	}
 	return s.segmenter().WriteFrame(f)
 }
 
+// shift moves one publisher's timestamps onto its stream's renditions'
+// timeline (playlist.Stream.TimelineOffset); shared by the sessions of a
+// multitrack publisher's tracks, so that they stay in sync with each
+// other. Used on the connection's read goroutine only.
+type shift struct {
+	set   bool
+	off   time.Duration
+	video bool // the publisher sends video: the offset is taken at its first keyframe
+}
+
+// trackOf serves a publisher that was not split (one track of each kind)
+// on a stream split before (a multitrack encoder back with fewer tracks):
+// its tracks continue renditions v0 and a0, and the stream keeps its shape.
+func (s *session) trackOf(kind segmenter.Kind) (ingest.Session, error) {
+	i := 0
+	if kind == segmenter.Audio {
+		i = 1
+	}
+	if s.own[i] == nil {
+		t, err := s.TrackSession(kind, 0)
+		if err != nil {
+			return nil, err
+		}
+		s.own[i] = t
+	}
+	return s.own[i], nil
+}
+
 func (s *session) Close() {
+	for _, t := range s.own {
+		if t != nil {
+			t.Close()
+		}
+	}
 	// Deferred: should flushing panic (a segmenter broken by an earlier
 	// panic; ingest recovers and logs it), the stream still goes idle and
 	// its encoder can reconnect.
@@ -117,30 +249,63 @@ func (s *session) Close() {
 // sink hands the segmenter's segments to the playlist.
 type sink struct {
 	st        *playlist.Stream
+	sess      *session
 	partsOnly bool // segments come as the bytes before their parts
+	rendition bool // the stream is a rendition: the multivariant playlist needs its info
+	infoSet   bool
 }
 
-func (k sink) Segment(seg segmenter.Segment) error {
+// describe tells a rendition's stream what it carries, before its first
+// part or segment and whenever it may have changed.
+func (k *sink) describe() {
+	if !k.rendition {
+		return
+	}
+	seg := k.sess.seg.Load()
+	if seg == nil {
+		return
+	}
+	in := seg.Info()
+	var mi playlist.MediaInfo
+	if v := in.Video; v != nil {
+		mi.VideoCodecs, mi.Width, mi.Height, mi.FrameRate, mi.VideoRange = v.Codecs, v.Width, v.Height, v.FrameRate, v.Transfer.String()
+	}
+	if a := in.Audio; a != nil {
+		mi.AudioCodecs = a.Codecs
+	}
+	k.st.SetInfo(mi)
+	k.infoSet = true
+}
+
+func (k *sink) Segment(seg segmenter.Segment) error {
+	k.describe()
+	var iframes []playlist.IFrame
+	// IFRAMES-PENDING
 	if err := k.st.Segment(playlist.Segment{
 		Data:            seg.Data,
 		PartsFollow:     k.partsOnly,
 		Duration:        seg.Duration,
 		ProgramDateTime: seg.ProgramDateTime,
 		Discontinuity:   seg.Discontinuity,
+		Start:           seg.Start,
+		IFrames:         iframes,
 	}); err != nil {
 		return fmt.Errorf("playlist: %w", err)
 	}
 	return nil
 }
 
-func (k sink) Part(p segmenter.Part) error {
-	if err := k.st.Part(playlist.Part{Data: p.Data, Duration: p.Duration, Independent: p.Independent}); err != nil {
+func (k *sink) Part(p segmenter.Part) error {
+	if !k.infoSet {
+		k.describe()
+	}
+	if err := k.st.Part(playlist.Part{Data: p.Data, Duration: p.Duration, Independent: p.Independent, SegmentStart: p.SegmentStart}); err != nil {
 		return fmt.Errorf("playlist: %w", err)
 	}
 	return nil
 }
 
-func (k sink) Init(in segmenter.Init) error {
+func (k *sink) Init(in segmenter.Init) error {
 	if err := k.st.Init(in.Data); err != nil {
 		return fmt.Errorf("playlist: %w", err)
 	}
