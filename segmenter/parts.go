@@ -104,12 +104,14 @@ func (s *Segmenter) closePart(d, nextVideo time.Duration, known bool) error {
 		return fmt.Errorf("segmenter: muxing: %w", err)
 	}
 	end := len(s.out.buf)
-	p := Part{Data: s.out.buf[s.partStart:end:end], Duration: d, Independent: s.partIndep}
+	p := Part{Data: s.out.buf[s.partStart:end:end], Duration: d, Independent: s.partIndep, SegmentStart: s.segStart}
 	s.maxPart = max(s.maxPart, len(p.Data))
 	s.partStartEl += d
 	s.resetPart()
 	if s.partsOnly {
-		s.segParts = append(s.segParts, Part{Duration: p.Duration, Independent: p.Independent})
+		meta := p
+		meta.Data = nil // its bytes are overwritten once the Sink has them
+		s.segParts = append(s.segParts, meta)
 	} else {
 		s.segParts = append(s.segParts, p)
 		s.partStart = end

@@ -119,6 +119,11 @@ type Part struct {
 	Data        []byte
 	Duration    time.Duration
 	Independent bool // starts with a video keyframe (always true for audio-only)
+	// SegmentStart is the Start of the segment this part belongs to (the
+	// stream-timeline DTS of the segment's first frame), known from its
+	// first part on: a playlist can number the segment by it (e.g. to align
+	// renditions) before the segment is finished.
+	SegmentStart time.Duration
 }
 
 // Init is an fMP4 initialization segment (ftyp+moov).
