@@ -16,7 +16,7 @@ import (
 // fMP4/CMAF output. One fragment (moof+mdat, one traf per track that has
 // samples) per part, or per segment without parts, except that every video
 // keyframe is a fragment of its own (video only), so that an I-frame
-// playlist can point at it: a part or segment that holds
+// playlist can point at it (Segment.IFrames): a part or segment that holds
 // a keyframe has the fragments before it, the keyframe's, and the rest
 // after it. The moof boxes are kept for the life of the muxer and refilled
 // for each fragment, so that the steady state allocates nothing per
@@ -294,13 +294,18 @@ func (m *fmp4Muxer) flush(nextVideo time.Duration, known bool, vEst time.Duratio
 }
 
 // writeKeyFragment writes the pending keyframe (keyAlone) as a fragment of
-// its own.
+// its own and notes its range for Segment.IFrames.
 func (m *fmp4Muxer) writeKeyFragment(nextVideo time.Duration, known bool, vEst time.Duration) error {
 	if !m.keyAlone {
 		return nil
 	}
 	m.keyAlone = false
-	return m.writeFragment(m.v, nil, nextVideo, known, vEst)
+	start := len(m.w.buf)
+	if err := m.writeFragment(m.v, nil, nextVideo, known, vEst); err != nil {
+		return err
+	}
+	m.w.keys = append(m.w.keys, byteRange{start, len(m.w.buf)})
+	return nil
 }
 
 // writeFragment writes the pending samples of v and a (either may be nil)

@@ -319,10 +319,10 @@ func TestFMP4RealStream(t *testing.T) {
 					t.Fatalf("segment %d: init version %d, prefix %x", i, seg.InitVersion, seg.Data[:8])
 				}
 				fr := fragments(t, append(bytes.Clone(init), seg.Data...))
-				// Each keyframe is a fragment of its own (1 s GOP: two a segment).
+				// Each keyframe is a fragment of its own (Segment.IFrames).
 				keys := checkKeyFragments(t, fr)
-				if keys != 2 && (keys != 1 || i != len(c.segs)-1) {
-					t.Fatalf("segment %d: %d keyframe fragments", i, keys)
+				if keys != len(seg.IFrames) || keys == 0 {
+					t.Fatalf("segment %d: %d keyframe fragments, %d IFrames", i, keys, len(seg.IFrames))
 				}
 				if part == 0 && len(fr) != 2*keys {
 					t.Fatalf("segment %d: %d fragments without parts, %d keyframes", i, len(fr), keys)
