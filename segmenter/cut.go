@@ -246,6 +246,9 @@ func (s *Segmenter) openSegment(k Kind, start time.Duration) error {
 	s.partStartEl = 0
 	s.resetPart()
 	s.segParts, s.partsFree = s.partsFree, nil
+	s.iframes, s.iframesFree = s.iframesFree, nil
+	s.keyAt = s.keyAt[:0]
+	s.out.keys = s.out.keys[:0]
 	return err
 }
 
@@ -286,6 +289,7 @@ func (s *Segmenter) finish(duration, nextVideo time.Duration, known bool) error 
 	} else if ferr := s.mux.flush(nextVideo, known, s.frameDuration(Video)); ferr != nil {
 		err = fmt.Errorf("segmenter: muxing: %w", ferr)
 	}
+	iframes := s.segIFrames(duration)
 	data := s.out.buf
 	size := s.handed + len(data)
 	// Room for a GOP a quarter bigger than this one: enough for a steady
@@ -318,6 +322,7 @@ func (s *Segmenter) finish(duration, nextVideo time.Duration, known bool) error 
 		HasAudio:        s.segAudio,
 		Parts:           parts,
 		InitVersion:     s.segInit,
+		IFrames:         iframes,
 	}
 	s.emitted++
 	s.mu.Lock()
@@ -327,11 +332,54 @@ func (s *Segmenter) finish(duration, nextVideo time.Duration, known bool) error 
 		err = fmt.Errorf("segmenter: sink: %w", serr)
 	}
 	if s.cfg.ReuseBuffer || s.partsOnly {
-		// Segment.Parts, like Data, was the Sink's until it returned.
+		// Segment.Parts and IFrames, like Data, were the Sink's until it
+		// returned.
 		clear(parts)
 		s.partsFree = parts[:0]
+		if iframes != nil {
+			s.iframesFree = iframes[:0]
+		}
 	}
 	return err
+}
+
+// takeKeys moves the keyframe ranges the muxer wrote since the last call
+// into the segment's IFrames, as offsets into the whole segment: with
+// PartsOnly the buffer holds only the part being built, after the handed
+// bytes.
+func (s *Segmenter) takeKeys() {
+	for _, r := range s.out.keys {
+		s.iframes = append(s.iframes, IFrame{Offset: s.handed + r.start, Size: r.end - r.start})
+	}
+	s.out.keys = s.out.keys[:0]
+}
+
+// segIFrames completes the segment's IFrames, duration long: each keyframe
+// lasts until the next one or the segment's end. Nil when it has none.
+func (s *Segmenter) segIFrames(duration time.Duration) []IFrame {
+	s.takeKeys()
+	f := s.iframes
+	s.iframes = nil
+	if len(f) != len(s.keyAt) {
+		// One range per keyframe muxed, unless muxing one failed (and
+		// returned its error): no index rather than a wrong one.
+		s.log.Error("keyframe ranges do not match the keyframes; segment without IFrames",
+			"ranges", len(f), "keyframes", len(s.keyAt))
+		s.iframesFree = f[:0]
+		return nil
+	}
+	if len(f) == 0 {
+		s.iframesFree = f
+		return nil
+	}
+	for i := range f {
+		end := duration
+		if i+1 < len(s.keyAt) {
+			end = s.keyAt[i+1]
+		}
+		f[i].Duration = end - s.keyAt[i]
+	}
+	return f
 }
 
 // muxVideo writes the video frame prepared by the muxer.
@@ -344,6 +392,9 @@ func (s *Segmenter) muxVideo(f Frame, segStart bool) error {
 	}
 	if err := s.mux.writeVideo(f, o); err != nil {
 		return err
+	}
+	if f.Key {
+		s.keyAt = append(s.keyAt, s.elapsed)
 	}
 	s.segVideo = true
 	if !s.partPrimary {

@@ -14,9 +14,13 @@ import (
 )
 
 // fMP4/CMAF output. One fragment (moof+mdat, one traf per track that has
-// samples) per part, or per segment without parts. The moof boxes are kept
-// for the life of the muxer and refilled for each fragment, so that the
-// steady state allocates nothing per fragment.
+// samples) per part, or per segment without parts, except that every video
+// keyframe is a fragment of its own (video only), so that an I-frame
+// playlist can point at it (Segment.IFrames): a part or segment that holds
+// a keyframe has the fragments before it, the keyframe's, and the rest
+// after it. The moof boxes are kept for the life of the muxer and refilled
+// for each fragment, so that the steady state allocates nothing per
+// fragment.
 
 const (
 	videoTimescale = 90000
@@ -148,6 +152,10 @@ type fmp4Muxer struct {
 	initA  *codec.Audio
 	initOK bool
 	initN  int // version of the current Init
+	// keyAlone: the video track's only pending sample is a keyframe, to be
+	// written alone once its duration is known (the next video frame) or
+	// at the flush; audio added meanwhile waits for the next fragment.
+	keyAlone bool
 }
 
 func newFMP4Muxer(tracks Tracks) *fmp4Muxer {
@@ -220,10 +228,6 @@ func (m *fmp4Muxer) startSegment(v *codec.Video, a *codec.Audio) (in Init, newIn
 	return in, newInit, err
 }
 
-func (m *fmp4Muxer) empty() bool {
-	return (m.v == nil || len(m.v.samples) == 0) && (m.a == nil || len(m.a.samples) == 0)
-}
-
 // prepareVideo validates an H.264 or HEVC access unit and rewrites it with
 // 4-byte NALU lengths when the stream uses shorter ones (the sample entry
 // declares 4). AV1 samples are temporal units without the temporal
@@ -246,12 +250,25 @@ func (m *fmp4Muxer) prepareVideo(v *codec.Video, f Frame) error {
 }
 
 // writeVideo adds the access unit prepareVideo normalised to the fragment.
+// A keyframe ends the fragment before it and starts its own; the frame
+// after it ends the keyframe's fragment (see keyAlone).
 func (m *fmp4Muxer) writeVideo(f Frame, o muxOpts) error {
+	var err error
+	switch {
+	case f.Key:
+		err = m.flush(f.DTS, !o.jumped, o.est)
+	case m.keyAlone:
+		err = m.writeKeyFragment(f.DTS, !o.jumped, o.est)
+	}
+	if err != nil {
+		return err
+	}
 	flags := uint32(flagsNonSync)
 	if f.Key {
 		flags = flagsSync
 	}
 	m.v.add(f.DTS, f.PTS, flags, m.vdata, o.jumped, toTicks(o.est, videoTimescale), 0)
+	m.keyAlone = f.Key
 	return nil
 }
 
@@ -263,13 +280,38 @@ func (m *fmp4Muxer) writeAudio(_ *codec.Audio, f Frame, o muxOpts) error {
 	return nil
 }
 
-// flush writes the pending samples as one moof+mdat fragment. nextVideo is
-// the DTS of the next video frame when known (a segment cut); otherwise the
-// newest sample of each track gets an estimated duration when the track has
-// no measured delta yet: vEst for video; audio samples know their own
+// flush writes the pending samples: a pending keyframe as its own
+// fragment, then the rest as one moof+mdat fragment. nextVideo is the DTS
+// of the next video frame when known (a segment cut, a keyframe); otherwise
+// the newest sample of each track gets an estimated duration when the track
+// has no measured delta yet: vEst for video; audio samples know their own
 // duration.
 func (m *fmp4Muxer) flush(nextVideo time.Duration, known bool, vEst time.Duration) error {
-	if m.empty() {
+	if err := m.writeKeyFragment(nextVideo, known, vEst); err != nil {
+		return err
+	}
+	return m.writeFragment(m.v, m.a, nextVideo, known, vEst)
+}
+
+// writeKeyFragment writes the pending keyframe (keyAlone) as a fragment of
+// its own and notes its range for Segment.IFrames.
+func (m *fmp4Muxer) writeKeyFragment(nextVideo time.Duration, known bool, vEst time.Duration) error {
+	if !m.keyAlone {
+		return nil
+	}
+	m.keyAlone = false
+	start := len(m.w.buf)
+	if err := m.writeFragment(m.v, nil, nextVideo, known, vEst); err != nil {
+		return err
+	}
+	m.w.keys = append(m.w.keys, byteRange{start, len(m.w.buf)})
+	return nil
+}
+
+// writeFragment writes the pending samples of v and a (either may be nil)
+// as one moof+mdat fragment; see flush.
+func (m *fmp4Muxer) writeFragment(v, a *fTrack, nextVideo time.Duration, known bool, vEst time.Duration) error {
+	if (v == nil || len(v.samples) == 0) && (a == nil || len(a.samples) == 0) {
 		return nil
 	}
 	m.seq++
@@ -278,7 +320,7 @@ func (m *fmp4Muxer) flush(nextVideo time.Duration, known bool, vEst time.Duratio
 	trafs := m.trafs[:0]
 	kids = append(kids, &m.mfhd)
 	dataLen := 0
-	for _, t := range []*fTrack{m.v, m.a} {
+	for _, t := range [2]*fTrack{v, a} {
 		if t == nil || len(t.samples) == 0 {
 			continue
 		}
@@ -326,7 +368,7 @@ func (m *fmp4Muxer) flush(nextVideo time.Duration, known bool, vEst time.Duratio
 	buf = buf[:start+moofSize]
 	n := uint32(dataLen + mdatHdr)
 	buf = append(buf, byte(n>>24), byte(n>>16), byte(n>>8), byte(n), 'm', 'd', 'a', 't')
-	for _, t := range []*fTrack{m.v, m.a} {
+	for _, t := range [2]*fTrack{v, a} {
 		if t == nil || len(t.samples) == 0 {
 			continue
 		}

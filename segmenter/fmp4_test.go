@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -203,6 +204,25 @@ func writeFLV(t testing.TB, s *Segmenter, st flvStream, before func(Frame)) {
 	}
 }
 
+// checkKeyFragments checks that every fragment holding a video keyframe
+// holds only that (one video sample, a sync one) and returns their number.
+func checkKeyFragments(t *testing.T, frags [][]trackRun) int {
+	t.Helper()
+	n := 0
+	for i, runs := range frags {
+		for _, r := range runs {
+			if r.id != 1 || !slices.Contains(r.sync, true) {
+				continue
+			}
+			if len(runs) != 1 || len(r.sync) != 1 {
+				t.Fatalf("fragment %d: a keyframe among other samples: %+v", i, runs)
+			}
+			n++
+		}
+	}
+	return n
+}
+
 // checkTfdtContinuity checks, per track, that each fragment's tfdt follows
 // the previous fragment's tfdt plus its sample durations, within one sample
 // duration (the newest sample of a fragment may have an estimated one).
@@ -299,11 +319,16 @@ func TestFMP4RealStream(t *testing.T) {
 					t.Fatalf("segment %d: init version %d, prefix %x", i, seg.InitVersion, seg.Data[:8])
 				}
 				fr := fragments(t, append(bytes.Clone(init), seg.Data...))
-				if part == 0 && len(fr) != 1 {
-					t.Fatalf("segment %d: %d fragments without parts", i, len(fr))
+				// Each keyframe is a fragment of its own (Segment.IFrames).
+				keys := checkKeyFragments(t, fr)
+				if keys != len(seg.IFrames) || keys == 0 {
+					t.Fatalf("segment %d: %d keyframe fragments, %d IFrames", i, keys, len(seg.IFrames))
 				}
-				if part > 0 && len(fr) != len(seg.Parts) {
-					t.Fatalf("segment %d: %d fragments, %d parts", i, len(fr), len(seg.Parts))
+				if part == 0 && len(fr) != 2*keys {
+					t.Fatalf("segment %d: %d fragments without parts, %d keyframes", i, len(fr), keys)
+				}
+				if part > 0 && (len(fr) < len(seg.Parts) || len(fr) > len(seg.Parts)+2*keys) {
+					t.Fatalf("segment %d: %d fragments, %d parts, %d keyframes", i, len(fr), len(seg.Parts), keys)
 				}
 				if r := fr[0][0]; r.id != 1 || !r.sync[0] || r.tfdt != uint64(toTicks(seg.Start, 90000)) {
 					t.Fatalf("segment %d: first traf %+v, start %v", i, r, seg.Start)
@@ -455,9 +480,12 @@ func TestFMP4NALULengthSize(t *testing.T) {
 	}
 	want := append(append([]byte{0, 0, 0, 4}, nal1...), append([]byte{0, 0, 0, 2}, nal2...)...)
 	f := decodeMP4(t, append(bytes.Clone(c.inits[0].Data), c.segs[0].Data...))
-	frag := f.Segments[0].Fragments[0]
-	if !bytes.Equal(frag.Mdat.Data, bytes.Repeat(want, 3)) {
-		t.Fatalf("mdat %x", frag.Mdat.Data)
+	var mdat []byte // the keyframe's fragment, then the rest
+	for _, frag := range f.Segments[0].Fragments {
+		mdat = append(mdat, frag.Mdat.Data...)
+	}
+	if !bytes.Equal(mdat, bytes.Repeat(want, 3)) {
+		t.Fatalf("mdat %x", mdat)
 	}
 	if f.Init.Moov.Traks[0].Mdia.Minf.Stbl.Stsd.AvcX.AvcC.DecConfRec.SPSnalus == nil {
 		t.Fatal("no SPS in avcC")

@@ -74,7 +74,16 @@ func (e malformedError) Unwrap() error { return e.err }
 
 // segWriter is the muxer's output: a byte slice that is handed over whole
 // at the end of each segment and replaced by a fresh one.
-type segWriter struct{ buf []byte }
+type segWriter struct {
+	buf []byte
+	// keys are the ranges of buf, in order, that the muxer wrote for video
+	// keyframes since the Segmenter last took them (Segment.IFrames): TS
+	// PAT, PMT and the keyframe's PES; fMP4 the keyframe's own fragment.
+	keys []byteRange
+}
+
+// byteRange is buf[start:end].
+type byteRange struct{ start, end int }
 
 func (w *segWriter) Write(p []byte) (int, error) {
 	w.buf = append(w.buf, p...)

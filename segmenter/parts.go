@@ -103,6 +103,7 @@ func (s *Segmenter) closePart(d, nextVideo time.Duration, known bool) error {
 	if err := s.mux.flush(nextVideo, known, s.frameDuration(Video)); err != nil {
 		return fmt.Errorf("segmenter: muxing: %w", err)
 	}
+	s.takeKeys() // before handed moves on
 	end := len(s.out.buf)
 	p := Part{Data: s.out.buf[s.partStart:end:end], Duration: d, Independent: s.partIndep, SegmentStart: s.segStart}
 	s.maxPart = max(s.maxPart, len(p.Data))

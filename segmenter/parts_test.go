@@ -88,19 +88,26 @@ func (r *partRun) lastSample(t *testing.T, seg Segment, k int) (dts int64, start
 	t.Helper()
 	p := seg.Parts[k].Data
 	if r.format == FormatFMP4 {
+		// One fragment, or more where a video keyframe has one of its own.
 		fr := fragments(t, p)
-		if len(fr) != 1 {
-			t.Fatalf("part %d: %d fragments", k, len(fr))
+		if len(fr) == 0 || fr[0][0].id != 1 {
+			t.Fatalf("part %d: %d fragments, the first traf not track 1", k, len(fr))
 		}
-		run := fr[0][0]
-		if run.id != 1 {
-			t.Fatalf("part %d: first traf is track %d", k, run.id)
+		if r.audio && len(fr) != 1 {
+			t.Fatalf("audio-only part %d: %d fragments", k, len(fr))
 		}
-		dts = int64(run.tfdt)
-		for _, d := range run.durs[:len(run.durs)-1] {
-			dts += int64(d)
+		dts = -1
+		for _, runs := range fr {
+			for _, run := range runs {
+				if run.id == 1 {
+					dts = int64(run.tfdt)
+					for _, d := range run.durs[:len(run.durs)-1] {
+						dts += int64(d)
+					}
+				}
+			}
 		}
-		return dts, run.sync[0]
+		return dts, fr[0][0].sync[0]
 	}
 	// TS: demux the segment up to this part (tables are at its start).
 	var upTo []byte
@@ -315,11 +322,101 @@ func TestPartsDeferredAudio(t *testing.T) {
 			}
 		}
 		if format == FormatFMP4 {
-			// Segment 1's first part holds the audio from just before its keyframe.
+			// Segment 1's first part holds the audio from just before its
+			// keyframe, in the fragment after the keyframe's own.
 			seg := r.c.segs[1]
 			fr := fragments(t, seg.Parts[0].Data)
-			if len(fr[0]) != 2 || fr[0][1].id != 2 || int64(fr[0][1].tfdt) >= toTicks(seg.Start, 44100) {
-				t.Errorf("first part of segment 1: %+v", fr[0])
+			if len(fr) != 2 || len(fr[0]) != 1 || len(fr[1]) != 2 || fr[1][1].id != 2 || int64(fr[1][1].tfdt) >= toTicks(seg.Start, 44100) {
+				t.Errorf("first part of segment 1: %+v", fr)
+			}
+		}
+	}
+}
+
+// segStartSink checks, as a playlist would use it, that every part carries
+// the Start of the segment it ends up in: from the segment's first part on,
+// before the segment is finished.
+type segStartSink struct {
+	t       *testing.T
+	pending []Part // handed over since the last segment
+	segs    int
+	disc    int
+	parts   int
+}
+
+func (c *segStartSink) Init(Init) error { return nil }
+func (c *segStartSink) Part(p Part) error {
+	if len(c.pending) > 0 && p.SegmentStart != c.pending[0].SegmentStart {
+		c.t.Errorf("segment %d: part %d has SegmentStart %v, its first part %v", c.segs, len(c.pending), p.SegmentStart, c.pending[0].SegmentStart)
+	}
+	c.pending = append(c.pending, Part{Duration: p.Duration, Independent: p.Independent, SegmentStart: p.SegmentStart})
+	return nil
+}
+func (c *segStartSink) Segment(s Segment) error {
+	if len(s.Parts) != len(c.pending) || len(s.Parts) == 0 {
+		c.t.Errorf("segment %d: %d parts, %d handed over", c.segs, len(s.Parts), len(c.pending))
+	}
+	for i, p := range c.pending {
+		if p.SegmentStart != s.Start {
+			c.t.Errorf("segment %d (start %v): part %d handed over with SegmentStart %v", c.segs, s.Start, i, p.SegmentStart)
+		}
+		if i < len(s.Parts) && s.Parts[i].SegmentStart != s.Start {
+			c.t.Errorf("segment %d (start %v): Parts[%d].SegmentStart %v", c.segs, s.Start, i, s.Parts[i].SegmentStart)
+		}
+	}
+	if s.Discontinuity {
+		c.disc++
+	}
+	c.parts += len(c.pending)
+	c.pending = c.pending[:0]
+	c.segs++
+	return nil
+}
+
+// TestPartSegmentStart: every part carries its segment's Start, in both
+// formats, with and without PartsOnly, across a timestamp jump and a codec
+// configuration change (both discontinuities), and audio-only.
+func TestPartSegmentStart(t *testing.T) {
+	for _, format := range []Format{FormatTS, FormatFMP4} {
+		for _, only := range []bool{false, true} {
+			for _, video := range []bool{true, false} {
+				name := fmt.Sprintf("%v/partsonly %v/video %v", format, only, video)
+				t.Run(name, func(t *testing.T) {
+					c := &segStartSink{t: t}
+					expect := Audio
+					if video {
+						expect |= Video
+					}
+					s := New(Config{Expect: expect, Format: format, PartDuration: 200 * time.Millisecond, PartsOnly: only,
+						TargetDuration: time.Second, Now: fakeClock(), Logger: slog.New(&logRecorder{})}, c)
+					if video {
+						if err := setAVC(s, avcCHigh); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if err := setAAC(s, ascLC44Stereo); err != nil {
+						t.Fatal(err)
+					}
+					g := newSynth(15, video, true)
+					g.run(t, s, 2500*time.Millisecond+frameDur*7)
+					g.base += time.Hour // a jump mid-GOP
+					g.run(t, s, 5*time.Second)
+					if video {
+						if err := setAVC(s, avcCBase); err != nil {
+							t.Fatal(err)
+						}
+					} else if err := setAAC(s, ascLC48Mono); err != nil {
+						t.Fatal(err)
+					}
+					g.run(t, s, 7*time.Second)
+					if err := s.Flush(); err != nil {
+						t.Fatal(err)
+					}
+					if c.segs < 6 || c.disc != 2 || len(c.pending) != 0 {
+						t.Fatalf("%d segments, %d discontinuities, %d parts left over", c.segs, c.disc, len(c.pending))
+					}
+					t.Logf("%d segments, %d parts", c.segs, c.parts)
+				})
 			}
 		}
 	}

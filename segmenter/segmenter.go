@@ -153,6 +153,13 @@ type Segmenter struct {
 	pend     []bufferedFrame
 	pendData []byte
 
+	// Keyframes of the current segment (Segment.IFrames): their ranges as
+	// the muxer reports them (takeKeys), and where each came, relative to
+	// segStart on the same clock as elapsed.
+	iframes     []IFrame
+	iframesFree []IFrame // Config.ReuseBuffer: the last segment's IFrames array, for the next
+	keyAt       []time.Duration
+
 	mu   sync.Mutex // guards info
 	info Info
 	ctr  *Counters // Config.Counters, or this segmenter's own

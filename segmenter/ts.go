@@ -382,8 +382,14 @@ func (t *tsMuxer) prepareVideo(v *codec.Video, f Frame) error {
 }
 
 func (t *tsMuxer) writeVideo(f Frame, o muxOpts) error {
+	start := len(t.w.buf)
 	if err := t.writePES(videoPID, f.DTS, f.PTS, t.annexB, o.randomAccess, o.disc); err != nil {
 		return fmt.Errorf("segmenter: muxing video: %w", err)
+	}
+	if f.Key {
+		// A keyframe is random access on the PCR PID: writePES put PAT and
+		// PMT right before its PES, so the range decodes on its own.
+		t.w.keys = append(t.w.keys, byteRange{start, len(t.w.buf)})
 	}
 	return nil
 }

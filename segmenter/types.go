@@ -38,9 +38,9 @@ type Config struct {
 	// (shared by every stream's segmenter, read by the metrics).
 	Counters *Counters
 	// ReuseBuffer builds every segment in the same buffer: Part and
-	// Segment Data (and Segment.Parts) are then valid only until the Sink
-	// call that hands the Segment over returns, and a Sink that keeps
-	// bytes must copy them. It saves a segment-sized allocation per
+	// Segment Data (and Segment.Parts and IFrames) are then valid only
+	// until the Sink call that hands the Segment over returns, and a Sink
+	// that keeps them must copy them. It saves a segment-sized allocation per
 	// segment, and the garbage. Off: each segment has a buffer of its own,
 	// never written again.
 	ReuseBuffer bool
@@ -144,6 +144,22 @@ type Segment struct {
 	HasAudio        bool
 	Parts           []Part // when PartDuration > 0: every part of this segment in order, the same slices handed to Sink.Part (without Data if Config.PartsOnly)
 	InitVersion     int    // fMP4: which Init this segment needs; 0 for TS
+	// IFrames are the segment's video keyframes in order (usually one, at
+	// its start; more when the GOP is shorter than the segment); nil
+	// without video keyframes (audio-only). With Config.ReuseBuffer (or
+	// PartsOnly) the slice, like Parts, is valid only until the Sink call
+	// that hands the Segment over returns.
+	IFrames []IFrame
+}
+
+// IFrame locates one video keyframe inside its segment, for I-frame
+// playlists (EXT-X-I-FRAMES-ONLY with EXT-X-BYTERANGE into the segment).
+// The byte range alone decodes to exactly that keyframe: MPEG-TS: a PAT, a
+// PMT and the keyframe's PES packets; fMP4: a fragment (moof+mdat) holding
+// only the keyframe, to be read after the segment's Init.
+type IFrame struct {
+	Offset, Size int           // byte range within the whole segment (as served: with Config.PartsOnly, the segment is Data followed by its parts)
+	Duration     time.Duration // until the next keyframe (or the segment's end, for the last)
 }
 
 // Sink receives inits, parts and segments, synchronously, in order. An error
