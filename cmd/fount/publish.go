@@ -280,7 +280,12 @@ func (k *sink) describe() {
 func (k *sink) Segment(seg segmenter.Segment) error {
 	k.describe()
 	var iframes []playlist.IFrame
-	// IFRAMES-PENDING
+	if len(seg.IFrames) > 0 {
+		iframes = make([]playlist.IFrame, len(seg.IFrames))
+		for i, f := range seg.IFrames {
+			iframes[i] = playlist.IFrame{Offset: int64(f.Offset), Size: int64(f.Size), Duration: f.Duration}
+		}
+	}
 	if err := k.st.Segment(playlist.Segment{
 		Data:            seg.Data,
 		PartsFollow:     k.partsOnly,
