@@ -73,15 +73,16 @@ func TestBrowserCodecs(t *testing.T) {
 		layout       ertmptest.Layout
 		tracks       func() []ertmptest.Track
 		video, audio string // what hls.js must hand MSE (prefix, lower case)
+		rendition    string // the stream has renditions: the one to wait for
 	}{
-		{"av1-opus", ertmptest.ExHeader, func() []ertmptest.Track { return clip("av01", "Opus") }, "av01.", "opus"},
-		{"vp9-flac", ertmptest.ExHeader, func() []ertmptest.Track { return clip("vp09", "fLaC") }, "vp09.", "flac"},
+		{"av1-opus", ertmptest.ExHeader, func() []ertmptest.Track { return clip("av01", "Opus") }, "av01.", "opus", ""},
+		{"vp9-flac", ertmptest.ExHeader, func() []ertmptest.Track { return clip("vp09", "fLaC") }, "vp09.", "flac", ""},
 		{"obs-multitrack", ertmptest.OBS, func() []ertmptest.Track {
 			base := clip("avc1", "mp4a")
 			extraV := findTrack(t, clip("avc1", ""), ertmptest.Video).WithID(1)
 			extraA := findTrack(t, clip("", "Opus"), ertmptest.Audio).WithID(1)
 			return append(base, extraV, extraA)
-		}, "avc1.", "mp4a.40.2"},
+		}, "avc1.", "mp4a.40.2", "v0"}, // each track a rendition: hls.js plays the multivariant playlist, audio from a0
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -98,10 +99,15 @@ func TestBrowserCodecs(t *testing.T) {
 			defer func() { cancel(); <-pushDone }()
 
 			url := o.url("/live/" + tc.name + "/index.m3u8")
-			awaitPlaylist(t, url, 20*time.Second, "three segments", func(p *m3u8.MediaPlaylist, _ []byte) bool {
+			media, apiName := url, tc.name
+			if tc.rendition != "" {
+				apiName = tc.name + "/" + tc.rendition
+				media = o.url("/live/" + apiName + "/index.m3u8")
+			}
+			awaitPlaylist(t, media, 20*time.Second, "three segments", func(p *m3u8.MediaPlaylist, _ []byte) bool {
 				return p.Count() >= 3
 			})
-			api, raw, err := streamAPI(o, tc.name)
+			api, raw, err := streamAPI(o, apiName)
 			if err != nil {
 				t.Fatalf("API: %v", err)
 			}
