@@ -163,12 +163,16 @@ func TestE2EGStreamerPublish(t *testing.T) {
 	o := startClassic(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	// 8 s of live test video (30 fps, 2 s GOP) and 48 kHz AAC.
+	// 8 s of test video (30 fps, 2 s GOP) and 48 kHz AAC, as fast as
+	// GStreamer makes them. Not is-live: live sources stamp frames with the
+	// clock, and on a loaded machine they came out 64 ms apart and then
+	// two with one timestamp, which the segments then carry (the encoder's
+	// timestamps are what fount remuxes) and ffmpeg's decode check refuses.
 	cmd := exec.CommandContext(ctx, "gst-launch-1.0", "-q",
-		"videotestsrc", "is-live=true", "num-buffers=240", "!", "video/x-raw,width=640,height=360,framerate=30/1",
+		"videotestsrc", "is-live=false", "num-buffers=240", "!", "video/x-raw,width=640,height=360,framerate=30/1",
 		"!", "x264enc", "tune=zerolatency", "key-int-max=60", "speed-preset=veryfast", "!", "h264parse", "!", "queue",
 		"!", "flvmux", "name=m", "streamable=true", "!", "rtmp2sink", "location=rtmp://"+o.rtmp+"/live/gst",
-		"audiotestsrc", "is-live=true", "num-buffers=375", "!", "audio/x-raw,rate=48000,channels=2",
+		"audiotestsrc", "is-live=false", "num-buffers=375", "!", "audio/x-raw,rate=48000,channels=2",
 		"!", "voaacenc", "!", "aacparse", "!", "queue", "!", "m.")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
