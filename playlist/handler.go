@@ -224,10 +224,17 @@ func (r *Registry) servePlaylist(w http.ResponseWriter, req *http.Request, s *St
 		http.Error(w, "stream has no segment yet", http.StatusNotFound)
 		return
 	}
+	serveRendered(w, req, pl, r.playlistCacheControl(pl, blocking), br.skip)
+}
+
+// serveRendered answers with a rendered playlist, gzipped when the
+// client takes it.
+func serveRendered(w http.ResponseWriter, req *http.Request, pl *rendered, cacheControl string, skip bool) {
+	h := w.Header()
 	h.Set("Content-Type", playlistType)
-	h.Set("Cache-Control", r.playlistCacheControl(pl, blocking))
+	h.Set("Cache-Control", cacheControl)
 	gzip := acceptsGzip(req.Header.Get("Accept-Encoding")) && req.Header.Get("Range") == ""
-	body, etag := pl.representation(br.skip, gzip)
+	body, etag := pl.representation(skip, gzip)
 	if gzip {
 		h.Set("Content-Encoding", "gzip")
 		h.Set("Vary", "Accept-Encoding")
@@ -245,16 +252,7 @@ func (r *Registry) serveIFrames(w http.ResponseWriter, req *http.Request, s *Str
 		http.Error(w, "no I-frame playlist: the stream is not a rendition with video, or has no keyframe yet", http.StatusNotFound)
 		return
 	}
-	h.Set("Content-Type", playlistType)
-	h.Set("Cache-Control", pl.cacheControl)
-	gzip := acceptsGzip(req.Header.Get("Accept-Encoding")) && req.Header.Get("Range") == ""
-	body, etag := pl.representation(false, gzip)
-	if gzip {
-		h.Set("Content-Encoding", "gzip")
-		h.Set("Vary", "Accept-Encoding")
-	}
-	h.Set("ETag", etag)
-	serveBytes(w, req, body, pl.modTime)
+	serveRendered(w, req, pl, pl.cacheControl, false)
 }
 
 // playlistCacheControl is the Cache-Control of a playlist answer.

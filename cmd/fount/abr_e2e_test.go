@@ -25,23 +25,12 @@ import (
 // ?variant=, and the multivariant playlist, the renditions' alignment and
 // the I-frame playlists are read back with grafov/m3u8 and ffprobe.
 
-// rung is one rendition of the test ladder.
-type rung struct {
-	name   string
-	w, h   int
-	kbps   int
-	stream int // video stream index in the ladder file
-}
-
-var ladder = []rung{
-	{"720p", 1280, 720, 2500, 0},
-	{"480p", 854, 480, 1200, 1},
-	{"360p", 640, 360, 600, 2},
-}
+// The ladder is abrLadder (abr_browser_test.go): one source, three sizes,
+// the same forced keyframes.
 
 func ladderNames() []string {
 	var n []string
-	for _, r := range ladder {
+	for _, r := range abrLadder {
 		n = append(n, r.name)
 	}
 	return n
@@ -55,17 +44,6 @@ func ladderSource(seconds int) []string {
 		args = append(args, "-t", strconv.Itoa(seconds))
 	}
 	return append(args, "-filter_complex", "[0:v]split=3[r0][b][c];[b]scale=854:480[r1];[c]scale=640:360[r2]")
-}
-
-// rungCodec is the encoder options of rung i (output stream index n): the
-// same forced keyframes (every 2 s) in every rendition, so that they line
-// up.
-func rungCodec(i, n int) []string {
-	r, v := ladder[i], ":v:"+strconv.Itoa(n)
-	k := strconv.Itoa(r.kbps) + "k"
-	return []string{"-c" + v, "libx264", "-preset" + v, "ultrafast", "-tune" + v, "zerolatency",
-		"-b" + v, k, "-maxrate" + v, k, "-bufsize" + v, k, "-g" + v, "60", "-keyint_min" + v, "60", "-sc_threshold" + v, "0",
-		"-force_key_frames" + v, "expr:gte(t,n_forced*2)", "-pix_fmt" + v, "yuv420p"}
 }
 
 var (
@@ -89,9 +67,9 @@ func ladderClip(t *testing.T) string {
 		}
 		ladderFile = filepath.Join(dir, "ladder.mkv")
 		args := append([]string{"-hide_banner", "-loglevel", "error", "-y"}, ladderSource(30)...)
-		for i := range ladder {
+		for i, r := range abrLadder {
 			args = append(args, "-map", "[r"+strconv.Itoa(i)+"]")
-			args = append(args, rungCodec(i, i)...)
+			args = append(args, abrVideoArgs(":"+strconv.Itoa(i), r)...)
 		}
 		args = append(args, "-map", "1:a", "-c:a", "aac", "-b:a", "96k", ladderFile)
 		if out, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
@@ -109,7 +87,7 @@ func ladderClip(t *testing.T) string {
 func (o *origin) pushLadder(ctx context.Context, t *testing.T, name string) *exec.Cmd {
 	t.Helper()
 	args := []string{"-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-i", ladderClip(t)}
-	for i, r := range ladder {
+	for i, r := range abrLadder {
 		args = append(args, "-map", "0:v:"+strconv.Itoa(i), "-map", "0:a", "-c", "copy", "-f", "flv", "rtmp://"+o.rtmp+"/live/"+name+"?variant="+r.name)
 	}
 	cmd := exec.CommandContext(ctx, "ffmpeg", args...)
@@ -121,10 +99,11 @@ func (o *origin) pushLadder(ctx context.Context, t *testing.T, name string) *exe
 }
 
 // pushRung pushes one rung of the ladder file to its variant.
-func (o *origin) pushRung(ctx context.Context, t *testing.T, name string, r rung) *exec.Cmd {
+func (o *origin) pushRung(ctx context.Context, t *testing.T, name string, i int) *exec.Cmd {
+	r := abrLadder[i]
 	t.Helper()
 	args := []string{"-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-i", ladderClip(t),
-		"-map", "0:v:" + strconv.Itoa(r.stream), "-map", "0:a", "-c", "copy", "-f", "flv", "rtmp://" + o.rtmp + "/live/" + name + "?variant=" + r.name}
+		"-map", "0:v:" + strconv.Itoa(i), "-map", "0:a", "-c", "copy", "-f", "flv", "rtmp://" + o.rtmp + "/live/" + name + "?variant=" + r.name}
 	cmd := exec.CommandContext(ctx, "ffmpeg", args...)
 	cmd.Stderr = &syncBuffer{}
 	if err := cmd.Start(); err != nil {
@@ -171,13 +150,13 @@ func streamInfs(mp *m3u8.MasterPlaylist) (streams, iframes []*m3u8.Variant) {
 func checkLadder(t *testing.T, mp *m3u8.MasterPlaylist, body []byte, fps float64) {
 	t.Helper()
 	streams, iframes := streamInfs(mp)
-	if len(streams) != len(ladder) || len(iframes) != len(ladder) {
-		t.Fatalf("%d variants and %d I-frame variants, want %d each:\n%s", len(streams), len(iframes), len(ladder), body)
+	if len(streams) != len(abrLadder) || len(iframes) != len(abrLadder) {
+		t.Fatalf("%d variants and %d I-frame variants, want %d each:\n%s", len(streams), len(iframes), len(abrLadder), body)
 	}
-	for i, r := range ladder {
+	for i, r := range abrLadder {
 		v := streams[i]
-		if v.URI != r.name+"/index.m3u8" || v.Resolution != fmt.Sprintf("%dx%d", r.w, r.h) {
-			t.Errorf("variant %d: %s %s, want %s/index.m3u8 %dx%d", i, v.URI, v.Resolution, r.name, r.w, r.h)
+		if v.URI != r.name+"/index.m3u8" || v.Resolution != fmt.Sprintf("%dx%d", r.width, r.height) {
+			t.Errorf("variant %d: %s %s, want %s/index.m3u8 %dx%d", i, v.URI, v.Resolution, r.name, r.width, r.height)
 		}
 		if !strings.HasPrefix(v.Codecs, "avc1.") || !strings.HasSuffix(v.Codecs, ",mp4a.40.2") {
 			t.Errorf("variant %s CODECS %q", r.name, v.Codecs)
@@ -386,9 +365,9 @@ func TestE2EABRGroupedLive(t *testing.T) {
 	// One process, one source, one output per rendition, each encoded
 	// with the same forced keyframes.
 	args := append([]string{"-hide_banner", "-loglevel", "error", "-nostdin", "-re"}, ladderSource(0)...)
-	for i, r := range ladder {
+	for i, r := range abrLadder {
 		args = append(args, "-map", "[r"+strconv.Itoa(i)+"]", "-map", "1:a")
-		args = append(args, rungCodec(i, 0)...)
+		args = append(args, abrVideoArgs("", r)...)
 		args = append(args, "-c:a", "aac", "-b:a", "96k", "-f", "flv", "rtmp://"+o.rtmp+"/live/abr?variant="+r.name)
 	}
 	cmd := exec.CommandContext(ctx, "ffmpeg", args...)
@@ -409,7 +388,7 @@ func TestE2EABRGroupedLive(t *testing.T) {
 		if len(s) != 3 {
 			return false
 		}
-		for _, r := range ladder {
+		for _, r := range abrLadder {
 			if resp, err := http.Get(o.url("/live/abr/" + r.name + "/index.m3u8")); err == nil {
 				b, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
@@ -423,7 +402,7 @@ func TestE2EABRGroupedLive(t *testing.T) {
 	checkLadder(t, mp, body, 30)
 	checkAligned(t, o, "abr", ladderNames())
 	checkIFrames(t, o, "abr", ladderNames(), 2)
-	for _, r := range ladder {
+	for _, r := range abrLadder {
 		al, mis := renditionAPI(t, o, "abr", r.name)
 		if mis != 0 || al == 0 {
 			t.Errorf("rendition %s: %d aligned, %d misaligned segments", r.name, al, mis)
@@ -531,9 +510,9 @@ func TestE2EABRReconnect(t *testing.T) {
 	o := startOrigin(t, func(c *config) { c.PlaylistSize = 12 })
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	pushes := make([]*exec.Cmd, len(ladder))
-	for i, r := range ladder {
-		pushes[i] = o.pushRung(ctx, t, "rc", r)
+	pushes := make([]*exec.Cmd, len(abrLadder))
+	for i := range abrLadder {
+		pushes[i] = o.pushRung(ctx, t, "rc", i)
 	}
 	defer func() {
 		cancel()
@@ -542,20 +521,20 @@ func TestE2EABRReconnect(t *testing.T) {
 		}
 	}()
 	awaitLadder(t, o, "rc", ladderNames(), 2, 30*time.Second)
-	last := len(ladder) - 1
+	last := len(abrLadder) - 1
 	pushes[last].Process.Kill()
 	pushes[last].Wait()
 	// Gone: the multivariant playlist drops it, the others go on.
 	awaitMaster(t, o.url("/live/rc/index.m3u8"), 15*time.Second, "the stopped rendition to leave", func(mp *m3u8.MasterPlaylist) bool {
 		s, _ := streamInfs(mp)
-		return len(s) == len(ladder)-1
+		return len(s) == len(abrLadder)-1
 	})
-	p0, _ := renditionPlaylist(t, o, "rc", ladder[0].name)
-	awaitPlaylist(t, o.url("/live/rc/"+ladder[0].name+"/index.m3u8"), 15*time.Second, "one more segment of the others", func(p *m3u8.MediaPlaylist, _ []byte) bool {
+	p0, _ := renditionPlaylist(t, o, "rc", abrLadder[0].name)
+	awaitPlaylist(t, o.url("/live/rc/"+abrLadder[0].name+"/index.m3u8"), 15*time.Second, "one more segment of the others", func(p *m3u8.MediaPlaylist, _ []byte) bool {
 		return p.SeqNo+uint64(p.Count()) > p0.SeqNo+uint64(p0.Count())
 	})
-	pushes[last] = o.pushRung(ctx, t, "rc", ladder[last])
-	awaitPlaylist(t, o.url("/live/rc/"+ladder[last].name+"/index.m3u8"), 20*time.Second, "three segments after the discontinuity", func(p *m3u8.MediaPlaylist, _ []byte) bool {
+	pushes[last] = o.pushRung(ctx, t, "rc", last)
+	awaitPlaylist(t, o.url("/live/rc/"+abrLadder[last].name+"/index.m3u8"), 20*time.Second, "three segments after the discontinuity", func(p *m3u8.MediaPlaylist, _ []byte) bool {
 		segs := segments(p)
 		for i, s := range segs {
 			if s.Discontinuity {
@@ -582,37 +561,37 @@ func TestE2EABRReconnect(t *testing.T) {
 		}
 		return out, gaps, body
 	}
-	back, gaps, backBody := dsn(ladder[last].name)
+	back, gaps, backBody := dsn(abrLadder[last].name)
 	if len(gaps) == 0 {
 		t.Errorf("the reconnected rendition lists no EXT-X-GAP for the numbers it missed:\n%s", backBody)
 	}
-	for _, r := range ladder[:last] {
+	for _, r := range abrLadder[:last] {
 		other, _, body := dsn(r.name)
 		common := 0
 		for msn, d := range back {
 			if od, ok := other[msn]; ok {
 				common++
 				if od != d {
-					t.Errorf("segment %d: discontinuity sequence %d in %s, %d in %s\n%s\n%s", msn, d, ladder[last].name, od, r.name, backBody, body)
+					t.Errorf("segment %d: discontinuity sequence %d in %s, %d in %s\n%s\n%s", msn, d, abrLadder[last].name, od, r.name, backBody, body)
 					break
 				}
 			}
 		}
 		if common < 3 {
-			t.Errorf("%s and %s share %d numbers, want >= 3", r.name, ladder[last].name, common)
+			t.Errorf("%s and %s share %d numbers, want >= 3", r.name, abrLadder[last].name, common)
 		}
 	}
 	// Its clock restarted at zero: fount moves it onto the others', so it
 	// lines up from its first segment back.
-	_, mis := renditionAPI(t, o, "rc", ladder[last].name)
+	_, mis := renditionAPI(t, o, "rc", abrLadder[last].name)
 	if mis != 0 {
 		t.Errorf("the reconnected rendition has %d misaligned segments", mis)
 	}
-	p, _ := renditionPlaylist(t, o, "rc", ladder[last].name)
-	awaitPlaylist(t, o.url("/live/rc/"+ladder[last].name+"/index.m3u8"), 10*time.Second, "two more segments", func(q *m3u8.MediaPlaylist, _ []byte) bool {
+	p, _ := renditionPlaylist(t, o, "rc", abrLadder[last].name)
+	awaitPlaylist(t, o.url("/live/rc/"+abrLadder[last].name+"/index.m3u8"), 10*time.Second, "two more segments", func(q *m3u8.MediaPlaylist, _ []byte) bool {
 		return q.SeqNo+uint64(q.Count()) >= p.SeqNo+uint64(p.Count())+2
 	})
-	if _, mis2 := renditionAPI(t, o, "rc", ladder[last].name); mis2 != mis {
+	if _, mis2 := renditionAPI(t, o, "rc", abrLadder[last].name); mis2 != mis {
 		t.Errorf("the reconnected rendition still misaligned: %d then %d misaligned segments", mis, mis2)
 	}
 	checkAligned(t, o, "rc", ladderNames())

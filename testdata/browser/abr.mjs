@@ -43,26 +43,8 @@
 // No other ABR knob is set: both switched within the bounds with their
 // defaults (Shaka's abr.switchInterval, 8 s, sets the pace of its switches).
 
-import { createServer } from 'node:http';
-import { readFile, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { harness } from './harness.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const CHROMIUM = process.env.FOUNT_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_FLAGS = [
-  '--headless=new',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required',
-];
 
 const args = process.argv.slice(2);
 const [url, player] = args;
@@ -119,12 +101,7 @@ const result = {
   console: [],
 };
 
-let printed = false;
-function print() {
-  if (printed) return;
-  printed = true;
-  process.stdout.write(JSON.stringify(result) + '\n');
-}
+const h = harness(result);
 
 const PAGE = `<!doctype html>
 <html><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>fount ABR test</title></head>
@@ -272,57 +249,7 @@ const PLAYER_JS = {
   shaka: 'node_modules/shaka-player/dist/shaka-player.compiled.js',
 }[player];
 
-function serve() {
-  const server = createServer(async (req, res) => {
-    const path = new URL(req.url, 'http://x').pathname;
-    try {
-      if (path === '/') {
-        res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
-        res.end(PAGE);
-      } else if (path === '/player.js') {
-        const js = await readFile(join(here, PLAYER_JS));
-        res.writeHead(200, { 'Content-Type': 'text/javascript' });
-        res.end(js);
-      } else {
-        res.writeHead(404);
-        res.end();
-      }
-    } catch (e) {
-      res.writeHead(500);
-      res.end(String(e));
-    }
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve(server));
-  });
-}
-
-let context;
-let server;
-let userDataDir;
-
-async function cleanup() {
-  // Bounded: a hung browser must not keep us past the hard time-out.
-  const steps = [];
-  if (context) steps.push(context.close().catch(() => {}));
-  if (server) steps.push(new Promise((r) => server.close(r)), server.closeAllConnections());
-  await Promise.race([Promise.all(steps), new Promise((r) => setTimeout(r, 10000))]);
-  if (userDataDir) {
-    // Twice: after a forced close, a dying chromium process may still write.
-    await rm(userDataDir, { recursive: true, force: true }).catch(() => {});
-    await new Promise((r) => setTimeout(r, 300));
-    await rm(userDataDir, { recursive: true, force: true }).catch(() => {});
-  }
-}
-
 const hardLimit = topWait + downWait + upWait + AFTER + 45;
-const hardTimeout = setTimeout(async () => {
-  result.harnessError = `hard time-out after ${hardLimit} s`;
-  print();
-  await cleanup();
-  process.exit(0);
-}, hardLimit * 1000);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -338,24 +265,14 @@ async function waitFor(page, seconds, cond) {
 }
 
 async function main() {
-  server = await serve();
-  const pageURL = `http://127.0.0.1:${server.address().port}/`;
-  userDataDir = await mkdtemp(join(tmpdir(), 'fount-chromium-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_FLAGS,
-    timeout: 30000,
-  });
-  result.browserVersion = context.browser() ? context.browser().version() : '';
-  const page = context.pages()[0] || (await context.newPage());
+  const pageURL = await h.serve(PAGE, { '/player.js': PLAYER_JS });
+  const page = await h.launch();
   page.on('console', (m) => {
     if ((m.type() === 'error' || m.type() === 'warning') && result.console.length < 50) {
       result.console.push(`${m.type()}: ${m.text()}`);
     }
   });
   page.on('pageerror', (e) => result.console.push(`pageerror: ${e.message}`));
-  page.on('crash', () => { result.harnessError = 'page crashed'; });
   let pageT0 = null; // Date.now() at the page's t0
   page.on('response', (r) => {
     if (r.status() >= 400 && result.httpErrors.length < 50) {
@@ -415,45 +332,41 @@ async function main() {
   result.advanceAfterUnthrottle = snap.currentTime - ctUp;
 }
 
-try {
-  await main();
-} catch (e) {
-  result.harnessError = String((e && e.stack) || e);
-}
-clearTimeout(hardTimeout);
-try {
-  const page = context && context.pages()[0];
-  if (page) {
-    const s = await page.evaluate(() => window.finish());
-    for (const k of ['playerVersion', 'levels', 'played', 'decided', 'displayed', 'estimates', 'errors',
-      'stalls', 'videoErrors', 'playingAt', 'advance', 'droppedFrames', 'totalFrames', 'endAt']) {
-      result[k] = s[k];
+// finish reads what the page recorded and derives the switch times.
+async function finish() {
+  try {
+    const page = h.context() && h.context().pages()[0];
+    if (page) {
+      const s = await page.evaluate(() => window.finish());
+      for (const k of ['playerVersion', 'levels', 'played', 'decided', 'displayed', 'estimates', 'errors',
+        'stalls', 'videoErrors', 'playingAt', 'advance', 'droppedFrames', 'totalFrames', 'endAt']) {
+        result[k] = s[k];
+      }
+      if (s.playingAt !== null) result.wall = s.endAt - s.playingAt;
     }
-    if (s.playingAt !== null) result.wall = s.endAt - s.playingAt;
+  } catch (e) {
+    if (!result.harnessError) result.harnessError = 'finish: ' + String((e && e.message) || e);
   }
-} catch (e) {
-  if (!result.harnessError) result.harnessError = 'finish: ' + String((e && e.message) || e);
+  // Samples snapshot() took (downAt, upAt) are up to 0.2 s late; the
+  // played list has the exact times of the same changes.
+  const firstPlayed = (after, cond) => {
+    const p = (result.played || []).find((x) => x.at >= after && cond(x));
+    return p ? p.at : null;
+  };
+  if (result.downAt !== null) result.downAt = firstPlayed(result.throttledAt, (x) => x.bandwidth < throttleBps) ?? result.downAt;
+  if (result.upAt !== null) result.upAt = firstPlayed(result.unthrottledAt, (x) => x.bandwidth > throttleBps) ?? result.upAt;
+  // What the picture showed, by its height: a height is taken as below the
+  // throttle when every rendition of that height is (and above it when any is).
+  const shown = (after, cond) => {
+    if (after === null) return null;
+    const d = (result.displayed || []).find((x) => x.at >= after &&
+      cond((result.levels || []).filter((l) => l.height === x.height).map((l) => l.bandwidth)));
+    return d ? d.at : null;
+  };
+  result.displayedDownAt = shown(result.throttledAt, (b) => b.length > 0 && b.every((x) => x < throttleBps));
+  result.displayedUpAt = shown(result.unthrottledAt, (b) => b.some((x) => x > throttleBps));
+  if (result.downAt !== null) result.switchDown = Math.round((result.downAt - result.throttledAt) * 1000) / 1000;
+  if (result.upAt !== null) result.switchUp = Math.round((result.upAt - result.unthrottledAt) * 1000) / 1000;
 }
-// Samples snapshot() took (downAt, upAt) are up to 0.2 s late; the
-// played list has the exact times of the same changes.
-const firstPlayed = (after, cond) => {
-  const p = (result.played || []).find((x) => x.at >= after && cond(x));
-  return p ? p.at : null;
-};
-if (result.downAt !== null) result.downAt = firstPlayed(result.throttledAt, (x) => x.bandwidth < throttleBps) ?? result.downAt;
-if (result.upAt !== null) result.upAt = firstPlayed(result.unthrottledAt, (x) => x.bandwidth > throttleBps) ?? result.upAt;
-// What the picture showed, by its height: a height is taken as below the
-// throttle when every rendition of that height is (and above it when any is).
-const shown = (after, cond) => {
-  if (after === null) return null;
-  const d = (result.displayed || []).find((x) => x.at >= after &&
-    cond((result.levels || []).filter((l) => l.height === x.height).map((l) => l.bandwidth)));
-  return d ? d.at : null;
-};
-result.displayedDownAt = shown(result.throttledAt, (b) => b.length > 0 && b.every((x) => x < throttleBps));
-result.displayedUpAt = shown(result.unthrottledAt, (b) => b.some((x) => x > throttleBps));
-if (result.downAt !== null) result.switchDown = Math.round((result.downAt - result.throttledAt) * 1000) / 1000;
-if (result.upAt !== null) result.switchUp = Math.round((result.upAt - result.unthrottledAt) * 1000) / 1000;
-print();
-await cleanup();
-process.exit(0);
+
+await h.run(main, hardLimit, finish);

@@ -12,26 +12,8 @@
 // on 127.0.0.1; the browser is the system's chromium (playwright-core never
 // downloads one).
 
-import { createServer } from 'node:http';
-import { readFile, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { harness } from './harness.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const CHROMIUM = process.env.FOUNT_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_FLAGS = [
-  '--headless=new',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required',
-];
 
 const [url, secondsArg, ...types] = process.argv.slice(2);
 const seconds = Number(secondsArg);
@@ -42,12 +24,7 @@ if (!url || !(seconds > 0)) {
 
 const result = { url, seconds, harnessError: '', browserVersion: '', console: [] };
 
-let printed = false;
-function print() {
-  if (printed) return;
-  printed = true;
-  process.stdout.write(JSON.stringify(result) + '\n');
-}
+const h = harness(result);
 
 const PAGE = `<!doctype html>
 <html><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>fount codecs test</title></head>
@@ -120,72 +97,13 @@ window.finish = function () {
 </body></html>
 `;
 
-function serve() {
-  const server = createServer(async (req, res) => {
-    const path = new URL(req.url, 'http://x').pathname;
-    try {
-      if (path === '/') {
-        res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
-        res.end(PAGE);
-      } else if (path === '/hls.min.js') {
-        const js = await readFile(join(here, 'node_modules/hls.js/dist/hls.min.js'));
-        res.writeHead(200, { 'Content-Type': 'text/javascript' });
-        res.end(js);
-      } else {
-        res.writeHead(404);
-        res.end();
-      }
-    } catch (e) {
-      res.writeHead(500);
-      res.end(String(e));
-    }
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve(server));
-  });
-}
-
-let context;
-let server;
-let userDataDir;
-
-async function cleanup() {
-  const steps = [];
-  if (context) steps.push(context.close().catch(() => {}));
-  if (server) steps.push(new Promise((r) => server.close(r)), server.closeAllConnections());
-  await Promise.race([Promise.all(steps), new Promise((r) => setTimeout(r, 10000))]);
-  if (userDataDir) {
-    await rm(userDataDir, { recursive: true, force: true }).catch(() => {});
-    await new Promise((r) => setTimeout(r, 300));
-    await rm(userDataDir, { recursive: true, force: true }).catch(() => {});
-  }
-}
-
-const hardTimeout = setTimeout(async () => {
-  result.harnessError = `hard time-out after ${seconds + 40} s`;
-  print();
-  await cleanup();
-  process.exit(0);
-}, (seconds + 40) * 1000);
-
 async function main() {
-  server = await serve();
-  const pageURL = `http://127.0.0.1:${server.address().port}/`;
-  userDataDir = await mkdtemp(join(tmpdir(), 'fount-chromium-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_FLAGS,
-    timeout: 30000,
-  });
-  result.browserVersion = context.browser() ? context.browser().version() : '';
-  const page = context.pages()[0] || (await context.newPage());
+  const pageURL = await h.serve(PAGE, { '/hls.min.js': 'node_modules/hls.js/dist/hls.min.js' });
+  const page = await h.launch();
   page.on('console', (m) => {
     if (m.type() === 'error' || m.type() === 'warning') result.console.push(`${m.type()}: ${m.text()}`);
   });
   page.on('pageerror', (e) => result.console.push(`pageerror: ${e.message}`));
-  page.on('crash', () => { result.harnessError = 'page crashed'; });
   await page.goto(pageURL, { timeout: 15000 });
   const started = await page.evaluate(([u, t]) => window.start(u, t), [url, types]);
   if (!started.hlsSupported) {
@@ -196,12 +114,4 @@ async function main() {
   Object.assign(result, await page.evaluate(() => window.finish()));
 }
 
-try {
-  await main();
-} catch (e) {
-  result.harnessError = String((e && e.stack) || e);
-}
-clearTimeout(hardTimeout);
-print();
-await cleanup();
-process.exit(0);
+await h.run(main, seconds + 40);

@@ -13,23 +13,8 @@
 // this machine, and playwright-core never downloads a browser. With
 // FOUNT_PAGE_SCREENSHOT=FILE.png it also saves a screenshot of the page.
 
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { harness } from './harness.mjs';
 
-const CHROMIUM = process.env.FOUNT_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_FLAGS = [
-  '--headless=new',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required',
-];
 
 const [pageURL, secondsArg, streamPath, token] = process.argv.slice(2);
 const seconds = Number(secondsArg);
@@ -73,50 +58,16 @@ const result = {
   pageErrors: [],
 };
 
-let printed = false;
-function print() {
-  if (printed) return;
-  printed = true;
-  process.stdout.write(JSON.stringify(result) + '\n');
-}
-
-let context;
-let userDataDir;
-
-async function cleanup() {
-  if (context) await Promise.race([context.close().catch(() => {}), new Promise((r) => setTimeout(r, 10000))]);
-  if (userDataDir) {
-    // Twice: after a forced close, a dying chromium process may still write.
-    await rm(userDataDir, { recursive: true, force: true }).catch(() => {});
-    await new Promise((r) => setTimeout(r, 300));
-    await rm(userDataDir, { recursive: true, force: true }).catch(() => {});
-  }
-}
-
-const hardTimeout = setTimeout(async () => {
-  result.harnessError = `hard time-out after ${seconds + 50} s`;
-  print();
-  await cleanup();
-  process.exit(0);
-}, (seconds + 50) * 1000);
+const h = harness(result);
 
 async function main() {
-  userDataDir = await mkdtemp(join(tmpdir(), 'fount-chromium-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_FLAGS,
-    timeout: 30000,
-  });
-  result.browserVersion = context.browser() ? context.browser().version() : '';
+  const page = await h.launch();
   const origin = new URL(pageURL).origin;
-  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin }).catch(() => {});
-  const page = context.pages()[0] || (await context.newPage());
+  await h.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin }).catch(() => {});
   page.on('console', (m) => {
     if (m.type() === 'error') result.consoleErrors.push(m.text());
   });
   page.on('pageerror', (e) => result.pageErrors.push(e.message));
-  page.on('crash', () => { result.harnessError = 'page crashed'; });
 
   // Before the page's scripts: note every player's stalls and every hls.js
   // error, so that a failed run says why its clock did not move.
@@ -249,12 +200,4 @@ async function main() {
   }
 }
 
-try {
-  await main();
-} catch (e) {
-  result.harnessError = String((e && e.stack) || e);
-}
-clearTimeout(hardTimeout);
-print();
-await cleanup();
-process.exit(0);
+await h.run(main, seconds + 50);
