@@ -50,22 +50,7 @@ const (
 	// the player playing a rendition below / above abrThrottle.
 	abrMaxDown = 20
 	abrMaxUp   = 30
-	// abrMaxDownShaka: Shaka's estimate decays more slowly from the
-	// first, fast downloads (an EWMA seeded at ~200 Mbit/s from
-	// loopback), and its 8 s switch interval gates each step. It took
-	// 7.6-8.2 s in quiet runs and 24 s once while other packages' tests
-	// loaded both cores; the issue bounds hls.js at 20 s and asks of
-	// Shaka that it switch too.
-	abrMaxDownShaka = 35
 )
-
-// maxDown is a player's bound for switching down.
-func maxDown(player string) int {
-	if player == "shaka" {
-		return abrMaxDownShaka
-	}
-	return abrMaxDown
-}
 
 // abrLevel is a rendition as a player lists it.
 type abrLevel struct {
@@ -367,7 +352,7 @@ func playABR(t *testing.T, mvURL string, enc *abrEncoder) {
 		t.Run(player, func(t *testing.T) {
 			start := time.Now()
 			r, line := runNodeScript[abrReport](t, 3*time.Minute, "abr.mjs", mvURL, player,
-				fmt.Sprint(int(abrThrottle)), "20", fmt.Sprint(maxDown(player)+5), fmt.Sprint(abrMaxUp+5), "false")
+				fmt.Sprint(int(abrThrottle)), "20", fmt.Sprint(abrMaxDown+5), fmt.Sprint(abrMaxUp+5), "false")
 			speed, behind := enc.pace(start, time.Now())
 			t.Logf("%s %s in chromium %s, %s: switched down %s after throttling to %.1f Mbit/s (picture %s), up %s after lifting it (picture %s); ffmpeg's speed %.3fx, at most %s behind real time",
 				player, r.PlayerVersion, r.BrowserVersion, time.Since(start).Round(time.Millisecond),
@@ -379,7 +364,7 @@ func playABR(t *testing.T, mvURL string, enc *abrEncoder) {
 			if exited, err := enc.exited(); exited {
 				t.Errorf("ffmpeg ended during playback: %v\n%s", err, enc.stderr.String())
 			}
-			if !checkABR(t, r, want, player) {
+			if !checkABR(t, r, want) {
 				t.Logf("abr.mjs report: %s", line)
 			}
 		})
@@ -498,7 +483,7 @@ func abrCheckMultivariant(t *testing.T, mvURL string, mv *m3u8.MasterPlaylist) m
 }
 
 // checkABR judges an abr.mjs report; it returns false when it failed.
-func checkABR(t *testing.T, r abrReport, want map[string]abrVariant, player string) bool {
+func checkABR(t *testing.T, r abrReport, want map[string]abrVariant) bool {
 	t.Helper()
 	failed := false
 	fail := func(format string, args ...any) { t.Errorf(format, args...); failed = true }
@@ -539,9 +524,9 @@ func checkABR(t *testing.T, r abrReport, want map[string]abrVariant, player stri
 	if r.ThrottledAt != nil {
 		switch {
 		case r.SwitchDown == nil:
-			fail("no switch below %.1f Mbit/s within %d s of throttling (played: %+v)", abrThrottle/1e6, maxDown(player)+5, r.Played)
-		case *r.SwitchDown > float64(maxDown(player)):
-			fail("switched below %.1f Mbit/s %.3f s after throttling, want <= %d s", abrThrottle/1e6, *r.SwitchDown, maxDown(player))
+			fail("no switch below %.1f Mbit/s within %d s of throttling (played: %+v)", abrThrottle/1e6, abrMaxDown+5, r.Played)
+		case *r.SwitchDown > abrMaxDown:
+			fail("switched below %.1f Mbit/s %.3f s after throttling, want <= %d s", abrThrottle/1e6, *r.SwitchDown, abrMaxDown)
 		}
 		if r.DownAt != nil && r.DisplayedDownAt == nil {
 			fail("the picture never showed the rendition switched down to (displayed: %+v)", r.Displayed)

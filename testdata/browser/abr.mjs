@@ -54,6 +54,11 @@ const downWait = Number(args[4] || 25);
 const upWait = Number(args[5] || 35);
 const lowLatency = args[6] === 'true';
 const AFTER = 3; // s of playback at least after the way back up
+// FAST_BPS is the network before the throttle and after it is lifted: a
+// good viewer's line rather than loopback's unbounded speed, from which
+// Shaka's bandwidth estimate (an EWMA seeded at ~200 Mbit/s by the first
+// loopback downloads) took 24-32 s to come down to 1.5 Mbit/s.
+const FAST_BPS = 10e6;
 if (!url || !['hlsjs', 'shaka'].includes(player) || !(throttleBps > 0) ||
     !(topWait > 0) || !(downWait > 0) || !(upWait > 0) || !['true', 'false', undefined].includes(args[6])) {
   process.stderr.write('usage: node abr.mjs MULTIVARIANT_URL hlsjs|shaka [THROTTLE_BPS [TOP_WAIT_S DOWN_WAIT_S UP_WAIT_S [LOW_LATENCY]]]\n');
@@ -289,6 +294,7 @@ async function main() {
     downloadThroughput: bps > 0 ? bps / 8 : -1,
     uploadThroughput: bps > 0 ? bps / 8 : -1,
   });
+  await throttle(FAST_BPS);
 
   const ok = await page.evaluate(([u, ll]) => (window.Hls ? window.startHlsjs(u, ll) : window.startShaka(u, ll)), [url, lowLatency]);
   if (!ok) {
@@ -315,7 +321,7 @@ async function main() {
   if (snap.fatal) return;
 
   // 3. Unthrottled, until a rendition above the throttle plays again.
-  await throttle(-1);
+  await throttle(FAST_BPS);
   result.unthrottledAt = await page.evaluate(() => window.now());
   result.levelAtUnthrottle = snap.current;
   snap = await waitFor(page, upWait, (x) => bw(x) > throttleBps);
