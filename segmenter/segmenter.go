@@ -11,9 +11,9 @@
 package segmenter
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -254,7 +254,7 @@ func (s *Segmenter) publishInfo() {
 		}
 		codecs = append(codecs, a.Codecs)
 	}
-	s.info.Codecs = joinComma(codecs)
+	s.info.Codecs = strings.Join(codecs, ",")
 }
 
 // trackName names a track set for logs.
@@ -268,17 +268,6 @@ func trackName(t Tracks) string {
 		return "video+audio"
 	}
 	return "none"
-}
-
-func joinComma(ss []string) string {
-	var b bytes.Buffer
-	for i, c := range ss {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(c)
-	}
-	return b.String()
 }
 
 // setDisc makes the next segment a discontinuity; the first cause seen is

@@ -126,9 +126,6 @@ func newS3Client(ctx context.Context, cfg S3Config) (*s3.Client, error) {
 	return client, nil
 }
 
-// Client exposes the SDK client, for tests and tools.
-func (s *S3) Client() *s3.Client { return s.client }
-
 func (s *S3) Put(ctx context.Context, key string, obj Object) error {
 	if err := ValidKey(key); err != nil {
 		return err

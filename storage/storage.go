@@ -1,5 +1,7 @@
 // Package storage keeps bytes by key: segments, playlists and init segments.
-// It knows nothing of media. Memory is the default; a directory is an option.
+// It never parses media; dir and S3 only map a key's extension to its
+// content type and caching. Memory is the default; a directory or an S3
+// bucket are options.
 package storage
 
 import (
@@ -157,13 +159,8 @@ type S3Options struct {
 	Logger                                 *slog.Logger
 }
 
-// Open builds a Store from a --storage value: "memory" (or empty),
-// "dir:/path" or "s3://bucket[/prefix]" (with default S3 options).
-func Open(spec string) (Store, error) {
-	return OpenContext(context.Background(), spec, S3Options{})
-}
-
-// OpenContext is Open with the S3 options. An s3:// store is checked
+// OpenContext builds a Store from a --storage value: "memory" (or empty),
+// "dir:/path" or "s3://bucket[/prefix]" with the S3 options. An s3:// store is checked
 // (HeadBucket, bounded by ctx) and returned wrapped in an *Async, whose Run
 // the caller must start and whose Flush it should call before exit.
 func OpenContext(ctx context.Context, spec string, o S3Options) (Store, error) {

@@ -99,15 +99,15 @@ func TestDirWritesAtomicallyAndCleansUp(t *testing.T) {
 }
 
 func TestOpen(t *testing.T) {
-	if s, err := Open(""); err != nil || s == nil {
+	if s, err := OpenContext(context.Background(), "", S3Options{}); err != nil || s == nil {
 		t.Fatal(err)
 	}
-	if _, err := Open("dir:" + t.TempDir()); err != nil {
+	if _, err := OpenContext(context.Background(), "dir:"+t.TempDir(), S3Options{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, spec := range []string{"dir:", "s4://x", "disk", "s3://", "s3://Bad_Bucket", "s3://bucket/a/../b"} {
-		if _, err := Open(spec); err == nil {
-			t.Errorf("Open(%q) accepted", spec)
+		if _, err := OpenContext(context.Background(), spec, S3Options{}); err == nil {
+			t.Errorf("OpenContext(%q) accepted", spec)
 		}
 	}
 }
