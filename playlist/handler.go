@@ -252,7 +252,7 @@ func (r *Registry) serveIFrames(w http.ResponseWriter, req *http.Request, s *Str
 		http.Error(w, "no I-frame playlist: the stream is not a rendition with video, or has no keyframe yet", http.StatusNotFound)
 		return
 	}
-	serveRendered(w, req, pl, pl.cacheControl, false)
+	serveRendered(w, req, pl, r.playlistCacheControl(pl, false), false)
 }
 
 // playlistCacheControl is the Cache-Control of a playlist answer.

@@ -385,20 +385,16 @@ func (l *loop) answer(c *lconn, req plainRequest, now time.Time) bool {
 	c.close = req.close || l.quitting || l.srv.noKeepAlive.Load()
 	var n int64
 	if file == playlistName || file == iframesName {
-		pl, cc := s.pl.Load(), ""
+		pl := s.pl.Load()
 		if file == iframesName {
 			pl = s.ipl.Load()
 		}
 		if pl == nil {
 			return false
 		}
-		cc = l.srv.reg.playlistCacheControl(pl, false)
-		if file == iframesName {
-			cc = pl.cacheControl
-		}
 		body, etag := pl.representation(false, req.gzip)
 		n = int64(len(body))
-		c.out = l.appendHead(l.head[:0], playlistType, cc, etag, req.gzip, n, pl.modTime, c.close, now)
+		c.out = l.appendHead(l.head[:0], playlistType, l.srv.reg.playlistCacheControl(pl, false), etag, req.gzip, n, pl.modTime, c.close, now)
 		if !req.head {
 			c.body = body
 		}

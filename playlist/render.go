@@ -19,14 +19,8 @@ type entry struct {
 	file          *memFile // holds the segment (and its parts, most often); nil on the heap
 	partsFile     *memFile // the parts' own file, when the segment could not share it
 	gap           bool     // EXT-X-GAP: a rendition's number with no media (it joined late or reconnected)
-	iframes       []iframe // its video keyframes, for the I-frame playlist
+	iframes       []IFrame // its video keyframes, for the I-frame playlist
 	iframeSeq     uint64   // I-frame playlist number of its first keyframe
-}
-
-// iframe is one keyframe's byte range in a segment.
-type iframe struct {
-	off, size int64
-	duration  time.Duration
 }
 
 // part is one LL-HLS partial segment.

@@ -11,17 +11,6 @@ import (
 // iframesName is a rendition's I-frame playlist, beside its media playlist.
 const iframesName = "iframes.m3u8"
 
-func iframesOf(in []IFrame) []iframe {
-	if len(in) == 0 {
-		return nil
-	}
-	out := make([]iframe, len(in))
-	for i, f := range in {
-		out[i] = iframe{off: f.Offset, size: f.Size, duration: f.Duration}
-	}
-	return out
-}
-
 // alignLocked numbers the segment a rendition starts at start (its
 // stream-timeline DTS) in step with the other renditions of its group.
 // s.mu is held. Alternative audio renditions of a multitrack push number
@@ -154,7 +143,7 @@ func (s *Stream) renderIFramesLocked() *rendered {
 	for _, e := range s.window {
 		n += len(e.iframes)
 		for _, f := range e.iframes {
-			longest = max(longest, f.duration)
+			longest = max(longest, f.Duration)
 		}
 	}
 	if n == 0 {
@@ -197,11 +186,11 @@ func (s *Stream) renderIFramesLocked() *rendered {
 				lastInit = e.init
 			}
 			buf = append(buf, "#EXTINF:"...)
-			buf = appendSeconds(buf, f.duration)
+			buf = appendSeconds(buf, f.Duration)
 			buf = append(buf, ",\n#EXT-X-BYTERANGE:"...)
-			buf = strconv.AppendInt(buf, f.size, 10)
+			buf = strconv.AppendInt(buf, f.Size, 10)
 			buf = append(buf, '@')
-			buf = strconv.AppendInt(buf, f.off, 10)
+			buf = strconv.AppendInt(buf, f.Offset, 10)
 			buf = append(buf, '\n')
 			buf = append(buf, e.name...)
 			buf = append(buf, '\n')
@@ -210,13 +199,7 @@ func (s *Stream) renderIFramesLocked() *rendered {
 	if s.state == StateEnded {
 		buf = append(buf, "#EXT-X-ENDLIST\n"...)
 	}
-	tag := `"i` + strconv.FormatUint(s.iframeSeq, 10) + "-" + string(s.state)
-	return &rendered{
-		body: buf, skipBody: buf,
-		etag: tag + `"`, etagSkip: tag + `"`, etagGz: tag + `-gz"`, etagSkipGz: tag + `-gz"`,
-		modTime:      s.cfg.Now(),
-		cacheControl: "public, max-age=" + strconv.Itoa(max(1, s.target/2)),
-	}
+	return newRendered(buf, "i"+strconv.FormatUint(s.iframeSeq, 10)+"-"+string(s.state), s.cfg.Now(), s.target/2)
 }
 
 // publishIFrames makes the I-frame playlist visible, and stores a copy.
