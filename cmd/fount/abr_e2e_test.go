@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/grafov/m3u8"
+
+	"github.com/fount-live/fount/ingest/ertmptest"
 )
 
 // End-to-end tests of adaptive bitrate from grouped pushes: one ffmpeg
@@ -595,4 +597,46 @@ func TestE2EABRReconnect(t *testing.T) {
 		t.Errorf("the reconnected rendition still misaligned: %d then %d misaligned segments", mis, mis2)
 	}
 	checkAligned(t, o, "rc", ladderNames())
+}
+
+// TestE2EMultitrackBackWithOneTrack: a multitrack encoder (two video
+// tracks) comes back with one track of each kind. The stream keeps its
+// shape: the tracks continue renditions v0 and a0, after a discontinuity,
+// and the multivariant playlist still lists them.
+func TestE2EMultitrackBackWithOneTrack(t *testing.T) {
+	requireTool(t, "ffmpeg")
+	dir := t.TempDir()
+	spec := ertmptest.ClipSpec{Video: "avc1", Audio: "mp4a", Width: 320, Height: 180, FPS: 30, GOP: 60, Duration: 4 * time.Second, VideoKbps: 250, AudioKbps: 64}
+	base := loadClip(t, ertmptest.MakeClip(t, dir, spec))
+	spec.Audio, spec.VideoKbps = "", 150
+	extra := findTrack(t, loadClip(t, ertmptest.MakeClip(t, dir, spec)), ertmptest.Video).WithID(1)
+	o := startOrigin(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	url := "rtmp://" + o.rtmp + "/live/rj"
+	if err := ertmptest.Publish(ctx, url, ertmptest.OBS, append(base, extra), ertmptest.Options{Realtime: true}); err != nil {
+		t.Fatalf("multitrack publish: %v", err)
+	}
+	before, _ := renditionPlaylist(t, o, "rj", "v0")
+	if err := ertmptest.Publish(ctx, url, ertmptest.Legacy, base, ertmptest.Options{Realtime: true}); err != nil {
+		t.Fatalf("single-track publish: %v", err)
+	}
+	for _, r := range []string{"v0", "a0"} {
+		p, body := awaitPlaylist(t, o.url("/live/rj/"+r+"/index.m3u8"), 10*time.Second, r+" continued after a discontinuity", func(p *m3u8.MediaPlaylist, _ []byte) bool {
+			segs := segments(p)
+			for i, s := range segs {
+				if s.Discontinuity {
+					return len(segs)-i >= 2
+				}
+			}
+			return false
+		})
+		if r == "v0" && p.SeqNo+uint64(p.Count()) <= before.SeqNo+uint64(before.Count()) {
+			t.Errorf("v0 did not go on: %d segments up to %d before, %d after\n%s", before.Count(), before.SeqNo, p.SeqNo, body)
+		}
+	}
+	code, body, _ := httpGet(t, o.url("/live/rj/index.m3u8"))
+	if code != 200 || !bytes.Contains(body, []byte("#EXT-X-STREAM-INF")) || !bytes.Contains(body, []byte("v0/index.m3u8")) || !bytes.Contains(body, []byte(`URI="a0/index.m3u8"`)) {
+		t.Errorf("the stream lost its shape: %d\n%s", code, body)
+	}
 }

@@ -40,11 +40,21 @@ func (p *publisher) Publish(_ context.Context, req ingest.PublishRequest) (inges
 	if err != nil {
 		return nil, err
 	}
-	return p.newSession(st, p.seg, req.Remote.String()), nil
+	s := p.newSession(st, p.seg, req.Remote.String())
+	if st.IsGroup() {
+		// A multitrack stream's encoder back with one track of each kind:
+		// ingest does not split it, so its tracks are routed here to
+		// renditions v0 and a0, and the stream keeps its shape.
+		return &rejoined{session: s}, nil
+	}
+	return s, nil
 }
 
 func (p *publisher) newSession(st *playlist.Stream, cfg segmenter.Config, remote string) *session {
-	s := &session{pub: p, stream: st, cfg: cfg, log: p.log.With("stream", st.Path()), hook: p.hook, remote: remote, shift: &shift{}}
+	s := &session{pub: p, stream: st, cfg: cfg, log: p.log.With("stream", st.Path()), hook: p.hook, remote: remote}
+	if st.Rendition() != "" {
+		s.shift = &shift{}
+	}
 	p.mu.Lock()
 	if p.sessions == nil {
 		p.sessions = make(map[string]*session)
@@ -90,7 +100,6 @@ type session struct {
 	remote string
 	kind   segmenter.Kind // a track session's one kind; 0 for a publisher's session
 	shift  *shift
-	own    [2]ingest.Session // see trackOf
 }
 
 func (s *session) segmenter() *segmenter.Segmenter {
@@ -136,7 +145,10 @@ func (s *session) TrackSession(kind segmenter.Kind, id uint8) (ingest.Session, e
 	cfg.Expect = kind
 	ts := s.pub.newSession(st, cfg, s.remote)
 	ts.kind = kind
-	ts.shift = s.shift
+	if s.shift == nil {
+		s.shift = &shift{}
+	}
+	ts.shift = s.shift // the tracks of one publisher move together
 	if kind == segmenter.Video {
 		s.shift.video = true
 	}
@@ -145,37 +157,16 @@ func (s *session) TrackSession(kind segmenter.Kind, id uint8) (ingest.Session, e
 }
 
 func (s *session) VideoConfig(v *codec.Video) error {
-	if s.stream.IsGroup() {
-		t, err := s.trackOf(segmenter.Video)
-		if err != nil {
-			return err
-		}
-		return t.VideoConfig(v)
+	if s.shift != nil {
+		s.shift.video = true
 	}
-	s.shift.video = true
 	return s.segmenter().SetVideoConfig(v)
 }
 
-func (s *session) AudioConfig(a *codec.Audio) error {
-	if s.stream.IsGroup() {
-		t, err := s.trackOf(segmenter.Audio)
-		if err != nil {
-			return err
-		}
-		return t.AudioConfig(a)
-	}
-	return s.segmenter().SetAudioConfig(a)
-}
+func (s *session) AudioConfig(a *codec.Audio) error { return s.segmenter().SetAudioConfig(a) }
 
 func (s *session) Frame(f segmenter.Frame) error {
-	if s.stream.IsGroup() {
-		t, err := s.trackOf(f.Kind)
-		if err != nil {
-			return err
-		}
-		return t.Frame(f)
-	}
-	if sh := s.shift; sh != nil && s.stream.Rendition() != "" {
+	if sh := s.shift; sh != nil {
 		if !sh.set {
 			off := s.stream.TimelineOffset(f.DTS)
 			if off != 0 && sh.video && (f.Kind != segmenter.Video || !f.Key) {
@@ -206,30 +197,68 @@ type shift struct {
 	video bool // the publisher sends video: the offset is taken at its first keyframe
 }
 
-// trackOf serves a publisher that was not split (one track of each kind)
-// on a stream split before (a multitrack encoder back with fewer tracks):
-// its tracks continue renditions v0 and a0, and the stream keeps its shape.
-func (s *session) trackOf(kind segmenter.Kind) (ingest.Session, error) {
+// rejoined is the session of a publisher with one track of each kind on
+// a stream split into renditions before: its tracks go to renditions v0
+// and a0 (made at their first configuration), which it closes with itself.
+type rejoined struct {
+	*session
+	tracks [2]ingest.Session // video, audio
+}
+
+func (r *rejoined) track(kind segmenter.Kind) (ingest.Session, error) {
 	i := 0
 	if kind == segmenter.Audio {
 		i = 1
 	}
-	if s.own[i] == nil {
-		t, err := s.TrackSession(kind, 0)
+	if r.tracks[i] == nil {
+		t, err := r.TrackSession(kind, 0)
 		if err != nil {
 			return nil, err
 		}
-		s.own[i] = t
+		r.tracks[i] = t
 	}
-	return s.own[i], nil
+	return r.tracks[i], nil
 }
 
-func (s *session) Close() {
-	for _, t := range s.own {
+func (r *rejoined) VideoConfig(v *codec.Video) error {
+	t, err := r.track(segmenter.Video)
+	if err != nil {
+		return err
+	}
+	return t.VideoConfig(v)
+}
+
+func (r *rejoined) AudioConfig(a *codec.Audio) error {
+	t, err := r.track(segmenter.Audio)
+	if err != nil {
+		return err
+	}
+	return t.AudioConfig(a)
+}
+
+// Frame finds its track's session, made with the configuration that came
+// before any frame.
+func (r *rejoined) Frame(f segmenter.Frame) error {
+	i := 0
+	if f.Kind == segmenter.Audio {
+		i = 1
+	}
+	if t := r.tracks[i]; t != nil {
+		return t.Frame(f)
+	}
+	return nil // no configuration yet: the segmenter would drop it too
+}
+
+func (r *rejoined) Close() {
+	for _, t := range r.tracks {
 		if t != nil {
 			t.Close()
 		}
 	}
+	r.session.Close()
+}
+
+func (s *session) Close() {
 	// Deferred: should flushing panic (a segmenter broken by an earlier
 	// panic; ingest recovers and logs it), the stream still goes idle and
 	// its encoder can reconnect.
@@ -253,6 +282,7 @@ type sink struct {
 	partsOnly bool // segments come as the bytes before their parts
 	rendition bool // the stream is a rendition: the multivariant playlist needs its info
 	infoSet   bool
+	iframes   []playlist.IFrame // reused: the playlist copies what it keeps
 }
 
 // describe tells a rendition's stream what it carries, before its first
@@ -279,12 +309,9 @@ func (k *sink) describe() {
 
 func (k *sink) Segment(seg segmenter.Segment) error {
 	k.describe()
-	var iframes []playlist.IFrame
-	if len(seg.IFrames) > 0 {
-		iframes = make([]playlist.IFrame, len(seg.IFrames))
-		for i, f := range seg.IFrames {
-			iframes[i] = playlist.IFrame{Offset: int64(f.Offset), Size: int64(f.Size), Duration: f.Duration}
-		}
+	k.iframes = k.iframes[:0]
+	for _, f := range seg.IFrames {
+		k.iframes = append(k.iframes, playlist.IFrame{Offset: int64(f.Offset), Size: int64(f.Size), Duration: f.Duration})
 	}
 	if err := k.st.Segment(playlist.Segment{
 		Data:            seg.Data,
@@ -293,7 +320,7 @@ func (k *sink) Segment(seg segmenter.Segment) error {
 		ProgramDateTime: seg.ProgramDateTime,
 		Discontinuity:   seg.Discontinuity,
 		Start:           seg.Start,
-		IFrames:         iframes,
+		IFrames:         k.iframes,
 	}); err != nil {
 		return fmt.Errorf("playlist: %w", err)
 	}
