@@ -104,19 +104,14 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	serveMedia(w, req, nil, newObject(file, obj.Data, obj.ContentType, obj.ModTime))
 }
 
-// splitPath splits a viewer path, exactly /APP/NAME/FILE or
-// /APP/NAME/RENDITION/FILE with each a valid name, into the stream's path
-// ("APP/NAME" or "APP/NAME/RENDITION") and FILE.
+// splitPath splits a viewer path, /KEY with KEY as storage.SplitKey takes
+// it, into the stream's path and FILE.
 func splitPath(path string) (stream, file string, ok bool) {
 	p, ok := strings.CutPrefix(path, "/")
-	i := strings.LastIndexByte(p, '/')
-	if !ok || i < 0 {
+	if !ok {
 		return "", "", false
 	}
-	if n := strings.Count(p[:i], "/"); n < 1 || n > 2 || storage.ValidKey(p) != nil {
-		return "", "", false
-	}
-	return p[:i], p[i+1:], true
+	return storage.SplitKey(p)
 }
 
 const (

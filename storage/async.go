@@ -111,17 +111,14 @@ func NewAsync(inner Store, cfg AsyncConfig) *Async {
 	}
 }
 
-// streamOf returns the queue a key belongs to: its first two elements.
+// streamOf returns the queue a key belongs to: its stream's APP/NAME (a
+// rendition's objects share their parent's queue), or the key itself for
+// an object of no stream.
 func streamOf(key string) string {
-	i := strings.IndexByte(key, '/')
-	if i < 0 {
-		return key
+	if stream, _, ok := SplitKey(key); ok {
+		return TopStream(stream)
 	}
-	j := strings.IndexByte(key[i+1:], '/')
-	if j < 0 {
-		return key[:i]
-	}
-	return key[:i+1+j]
+	return key
 }
 
 // Put queues obj for upload and returns at once.

@@ -248,7 +248,7 @@ func TestStreamOf(t *testing.T) {
 	for key, want := range map[string]string{
 		"live/show/seg1.ts": "live/show",
 		"live/show/a/b.ts":  "live/show",
-		"live/index.m3u8":   "live",
+		"live/index.m3u8":   "live/index.m3u8",
 		"top.m3u8":          "top.m3u8",
 	} {
 		if got := streamOf(key); got != want {

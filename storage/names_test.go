@@ -245,3 +245,29 @@ func TestS3RefusesHostileKeys(t *testing.T) {
 		t.Errorf("paths added below the S3 server's directory: %q, want %q", added, want)
 	}
 }
+
+func TestSplitKey(t *testing.T) {
+	for _, c := range []struct{ key, stream, file string }{
+		{"live/show/index.m3u8", "live/show", "index.m3u8"},
+		{"live/show/v0/seg3.ts", "live/show/v0", "seg3.ts"},
+		{"live/index.m3u8", "", ""},
+		{"a/b/c/d/e.ts", "", ""},
+		{"live/../x.ts", "", ""},
+		{"live/show/", "", ""},
+		{"top.m3u8", "", ""},
+	} {
+		stream, file, ok := SplitKey(c.key)
+		if ok != (c.stream != "") || stream != c.stream || file != c.file {
+			t.Errorf("SplitKey(%q) = %q, %q, %v; want %q, %q", c.key, stream, file, ok, c.stream, c.file)
+		}
+	}
+	if got := TopStream("live/show/v0"); got != "live/show" {
+		t.Errorf("TopStream(live/show/v0) = %q", got)
+	}
+	if got := TopStream("live/show"); got != "live/show" {
+		t.Errorf("TopStream(live/show) = %q", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { SplitKey("live/show/v0/seg3.ts") }); n != 0 {
+		t.Errorf("SplitKey allocates %v times", n)
+	}
+}

@@ -76,6 +76,33 @@ func ValidKey(key string) error {
 	return nil
 }
 
+// SplitKey splits an object key of a stream, APP/NAME/FILE or
+// APP/NAME/RENDITION/FILE with every element a valid name, into the
+// stream's path ("APP/NAME" or "APP/NAME/RENDITION") and FILE. It is the
+// one place the shape of a stream's keys is written down: viewer paths,
+// upload queues, logs and metrics all split with it. It does not allocate.
+func SplitKey(key string) (stream, file string, ok bool) {
+	i := strings.LastIndexByte(key, '/')
+	if i < 0 {
+		return "", "", false
+	}
+	if n := strings.Count(key[:i], "/"); n < 1 || n > 2 || ValidKey(key) != nil {
+		return "", "", false
+	}
+	return key[:i], key[i+1:], true
+}
+
+// TopStream returns the APP/NAME a stream path (as SplitKey's stream)
+// belongs to: a rendition's parent, or the path itself.
+func TopStream(stream string) string {
+	if i := strings.IndexByte(stream, '/'); i >= 0 {
+		if j := strings.IndexByte(stream[i+1:], '/'); j >= 0 {
+			return stream[:i+1+j]
+		}
+	}
+	return stream
+}
+
 // Bit masks of the bytes a name may hold, for bytes below 64 and from 64 to
 // 127: '-', '.', '0'-'9'; 'A'-'Z', '_', 'a'-'z'.
 const (
