@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"mime"
 	"os"
 	"path/filepath"
 	"sort"
@@ -100,7 +99,7 @@ func (d *Dir) Get(_ context.Context, key string) (Object, error) {
 	if _, err := f.ReadAt(data, 0); err != nil && st.Size() > 0 {
 		return Object{}, fmt.Errorf("storage get %s: %w", key, err)
 	}
-	return Object{Data: data, ContentType: contentType(p), ModTime: st.ModTime()}, nil
+	return Object{Data: data, ContentType: ContentType(key), ModTime: st.ModTime()}, nil
 }
 
 func (d *Dir) Delete(_ context.Context, key string) error {
@@ -145,23 +144,6 @@ func (d *Dir) Keys(_ context.Context, prefix string) ([]string, error) {
 	}
 	sort.Strings(keys)
 	return keys, nil
-}
-
-// contentType derives the type from the file name, since a directory keeps
-// no metadata; HLS types are set explicitly as not every system knows them.
-func contentType(p string) string {
-	switch filepath.Ext(p) {
-	case ".m3u8":
-		return "application/vnd.apple.mpegurl"
-	case ".ts":
-		return "video/mp2t"
-	case ".m4s", ".mp4":
-		return "video/mp4"
-	}
-	if t := mime.TypeByExtension(filepath.Ext(p)); t != "" {
-		return t
-	}
-	return "application/octet-stream"
 }
 
 // removeStaleTemps deletes temporary files that a crash left behind

@@ -41,16 +41,6 @@ type S3Config struct {
 	CacheControl func(key string) string
 }
 
-// DefaultCacheControl suits HLS: playlists change all the time and must be
-// revalidated; every other object (segments, parts, init segments) has an
-// immutable name and may be cached forever.
-func DefaultCacheControl(key string) string {
-	if strings.HasSuffix(key, ".m3u8") {
-		return "no-cache"
-	}
-	return "public, max-age=31536000, immutable"
-}
-
 // S3 stores objects in an S3 bucket (AWS or any S3-compatible server).
 // Every call is a synchronous network round trip: wrap it in Async so
 // that ingest never waits for the network.
@@ -138,7 +128,7 @@ func (s *S3) Put(ctx context.Context, key string, obj Object) error {
 	}
 	ct := obj.ContentType
 	if ct == "" {
-		ct = contentType(key)
+		ct = ContentType(key)
 	}
 	in.ContentType = aws.String(ct)
 	if cc := s.cacheControl(key); cc != "" {
