@@ -131,7 +131,7 @@ type Config struct {
 	// not published by then is closed (default 5 s: encoders take well
 	// under a second).
 	HandshakeTimeout time.Duration
-	MaxMessageSize   uint32 // largest RTMP message accepted (default 8 MiB: a 4K keyframe is a few MB)
+	MaxMessageSize   uint32 // largest RTMP message accepted (default DefaultMaxMessageSize; RTMP carries none above MaxRTMPMessageSize)
 	// ChunkSize is the RTMP chunk size fount announces to every client
 	// right after the handshake and writes its own chunks in (default
 	// DefaultChunkSize). Encoders that mirror the server's chunk size, as
@@ -151,6 +151,15 @@ type Config struct {
 // chosen by measurement with ffmpeg publishers (docs/performance.md).
 const DefaultChunkSize = 64 << 10
 
+const (
+	// DefaultMaxMessageSize is Config.MaxMessageSize's default: one video
+	// frame, and a 4K keyframe is a few MB.
+	DefaultMaxMessageSize = 8 << 20
+	// MaxRTMPMessageSize is the largest message RTMP can carry: a message
+	// header's length field is 24 bits.
+	MaxRTMPMessageSize = 1<<24 - 1
+)
+
 func (c Config) withDefaults() Config {
 	if c.App == "" {
 		c.App = "live"
@@ -165,7 +174,7 @@ func (c Config) withDefaults() Config {
 		c.HandshakeTimeout = 5 * time.Second
 	}
 	if c.MaxMessageSize == 0 {
-		c.MaxMessageSize = defaultMaxMessageSize
+		c.MaxMessageSize = DefaultMaxMessageSize
 	}
 	if c.ChunkSize == 0 {
 		c.ChunkSize = DefaultChunkSize
@@ -299,10 +308,12 @@ func (s *Server) onConnect(ctx context.Context, nc net.Conn) (io.ReadWriteCloser
 	return c, &rtmp.ConnConfig{
 		Handler:                   &guardedHandler{h: h, s: s, c: c},
 		SkipHandshakeVerification: true,
+		// go-rtmp is given the filter's limits; the filter, reading first,
+		// refuses first.
 		ControlState: rtmp.StreamControlStateConfig{
-			MaxChunkStreams:   defaultMaxChunkStreams,
+			MaxChunkStreams:   c.filter.lim.MaxChunkStreams,
 			MaxMessageStreams: 8,
-			MaxMessageSize:    s.cfg.MaxMessageSize,
+			MaxMessageSize:    c.filter.lim.MaxMessageSize,
 		},
 		Logger: newLogBridge(log, &s.counters),
 	}
