@@ -1,6 +1,18 @@
 // Package ingest is fount's RTMP server: it accepts publishers (ffmpeg, OBS,
 // GStreamer), turns their FLV audio and video tags into codec frames on a
-// 64-bit timeline, and hands them to a Publisher. It knows nothing of HLS.
+// 64-bit timeline, and hands them to a Publisher.
+//
+// It owns the RTMP connections: the handshake and chunk stream (go-rtmp,
+// behind a filter that repairs extended timestamps and enforces the limits
+// go-rtmp lacks), timeouts, connection and publisher limits, RTMPS
+// certificates, and the publish decision (an Authorizer: AllowAll, Keys or
+// a Webhook) with the mapping from stream key to public name. It reads
+// legacy and Enhanced RTMP message bodies, multitrack included, and unwraps
+// RTMP's 32-bit timestamps. It reads no FLV files (package ingest/flv does,
+// for tools and tests).
+//
+// It never cuts or muxes segments, never writes storage (it uses only
+// storage's name grammar) and knows nothing of HLS.
 package ingest
 
 import (
@@ -78,10 +90,10 @@ type TrackSplitter interface {
 // Metadata is what fount reads from the encoder's onMetaData.
 type Metadata struct {
 	Tracks                   segmenter.Tracks // supported tracks the encoder announced
-	Width, Height, FrameRate float64
-	VideoBitrate             float64 // kbit/s as announced
-	AudioBitrate             float64
-	Encoder                  string
+	Width, Height, FrameRate float64          // as announced
+	VideoBitrate             float64          // kbit/s as announced
+	AudioBitrate             float64          // kbit/s as announced
+	Encoder                  string           // the encoder's name, as announced
 
 	// VideoCodec and AudioCodec are the announced codecs of track 0 as
 	// Enhanced RTMP FourCCs ("avc1", "hvc1", "av01", "mp4a", "Opus"...);

@@ -44,6 +44,8 @@ func (d *Dir) path(key string) (string, error) {
 	return filepath.Join(d.root, filepath.FromSlash(key)), nil
 }
 
+// Put writes obj.Data to key's file, replacing it atomically. The content
+// type is not kept: Get derives it from the name.
 func (d *Dir) Put(_ context.Context, key string, obj Object) error {
 	p, err := d.path(key)
 	if err != nil {
@@ -76,6 +78,8 @@ func (d *Dir) Put(_ context.Context, key string, obj Object) error {
 	return nil
 }
 
+// Get reads key's file, with the content type its name gives (ContentType)
+// and the file's modification time.
 func (d *Dir) Get(_ context.Context, key string) (Object, error) {
 	p, err := d.path(key)
 	if err != nil {
@@ -102,6 +106,7 @@ func (d *Dir) Get(_ context.Context, key string) (Object, error) {
 	return Object{Data: data, ContentType: ContentType(key), ModTime: st.ModTime()}, nil
 }
 
+// Delete removes key's file, and its directory once empty.
 func (d *Dir) Delete(_ context.Context, key string) error {
 	p, err := d.path(key)
 	if err != nil {
@@ -120,6 +125,8 @@ func (d *Dir) Delete(_ context.Context, key string) error {
 	return nil
 }
 
+// Keys lists the stored keys below prefix, sorted; files whose names begin
+// with '.' (the temporary ones among them) are not keys.
 func (d *Dir) Keys(_ context.Context, prefix string) ([]string, error) {
 	var keys []string
 	err := filepath.WalkDir(d.root, func(p string, e fs.DirEntry, err error) error {

@@ -116,6 +116,8 @@ func newS3Client(ctx context.Context, cfg S3Config) (*s3.Client, error) {
 	return client, nil
 }
 
+// Put uploads obj with its content type (ContentType of the key when
+// empty) and the Cache-Control S3Config.CacheControl gives.
 func (s *S3) Put(ctx context.Context, key string, obj Object) error {
 	if err := ValidKey(key); err != nil {
 		return err
@@ -140,6 +142,7 @@ func (s *S3) Put(ctx context.Context, key string, obj Object) error {
 	return nil
 }
 
+// Get downloads key, with its stored content type and modification time.
 func (s *S3) Get(ctx context.Context, key string) (Object, error) {
 	if err := ValidKey(key); err != nil {
 		return Object{}, err
