@@ -3,12 +3,11 @@ package ingest
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"io"
 	"log/slog"
-	"os"
 	"testing"
 
+	"github.com/fount-live/fount/ingest/flv"
 	"github.com/fount-live/fount/segmenter"
 	"github.com/fount-live/fount/segmenter/codec"
 )
@@ -20,28 +19,19 @@ type flvTag struct {
 	body []byte
 }
 
-// readFLV splits an FLV file into tags (test helper; ingest itself gets
+// readFLV reads the tags of an FLV file (a test helper: ingest itself gets
 // tags from RTMP messages, never from files).
 func readFLV(t testing.TB, path string) []flvTag {
-	b, err := os.ReadFile(path)
+	t.Helper()
+	tags, err := flv.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(b) < 13 || string(b[:3]) != "FLV" {
-		t.Fatalf("%s is not FLV", path)
+	out := make([]flvTag, len(tags))
+	for i, g := range tags {
+		out[i] = flvTag{typ: g.Type, ts: g.Timestamp, body: g.Data}
 	}
-	var tags []flvTag
-	p := int(binary.BigEndian.Uint32(b[5:9])) + 4
-	for p+11 <= len(b) {
-		n := int(b[p+1])<<16 | int(b[p+2])<<8 | int(b[p+3])
-		ts := uint32(b[p+4])<<16 | uint32(b[p+5])<<8 | uint32(b[p+6]) | uint32(b[p+7])<<24
-		if p+11+n > len(b) {
-			break
-		}
-		tags = append(tags, flvTag{typ: b[p], ts: ts, body: b[p+11 : p+11+n]})
-		p += 11 + n + 4
-	}
-	return tags
+	return out
 }
 
 // segSession feeds a segmenter, as cmd/fount's wiring does.

@@ -55,9 +55,9 @@ type chunkFilter struct {
 
 // chunkLimits bounds what a peer may make the filter (and go-rtmp) do.
 type chunkLimits struct {
-	MaxMessageSize  uint32 // default defaultMaxMessageSize when 0
-	MaxChunkSize    uint32 // largest Set Chunk Size accepted; default 16 MiB (0xFFFFFF) when 0
-	MaxChunkStreams int    // distinct chunk stream IDs per connection; default 64 when 0
+	MaxMessageSize  uint32 // default DefaultMaxMessageSize when 0
+	MaxChunkSize    uint32 // largest Set Chunk Size accepted; default (and at most) rtmpMaxChunkSize
+	MaxChunkStreams int    // distinct chunk stream IDs per connection; default defaultMaxChunkStreams when 0
 }
 
 // chunkStream is the per chunk stream ID state.
@@ -95,8 +95,8 @@ const (
 	// connection into the caller's buffer when nothing is buffered.
 	chunkFilterDirectRead = 512
 
-	// The server's defaults (Config), which the filter's limits follow.
-	defaultMaxMessageSize  = 8 << 20
+	// defaultMaxChunkStreams bounds a connection's chunk streams (encoders
+	// use a handful); server.go gives go-rtmp the same limit.
 	defaultMaxChunkStreams = 64
 )
 
@@ -105,7 +105,7 @@ var messageHeaderSize = [4]int{11, 7, 3, 0}
 
 func newChunkFilter(r io.Reader, lim chunkLimits) *chunkFilter {
 	if lim.MaxMessageSize == 0 {
-		lim.MaxMessageSize = defaultMaxMessageSize
+		lim.MaxMessageSize = DefaultMaxMessageSize
 	}
 	if lim.MaxChunkSize == 0 || lim.MaxChunkSize > rtmpMaxChunkSize {
 		lim.MaxChunkSize = rtmpMaxChunkSize

@@ -1,6 +1,18 @@
 // Package ingest is fount's RTMP server: it accepts publishers (ffmpeg, OBS,
 // GStreamer), turns their FLV audio and video tags into codec frames on a
-// 64-bit timeline, and hands them to a Publisher. It knows nothing of HLS.
+// 64-bit timeline, and hands them to a Publisher.
+//
+// It owns the RTMP connections: the handshake and chunk stream (go-rtmp,
+// behind a filter that repairs extended timestamps and enforces the limits
+// go-rtmp lacks), timeouts, connection and publisher limits, RTMPS
+// certificates, and the publish decision (an Authorizer: AllowAll, Keys or
+// a Webhook) with the mapping from stream key to public name. It reads
+// legacy and Enhanced RTMP message bodies, multitrack included, and unwraps
+// RTMP's 32-bit timestamps. It reads no FLV files (package ingest/flv does,
+// for tools and tests).
+//
+// It never cuts or muxes segments, never writes storage (it uses only
+// storage's name grammar) and knows nothing of HLS.
 package ingest
 
 import (
@@ -78,10 +90,10 @@ type TrackSplitter interface {
 // Metadata is what fount reads from the encoder's onMetaData.
 type Metadata struct {
 	Tracks                   segmenter.Tracks // supported tracks the encoder announced
-	Width, Height, FrameRate float64
-	VideoBitrate             float64 // kbit/s as announced
-	AudioBitrate             float64
-	Encoder                  string
+	Width, Height, FrameRate float64          // as announced
+	VideoBitrate             float64          // kbit/s as announced
+	AudioBitrate             float64          // kbit/s as announced
+	Encoder                  string           // the encoder's name, as announced
 
 	// VideoCodec and AudioCodec are the announced codecs of track 0 as
 	// Enhanced RTMP FourCCs ("avc1", "hvc1", "av01", "mp4a", "Opus"...);
@@ -131,7 +143,7 @@ type Config struct {
 	// not published by then is closed (default 5 s: encoders take well
 	// under a second).
 	HandshakeTimeout time.Duration
-	MaxMessageSize   uint32 // largest RTMP message accepted (default 8 MiB: a 4K keyframe is a few MB)
+	MaxMessageSize   uint32 // largest RTMP message accepted (default DefaultMaxMessageSize; RTMP carries none above MaxRTMPMessageSize)
 	// ChunkSize is the RTMP chunk size fount announces to every client
 	// right after the handshake and writes its own chunks in (default
 	// DefaultChunkSize). Encoders that mirror the server's chunk size, as
@@ -151,6 +163,15 @@ type Config struct {
 // chosen by measurement with ffmpeg publishers (docs/performance.md).
 const DefaultChunkSize = 64 << 10
 
+const (
+	// DefaultMaxMessageSize is Config.MaxMessageSize's default: one video
+	// frame, and a 4K keyframe is a few MB.
+	DefaultMaxMessageSize = 8 << 20
+	// MaxRTMPMessageSize is the largest message RTMP can carry: a message
+	// header's length field is 24 bits.
+	MaxRTMPMessageSize = 1<<24 - 1
+)
+
 func (c Config) withDefaults() Config {
 	if c.App == "" {
 		c.App = "live"
@@ -165,7 +186,7 @@ func (c Config) withDefaults() Config {
 		c.HandshakeTimeout = 5 * time.Second
 	}
 	if c.MaxMessageSize == 0 {
-		c.MaxMessageSize = defaultMaxMessageSize
+		c.MaxMessageSize = DefaultMaxMessageSize
 	}
 	if c.ChunkSize == 0 {
 		c.ChunkSize = DefaultChunkSize
@@ -299,10 +320,12 @@ func (s *Server) onConnect(ctx context.Context, nc net.Conn) (io.ReadWriteCloser
 	return c, &rtmp.ConnConfig{
 		Handler:                   &guardedHandler{h: h, s: s, c: c},
 		SkipHandshakeVerification: true,
+		// go-rtmp is given the filter's limits; the filter, reading first,
+		// refuses first.
 		ControlState: rtmp.StreamControlStateConfig{
-			MaxChunkStreams:   defaultMaxChunkStreams,
+			MaxChunkStreams:   c.filter.lim.MaxChunkStreams,
 			MaxMessageStreams: 8,
-			MaxMessageSize:    s.cfg.MaxMessageSize,
+			MaxMessageSize:    c.filter.lim.MaxMessageSize,
 		},
 		Logger: newLogBridge(log, &s.counters),
 	}

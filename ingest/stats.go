@@ -8,21 +8,22 @@ import (
 	"time"
 )
 
-// counters are the server-wide ingest counters, read by Stats.
+// counters are the server-wide ingest counters, read by Stats: one per
+// Stats field of the same name, which says what it counts.
 type counters struct {
-	connections       atomic.Int64 // open now
+	connections       atomic.Int64
 	publishesAccepted atomic.Uint64
 	publishesRefused  atomic.Uint64
-	bytesIn           atomic.Uint64 // raw bytes read from RTMP connections
-	protocolErrors    atomic.Uint64 // connections closed for a protocol or media error
-	timeouts          atomic.Uint64 // connections dropped by the read timeout
-	timestampWraps    atomic.Uint64 // publisher timelines that went past 2^32 ms
-	connsEvicted      atomic.Uint64 // closed at MaxConnections to admit a new connection
-	connsRefused      atomic.Uint64 // refused at MaxConnections (every slot publishing)
-	handshakeTimeouts atomic.Uint64 // closed for not publishing within HandshakeTimeout
-	publisherLimit    atomic.Uint64 // publishes refused at MaxPublishers
-	panics            atomic.Uint64 // panics recovered in a connection's goroutine
-	tracksSkipped     atomic.Uint64 // publisher tracks skipped (codec fount cannot use, unreadable configuration)
+	bytesIn           atomic.Uint64
+	protocolErrors    atomic.Uint64
+	timeouts          atomic.Uint64
+	timestampWraps    atomic.Uint64
+	connsEvicted      atomic.Uint64
+	connsRefused      atomic.Uint64
+	handshakeTimeouts atomic.Uint64
+	publisherLimit    atomic.Uint64
+	panics            atomic.Uint64
+	tracksSkipped     atomic.Uint64
 }
 
 // publishStats is one live publisher's, updated on its read goroutine and
@@ -49,20 +50,20 @@ func (ps *publishStats) addTrack(t *trackStat) {
 
 // Stats is a snapshot of the ingest server.
 type Stats struct {
-	Connections       int64
-	PublishesAccepted uint64
-	PublishesRefused  uint64
-	BytesIn           uint64
-	ProtocolErrors    uint64
-	Timeouts          uint64
-	TimestampWraps    uint64 // RTMP timestamps that wrapped at 2^32 ms (49.7 days) and were unwrapped
-	ConnsEvicted      uint64 // connections closed at MaxConnections to admit a new one
-	ConnsRefused      uint64 // connections refused at MaxConnections (every slot publishing)
-	HandshakeTimeouts uint64 // connections closed for not publishing within HandshakeTimeout
-	PublisherLimit    uint64 // publishes refused at MaxPublishers (also in PublishesRefused)
-	Panics            uint64 // panics recovered in connections (each closed its connection)
-	TracksSkipped     uint64 // publisher tracks skipped: a codec fount cannot use, or an unreadable configuration
-	Publishers        []PublisherStats
+	Connections       int64            // RTMP connections open now
+	PublishesAccepted uint64           // publishes that went ahead
+	PublishesRefused  uint64           // publishes refused, for any reason
+	BytesIn           uint64           // raw bytes read from RTMP connections
+	ProtocolErrors    uint64           // connections closed for a protocol or media error
+	Timeouts          uint64           // connections dropped by the read timeout
+	TimestampWraps    uint64           // RTMP timestamps that wrapped at 2^32 ms (49.7 days) and were unwrapped
+	ConnsEvicted      uint64           // connections closed at MaxConnections to admit a new one
+	ConnsRefused      uint64           // connections refused at MaxConnections (every slot publishing)
+	HandshakeTimeouts uint64           // connections closed for not publishing within HandshakeTimeout
+	PublisherLimit    uint64           // publishes refused at MaxPublishers (also in PublishesRefused)
+	Panics            uint64           // panics recovered in connections (each closed its connection)
+	TracksSkipped     uint64           // publisher tracks skipped: a codec fount cannot use, or an unreadable configuration
+	Publishers        []PublisherStats // the live publishers
 }
 
 // PublisherStats describes one live publisher.
@@ -71,9 +72,9 @@ type PublisherStats struct {
 	// Variant is the rendition a grouped push (?variant=) adds to Stream;
 	// "" for a plain publish. Several publishers may share a Stream.
 	Variant    string
-	Remote     string // the encoder's address (never its key)
-	Started    time.Time
-	MediaBytes uint64
+	Remote     string    // the encoder's address (never its key)
+	Started    time.Time // when the publish began
+	MediaBytes uint64    // audio and video message bytes received
 	// AVSkew is the last audio timestamp minus the last video timestamp;
 	// zero until both tracks have arrived.
 	AVSkew time.Duration

@@ -119,7 +119,7 @@ const (
 	exposeHeaders = "Content-Length, Content-Range, Date, ETag, Last-Modified, Age"
 	// mediaCacheControl: names are never reused for other bytes, so media
 	// can be cached for good.
-	mediaCacheControl = "public, max-age=31536000, immutable"
+	mediaCacheControl = storage.ImmutableCacheControl
 )
 
 func isMedia(file string) bool {

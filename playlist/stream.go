@@ -65,9 +65,9 @@ type Part struct {
 
 const (
 	playlistName = "index.m3u8"
-	playlistType = "application/vnd.apple.mpegurl"
-	tsType       = "video/mp2t"
-	mp4Type      = "video/mp4"
+	playlistType = storage.PlaylistType
+	tsType       = storage.TSType
+	mp4Type      = storage.MP4Type
 )
 
 // rendered is an immutable snapshot of a playlist, swapped atomically so

@@ -5,6 +5,7 @@ import "time"
 // Kind tells which track a frame belongs to.
 type Kind uint8
 
+// The kinds, one bit each, so that Tracks can hold several.
 const (
 	Video Kind = 1 << iota
 	Audio

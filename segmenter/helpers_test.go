@@ -7,13 +7,14 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/asticode/go-astits"
+
+	"github.com/fount-live/fount/ingest/flv"
 )
 
 // Real configs produced by ffmpeg/libx264/aac (see testdata/README).
@@ -42,26 +43,19 @@ type flvStream struct {
 	frames                   []Frame
 }
 
-// readFLV is a minimal FLV reader for tests (H.264 + AAC only).
+// readFLV reads an FLV file's H.264 and AAC tags as segmenter input.
 func readFLV(t testing.TB, path string) flvStream {
 	t.Helper()
-	d, err := os.ReadFile(path)
+	tags, err := flv.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var st flvStream
-	p := 9 + 4
-	for p+11 <= len(d) {
-		typ := d[p]
-		size := int(d[p+1])<<16 | int(d[p+2])<<8 | int(d[p+3])
-		ts := int64(d[p+4])<<16 | int64(d[p+5])<<8 | int64(d[p+6]) | int64(d[p+7])<<24
-		if p+11+size > len(d) {
-			break
-		}
-		body := d[p+11 : p+11+size]
-		dts := time.Duration(ts) * time.Millisecond
+	for _, g := range tags {
+		body := g.Data
+		dts := time.Duration(g.Timestamp) * time.Millisecond
 		switch {
-		case typ == 9 && len(body) >= 5 && body[0]&0x0f == 7:
+		case g.Type == flv.TagVideo && len(body) >= 5 && body[0]&0x0f == 7:
 			cts := int32(uint32(body[2])<<16|uint32(body[3])<<8|uint32(body[4])) << 8 >> 8
 			if body[1] == 0 {
 				st.videoConfig = bytes.Clone(body[5:])
@@ -69,14 +63,13 @@ func readFLV(t testing.TB, path string) flvStream {
 				st.frames = append(st.frames, Frame{Kind: Video, DTS: dts,
 					PTS: dts + time.Duration(cts)*time.Millisecond, Key: body[0]>>4 == 1, Data: bytes.Clone(body[5:])})
 			}
-		case typ == 8 && len(body) >= 2 && body[0]>>4 == 10:
+		case g.Type == flv.TagAudio && len(body) >= 2 && body[0]>>4 == 10:
 			if body[1] == 0 {
 				st.audioConfig = bytes.Clone(body[2:])
 			} else {
 				st.frames = append(st.frames, Frame{Kind: Audio, DTS: dts, PTS: dts, Data: bytes.Clone(body[2:])})
 			}
 		}
-		p += 11 + size + 4
 	}
 	return st
 }

@@ -1,6 +1,13 @@
 // Package segmenter turns the codec frames of one live stream into
 // GOP-aligned HLS segments, MPEG-TS or fMP4/CMAF, optionally with LL-HLS
-// partial segments. It knows nothing of RTMP or HTTP.
+// partial segments.
+//
+// It owns where segments and parts begin and end (at keyframes for video,
+// by duration for audio only) and their bytes: MPEG-TS, or fMP4 init
+// segments and fragments. Codec configuration comes from package codec.
+// It never names or stores what it makes (a Sink takes each Init, Part and
+// Segment), never keeps a playlist window, and knows nothing of RTMP or
+// HTTP.
 //
 // Timeline: Segment.Start is the DTS of the segment's first frame on the
 // primary track (video when the stream has video, else audio): for video

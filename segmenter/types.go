@@ -75,9 +75,10 @@ const (
 	DropBeforeKeyframe                   // before the stream's first video keyframe (or a flushed part's pending audio)
 	DropUnusedTrack                      // its track is not part of the stream (appeared after the start)
 	DropMalformed                        // empty, unparseable or of an unknown kind
-	NumDropReasons
+	NumDropReasons                       // the number of reasons, for arrays indexed by DropReason
 )
 
+// String is the reason's metric label, e.g. "no_codec_config".
 func (r DropReason) String() string {
 	switch r {
 	case DropNoConfig:
@@ -98,6 +99,7 @@ const (
 	FormatFMP4               // fMP4/CMAF
 )
 
+// String names the container: "MPEG-TS" or "fMP4".
 func (f Format) String() string {
 	if f == FormatFMP4 {
 		return "fMP4"
@@ -140,10 +142,10 @@ type Segment struct {
 	Duration        time.Duration // next segment's Start minus this Start; for the final flushed one, last frame DTS + one frame duration - Start
 	ProgramDateTime time.Time     // wall clock (Config.Now) when this segment's first frame was written; never decreases
 	Discontinuity   bool          // timestamps jumped or codec config changed before this segment
-	HasVideo        bool
-	HasAudio        bool
-	Parts           []Part // when PartDuration > 0: every part of this segment in order, the same slices handed to Sink.Part (without Data if Config.PartsOnly)
-	InitVersion     int    // fMP4: which Init this segment needs; 0 for TS
+	HasVideo        bool          // holds at least one video frame
+	HasAudio        bool          // holds at least one audio frame
+	Parts           []Part        // when PartDuration > 0: every part of this segment in order, the same slices handed to Sink.Part (without Data if Config.PartsOnly)
+	InitVersion     int           // fMP4: which Init this segment needs; 0 for TS
 	// IFrames are the segment's video keyframes in order (usually one, at
 	// its start; more when the GOP is shorter than the segment); nil
 	// without video keyframes (audio-only). With Config.ReuseBuffer (or
@@ -183,8 +185,8 @@ type Info struct {
 	Codecs        string        // HLS CODECS attribute, e.g. "avc1.64001f,mp4a.40.2"
 	GOP           time.Duration // last measured keyframe interval
 	GOPTooLong    bool          // a GOP was longer than TargetDuration
-	Segments      uint64
-	DroppedFrames uint64 // frames dropped (before first keyframe, before config, unsupported)
+	Segments      uint64        // segments handed to the Sink so far
+	DroppedFrames uint64        // frames dropped (before first keyframe, before config, unsupported)
 	// Discontinuities this segmenter flagged, by cause (see Counters).
 	TimestampJumps, ConfigChanges uint64
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"mime"
 	"os"
 	"path/filepath"
 	"sort"
@@ -45,6 +44,8 @@ func (d *Dir) path(key string) (string, error) {
 	return filepath.Join(d.root, filepath.FromSlash(key)), nil
 }
 
+// Put writes obj.Data to key's file, replacing it atomically. The content
+// type is not kept: Get derives it from the name.
 func (d *Dir) Put(_ context.Context, key string, obj Object) error {
 	p, err := d.path(key)
 	if err != nil {
@@ -77,6 +78,8 @@ func (d *Dir) Put(_ context.Context, key string, obj Object) error {
 	return nil
 }
 
+// Get reads key's file, with the content type its name gives (ContentType)
+// and the file's modification time.
 func (d *Dir) Get(_ context.Context, key string) (Object, error) {
 	p, err := d.path(key)
 	if err != nil {
@@ -100,9 +103,10 @@ func (d *Dir) Get(_ context.Context, key string) (Object, error) {
 	if _, err := f.ReadAt(data, 0); err != nil && st.Size() > 0 {
 		return Object{}, fmt.Errorf("storage get %s: %w", key, err)
 	}
-	return Object{Data: data, ContentType: contentType(p), ModTime: st.ModTime()}, nil
+	return Object{Data: data, ContentType: ContentType(key), ModTime: st.ModTime()}, nil
 }
 
+// Delete removes key's file, and its directory once empty.
 func (d *Dir) Delete(_ context.Context, key string) error {
 	p, err := d.path(key)
 	if err != nil {
@@ -121,6 +125,8 @@ func (d *Dir) Delete(_ context.Context, key string) error {
 	return nil
 }
 
+// Keys lists the stored keys below prefix, sorted; files whose names begin
+// with '.' (the temporary ones among them) are not keys.
 func (d *Dir) Keys(_ context.Context, prefix string) ([]string, error) {
 	var keys []string
 	err := filepath.WalkDir(d.root, func(p string, e fs.DirEntry, err error) error {
@@ -145,23 +151,6 @@ func (d *Dir) Keys(_ context.Context, prefix string) ([]string, error) {
 	}
 	sort.Strings(keys)
 	return keys, nil
-}
-
-// contentType derives the type from the file name, since a directory keeps
-// no metadata; HLS types are set explicitly as not every system knows them.
-func contentType(p string) string {
-	switch filepath.Ext(p) {
-	case ".m3u8":
-		return "application/vnd.apple.mpegurl"
-	case ".ts":
-		return "video/mp2t"
-	case ".m4s", ".mp4":
-		return "video/mp4"
-	}
-	if t := mime.TypeByExtension(filepath.Ext(p)); t != "" {
-		return t
-	}
-	return "application/octet-stream"
 }
 
 // removeStaleTemps deletes temporary files that a crash left behind

@@ -21,6 +21,7 @@ func (m *Memory) InProcess() bool { return true }
 // NewMemory returns an empty memory store.
 func NewMemory() *Memory { return &Memory{objs: make(map[string]Object)} }
 
+// Put keeps obj as it is, Data not copied.
 func (m *Memory) Put(_ context.Context, key string, obj Object) error {
 	if err := ValidKey(key); err != nil {
 		return err
@@ -31,6 +32,7 @@ func (m *Memory) Put(_ context.Context, key string, obj Object) error {
 	return nil
 }
 
+// Get returns the Object stored under key, Data shared with every caller.
 func (m *Memory) Get(_ context.Context, key string) (Object, error) {
 	// Checked like every backend, so that callers see ErrInvalidKey, not
 	// ErrNotFound, whatever the store.
@@ -46,6 +48,7 @@ func (m *Memory) Get(_ context.Context, key string) (Object, error) {
 	return obj, nil
 }
 
+// Delete forgets key.
 func (m *Memory) Delete(_ context.Context, key string) error {
 	if err := ValidKey(key); err != nil {
 		return err
@@ -59,6 +62,7 @@ func (m *Memory) Delete(_ context.Context, key string) error {
 	return nil
 }
 
+// Keys lists the stored keys below prefix, sorted.
 func (m *Memory) Keys(_ context.Context, prefix string) ([]string, error) {
 	m.mu.RLock()
 	var keys []string

@@ -41,16 +41,6 @@ type S3Config struct {
 	CacheControl func(key string) string
 }
 
-// DefaultCacheControl suits HLS: playlists change all the time and must be
-// revalidated; every other object (segments, parts, init segments) has an
-// immutable name and may be cached forever.
-func DefaultCacheControl(key string) string {
-	if strings.HasSuffix(key, ".m3u8") {
-		return "no-cache"
-	}
-	return "public, max-age=31536000, immutable"
-}
-
 // S3 stores objects in an S3 bucket (AWS or any S3-compatible server).
 // Every call is a synchronous network round trip: wrap it in Async so
 // that ingest never waits for the network.
@@ -126,6 +116,8 @@ func newS3Client(ctx context.Context, cfg S3Config) (*s3.Client, error) {
 	return client, nil
 }
 
+// Put uploads obj with its content type (ContentType of the key when
+// empty) and the Cache-Control S3Config.CacheControl gives.
 func (s *S3) Put(ctx context.Context, key string, obj Object) error {
 	if err := ValidKey(key); err != nil {
 		return err
@@ -138,7 +130,7 @@ func (s *S3) Put(ctx context.Context, key string, obj Object) error {
 	}
 	ct := obj.ContentType
 	if ct == "" {
-		ct = contentType(key)
+		ct = ContentType(key)
 	}
 	in.ContentType = aws.String(ct)
 	if cc := s.cacheControl(key); cc != "" {
@@ -150,6 +142,7 @@ func (s *S3) Put(ctx context.Context, key string, obj Object) error {
 	return nil
 }
 
+// Get downloads key, with its stored content type and modification time.
 func (s *S3) Get(ctx context.Context, key string) (Object, error) {
 	if err := ValidKey(key); err != nil {
 		return Object{}, err

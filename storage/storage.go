@@ -1,7 +1,16 @@
-// Package storage keeps bytes by key: segments, playlists and init segments.
-// It never parses media; dir and S3 only map a key's extension to its
-// content type and caching. Memory is the default; a directory or an S3
-// bucket are options.
+// Package storage keeps bytes by key: the playlists, segments, parts and
+// init segments of fount's streams, in memory (the default), in a directory
+// or in an S3 bucket (behind Async, so that no writer waits for the
+// network).
+//
+// It owns the grammar of names and keys (ValidName, ValidKey), the shape of
+// a stream's keys (SplitKey), and the kinds of object by file name: the
+// content type and Cache-Control of playlists (.m3u8), MPEG-TS segments
+// (.ts) and fMP4 segments, parts and init segments (.m4s, .mp4), which the
+// dir and S3 stores derive from a key (ContentType, DefaultCacheControl).
+// It never reads the bytes it keeps (no media or playlist parsing), never
+// decides what is written or deleted when (package playlist does), and
+// never serves HTTP.
 package storage
 
 import (

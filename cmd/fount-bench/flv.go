@@ -1,38 +1,36 @@
 package main
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"sort"
+
+	"github.com/fount-live/fount/ingest/flv"
 )
 
 // FLV tag types, which are also the RTMP message types they travel as.
 const (
-	tagAudio  = 8
-	tagVideo  = 9
-	tagScript = 18
+	tagAudio  = flv.TagAudio
+	tagVideo  = flv.TagVideo
+	tagScript = flv.TagScript
 )
 
-// tag is one FLV tag of a clip: a window into clip.data, never a copy.
+// tag is one FLV tag of a clip.
 type tag struct {
-	typ    uint8
-	ts     uint32 // milliseconds from the clip's first tag
-	off, n int    // payload bytes: clip.data[off : off+n]
+	typ     uint8
+	ts      uint32 // milliseconds from the clip's first tag
+	payload []byte // a window into the file's bytes, never a copy
 }
 
 // clip is an FLV file read once into memory and shared, read-only, by all
-// publishers: payloads are sub-slices of data.
+// publishers: payloads are sub-slices of the file.
 type clip struct {
-	data   []byte
 	config []tag   // script data and codec sequence headers, sent once per publish
 	media  []tag   // everything else, replayed in a loop
 	loopMS uint64  // how far timestamps move forward per loop
 	rate   float64 // media bits per second over one loop
 }
-
-func (c *clip) payload(t tag) []byte { return c.data[t.off : t.off+t.n] }
 
 // loadFLV reads an FLV file.
 func loadFLV(path string) (*clip, error) {
@@ -52,39 +50,25 @@ func loadFLV(path string) (*clip, error) {
 // interval, so that loop k+1's first frame follows loop k's last one at
 // the file's own frame rate.
 func parseFLV(b []byte) (*clip, error) {
-	if len(b) < 9 || string(b[:3]) != "FLV" {
-		return nil, errors.New("not an FLV file")
+	tags, err := flv.Parse(b)
+	if err != nil && !errors.Is(err, flv.ErrTruncated) { // a truncated last tag, as a killed recorder leaves, is dropped
+		return nil, err
 	}
-	hdr := int(binary.BigEndian.Uint32(b[5:9]))
-	if hdr < 9 || hdr > len(b) {
-		return nil, fmt.Errorf("bad FLV header size %d", hdr)
-	}
-	c := &clip{data: b}
-	pos := hdr + 4 // PreviousTagSize0
+	c := &clip{}
 	var first uint32
 	haveFirst := false
 	var videoTS []uint32
 	var mediaBytes int
-	for pos+11 <= len(b) {
-		typ := b[pos] & 0x1f // the two high bits are reserved / filter
-		n := int(b[pos+1])<<16 | int(b[pos+2])<<8 | int(b[pos+3])
-		ts := uint32(b[pos+4])<<16 | uint32(b[pos+5])<<8 | uint32(b[pos+6]) | uint32(b[pos+7])<<24
-		off := pos + 11
-		if off+n > len(b) {
-			break // a truncated last tag, as a killed recorder leaves
-		}
-		pos = off + n + 4
-		if b[off-11]&0x20 != 0 {
-			return nil, errors.New("encrypted FLV tags are not supported")
-		}
-		t := tag{typ: typ, off: off, n: n}
+	for _, g := range tags {
+		typ, ts, n := g.Type, g.Timestamp, len(g.Data)
+		t := tag{typ: typ, payload: g.Data}
 		switch {
 		case typ == tagScript:
 			c.config = append(c.config, t)
 			continue
 		case typ != tagAudio && typ != tagVideo, n == 0:
 			continue
-		case isSequenceHeader(typ, b[off:off+n]):
+		case isSequenceHeader(typ, g.Data):
 			c.config = append(c.config, t)
 			continue
 		}
@@ -118,7 +102,7 @@ func parseFLV(b []byte) (*clip, error) {
 			if uint64(t.ts) < c.loopMS {
 				keep = append(keep, t)
 			} else {
-				mediaBytes -= t.n
+				mediaBytes -= len(t.payload)
 			}
 		}
 		c.media = keep

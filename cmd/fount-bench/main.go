@@ -1,6 +1,12 @@
 // Command fount-bench is a load tool for live HLS origins: many RTMP
 // publishers replaying a recorded clip in real time, and many simulated
 // HLS viewers that follow playlists like players do.
+//
+// It owns its RTMP publisher, its playlist follower and the latency
+// histograms it reports. It drives an origin only from outside, over RTMP
+// and HTTP as encoders and players do, so it measures fount or any other
+// origin alike: of fount it imports only ingest/flv, to read the clip. It
+// never starts an origin.
 package main
 
 import (

@@ -339,11 +339,11 @@ func (p *publisher) stream(ctx context.Context, c *rtmpConn, pong <-chan uint32,
 	for _, t := range cl.config {
 		switch t.typ {
 		case tagScript:
-			c.buf = appendData(c.buf, c.streamID, cl.payload(t))
+			c.buf = appendData(c.buf, c.streamID, t.payload)
 		case tagVideo:
-			c.buf = appendMessage(c.buf, csVideo, tagVideo, 0, c.streamID, cl.payload(t), outChunkSize)
+			c.buf = appendMessage(c.buf, csVideo, tagVideo, 0, c.streamID, t.payload, outChunkSize)
 		case tagAudio:
-			c.buf = appendMessage(c.buf, csAudio, tagAudio, 0, c.streamID, cl.payload(t), outChunkSize)
+			c.buf = appendMessage(c.buf, csAudio, tagAudio, 0, c.streamID, t.payload, outChunkSize)
 		}
 	}
 	timer := time.NewTimer(time.Hour)
@@ -381,7 +381,7 @@ func (p *publisher) stream(ctx context.Context, c *rtmpConn, pong <-chan uint32,
 			cs = csVideo
 		}
 		// RTMP timestamps are 32-bit and wrap, as they do for encoders.
-		c.buf = appendMessage(c.buf, cs, t.typ, uint32(ts), c.streamID, cl.payload(t), outChunkSize)
+		c.buf = appendMessage(c.buf, cs, t.typ, uint32(ts), c.streamID, t.payload, outChunkSize)
 		p.stats.tags.Add(1)
 		if len(c.buf) > 256<<10 {
 			sent += uint64(len(c.buf))

@@ -102,7 +102,7 @@ func defaultConfig() config {
 		MaxStreams:       200,
 		HandshakeTimeout: 5 * time.Second,
 		RTMPIdleTimeout:  10 * time.Second,
-		MaxMessageSize:   8 << 20,
+		MaxMessageSize:   ingest.DefaultMaxMessageSize,
 		RTMPChunkSize:    ingest.DefaultChunkSize,
 		// Longer than CDN edges keep idle origin connections (CloudFront
 		// at most 60 s, nginx 60 s), so that the edge, not fount, closes
@@ -269,8 +269,7 @@ func (c *config) validate() error {
 	if c.RTMPIdleTimeout < time.Second || c.RTMPIdleTimeout > 10*time.Minute {
 		errs = append(errs, fmt.Errorf("--rtmp-idle-timeout %s: must be between 1s and 10m", c.RTMPIdleTimeout))
 	}
-	if c.MaxMessageSize < 64<<10 || c.MaxMessageSize >= 16<<20 {
-		// RTMP message lengths are 24-bit.
+	if c.MaxMessageSize < 64<<10 || c.MaxMessageSize > ingest.MaxRTMPMessageSize {
 		errs = append(errs, fmt.Errorf("--max-message-size %s: must be at least 64K and below 16M (RTMP's largest message)", c.MaxMessageSize.String()))
 	}
 	if c.RTMPChunkSize < 128 || c.RTMPChunkSize > 0xFFFFFF {

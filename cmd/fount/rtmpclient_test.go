@@ -8,13 +8,14 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"sort"
 	"sync"
 	"testing"
 	"time"
 
 	amf0 "github.com/yutopp/go-amf0"
+
+	"github.com/fount-live/fount/ingest/flv"
 )
 
 // rtmpClient is a small RTMP publisher for tests: it shapes every byte it
@@ -379,9 +380,9 @@ type flvTag struct {
 }
 
 const (
-	tagAudio  = 8
-	tagVideo  = 9
-	tagScript = 18
+	tagAudio  = flv.TagAudio
+	tagVideo  = flv.TagVideo
+	tagScript = flv.TagScript
 )
 
 func (g flvTag) videoConfig() bool {
@@ -407,24 +408,15 @@ func (g flvTag) cts() int32 {
 // readFLV reads the tags of an FLV file.
 func readFLV(t *testing.T, path string) []flvTag {
 	t.Helper()
-	b, err := os.ReadFile(path)
+	tags, err := flv.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(b) < 13 || string(b[:3]) != "FLV" {
-		t.Fatalf("%s is not an FLV file", path)
+	out := make([]flvTag, len(tags))
+	for i, g := range tags {
+		out[i] = flvTag{typ: g.Type, ts: int64(g.Timestamp), data: g.Data}
 	}
-	var tags []flvTag
-	for off := int(binenc.BigEndian.Uint32(b[5:9])) + 4; off+11 <= len(b); {
-		size := int(b[off+1])<<16 | int(b[off+2])<<8 | int(b[off+3])
-		ts := int64(b[off+4])<<16 | int64(b[off+5])<<8 | int64(b[off+6]) | int64(b[off+7])<<24
-		if off+11+size > len(b) {
-			t.Fatalf("%s: truncated tag at %d", path, off)
-		}
-		tags = append(tags, flvTag{typ: b[off] & 0x1f, ts: ts, data: b[off+11 : off+11+size]})
-		off += 11 + size + 4
-	}
-	return tags
+	return out
 }
 
 // retime returns the tags with their timestamps mapped by f(kind, ts) and,

@@ -148,7 +148,7 @@ type Video struct {
 	// ColorPrimaries, TransferCharacteristics and MatrixCoefficients are the
 	// ITU-T H.273 code points from the bitstream; 2 (unspecified) if absent.
 	ColorPrimaries, TransferCharacteristics, MatrixCoefficients int
-	FullRange                                                   bool
+	FullRange                                                   bool // full-range sample values, not limited (video range)
 
 	hevc hevcPTL // HEVC: the record's general profile, tier and level
 }
@@ -247,8 +247,8 @@ type Audio struct {
 	// AC-3 and E-AC-3 bit stream information of the first (independent)
 	// substream.
 	BSID, BSMod, ACMod int
-	LFE                bool
-	Blocks             int // E-AC-3 audio blocks per sync frame (6 for AC-3)
+	LFE                bool // lfeon: a low-frequency effects channel is present
+	Blocks             int  // E-AC-3 audio blocks per sync frame (6 for AC-3)
 
 	// FLAC STREAMINFO block sizes.
 	MinBlockSize, MaxBlockSize int

@@ -250,13 +250,10 @@ func hevcLevel(idc byte) string {
 
 // hevcSPS is what fount reads from an H.265 sequence parameter set.
 type hevcSPS struct {
-	ptl                          hevcPTL
 	maxSubLayersMinus1           int
 	temporalIDNesting            bool
-	id                           int
 	chromaFormatIDC              int
 	bitDepthLuma, bitDepthChroma int
-	codedWidth, codedHeight      int // pic_width/height_in_luma_samples
 	width, height                int // after the conformance window
 	frameRate                    float64
 	colour                       colour
@@ -282,10 +279,8 @@ func parseHEVCSPS(nal []byte) (hevcSPS, error) {
 	if si.maxSubLayersMinus1 > 6 {
 		return si, fmt.Errorf("hevc sps: sps_max_sub_layers_minus1 %d out of range", si.maxSubLayersMinus1)
 	}
-	// profile_tier_level(1, sps_max_sub_layers_minus1), H.265 7.3.3.
-	if len(rbsp) >= 13 {
-		si.ptl = readPTL(rbsp[1:13])
-	}
+	// profile_tier_level(1, sps_max_sub_layers_minus1), H.265 7.3.3: the
+	// general part, which the record repeats (parseHEVC reads it there).
 	r.skip(96)
 	var subProfile, subLevel [6]bool
 	for i := 0; i < si.maxSubLayersMinus1; i++ {
@@ -307,7 +302,6 @@ func parseHEVCSPS(nal []byte) (hevcSPS, error) {
 	if r.err == nil && id > 15 {
 		return si, fmt.Errorf("hevc sps: sps_seq_parameter_set_id %d out of range", id)
 	}
-	si.id = int(id)
 	cf := r.ue()
 	if r.err == nil && cf > 3 {
 		return si, fmt.Errorf("hevc sps: chroma_format_idc %d out of range", cf)
@@ -332,7 +326,6 @@ func parseHEVCSPS(nal []byte) (hevcSPS, error) {
 	if dl > 8 || dc > 8 {
 		return si, fmt.Errorf("hevc sps: bit depth minus 8 %d/%d out of range", dl, dc)
 	}
-	si.codedWidth, si.codedHeight = int(w), int(h)
 	si.bitDepthLuma, si.bitDepthChroma = int(dl)+8, int(dc)+8
 	// Conformance window offsets count chroma samples (H.265 7.4.3.2.1).
 	subW, subH := int64(1), int64(1)

@@ -251,7 +251,7 @@ func TestHEVCSubLayers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if si.ptl.profileIDC != 2 || !si.ptl.highTier || si.ptl.levelIDC != 123 || si.chromaFormatIDC != 2 || si.width != 512 || si.height != 512 || si.bitDepthLuma != 10 || si.maxSubLayersMinus1 != 2 {
+	if si.chromaFormatIDC != 2 || si.width != 512 || si.height != 512 || si.bitDepthLuma != 10 || si.maxSubLayersMinus1 != 2 {
 		t.Fatalf("%+v", si)
 	}
 }
