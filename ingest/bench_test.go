@@ -63,11 +63,17 @@ func BenchmarkPerFrame(b *testing.B) {
 		}
 	}
 	h := &handler{ctx: context.Background(), cfg: &Config{}, log: log, done: func() {}, server: &Server{}, stats: &publishStats{}}
-	h.sess = segSession{segmenter.New(segmenter.Config{Expect: segmenter.Video | segmenter.Audio, Logger: log}, countSink{})}
+	// As fount runs it: every segment built in one reused buffer.
+	h.sess = segSession{segmenter.New(segmenter.Config{Expect: segmenter.Video | segmenter.Audio, Logger: log, ReuseBuffer: true}, countSink{})}
 	var r bytes.Reader
-	// The file is 4 s; loop it with timestamps shifted so the timeline runs on.
-	var loop uint32
-	last := media[len(media)-1].ts + 40
+	// The file is 4 s; loop it with timestamps shifted so the timeline runs
+	// on. The shift is past the largest timestamp (audio ends after the
+	// last video tag): a shift from the last tag would move audio back,
+	// which the segmenter takes as a jump and a discontinuity every loop.
+	var loop, last uint32
+	for _, t := range media {
+		last = max(last, t.ts+40)
+	}
 	b.SetBytes(size / int64(len(media)))
 	b.ReportAllocs()
 	b.ResetTimer()
