@@ -119,7 +119,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 	// The playlist copies what it keeps (to memory files), so every
 	// segment of a stream is built in one buffer.
 	segCfg := segmenter.Config{TargetDuration: cfg.SegmentDuration, Logger: log, Counters: new(segmenter.Counters),
-		MaxSegmentDuration: longestSegment(cfg.SegmentDuration), ReuseBuffer: true}
+		MaxSegmentDuration: segmenter.MaxSegmentDuration(cfg.SegmentDuration), ReuseBuffer: true}
 	plCfg := playlist.Config{
 		Store:           store,
 		TargetDuration:  cfg.SegmentDuration,
