@@ -186,13 +186,16 @@ func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
 // Unwrap lets http.ResponseController reach the connection.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// route names a request path for metrics; never the stream, to keep the
-// label set small.
+// route names a request path on the viewer port for metrics; never the
+// stream, to keep the label set small.
 func route(path string) string {
-	file := path[strings.LastIndexByte(path, '/')+1:]
-	switch {
-	case path == "/healthz" || path == "/readyz":
+	if path == "/healthz" || path == "/readyz" {
 		return "health"
+	}
+	_, file, ok := splitPath(path)
+	switch {
+	case !ok:
+		return "other"
 	case strings.HasSuffix(file, ".m3u8"):
 		return "playlist"
 	case strings.HasPrefix(file, "init"):
@@ -203,6 +206,17 @@ func route(path string) string {
 		return "segment"
 	}
 	return "other"
+}
+
+// splitPath splits a viewer path, "/" and a stream's object key, into the
+// stream's path and the file name with storage.SplitKey; ok is false for
+// any other path.
+func splitPath(path string) (stream, file string, ok bool) {
+	key, ok := strings.CutPrefix(path, "/")
+	if !ok {
+		return "", "", false
+	}
+	return storage.SplitKey(key)
 }
 
 // health adds /healthz (the process serves) and /readyz (listeners up,
