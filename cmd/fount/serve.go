@@ -375,30 +375,6 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 	return runErr
 }
 
-// httpReadHeaderTimeout closes clients that trickle a request header
-// (slowloris); a real client sends one in a packet.
-const httpReadHeaderTimeout = 5 * time.Second
-
-// httpMaxHeaderBytes: players and CDNs send well under 2 KiB of headers.
-const httpMaxHeaderBytes = 16 << 10
-
-func newHTTPServer(h http.Handler, log *slog.Logger, cfg config) *http.Server {
-	write := cfg.httpWriteTimeout()
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: httpReadHeaderTimeout,
-		// ReadTimeout equals WriteTimeout, not something short: net/http
-		// keeps the read deadline while the handler runs and cancels the
-		// request's context when it passes, which would cut LL-HLS
-		// blocking requests short. Requests carry no bodies to bound.
-		ReadTimeout:    write,
-		WriteTimeout:   write,
-		IdleTimeout:    cfg.HTTPIdleTimeout,
-		MaxHeaderBytes: httpMaxHeaderBytes,
-		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-}
-
 func portOf(ln net.Listener) string {
 	if a, ok := ln.Addr().(*net.TCPAddr); ok {
 		return fmt.Sprintf(":%d", a.Port)
