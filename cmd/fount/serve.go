@@ -215,7 +215,7 @@ func newServers(cfg config, log *slog.Logger, reg *playlist.Registry, seg segmen
 	mets := newMetrics(rtmpSrv, reg, uploads, seg.Counters)
 	httpPanics := new(httpPanicCounts)
 	mets.reg.MustRegister(&limitsCollector{rtmp: rtmpSrv, pl: reg, seg: seg.Counters, http: httpPanics})
-	s := servers{rtmp: rtmpSrv, http: newViewerServer(cfg, log, reg, mets, httpPanics)}
+	s := servers{rtmp: rtmpSrv, http: newViewerServer(cfg, log, reg, mets, &httpPanics.viewer)}
 	if lns.api != nil {
 		apiMux := http.NewServeMux()
 		health(apiMux, reg.Ready)

@@ -3,13 +3,15 @@ package main
 import (
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/fount-live/fount/playlist"
 )
 
 // newViewerServer builds the viewer port's server: the registry's handler
-// behind the metrics and panic recovery, with /healthz and /readyz.
-func newViewerServer(cfg config, log *slog.Logger, reg *playlist.Registry, mets *metrics, httpPanics *httpPanicCounts) *playlist.Server {
+// behind the metrics and panic recovery (counted in panics), with /healthz
+// and /readyz.
+func newViewerServer(cfg config, log *slog.Logger, reg *playlist.Registry, mets *metrics, panics *atomic.Uint64) *playlist.Server {
 	viewer := reg.Handler()
 	if cfg.hooks != nil && cfg.hooks.viewer != nil {
 		viewer = cfg.hooks.viewer(viewer)
@@ -17,7 +19,7 @@ func newViewerServer(cfg config, log *slog.Logger, reg *playlist.Registry, mets 
 	mux := http.NewServeMux()
 	health(mux, reg.Ready)
 	// Recovered inside instrument, so that the 500 is counted as a request.
-	mux.Handle("/", mets.instrument(recoverHTTP("http", &httpPanics.viewer, log, viewer)))
+	mux.Handle("/", mets.instrument(recoverHTTP("http", panics, log, viewer)))
 	loops := cfg.HTTPLoops
 	if cfg.hooks != nil && cfg.hooks.viewer != nil {
 		loops = -1 // the hook must see every request
@@ -29,7 +31,7 @@ func newViewerServer(cfg config, log *slog.Logger, reg *playlist.Registry, mets 
 		IdleTimeout: cfg.HTTPIdleTimeout, ReadHeaderTimeout: httpReadHeaderTimeout, WriteTimeout: cfg.httpWriteTimeout(),
 		MaxHeaderBytes: httpMaxHeaderBytes,
 		Observe:        mets.observe,
-		Panicked:       func() { httpPanics.viewer.Add(1) },
+		Panicked:       func() { panics.Add(1) },
 		Logger:         log,
 	})
 	return httpSrv
