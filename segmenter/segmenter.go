@@ -55,6 +55,12 @@ const (
 	configWait = 5 * time.Second
 )
 
+// MaxSegmentDuration is the default of Config.MaxSegmentDuration for a
+// target duration: max(3 × target, 10 s).
+func MaxSegmentDuration(target time.Duration) time.Duration {
+	return max(3*target, defaultMaxSegment)
+}
+
 // discCause is why a discontinuity is pending.
 type discCause uint8
 
@@ -191,7 +197,7 @@ func New(cfg Config, sink Sink) *Segmenter {
 	s.partsOn = cfg.PartDuration > 0
 	s.partsOnly = s.partsOn && cfg.PartsOnly
 	if s.cfg.MaxSegmentDuration <= 0 {
-		s.cfg.MaxSegmentDuration = max(3*s.target, defaultMaxSegment)
+		s.cfg.MaxSegmentDuration = MaxSegmentDuration(s.target)
 	}
 	if s.cfg.MaxSegmentBytes <= 0 {
 		s.cfg.MaxSegmentBytes = defaultMaxSegmentBytes

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/fount-live/fount/ingest"
+	"github.com/fount-live/fount/segmenter"
 	"github.com/fount-live/fount/storage"
 )
 
@@ -192,22 +193,17 @@ func (b *byteSize) Set(s string) error {
 
 func (b *byteSize) Type() string { return "bytes" }
 
-// longestSegment is the longest segment the segmenter makes at this
-// segment duration: its cap (segmenter.Config.MaxSegmentDuration).
-func longestSegment(segmentDuration time.Duration) time.Duration {
-	return max(3*segmentDuration, 10*time.Second)
-}
-
 // httpWriteTimeout is --http-write-timeout, or its derived default. An
 // LL-HLS blocking request waits up to 3 target durations (rfc8216bis) and
-// the target grows to the longest segment, so the timeout must exceed
-// that; the minute on top is for sending a segment to a slow viewer (one
-// slower than that cannot play the stream live anyway).
+// the target grows to the longest segment, which the segmenter caps at
+// segmenter.MaxSegmentDuration, so the timeout must exceed 3 times that;
+// the minute on top is for sending a segment to a slow viewer (one slower
+// than that cannot play the stream live anyway).
 func (c config) httpWriteTimeout() time.Duration {
 	if c.HTTPWriteTimeout > 0 {
 		return c.HTTPWriteTimeout
 	}
-	return 3*longestSegment(c.SegmentDuration) + time.Minute
+	return 3*segmenter.MaxSegmentDuration(c.SegmentDuration) + time.Minute
 }
 
 func (c *config) validate() error {
@@ -279,7 +275,7 @@ func (c *config) validate() error {
 	if c.HTTPIdleTimeout < time.Second || c.HTTPIdleTimeout > time.Hour {
 		errs = append(errs, fmt.Errorf("--http-idle-timeout %s: must be between 1s and 1h", c.HTTPIdleTimeout))
 	}
-	if lo := 3 * longestSegment(c.SegmentDuration); c.HTTPWriteTimeout != 0 && c.HTTPWriteTimeout < lo {
+	if lo := 3 * segmenter.MaxSegmentDuration(c.SegmentDuration); c.HTTPWriteTimeout != 0 && c.HTTPWriteTimeout < lo {
 		errs = append(errs, fmt.Errorf("--http-write-timeout %s: must be 0 (derived) or at least %s, the longest LL-HLS blocking wait (3 × the longest segment)", c.HTTPWriteTimeout, lo))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {

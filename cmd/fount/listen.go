@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
 	"net"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fount-live/fount/ingest"
 )
 
 // listen opens a TCP listener; with reusePort it sets SO_REUSEPORT so that
@@ -27,4 +31,53 @@ func listen(ctx context.Context, addr string, reusePort bool) (net.Listener, err
 		}
 	}
 	return lc.Listen(ctx, "tcp", addr)
+}
+
+// listeners are the origin's open ports.
+type listeners struct {
+	rtmp, http net.Listener
+	api        net.Listener         // nil without --api-addr
+	rtmps      net.Listener         // TLS; nil without --rtmps-addr
+	certs      *ingest.CertReloader // rtmps's certificate, reloaded on SIGHUP; nil without it
+}
+
+// openListeners opens the RTMP and viewer ports, and the API and RTMPS
+// ports if set. On a failure it closes those it opened.
+func openListeners(ctx context.Context, cfg config) (l listeners, err error) {
+	defer func() {
+		if err != nil {
+			l.close()
+		}
+	}()
+	if l.rtmp, err = listen(ctx, cfg.RTMPAddr, cfg.ReusePort); err != nil {
+		return l, fmt.Errorf("rtmp: %w", err)
+	}
+	if l.http, err = listen(ctx, cfg.HTTPAddr, cfg.ReusePort); err != nil {
+		return l, fmt.Errorf("http: %w", err)
+	}
+	if cfg.APIAddr != "" {
+		if l.api, err = listen(ctx, cfg.APIAddr, cfg.ReusePort); err != nil {
+			return l, fmt.Errorf("api: %w", err)
+		}
+	}
+	if cfg.RTMPSAddr != "" {
+		if l.certs, err = ingest.NewCertReloader(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return l, err
+		}
+		var tcp net.Listener
+		if tcp, err = listen(ctx, cfg.RTMPSAddr, cfg.ReusePort); err != nil {
+			return l, fmt.Errorf("rtmps: %w", err)
+		}
+		l.rtmps = tls.NewListener(tcp, l.certs.TLSConfig())
+	}
+	return l, nil
+}
+
+// close closes the listeners that are open.
+func (l listeners) close() {
+	for _, ln := range []net.Listener{l.rtmp, l.http, l.api, l.rtmps} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
 }

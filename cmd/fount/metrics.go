@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -186,13 +184,16 @@ func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
 // Unwrap lets http.ResponseController reach the connection.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// route names a request path for metrics; never the stream, to keep the
-// label set small.
+// route names a request path on the viewer port for metrics; never the
+// stream, to keep the label set small.
 func route(path string) string {
-	file := path[strings.LastIndexByte(path, '/')+1:]
-	switch {
-	case path == "/healthz" || path == "/readyz":
+	if path == "/healthz" || path == "/readyz" {
 		return "health"
+	}
+	_, file, ok := splitPath(path)
+	switch {
+	case !ok:
+		return "other"
 	case strings.HasSuffix(file, ".m3u8"):
 		return "playlist"
 	case strings.HasPrefix(file, "init"):
@@ -205,23 +206,15 @@ func route(path string) string {
 	return "other"
 }
 
-// health adds /healthz (the process serves) and /readyz (listeners up,
-// storage writable) to mux.
-func health(mux *http.ServeMux, ready func(context.Context) error) {
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := ready(ctx); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		w.Write([]byte("ready\n"))
-	})
+// splitPath splits a viewer path, "/" and a stream's object key, into the
+// stream's path and the file name with storage.SplitKey; ok is false for
+// any other path.
+func splitPath(path string) (stream, file string, ok bool) {
+	key, ok := strings.CutPrefix(path, "/")
+	if !ok {
+		return "", "", false
+	}
+	return storage.SplitKey(key)
 }
 
 // Limits and crash safety (docs/scaling.md#limits).

@@ -125,3 +125,33 @@ func TestE2EMetricsAndHealth(t *testing.T) {
 		}
 	}
 }
+
+// route labels the paths of the whole viewer port; anything that is not
+// a stream's object or a health check is "other".
+func TestRoute(t *testing.T) {
+	for path, want := range map[string]string{
+		"/healthz":                  "health",
+		"/readyz":                   "health",
+		"/live/x/index.m3u8":        "playlist",
+		"/live/x/v0/index.m3u8":     "playlist",
+		"/live/x/iframes.m3u8":      "playlist",
+		"/live/x/init0.mp4":         "init",
+		"/live/x/v0/init1.mp4":      "init",
+		"/live/x/seg12.3.m4s":       "part",
+		"/live/x/seg12.m4s":         "segment",
+		"/live/x/v0/seg12.ts":       "segment",
+		"/live/x/keys/1.key":        "other",
+		"/":                         "other",
+		"/favicon.ico":              "other",
+		"/index.m3u8":               "other",
+		"/live/index.m3u8":          "other",
+		"/live/x/../y/index.m3u8":   "other",
+		"/a/b/c/d/index.m3u8":       "other",
+		"live/x/index.m3u8":         "other",
+		"/live/x/index.m3u8/extra/": "other",
+	} {
+		if got := route(path); got != want {
+			t.Errorf("route(%q) = %q, want %q", path, got, want)
+		}
+	}
+}

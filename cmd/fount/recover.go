@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
-	"strings"
 	"sync/atomic"
 )
 
@@ -32,7 +31,8 @@ func recoverHTTP(server string, n *atomic.Uint64, log *slog.Logger, next http.Ha
 				panic(v) // net/http's way to abort a response; not a fault
 			}
 			n.Add(1)
-			log.Error("panic serving an HTTP request; recovered", "server", server, "stream", streamOfPath(r.URL.Path),
+			stream, _, _ := splitPath(r.URL.Path) // "" unless a stream's object
+			log.Error("panic serving an HTTP request; recovered", "server", server, "stream", stream,
 				"path", r.URL.Path, "remote", r.RemoteAddr, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			if pw.wrote {
 				panic(http.ErrAbortHandler)
@@ -74,13 +74,3 @@ func (w *panicWriter) Flush() {
 
 // Unwrap lets http.ResponseController reach the connection.
 func (w *panicWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// streamOfPath is the "app/name" of a viewer path (/app/name/file), or "".
-func streamOfPath(p string) string {
-	p = strings.TrimPrefix(p, "/")
-	i := strings.LastIndexByte(p, '/')
-	if i <= 0 || strings.Count(p[:i], "/") != 1 {
-		return ""
-	}
-	return p[:i]
-}
