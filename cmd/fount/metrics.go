@@ -1,11 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -139,20 +138,12 @@ func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-// instrument counts viewer requests by route and status, and body bytes.
-func (m *metrics) instrument(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
-		next.ServeHTTP(sw, r)
-		m.requests.WithLabelValues(route(r.URL.Path), strconv.Itoa(sw.code)).Inc()
-		m.bytesOut.Add(float64(sw.n))
-	})
-}
-
-// observe counts a request the viewer port's event loops answered, as
-// instrument counts the others. They answer 200s only, whose counters
-// are looked up once (WithLabelValues hashes and validates its labels).
-func (m *metrics) observe(path string, status int, n int64) {
+// observe counts a viewer request, answered by an event loop or by
+// net/http (the viewer port's httploop.Observer), by route and status, and
+// its body bytes. The loops' 200s are nearly all requests: their counters
+// are looked up once (WithLabelValues hashes and validates its labels), so
+// that a loop's request costs no allocation here.
+func (m *metrics) observe(path []byte, status int, n int64) {
 	r := route(path)
 	c, ok := m.ok[r]
 	if !ok || status != http.StatusOK {
@@ -162,44 +153,20 @@ func (m *metrics) observe(path string, status int, n int64) {
 	m.bytesOut.Add(float64(n))
 }
 
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-	n    int
-}
-
-func (w *statusWriter) WriteHeader(code int) { w.code = code; w.ResponseWriter.WriteHeader(code) }
-func (w *statusWriter) Write(p []byte) (int, error) {
-	n, err := w.ResponseWriter.Write(p)
-	w.n += n
-	return n, err
-}
-
-// ReadFrom passes a body on to the connection's ReadFrom, where media in
-// memory files goes out with sendfile (playlist.Listener).
-func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
-	n, err := io.Copy(w.ResponseWriter, r)
-	w.n += int(n)
-	return n, err
-}
-
-// Unwrap lets http.ResponseController reach the connection.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 // route names a request path for metrics; never the stream, to keep the
 // label set small.
-func route(path string) string {
-	file := path[strings.LastIndexByte(path, '/')+1:]
+func route(path []byte) string {
+	file := path[bytes.LastIndexByte(path, '/')+1:]
 	switch {
-	case path == "/healthz" || path == "/readyz":
+	case string(path) == "/healthz" || string(path) == "/readyz":
 		return "health"
-	case strings.HasSuffix(file, ".m3u8"):
+	case bytes.HasSuffix(file, []byte(".m3u8")):
 		return "playlist"
-	case strings.HasPrefix(file, "init"):
+	case bytes.HasPrefix(file, []byte("init")):
 		return "init"
-	case strings.HasPrefix(file, "seg") && strings.Count(file, ".") == 2:
+	case bytes.HasPrefix(file, []byte("seg")) && bytes.Count(file, []byte(".")) == 2:
 		return "part"
-	case strings.HasPrefix(file, "seg"):
+	case bytes.HasPrefix(file, []byte("seg")):
 		return "segment"
 	}
 	return "other"

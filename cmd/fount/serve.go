@@ -202,28 +202,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 	mets := newMetrics(rtmpSrv, reg, uploads, segCfg.Counters)
 	httpPanics := new(httpPanicCounts)
 	mets.reg.MustRegister(&limitsCollector{rtmp: rtmpSrv, pl: reg, seg: segCfg.Counters, http: httpPanics})
-	viewer := reg.Handler()
-	if cfg.hooks != nil && cfg.hooks.viewer != nil {
-		viewer = cfg.hooks.viewer(viewer)
-	}
-	mux := http.NewServeMux()
-	health(mux, reg.Ready)
-	// Recovered inside instrument, so that the 500 is counted as a request.
-	mux.Handle("/", mets.instrument(recoverHTTP("http", &httpPanics.viewer, log, viewer)))
-	loops := cfg.HTTPLoops
-	if cfg.hooks != nil && cfg.hooks.viewer != nil {
-		loops = -1 // the hook must see every request
-	}
-	httpSrv := reg.NewServer(playlist.ServerConfig{
-		Fallback: newHTTPServer(playlist.CleanPathsOnly(mux), log, cfg),
-		Loops:    loops,
-		// As newHTTPServer's.
-		IdleTimeout: cfg.HTTPIdleTimeout, ReadHeaderTimeout: httpReadHeaderTimeout, WriteTimeout: cfg.httpWriteTimeout(),
-		MaxHeaderBytes: httpMaxHeaderBytes,
-		Observe:        mets.observe,
-		Panicked:       func() { httpPanics.viewer.Add(1) },
-		Logger:         log,
-	})
+	httpSrv := newViewerServer(cfg, log, reg, mets, &httpPanics.viewer)
 	var apiSrv *http.Server
 	if apiLn != nil {
 		apiMux := http.NewServeMux()

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/fount-live/fount/playlist"
+	"github.com/fount-live/fount/playlist/httploop"
+)
+
+// newViewerServer makes the viewer port's server: the event loops answer
+// plain requests from reg, net/http the rest with reg's Handler, both
+// through httploop's viewer middleware, which counts every answer in mets
+// and every recovered panic in panics; /healthz and /readyz are outside
+// it, as on the API port.
+func newViewerServer(cfg config, log *slog.Logger, reg *playlist.Registry, mets *metrics, panics *atomic.Uint64) *httploop.Server {
+	viewer := reg.Handler()
+	if cfg.hooks != nil && cfg.hooks.viewer != nil {
+		viewer = cfg.hooks.viewer(viewer)
+	}
+	routes := http.NewServeMux()
+	health(routes, reg.Ready)
+	return httploop.NewServer(httploop.Config{
+		Source:   reg,
+		Viewer:   viewer,
+		Routes:   routes,
+		Observer: viewerObserver{mets: mets, panics: panics, log: log},
+		Fallback: newHTTPServer(nil, log, cfg), // the loops keep its timeouts too
+		WrapConn: playlist.WrapConn,
+		Loops:    cfg.HTTPLoops,
+		Logger:   log,
+	})
+}
+
+// viewerObserver is the viewer port's httploop.Observer.
+type viewerObserver struct {
+	mets   *metrics
+	panics *atomic.Uint64
+	log    *slog.Logger
+}
+
+func (o viewerObserver) Observe(path []byte, status int, bodyBytes int64) {
+	o.mets.observe(path, status, bodyBytes)
+}
+
+func (o viewerObserver) Panicked(p httploop.Panic) {
+	o.panics.Add(1)
+	logPanic(o.log, "http", p)
+}
