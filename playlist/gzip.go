@@ -3,7 +3,6 @@ package playlist
 import (
 	"bytes"
 	"compress/gzip"
-	"strings"
 	"sync"
 )
 
@@ -27,24 +26,4 @@ func (g *gzipped) get(plain []byte) []byte {
 		g.body = b.Bytes()
 	})
 	return g.body
-}
-
-// acceptsGzip reports whether an Accept-Encoding header allows gzip: a
-// "gzip" (or "*") token whose q is not 0.
-func acceptsGzip(h string) bool {
-	for h != "" {
-		var tok string
-		tok, h, _ = strings.Cut(h, ",")
-		name, params, _ := strings.Cut(tok, ";")
-		name = strings.TrimSpace(name)
-		if !strings.EqualFold(name, "gzip") && name != "*" {
-			continue
-		}
-		q := strings.ReplaceAll(params, " ", "")
-		if v, ok := strings.CutPrefix(strings.ToLower(q), "q="); ok && strings.Trim(v, "0.") == "" {
-			return false
-		}
-		return true
-	}
-	return false
 }

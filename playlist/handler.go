@@ -7,54 +7,33 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/fount-live/fount/playlist/httploop"
 	"github.com/fount-live/fount/storage"
 )
 
 // Handler serves playlists, segments, parts and init segments at
 // /APP/NAME/FILE, including LL-HLS blocking playlist reloads and blocking
 // preload-hint part requests. Everything it writes comes from immutable
-// snapshots, so no lock is held while bytes go to the network.
+// snapshots, so no lock is held while bytes go to the network. An
+// httploop.Server's loops answer plain requests from Lookup, with the same
+// heads (httploop.Head), and hand the rest to it. It wraps itself in
+// httploop.CORS so that it answers alike on its own (tests, an embedding);
+// behind an httploop.Server, whose middleware has CORS already, that only
+// sets the same fields again.
 func (r *Registry) Handler() http.Handler {
-	return http.HandlerFunc(r.serveHTTP)
-}
-
-// CleanPathsOnly answers 404 to a request whose path is not clean ("..",
-// ".", "//", a trailing slash) before next sees it. It goes in front of an
-// http.ServeMux, which would otherwise redirect such a path to its cleaned
-// form: no viewer URL is ever unclean, and a redirect would only turn a
-// probe for "/live/../../etc/passwd" into one for "/etc/passwd".
-func CleanPathsOnly(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if p := req.URL.Path; p != "/" && (p == "" || p[0] != '/' || path.Clean(p) != p) {
-			notFound(w)
-			return
-		}
-		next.ServeHTTP(w, req)
-	})
+	return httploop.CORS(http.HandlerFunc(r.serveHTTP))
 }
 
 func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
-	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", "*")
-	switch req.Method {
-	case http.MethodGet, http.MethodHead:
-	case http.MethodOptions:
-		h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
-		h.Set("Access-Control-Allow-Headers", "Range")
-		h.Set("Access-Control-Max-Age", "86400")
-		w.WriteHeader(http.StatusNoContent)
-		return
-	default:
-		h.Set("Allow", "GET, HEAD, OPTIONS")
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD, OPTIONS") // OPTIONS: httploop.CORS answers it
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	h.Set("Access-Control-Expose-Headers", exposeHeaders)
 
 	// Exactly /APP/NAME/FILE, each a valid name (storage.ValidName, the
 	// grammar publish names obey too): nothing can reach outside a stream's
@@ -114,13 +93,9 @@ func splitPath(path string) (stream, file string, ok bool) {
 	return storage.SplitKey(p)
 }
 
-const (
-	// exposeHeaders lets a page's script read what players look at.
-	exposeHeaders = "Content-Length, Content-Range, Date, ETag, Last-Modified, Age"
-	// mediaCacheControl: names are never reused for other bytes, so media
-	// can be cached for good.
-	mediaCacheControl = storage.ImmutableCacheControl
-)
+// mediaCacheControl: names are never reused for other bytes, so media can
+// be cached for good.
+const mediaCacheControl = storage.ImmutableCacheControl
 
 func isMedia(file string) bool {
 	return strings.HasSuffix(file, ".ts") || strings.HasSuffix(file, ".m4s") || strings.HasSuffix(file, ".mp4")
@@ -225,17 +200,16 @@ func (r *Registry) servePlaylist(w http.ResponseWriter, req *http.Request, s *St
 // serveRendered answers with a rendered playlist, gzipped when the
 // client takes it.
 func serveRendered(w http.ResponseWriter, req *http.Request, pl *rendered, cacheControl string, skip bool) {
-	h := w.Header()
-	h.Set("Content-Type", playlistType)
-	h.Set("Cache-Control", cacheControl)
-	gzip := acceptsGzip(req.Header.Get("Accept-Encoding")) && req.Header.Get("Range") == ""
+	gzip := httploop.AcceptsGzip(req.Header.Get("Accept-Encoding")) && req.Header.Get("Range") == ""
+	body, head := pl.answer(cacheControl, skip, gzip)
+	serveBytes(w, req, head, body)
+}
+
+// answer is the body and head of a playlist answer.
+func (pl *rendered) answer(cacheControl string, skip, gzip bool) ([]byte, httploop.Head) {
 	body, etag := pl.representation(skip, gzip)
-	if gzip {
-		h.Set("Content-Encoding", "gzip")
-		h.Set("Vary", "Accept-Encoding")
-	}
-	h.Set("ETag", etag)
-	serveBytes(w, req, body, pl.modTime)
+	return body, httploop.Head{ContentType: playlistType, CacheControl: cacheControl, ETag: etag, Gzip: gzip,
+		Length: int64(len(body)), Modified: pl.modTime}
 }
 
 // serveIFrames answers a rendition's I-frame playlist.
@@ -419,24 +393,22 @@ func serveMedia(w http.ResponseWriter, req *http.Request, s *Stream, o *object) 
 	if s != nil && req.Method == http.MethodGet {
 		s.bytesOut.Add(uint64(o.size))
 	}
-	h := w.Header()
-	h.Set("Content-Type", o.ctype)
-	h.Set("Cache-Control", mediaCacheControl)
-	h.Set("ETag", o.etag)
+	head := o.head()
 	if o.file == nil {
-		serveBytes(w, req, o.data, o.mod)
+		serveBytes(w, req, head, o.data)
 		return
 	}
-	defer o.file.release()
+	defer o.file.Release()
 	if conditional(req.Header) {
+		head.SetEntityHeader(w.Header())
 		http.ServeContent(w, req, "", o.mod, io.NewSectionReader(o.file, o.off, o.size))
 		return
 	}
 	if o.size < sendfileMin && s != nil {
-		serveSmall(w, req, s, o)
+		serveSmall(w, req, s, o, &head)
 		return
 	}
-	if !writeHead(w, req, o.size, o.mod) {
+	if !writeHead(w, req, &head) {
 		return
 	}
 	// Headers out first, so that net/http hands the whole body to the
@@ -448,9 +420,15 @@ func serveMedia(w http.ResponseWriter, req *http.Request, s *Stream, o *object) 
 	io.Copy(w, &section{m: o.file, off: o.off, n: o.size})
 }
 
-// sendfileMin is the size from which media goes out with sendfile. Below
-// it (LL-HLS parts: 70 KB for 200 ms at 2.75 Mbit/s) one write from the
-// file's mapping costs less CPU than sendfile's page-by-page splicing:
+// head is the head of a 200 answer with the object.
+func (o *object) head() httploop.Head {
+	return httploop.Head{ContentType: o.ctype, CacheControl: mediaCacheControl, ETag: o.etag, Length: o.size, Modified: o.mod}
+}
+
+// sendfileMin is the size from which media in a memory file goes out with
+// sendfile, from the Handler and from the loops (Lookup). Below it (LL-HLS
+// parts: 70 KB for 200 ms at 2.75 Mbit/s) one write from the file's
+// mapping costs less CPU than sendfile's page-by-page splicing:
 // BenchmarkServeSegmentLoopback measures about +18 % CPU per 64 KiB with
 // sendfile against a write from the heap (whole fount-bench runs could not
 // tell the two apart from their noise).
@@ -459,9 +437,9 @@ const sendfileMin = 256 << 10
 // serveSmall answers a plain GET or HEAD for a small object in a memory
 // file with one write from the file's mapping, or (the object is past the
 // mapping: a segment twice as big as the last) through a pooled buffer.
-func serveSmall(w http.ResponseWriter, req *http.Request, s *Stream, o *object) {
+func serveSmall(w http.ResponseWriter, req *http.Request, s *Stream, o *object, head *httploop.Head) {
 	if b := o.file.view(o.off, o.size); b != nil {
-		if writeHead(w, req, o.size, o.mod) {
+		if writeHead(w, req, head) {
 			w.Write(b)
 		}
 		return
@@ -475,10 +453,11 @@ func serveSmall(w http.ResponseWriter, req *http.Request, s *Stream, o *object) 
 	buf := (*bp)[:o.size]
 	if _, err := o.file.ReadAt(buf, o.off); err != nil {
 		s.log.Error("reading a memory file", "stream", s.path, "err", err)
+		head.SetEntityHeader(w.Header())
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	if writeHead(w, req, o.size, o.mod) {
+	if writeHead(w, req, head) {
 		w.Write(buf)
 	}
 }
@@ -490,14 +469,10 @@ func conditional(hdr http.Header) bool {
 		hdr.Get("If-Match") != "" || hdr.Get("If-Unmodified-Since") != "" || hdr.Get("If-Range") != ""
 }
 
-// writeHead writes a 200's headers and reports whether a body follows.
-func writeHead(w http.ResponseWriter, req *http.Request, size int64, mod time.Time) bool {
-	h := w.Header()
-	h.Set("Accept-Ranges", "bytes")
-	h.Set("Content-Length", strconv.FormatInt(size, 10))
-	if !mod.IsZero() {
-		h.Set("Last-Modified", mod.UTC().Format(http.TimeFormat))
-	}
+// writeHead writes a 200's head, as the loops write it, and reports
+// whether a body follows.
+func writeHead(w http.ResponseWriter, req *http.Request, head *httploop.Head) bool {
+	head.SetHeader(w.Header())
 	w.WriteHeader(http.StatusOK)
 	return req.Method != http.MethodHead
 }
@@ -506,15 +481,15 @@ func mediaETag(name string, size int) string {
 	return `"` + name + "-" + strconv.Itoa(size) + `"`
 }
 
-// serveBytes answers a plain GET or HEAD with one write of the stored bytes
-// (the common case for players and CDNs), and leaves ranges and
-// conditional requests to http.ServeContent.
-func serveBytes(w http.ResponseWriter, req *http.Request, data []byte, mod time.Time) {
+// serveBytes answers a plain GET or HEAD with one write of the bytes, and
+// leaves ranges and conditional requests to http.ServeContent.
+func serveBytes(w http.ResponseWriter, req *http.Request, head httploop.Head, data []byte) {
 	if conditional(req.Header) {
-		http.ServeContent(w, req, "", mod, bytes.NewReader(data))
+		head.SetEntityHeader(w.Header())
+		http.ServeContent(w, req, "", head.Modified, bytes.NewReader(data))
 		return
 	}
-	if writeHead(w, req, int64(len(data)), mod) {
+	if writeHead(w, req, &head) {
 		w.Write(data)
 	}
 }

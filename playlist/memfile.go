@@ -14,7 +14,7 @@ import (
 // them and its stream have let go of it.
 type memFile struct {
 	f       *os.File
-	fd      int // f's descriptor, for sendfile from an event loop
+	fd      int // f's descriptor, for sendfile from an event loop (Lookup)
 	rc      syscall.RawConn
 	totals  *totals
 	mapped  []byte       // the file's first bytes, mapped read-only; unmapped with the file
@@ -59,7 +59,9 @@ func (m *memFile) acquire() bool {
 	}
 }
 
-func (m *memFile) release() {
+// Release lets go of a request's reference (an httploop.Releaser: the
+// loops release what an answer from Lookup holds).
+func (m *memFile) Release() {
 	if m.refs.Add(-1) == 0 {
 		m.totals.memFileBytes.Add(-m.written)
 		m.totals.memFiles.Add(-1)
@@ -72,7 +74,7 @@ func (m *memFile) release() {
 // the file closes when the requests sending from it are done.
 func (m *memFile) drop() {
 	if m != nil && m.dropped.CompareAndSwap(false, true) {
-		m.release()
+		m.Release()
 	}
 }
 

@@ -103,12 +103,12 @@ func (l sendfileListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return wrapConn(c), nil
+	return WrapConn(c), nil
 }
 
-// wrapConn makes a TCP connection one that sends memory files with
-// sendfile.
-func wrapConn(c net.Conn) net.Conn {
+// WrapConn makes a TCP connection one that sends media in memory files
+// with sendfile, as Listener's are (an httploop.Config's WrapConn).
+func WrapConn(c net.Conn) net.Conn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return c

@@ -17,4 +17,5 @@ func unmap([]byte) {}
 // Listener returns ln: without memory files there is nothing to sendfile.
 func Listener(ln net.Listener) net.Listener { return ln }
 
-func wrapConn(c net.Conn) net.Conn { return c }
+// WrapConn returns c: without memory files there is nothing to sendfile.
+func WrapConn(c net.Conn) net.Conn { return c }

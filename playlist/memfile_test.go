@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fount-live/fount/playlist/httploop"
 	"github.com/fount-live/fount/storage"
 )
 
@@ -130,7 +131,7 @@ func TestMemoryFileOutlivesDeletionWhileSending(t *testing.T) {
 		t.Fatalf("reading a file held by a request: %q, %v", b, err)
 	}
 	before := r.Stats().MediaFiles
-	o.file.release()
+	o.file.Release()
 	if after := r.Stats().MediaFiles; after != before-1 {
 		t.Fatalf("files %d after the last request, want %d", after, before-1)
 	}
@@ -372,7 +373,7 @@ func BenchmarkServeSegmentLoopback(b *testing.B) {
 }
 
 // benchLoopback serves with net/http alone, or with an event loop in front
-// of it (Server).
+// of it (httploop.Server).
 func benchLoopback(b *testing.B, size int, heap, loop bool) {
 	r := NewRegistry(Config{WindowSize: 6, HeapMedia: heap})
 	s, _ := r.Publish("live/b")
@@ -384,7 +385,7 @@ func benchLoopback(b *testing.B, size int, heap, loop bool) {
 	srv := &http.Server{Handler: r.Handler()}
 	done := make(chan struct{})
 	if loop {
-		ls := r.NewServer(ServerConfig{Fallback: srv, Loops: 1})
+		ls := httploop.NewServer(httploop.Config{Source: r, Viewer: r.Handler(), Fallback: &http.Server{}, WrapConn: WrapConn, Loops: 1})
 		go func() { defer close(done); ls.Serve(ln) }()
 		defer func() { ls.Close(); <-done }()
 	} else {

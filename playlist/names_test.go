@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fount-live/fount/playlist/httploop"
 	"github.com/fount-live/fount/storage"
 )
 
@@ -174,7 +175,7 @@ func TestCleanPathsOnly(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {})
 	mux.Handle("/", r.Handler())
-	srv := httptest.NewServer(CleanPathsOnly(mux))
+	srv := httptest.NewServer(httploop.CleanPathsOnly(mux))
 	defer srv.Close()
 	addr := srv.Listener.Addr().String()
 	for _, target := range hostileTargets {

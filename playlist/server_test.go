@@ -16,33 +16,51 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fount-live/fount/playlist/httploop"
 	"github.com/fount-live/fount/storage"
 )
 
-// loopServer runs a Server with event loops for r on loopback; answered
-// counts the requests the loops answered themselves.
+// loopServer runs an httploop.Server for r on loopback, with event loops
+// unless cfg.Loops is negative. handled counts the requests r's Handler
+// answered, toNetHTTP the connections net/http was given (by the loops, or
+// all without), observed the requests the Observer saw.
 type loopServer struct {
-	srv      *Server
-	addr     string
-	answered atomic.Int64
-	served   chan error
+	srv                          *httploop.Server
+	addr                         string
+	handled, toNetHTTP, observed atomic.Int64
+	served                       chan error
 }
 
-func startLoopServer(t *testing.T, r *Registry, cfg ServerConfig) *loopServer {
+func (ls *loopServer) Observe([]byte, int, int64) { ls.observed.Add(1) }
+func (ls *loopServer) Panicked(httploop.Panic)    {}
+
+func startLoopServer(t *testing.T, r *Registry, cfg httploop.Config) *loopServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ls := &loopServer{addr: ln.Addr().String(), served: make(chan error, 1)}
+	cfg.Source = r
+	h := r.Handler()
+	cfg.Viewer = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		ls.handled.Add(1)
+		h.ServeHTTP(w, req)
+	})
 	if cfg.Fallback == nil {
-		cfg.Fallback = &http.Server{Handler: r.Handler()}
+		cfg.Fallback = &http.Server{}
+	}
+	cfg.WrapConn = func(c net.Conn) net.Conn {
+		ls.toNetHTTP.Add(1)
+		return WrapConn(c)
 	}
 	if cfg.Loops == 0 {
 		cfg.Loops = 2
 	}
-	cfg.Observe = func(string, int, int64) { ls.answered.Add(1) }
-	ls.srv = r.NewServer(cfg)
+	if cfg.Observer == nil {
+		cfg.Observer = ls
+	}
+	ls.srv = httploop.NewServer(cfg)
 	go func() { ls.served <- ls.srv.Serve(ln) }()
 	t.Cleanup(func() {
 		ls.srv.Close()
@@ -51,19 +69,6 @@ func startLoopServer(t *testing.T, r *Registry, cfg ServerConfig) *loopServer {
 		}
 	})
 	return ls
-}
-
-// startNetHTTP serves r with net/http alone, as before the loops.
-func startNetHTTP(t *testing.T, r *Registry) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: r.Handler()}
-	go srv.Serve(Listener(ln))
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
 }
 
 // exchange sends raw request bytes on c and reads one response.
@@ -119,9 +124,10 @@ func classicWithSizes(t *testing.T, bigSize int) (*Registry, []byte, []byte) {
 	return r, big, small
 }
 
-// The loops answer exactly what net/http answers — status, headers but
-// Date, body — and hand everything that is not a plain GET or HEAD of an
-// existing playlist or object to net/http.
+// The loops answer exactly what net/http answers (the same server with
+// its loops off) — status, headers but Date, body — and hand everything
+// that is not a plain GET or HEAD of an existing playlist or object to
+// net/http. Every request passes the Observer once, on either path.
 func TestServerAnswersAsNetHTTP(t *testing.T) {
 	r, _, _ := classicWithMedia(t)
 	lr, clk := newLLRegistry(t)
@@ -173,15 +179,15 @@ func TestServerAnswersAsNetHTTP(t *testing.T) {
 			loop bool
 		}
 	}{{r, cases}, {lr, llCases}} {
-		loops := startLoopServer(t, reg.r, ServerConfig{})
-		plain := startNetHTTP(t, reg.r)
+		loops := startLoopServer(t, reg.r, httploop.Config{})
+		plain := startLoopServer(t, reg.r, httploop.Config{Loops: -1})
 		for _, tc := range reg.cases {
-			before := loops.answered.Load()
+			toNetHTTP := loops.toNetHTTP.Load()
 			c1, br1 := dial(t, loops.addr)
 			got, gotBody := exchange(t, c1, br1, tc.req)
-			c2, br2 := dial(t, plain)
+			c2, br2 := dial(t, plain.addr)
 			want, wantBody := exchange(t, c2, br2, tc.req)
-			if answered := loops.answered.Load() > before; answered != tc.loop {
+			if answered := loops.toNetHTTP.Load() == toNetHTTP; answered != tc.loop {
 				t.Errorf("%.60q: answered by a loop %v, want %v", tc.req, answered, tc.loop)
 			}
 			got.Header.Del("Date")
@@ -190,6 +196,16 @@ func TestServerAnswersAsNetHTTP(t *testing.T) {
 				t.Errorf("%.60q:\n loops:    %d %v (%d bytes)\n net/http: %d %v (%d bytes)", tc.req,
 					got.StatusCode, got.Header, len(gotBody), want.StatusCode, want.Header, len(wantBody))
 			}
+		}
+		// Each request was observed alike — once, or not at all (net/http's
+		// own 400s, unclean paths) — whichever path answered it. net/http
+		// observes once its handler has returned: wait for the last one.
+		deadline := time.Now().Add(5 * time.Second)
+		for loops.observed.Load() != plain.observed.Load() && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if lo, po := loops.observed.Load(), plain.observed.Load(); lo != po || po == 0 {
+			t.Errorf("observed %d requests with loops, %d without", lo, po)
 		}
 	}
 }
@@ -211,7 +227,7 @@ func equalHeaders(a, b http.Header) bool {
 // answered in order.
 func TestServerKeepAliveHandOverAndPipelining(t *testing.T) {
 	r, big, small := classicWithMedia(t)
-	ls := startLoopServer(t, r, ServerConfig{})
+	ls := startLoopServer(t, r, httploop.Config{})
 	c, br := dial(t, ls.addr)
 	const host = "Host: fount.test\r\n"
 	resp, b := exchange(t, c, br, "GET /live/show/seg1.ts HTTP/1.1\r\n"+host+"\r\n")
@@ -260,7 +276,7 @@ func TestServerSlowReader(t *testing.T) {
 	// (tcp_wmem and tcp_rmem at most 4 and 6 MiB by default): sendfile
 	// must meet a full socket.
 	r, big, small := classicWithSizes(t, 32<<20)
-	ls := startLoopServer(t, r, ServerConfig{Loops: 1})
+	ls := startLoopServer(t, r, httploop.Config{Loops: 1})
 	resp := getUnread(t, ls.addr, "/live/show/seg0.ts")
 	// Others are answered while this body waits in the socket.
 	c2, br2 := dial(t, ls.addr)
@@ -290,7 +306,7 @@ func getUnread(t *testing.T, addr, path string) *http.Response {
 // Idle and half-sent requests are closed after their timeouts.
 func TestServerTimeouts(t *testing.T) {
 	r, _, _ := classicWithMedia(t)
-	ls := startLoopServer(t, r, ServerConfig{IdleTimeout: 200 * time.Millisecond, ReadHeaderTimeout: 200 * time.Millisecond})
+	ls := startLoopServer(t, r, httploop.Config{Fallback: &http.Server{IdleTimeout: 200 * time.Millisecond, ReadHeaderTimeout: 200 * time.Millisecond}})
 	idle, _ := dial(t, ls.addr)
 	half, _ := dial(t, ls.addr)
 	io.WriteString(half, "GET /live/show/seg0.ts HTTP/1.1\r\nHost: x\r\n")
@@ -308,7 +324,7 @@ func TestServerTimeouts(t *testing.T) {
 // rest with Connection: close; Shutdown closes idle ones and returns.
 func TestServerKeepAliveOffAndShutdown(t *testing.T) {
 	r, _, small := classicWithMedia(t)
-	ls := startLoopServer(t, r, ServerConfig{})
+	ls := startLoopServer(t, r, httploop.Config{})
 	idle, ibr := dial(t, ls.addr)
 	exchange(t, idle, ibr, "HEAD /live/show/seg1.ts HTTP/1.1\r\nHost: x\r\n\r\n") // now in a loop, idle
 	ls.srv.SetKeepAlivesEnabled(false)
@@ -352,7 +368,7 @@ func TestServerKeepAliveOffAndShutdown(t *testing.T) {
 // segment is dropped meanwhile.
 func TestServerHoldsFileWhileSending(t *testing.T) {
 	r, big, _ := classicWithSizes(t, 32<<20) // more than the sockets hold
-	ls := startLoopServer(t, r, ServerConfig{Loops: 1})
+	ls := startLoopServer(t, r, httploop.Config{Loops: 1})
 	resp := getUnread(t, ls.addr, "/live/show/seg0.ts")
 	f := objectOf(t, r.Stream("live/show"), "seg0.ts").file
 	f.drop() // as when the segment leaves the window
@@ -373,34 +389,39 @@ func TestServerHoldsFileWhileSending(t *testing.T) {
 // the loop goes on answering the others.
 func TestServerLoopPanicClosesOneConnection(t *testing.T) {
 	r, _, small := classicWithMedia(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var panics atomic.Int64
-	srv := r.NewServer(ServerConfig{
-		Fallback: &http.Server{Handler: r.Handler()}, Loops: 1,
-		Observe: func(path string, _ int, _ int64) {
-			if strings.HasSuffix(path, "seg0.ts") {
-				panic("observer failed")
-			}
-		},
-		Panicked: func() { panics.Add(1) },
-	})
-	done := make(chan struct{})
-	go func() { defer close(done); srv.Serve(ln) }()
-	defer func() { srv.Close(); <-done }()
-	c, _ := dial(t, ln.Addr().String())
+	obs := &panicObserver{}
+	ls := startLoopServer(t, r, httploop.Config{Loops: 1, Observer: obs})
+	c, _ := dial(t, ls.addr)
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	io.WriteString(c, "GET /live/show/seg0.ts HTTP/1.1\r\nHost: x\r\n\r\n")
 	if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
 		t.Fatalf("the panicking request: %d bytes, %v; want a close", len(b), err)
 	}
-	if n := panics.Load(); n != 1 {
+	if n := obs.panics.Load(); n != 1 {
 		t.Fatalf("%d panics reported, want 1", n)
 	}
-	c2, br2 := dial(t, ln.Addr().String())
+	if p := obs.last.Load(); p == nil || !p.Loop || p.Path != "/live/show/seg0.ts" || !strings.HasPrefix(p.Remote, "127.0.0.1:") {
+		t.Fatalf("the panic reported: %+v", p)
+	}
+	c2, br2 := dial(t, ls.addr)
 	if resp, b := exchange(t, c2, br2, "GET /live/show/seg1.ts HTTP/1.1\r\nHost: x\r\n\r\n"); resp.StatusCode != 200 || !bytes.Equal(b, small) {
 		t.Fatalf("after the panic: %d, %d bytes", resp.StatusCode, len(b))
 	}
+}
+
+// panicObserver panics observing seg0.ts, and keeps what Panicked reports.
+type panicObserver struct {
+	panics atomic.Int64
+	last   atomic.Pointer[httploop.Panic]
+}
+
+func (o *panicObserver) Observe(path []byte, _ int, _ int64) {
+	if strings.HasSuffix(string(path), "seg0.ts") {
+		panic("observer failed")
+	}
+}
+
+func (o *panicObserver) Panicked(p httploop.Panic) {
+	o.panics.Add(1)
+	o.last.Store(&p)
 }

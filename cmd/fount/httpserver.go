@@ -15,7 +15,8 @@ const httpMaxHeaderBytes = 16 << 10
 
 // newHTTPServer returns a net/http server for h with the --http-* timeouts
 // and fount's header limits: the API port's server, and the viewer port's
-// Fallback (playlist.ServerConfig), whose event loops take the same values.
+// Fallback (httploop.Config, which sets its Handler), whose event loops
+// take the same limits from it.
 func newHTTPServer(h http.Handler, log *slog.Logger, cfg config) *http.Server {
 	write := cfg.httpWriteTimeout()
 	return &http.Server{

@@ -1,10 +1,10 @@
 package main
 
 import (
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -137,21 +137,15 @@ func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-// instrument counts viewer requests by route and status, and body bytes.
-func (m *metrics) instrument(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
-		next.ServeHTTP(sw, r)
-		m.requests.WithLabelValues(route(r.URL.Path), strconv.Itoa(sw.code)).Inc()
-		m.bytesOut.Add(float64(sw.n))
-	})
-}
-
-// observe counts a request the viewer port's event loops answered, as
-// instrument counts the others. They answer 200s only, whose counters
-// are looked up once (WithLabelValues hashes and validates its labels).
-func (m *metrics) observe(path string, status int, n int64) {
-	r := route(path)
+// observe counts a viewer request, answered by an event loop or by
+// net/http (the viewer port's httploop.Observer), by route and status, and
+// its body bytes. The loops' 200s are nearly all requests: their counters
+// are looked up once (WithLabelValues hashes and validates its labels), so
+// that a loop's request costs no allocation here.
+func (m *metrics) observe(path []byte, status int, n int64) {
+	// path may alias a loop's read buffer; route keeps none of it (its
+	// labels are constants), so it need not be a copy.
+	r := route(unsafe.String(unsafe.SliceData(path), len(path)))
 	c, ok := m.ok[r]
 	if !ok || status != http.StatusOK {
 		c = m.requests.WithLabelValues(r, strconv.Itoa(status))
@@ -159,30 +153,6 @@ func (m *metrics) observe(path string, status int, n int64) {
 	c.Inc()
 	m.bytesOut.Add(float64(n))
 }
-
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-	n    int
-}
-
-func (w *statusWriter) WriteHeader(code int) { w.code = code; w.ResponseWriter.WriteHeader(code) }
-func (w *statusWriter) Write(p []byte) (int, error) {
-	n, err := w.ResponseWriter.Write(p)
-	w.n += n
-	return n, err
-}
-
-// ReadFrom passes a body on to the connection's ReadFrom, where media in
-// memory files goes out with sendfile (playlist.Listener).
-func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
-	n, err := io.Copy(w.ResponseWriter, r)
-	w.n += int(n)
-	return n, err
-}
-
-// Unwrap lets http.ResponseController reach the connection.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // route names a request path on the viewer port for metrics; never the
 // stream, to keep the label set small.

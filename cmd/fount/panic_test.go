@@ -19,8 +19,10 @@ import (
 
 // panicHooks make the publish session of stream "boom" panic at its first
 // frame, and viewer requests under /live/httpboom/ panic: stand-ins for a
-// bug in the media path and in the HTTP path.
+// bug in the media path and in the HTTP path. The event loops are off, so
+// that the hook sees every viewer request.
 func panicHooks(c *config) {
+	c.HTTPLoops = -1
 	c.hooks = &testHooks{
 		publisher: func(p ingest.Publisher) ingest.Publisher { return panicOnName{p} },
 		viewer: func(h http.Handler) http.Handler {

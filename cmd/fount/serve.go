@@ -14,6 +14,7 @@ import (
 
 	"github.com/fount-live/fount/ingest"
 	"github.com/fount-live/fount/playlist"
+	"github.com/fount-live/fount/playlist/httploop"
 	"github.com/fount-live/fount/segmenter"
 	"github.com/fount-live/fount/storage"
 )
@@ -194,7 +195,7 @@ func adopt(ctx context.Context, cfg config, log *slog.Logger, reg *playlist.Regi
 // servers are the origin's servers, one per kind of port.
 type servers struct {
 	rtmp *ingest.Server   // the RTMP and RTMPS ports
-	http *playlist.Server // the viewer port
+	http *httploop.Server // the viewer port
 	api  *http.Server     // nil without --api-addr
 }
 

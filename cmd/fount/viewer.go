@@ -6,33 +6,45 @@ import (
 	"sync/atomic"
 
 	"github.com/fount-live/fount/playlist"
+	"github.com/fount-live/fount/playlist/httploop"
 )
 
-// newViewerServer builds the viewer port's server: the registry's handler
-// behind the metrics and panic recovery (counted in panics), with /healthz
-// and /readyz.
-func newViewerServer(cfg config, log *slog.Logger, reg *playlist.Registry, mets *metrics, panics *atomic.Uint64) *playlist.Server {
+// newViewerServer makes the viewer port's server: the event loops answer
+// plain requests from reg, net/http the rest with reg's Handler, both
+// through httploop's viewer middleware, which counts every answer in mets
+// and every recovered panic in panics; /healthz and /readyz are outside
+// it, as on the API port.
+func newViewerServer(cfg config, log *slog.Logger, reg *playlist.Registry, mets *metrics, panics *atomic.Uint64) *httploop.Server {
 	viewer := reg.Handler()
 	if cfg.hooks != nil && cfg.hooks.viewer != nil {
 		viewer = cfg.hooks.viewer(viewer)
 	}
-	mux := http.NewServeMux()
-	health(mux, reg.Ready)
-	// Recovered inside instrument, so that the 500 is counted as a request.
-	mux.Handle("/", mets.instrument(recoverHTTP("http", panics, log, viewer)))
-	loops := cfg.HTTPLoops
-	if cfg.hooks != nil && cfg.hooks.viewer != nil {
-		loops = -1 // the hook must see every request
-	}
-	httpSrv := reg.NewServer(playlist.ServerConfig{
-		Fallback: newHTTPServer(playlist.CleanPathsOnly(mux), log, cfg),
-		Loops:    loops,
-		// As newHTTPServer's.
-		IdleTimeout: cfg.HTTPIdleTimeout, ReadHeaderTimeout: httpReadHeaderTimeout, WriteTimeout: cfg.httpWriteTimeout(),
-		MaxHeaderBytes: httpMaxHeaderBytes,
-		Observe:        mets.observe,
-		Panicked:       func() { panics.Add(1) },
-		Logger:         log,
+	routes := http.NewServeMux()
+	health(routes, reg.Ready)
+	return httploop.NewServer(httploop.Config{
+		Source:   reg,
+		Viewer:   viewer,
+		Routes:   routes,
+		Observer: viewerObserver{mets: mets, panics: panics, log: log},
+		Fallback: newHTTPServer(nil, log, cfg), // the loops keep its timeouts too
+		WrapConn: playlist.WrapConn,
+		Loops:    cfg.HTTPLoops,
+		Logger:   log,
 	})
-	return httpSrv
+}
+
+// viewerObserver is the viewer port's httploop.Observer.
+type viewerObserver struct {
+	mets   *metrics
+	panics *atomic.Uint64
+	log    *slog.Logger
+}
+
+func (o viewerObserver) Observe(path []byte, status int, bodyBytes int64) {
+	o.mets.observe(path, status, bodyBytes)
+}
+
+func (o viewerObserver) Panicked(p httploop.Panic) {
+	o.panics.Add(1)
+	logPanic(o.log, "http", p)
 }

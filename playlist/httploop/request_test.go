@@ -1,4 +1,4 @@
-package playlist
+package httploop
 
 import (
 	"bufio"
@@ -71,9 +71,9 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		if hr.Method != map[bool]string{true: "HEAD", false: "GET"}[req.head] || hr.URL.Path != string(req.path) ||
 			hr.URL.RawQuery != "" || hr.URL.RawPath != "" || hr.Close != req.close || hr.ContentLength > 0 ||
-			acceptsGzip(hr.Header.Get("Accept-Encoding")) != req.gzip {
+			AcceptsGzip(hr.Header.Get("Accept-Encoding")) != req.gzip {
 			t.Fatalf("net/http reads %s %q (query %q, close %v, length %d, gzip %v); the loops %+v",
-				hr.Method, hr.URL.Path, hr.URL.RawQuery, hr.Close, hr.ContentLength, acceptsGzip(hr.Header.Get("Accept-Encoding")), req)
+				hr.Method, hr.URL.Path, hr.URL.RawQuery, hr.Close, hr.ContentLength, AcceptsGzip(hr.Header.Get("Accept-Encoding")), req)
 		}
 		for _, h := range []string{"Range", "If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range"} {
 			if hr.Header.Get(h) != "" {

@@ -1,6 +1,6 @@
 //go:build linux
 
-package playlist
+package httploop
 
 import (
 	"errors"
@@ -8,9 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"runtime/debug"
-	"strconv"
 	"sync"
 	"time"
 
@@ -39,8 +39,9 @@ func detach(tc *net.TCPConn) (int, error) {
 	return fd, nil
 }
 
-// loop is one event loop: a goroutine waiting in epoll_wait for its
-// connections. Everything but adds and done is owned by that goroutine.
+// loop is one event loop: a goroutine that waits for its connections in
+// Go's poller, on its epoll descriptor (see run). Everything but adds and
+// done is owned by that goroutine.
 type loop struct {
 	srv    *Server
 	ep     int // epoll
@@ -56,6 +57,7 @@ type loop struct {
 	head         []byte // response head scratch
 	date         []byte // the Date header's value, made once a second
 	dateSec      int64
+	answering    []byte // the path of the request being answered, for a panic's report
 	quitting     bool
 	quitSeen     bool // idle connections were closed for the shutdown
 	keepAliveOff bool // as last seen
@@ -78,14 +80,15 @@ type lconn struct {
 	close bool      // close once the response is out
 	epOut bool      // registered for EPOLLOUT (waiting to write) rather than EPOLLIN
 
-	// The response going out: out (head) then body, then n bytes of file
-	// from off with sendfile. ref is released when it is done.
+	// The response going out: out (head) then body, then n bytes of the
+	// file descriptor file from off with sendfile. ref is released when
+	// it is done.
 	out    []byte
 	ownOut []byte // out's storage when it had to outlive the loop's scratch
 	body   []byte
-	file   *memFile
+	file   int
 	off, n int64
-	ref    *memFile
+	ref    Releaser
 }
 
 func newLoop(s *Server) (*loop, error) {
@@ -111,7 +114,7 @@ func newLoop(s *Server) (*loop, error) {
 	return &loop{
 		srv: s, ep: ep, wakeFd: wfd, done: make(chan struct{}),
 		conns: make(map[int]*lconn),
-		buf:   make([]byte, s.cfg.MaxHeaderBytes+4096),
+		buf:   make([]byte, s.maxHead+4096),
 		head:  make([]byte, 0, 1024),
 	}, nil
 }
@@ -189,7 +192,7 @@ func (l *loop) run() {
 			werr = err
 		}
 		if werr != nil {
-			l.srv.cfg.Logger.Error("http: epoll_wait failed; the loop's connections are closed", "err", werr)
+			l.srv.cfg.Logger.Error("http: waiting on epoll failed; the loop's connections are closed", "err", werr)
 			l.exit()
 			return
 		}
@@ -264,14 +267,13 @@ func (l *loop) woken(now time.Time) {
 
 // sweep closes connections past their timeout.
 func (l *loop) sweep(now time.Time) {
-	cfg := &l.srv.cfg
 	for _, c := range l.conns {
-		limit := cfg.IdleTimeout
+		limit := l.srv.idle
 		switch c.state {
 		case stateHead:
-			limit = cfg.ReadHeaderTimeout
+			limit = l.srv.head
 		case stateWriting:
-			limit = cfg.WriteTimeout
+			limit = l.srv.write
 		}
 		if limit > 0 && now.Sub(c.since) > limit {
 			l.close(c)
@@ -280,15 +282,14 @@ func (l *loop) sweep(now time.Time) {
 }
 
 // event handles readiness of one connection. A panic closes that
-// connection only.
+// connection only, and is reported to the Observer.
 func (l *loop) event(c *lconn, events uint32, now time.Time) {
 	defer func() {
-		if p := recover(); p != nil {
-			l.srv.cfg.Logger.Error("http: panic in an event loop; connection closed", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			if f := l.srv.cfg.Panicked; f != nil {
-				f()
-			}
-			l.close(c)
+		if v := recover(); v != nil {
+			defer l.close(c)
+			p := Panic{Path: string(l.answering), Remote: peer(c.fd), Value: v, Stack: debug.Stack(), Loop: true}
+			l.answering = nil
+			l.srv.obs.Panicked(p)
 		}
 	}()
 	if c.state == stateWriting {
@@ -323,7 +324,7 @@ func (l *loop) event(c *lconn, events uint32, now time.Time) {
 // socket takes the answers at once.
 func (l *loop) serve(c *lconn, data []byte, now time.Time) {
 	for len(data) > 0 {
-		req, res := parseRequest(data, l.srv.cfg.MaxHeaderBytes)
+		req, res := parseRequest(data, l.srv.maxHead)
 		switch res {
 		case parseMore:
 			c.in = append(c.in[:0], data...)
@@ -369,106 +370,56 @@ func (l *loop) watch(c *lconn, out bool) {
 	c.epOut = out
 }
 
-// answer sets up the response to a plain request for a playlist or a media
-// object that exists, and reports false (net/http answers) for anything
-// else: unknown paths, streams or objects, a stream with no playlist yet.
+// answer sets up the response to a plain request with a clean path that
+// the Source answers, observes it, and reports false (net/http answers)
+// for any other request. It allocates nothing itself
+// (TestLoopAnswerAllocs); in fount neither the Source nor the Observer
+// does (playlist's TestLookupAllocs and TestLoopRequestAllocs, cmd/fount's
+// TestObserveAllocs).
 func (l *loop) answer(c *lconn, req plainRequest, now time.Time) bool {
-	path := string(req.path)
-	stream, file, ok := splitPath(path)
-	if !ok {
+	if !cleanPath(req.path) {
 		return false
 	}
-	s := l.srv.reg.Stream(stream)
-	if s == nil {
+	l.answering = req.path
+	a, ok := l.srv.cfg.Source.Lookup(req.path, req.gzip, req.head)
+	if !ok {
+		l.answering = nil
 		return false
 	}
 	c.close = req.close || l.quitting || l.srv.noKeepAlive.Load()
-	var n int64
-	if file == playlistName || file == iframesName {
-		pl := s.pl.Load()
-		if file == iframesName {
-			pl = s.ipl.Load()
-		}
-		if pl == nil {
-			return false
-		}
-		body, etag := pl.representation(false, req.gzip)
-		n = int64(len(body))
-		c.out = l.appendHead(l.head[:0], playlistType, l.srv.reg.playlistCacheControl(pl, false), etag, req.gzip, n, pl.modTime, c.close, now)
-		if !req.head {
-			c.body = body
-		}
-	} else {
-		v, ok := s.byName.Load(file)
-		if !ok {
-			return false
-		}
-		o := v.(*object)
-		if o.file != nil && !o.file.acquire() {
-			return false // it just expired: net/http answers 404
-		}
-		n = o.size
-		c.out = l.appendHead(l.head[:0], o.ctype, mediaCacheControl, o.etag, false, n, o.mod, c.close, now)
-		c.ref = o.file
-		switch {
-		case req.head:
-		case o.file == nil:
-			c.body = o.data
-		default:
-			// Small objects (LL-HLS parts) are written from the file's
-			// mapping, segments go by sendfile (see sendfileMin).
-			if o.size < sendfileMin {
-				c.body = o.file.view(o.off, o.size)
-			}
-			if c.body == nil {
-				c.file, c.off, c.n = o.file, o.off, o.size
-			}
-		}
-		if !req.head {
-			s.bytesOut.Add(uint64(o.size))
-		}
-	}
-	if req.head {
-		n = 0
-	}
-	if obs := l.srv.cfg.Observe; obs != nil {
-		obs(path, http.StatusOK, n)
-	}
-	return true
-}
-
-// appendHead appends a 200's status line and headers: the same headers,
-// in the same order, as net/http writes for the Handler's answer.
-func (l *loop) appendHead(b []byte, ctype, cacheControl, etag string, gzip bool, size int64, mod time.Time, close bool, now time.Time) []byte {
-	b = append(b, "HTTP/1.1 200 OK\r\nAccept-Ranges: bytes\r\nAccess-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: "...)
-	b = append(b, exposeHeaders...)
-	b = append(b, "\r\nCache-Control: "...)
-	b = append(b, cacheControl...)
-	if close {
-		b = append(b, "\r\nConnection: close"...)
-	}
-	if gzip {
-		b = append(b, "\r\nContent-Encoding: gzip"...)
-	}
-	b = append(b, "\r\nContent-Length: "...)
-	b = strconv.AppendInt(b, size, 10)
-	b = append(b, "\r\nContent-Type: "...)
-	b = append(b, ctype...)
-	b = append(b, "\r\nEtag: "...)
-	b = append(b, etag...)
-	if !mod.IsZero() {
-		b = append(b, "\r\nLast-Modified: "...)
-		b = mod.UTC().AppendFormat(b, http.TimeFormat)
-	}
-	if gzip {
-		b = append(b, "\r\nVary: Accept-Encoding"...)
-	}
+	c.ref = a.Hold
 	if sec := now.Unix(); sec != l.dateSec {
 		l.dateSec, l.date = sec, now.UTC().AppendFormat(l.date[:0], http.TimeFormat)
 	}
-	b = append(b, "\r\nDate: "...)
-	b = append(b, l.date...)
-	return append(b, "\r\n\r\n"...)
+	c.out = a.Head.appendResponse(l.head[:0], c.close, l.date)
+	var n int64
+	if !req.head {
+		n = a.Head.Length
+		switch {
+		case a.Body != nil:
+			c.body = a.Body
+		case a.N > 0:
+			c.file, c.off, c.n = a.File, a.Off, a.N
+		}
+	}
+	l.srv.obs.Observe(req.path, http.StatusOK, n)
+	l.answering = nil
+	return true
+}
+
+// peer is the address of a connection's client, for a panic's report.
+func peer(fd int) string {
+	sa, err := unix.Getpeername(fd)
+	if err != nil {
+		return ""
+	}
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)).String()
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port)).String()
+	}
+	return ""
 }
 
 type flushResult uint8
@@ -519,7 +470,7 @@ func (l *loop) flush(c *lconn) flushResult {
 	}
 	for c.n > 0 {
 		off := c.off
-		n, err := rawSendfile(c.fd, c.file.fd, &off, int(min(c.n, 1<<30)))
+		n, err := rawSendfile(c.fd, c.file, &off, int(min(c.n, 1<<30)))
 		if n > 0 {
 			c.off += int64(n)
 			c.n -= int64(n)
@@ -529,10 +480,10 @@ func (l *loop) flush(c *lconn) flushResult {
 			return flushWait
 		case err == unix.EINTR:
 		case err != nil || n == 0:
-			// n == 0: the file is shorter than the object, which
+			// n == 0: the file is shorter than the answer said, which
 			// cannot be; the viewer gets a short body and the close.
 			if err == nil {
-				l.srv.cfg.Logger.Error("http: memory file shorter than its object")
+				l.srv.cfg.Logger.Error("http: an answer's file is shorter than its length")
 			}
 			l.close(c)
 			return flushClosed
@@ -549,9 +500,9 @@ func (l *loop) flush(c *lconn) flushResult {
 // finish lets go of what the last response held.
 func (l *loop) finish(c *lconn) {
 	if c.ref != nil {
-		c.ref.release()
+		c.ref.Release()
 	}
-	c.out, c.body, c.file, c.ref, c.n = nil, nil, nil, nil, 0
+	c.out, c.body, c.ref, c.n = nil, nil, nil, 0
 	if cap(c.ownOut) > 4096 {
 		c.ownOut = nil
 	}
@@ -580,7 +531,7 @@ func (l *loop) handOver(c *lconn, pending []byte) {
 		l.srv.cfg.Logger.Warn("http: handing a connection to net/http failed; closed", "err", err)
 		return
 	}
-	l.srv.toFallback(&replayConn{Conn: wrapConn(nc), pending: append([]byte(nil), pending...)})
+	l.srv.toFallback(&replayConn{Conn: l.srv.wrap(nc), pending: append([]byte(nil), pending...)})
 }
 
 // replayConn reads the bytes a loop read before the connection's own.

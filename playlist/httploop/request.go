@@ -1,8 +1,9 @@
-package playlist
+package httploop
 
 import (
 	"bytes"
 	"strings"
+	"unsafe"
 )
 
 // plainRequest is a request an event loop may answer by itself: a GET or
@@ -82,7 +83,9 @@ func parseRequest(b []byte, maxSize int) (req plainRequest, res parseResult) {
 			}
 		case equalFold(name, "accept-encoding"):
 			encodings++
-			req.gzip = acceptsGzip(string(value))
+			// value aliases b: AcceptsGzip reads it and keeps nothing,
+			// so it needs no copy (a longer value would cost one).
+			req.gzip = AcceptsGzip(unsafe.String(unsafe.SliceData(value), len(value)))
 		case equalFold(name, "connection"):
 			req.close = hasToken(value, "close")
 		case equalFold(name, "content-length"):

@@ -1,4 +1,4 @@
-package playlist
+package httploop
 
 import (
 	"context"
@@ -12,47 +12,55 @@ import (
 	"time"
 )
 
-// ServerConfig configures a viewer Server.
-type ServerConfig struct {
-	// Fallback answers every request the event loops do not, on the
-	// connections they hand it; its Handler is the whole viewer port
-	// (health checks, metrics instrumentation, this registry's Handler).
+// Config configures a Server.
+type Config struct {
+	// Source answers the plain requests the loops serve themselves.
+	Source Source
+	// Viewer answers every request that neither the loops nor Routes
+	// answer, behind the viewer middleware: CleanPathsOnly, the Observer,
+	// Recover and CORS, the steps a loop takes too.
+	Viewer http.Handler
+	// Routes, if set, answers the requests that one of its patterns
+	// matches (method and path), behind path cleaning only: the port's own
+	// endpoints, such as health checks, which are not viewer requests.
+	Routes *http.ServeMux
+	// Observer, if set, is told of every viewer request answered and of
+	// every panic recovered; without one, panics are logged.
+	Observer Observer
+	// Fallback is the net/http server for what the loops do not answer,
+	// on the connections they hand it. Its timeouts and MaxHeaderBytes
+	// are the loops' too, with net/http's meaning (IdleTimeout and
+	// ReadHeaderTimeout zero: ReadTimeout's). NewServer sets its Handler,
+	// which must be nil.
 	Fallback *http.Server
+	// WrapConn, if set, wraps every connection Fallback serves (e.g. to
+	// send a body with sendfile from its ReadFrom).
+	WrapConn func(net.Conn) net.Conn
 	// Loops is the number of event loops: 0 means one per GOMAXPROCS, a
-	// negative number none (Fallback serves every connection). Event loops
-	// need Linux; elsewhere there are none.
+	// negative number none (Fallback serves every connection). Event
+	// loops need Linux; elsewhere there are none.
 	Loops int
-	// Timeouts of the loops' connections, as in http.Server: between
-	// requests, from a request's first byte to its last header, and for
-	// writing one response.
-	IdleTimeout, ReadHeaderTimeout, WriteTimeout time.Duration
-	// MaxHeaderBytes bounds a request head the loops read; a bigger one is
-	// handed to Fallback, which refuses it.
-	MaxHeaderBytes int
-	// Observe, if set, is told of every request a loop answered: its path,
-	// status and the body bytes written (the metrics Fallback's handler
-	// keeps for its own requests).
-	Observe func(path string, status int, bodyBytes int64)
-	// Panicked, if set, is called when a loop recovered a panic (the
-	// connection it was answering is closed; the others go on).
-	Panicked func()
-	Logger   *slog.Logger
+	// Logger gets what goes wrong with connections and loops (and panics,
+	// without an Observer); slog.Default() if nil.
+	Logger *slog.Logger
 }
 
-// Server serves viewers. Plain GET and HEAD requests for a playlist or a
-// media object that exists — nearly all a player or a CDN edge sends — are
-// answered by event loops: one goroutine per loop waits on epoll for all
-// of its connections, writes the response head and hands the body to the
-// kernel (write, or sendfile from a memory file), with no goroutine, no
-// request object and no header map per request. Any other request (LL-HLS
-// blocking reloads, ranges, conditionals, errors, health checks) hands its
-// connection, with the bytes already read, to Fallback, which keeps it.
-// With a goroutine per connection and net/http alone, fount served a viewer
-// for more CPU than nginx; with the loops, 0.84-0.95x nginx's at 3,000
-// viewers (docs/performance.md).
+// Server serves a viewer port. Plain GET and HEAD requests that the Source
+// answers are answered by event loops: one goroutine per loop waits in Go's
+// poller on an epoll descriptor for all of its connections, writes the
+// response head and hands the body to the kernel (write, or sendfile from a
+// file), with no goroutine, no request object and no header map per
+// request. Any other request (LL-HLS blocking reloads, ranges,
+// conditionals, errors, health checks) hands its connection, with the
+// bytes already read, to Fallback, which keeps it. With a goroutine per
+// connection and net/http alone, fount used about 1.4x nginx's CPU for 3,000
+// classic viewers; with the loops, 0.84-0.95x (docs/performance.md).
 type Server struct {
-	reg         *Registry
-	cfg         ServerConfig
+	cfg         Config
+	obs         Observer
+	maxHead     int           // MaxHeaderBytes
+	idle, head  time.Duration // the loops' timeouts: between requests, for a request head,
+	write       time.Duration // and for writing one response
 	loops       []*loop
 	next        atomic.Uint32 // round-robin over loops
 	handed      chan net.Conn // connections for Fallback
@@ -65,13 +73,14 @@ type Server struct {
 	ln          net.Listener // set by Serve
 }
 
-// NewServer makes a viewer server for r.
-func (r *Registry) NewServer(cfg ServerConfig) *Server {
+// NewServer makes a Server. It panics if Fallback or Viewer is missing, or
+// Fallback has a Handler.
+func NewServer(cfg Config) *Server {
+	if cfg.Fallback == nil || cfg.Viewer == nil || cfg.Fallback.Handler != nil {
+		panic("httploop: NewServer needs a Viewer and a Fallback without a Handler")
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
-	}
-	if cfg.MaxHeaderBytes <= 0 {
-		cfg.MaxHeaderBytes = http.DefaultMaxHeaderBytes
 	}
 	if cfg.Loops == 0 {
 		cfg.Loops = runtime.GOMAXPROCS(0)
@@ -79,19 +88,51 @@ func (r *Registry) NewServer(cfg ServerConfig) *Server {
 	if !loopsSupported {
 		cfg.Loops = 0
 	}
-	return &Server{reg: r, cfg: cfg, handed: make(chan net.Conn, 64), quit: make(chan struct{})}
+	fb := cfg.Fallback
+	s := &Server{cfg: cfg, obs: cfg.Observer, maxHead: fb.MaxHeaderBytes, idle: fb.IdleTimeout, head: fb.ReadHeaderTimeout,
+		write: fb.WriteTimeout, handed: make(chan net.Conn, 64), quit: make(chan struct{})}
+	if s.obs == nil {
+		s.obs = logObserver{cfg.Logger}
+	}
+	if s.maxHead <= 0 {
+		s.maxHead = http.DefaultMaxHeaderBytes
+	}
+	if s.idle == 0 {
+		s.idle = fb.ReadTimeout
+	}
+	if s.head == 0 {
+		s.head = fb.ReadTimeout
+	}
+	fb.Handler = s.handler()
+	return s
+}
+
+// handler is Fallback's: path cleaning, then Routes, or the viewer
+// middleware and Viewer.
+func (s *Server) handler() http.Handler {
+	viewer := observe(s.obs, Recover(CORS(s.cfg.Viewer), s.obs.Panicked))
+	routes := s.cfg.Routes
+	return CleanPathsOnly(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if routes != nil {
+			if h, pattern := routes.Handler(r); pattern != "" {
+				h.ServeHTTP(w, r)
+				return
+			}
+		}
+		viewer.ServeHTTP(w, r)
+	}))
 }
 
 // Serve accepts connections on ln until Shutdown or Close, and then returns
 // http.ErrServerClosed. It may be called once.
 func (s *Server) Serve(ln net.Listener) error {
 	if s.cfg.Loops <= 0 {
-		return s.cfg.Fallback.Serve(Listener(ln))
+		return s.cfg.Fallback.Serve(wrappedListener{ln, s.wrap})
 	}
 	s.mu.Lock()
 	if s.ln != nil {
 		s.mu.Unlock()
-		return errors.New("playlist: Server.Serve called twice")
+		return errors.New("httploop: Server.Serve called twice")
 	}
 	select {
 	case <-s.quit:
@@ -156,11 +197,19 @@ func (s *Server) adopt(c net.Conn) {
 	fd, err := detach(tc)
 	if err != nil {
 		s.cfg.Logger.Warn("http: taking a connection into an event loop; net/http serves it", "err", err)
-		s.toFallback(wrapConn(c))
+		s.toFallback(s.wrap(c))
 		return
 	}
 	l := s.loops[int(s.next.Add(1))%len(s.loops)]
 	l.add(fd)
+}
+
+// wrap applies Config.WrapConn.
+func (s *Server) wrap(c net.Conn) net.Conn {
+	if s.cfg.WrapConn == nil {
+		return c
+	}
+	return s.cfg.WrapConn(c)
 }
 
 // toFallback queues a connection for Fallback, or closes it when the
@@ -256,3 +305,17 @@ func (h *handedListener) Accept() (net.Conn, error) {
 
 func (h *handedListener) Close() error   { return nil } // the Server's quit ends Accept
 func (h *handedListener) Addr() net.Addr { return h.addr }
+
+// wrappedListener applies Config.WrapConn to what it accepts.
+type wrappedListener struct {
+	net.Listener
+	wrap func(net.Conn) net.Conn
+}
+
+func (l wrappedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return l.wrap(c), nil
+}

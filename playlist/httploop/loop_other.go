@@ -1,6 +1,6 @@
 //go:build !linux
 
-package playlist
+package httploop
 
 import (
 	"errors"

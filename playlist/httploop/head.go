@@ -1,0 +1,147 @@
+package httploop
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Head is the head of a 200 answer to a GET or HEAD of a Source's object:
+// what the loops write raw and the Source's net/http handler sets with
+// SetHeader, both rendered by the one function, so that the two cannot
+// differ.
+type Head struct {
+	ContentType  string // Content-Type
+	CacheControl string // Cache-Control
+	ETag         string // ETag, quoted
+	// Gzip: the body is gzip-encoded (Content-Encoding: gzip, and Vary:
+	// Accept-Encoding, which only the gzip answer carries).
+	Gzip bool
+	// Length is the body's length (Content-Length).
+	Length int64
+	// Modified, unless zero, is Last-Modified.
+	Modified time.Time
+}
+
+// fieldSet selects the fields appendFields renders.
+type fieldSet uint8
+
+const (
+	// entityFields describe the representation: CORS, Cache-Control,
+	// Content-Encoding, Content-Type, Etag, Vary.
+	entityFields fieldSet = 1 << iota
+	// okFields are those of a whole 200 answer, which http.ServeContent
+	// sets itself for what it serves: Accept-Ranges, Content-Length,
+	// Last-Modified.
+	okFields
+	allFields = entityFields | okFields
+)
+
+// field is a header field's value: text, a number or a time.
+type field struct {
+	kind uint8 // textField, intField, timeField
+	text string
+	n    int64
+	t    time.Time
+}
+
+const (
+	textField = iota
+	intField
+	timeField
+)
+
+func text(s string) field { return field{kind: textField, text: s} }
+
+// fields calls emit with h's header fields of set, canonically named, in
+// the order net/http writes a handler's header (sorted), plus "Connection:
+// close" where it sorts if close is set. It is the one statement of what a
+// Head's fields are: appendFields writes them raw for the loops, setHeader
+// into an http.Header for net/http.
+func (h *Head) fields(set fieldSet, close bool, emit func(name string, v field)) {
+	ok, entity := set&okFields != 0, set&entityFields != 0
+	if ok {
+		emit("Accept-Ranges", text("bytes"))
+	}
+	if entity {
+		emit("Access-Control-Allow-Origin", text(allowOrigin))
+		emit("Access-Control-Expose-Headers", text(exposeHeaders))
+		emit("Cache-Control", text(h.CacheControl))
+	}
+	if close {
+		emit("Connection", text("close"))
+	}
+	if entity && h.Gzip {
+		emit("Content-Encoding", text("gzip"))
+	}
+	if ok {
+		emit("Content-Length", field{kind: intField, n: h.Length})
+	}
+	if entity {
+		emit("Content-Type", text(h.ContentType))
+		emit("Etag", text(h.ETag))
+	}
+	if ok && !h.Modified.IsZero() {
+		emit("Last-Modified", field{kind: timeField, t: h.Modified})
+	}
+	if entity && h.Gzip {
+		emit("Vary", text("Accept-Encoding"))
+	}
+}
+
+// appendFields appends h's fields of set as header lines ("Name:
+// value\r\n"), without allocating.
+func (h *Head) appendFields(b []byte, set fieldSet, close bool) []byte {
+	h.fields(set, close, func(name string, v field) {
+		b = append(b, name...)
+		b = append(b, ": "...)
+		switch v.kind {
+		case textField:
+			b = append(b, v.text...)
+		case intField:
+			b = strconv.AppendInt(b, v.n, 10)
+		case timeField:
+			b = v.t.UTC().AppendFormat(b, http.TimeFormat)
+		}
+		b = append(b, "\r\n"...)
+	})
+	return b
+}
+
+// appendResponse appends the whole response head a loop writes: the
+// status line, h's fields, Connection: close if close is set, the Date
+// (date, formatted with http.TimeFormat) and the blank line.
+func (h *Head) appendResponse(b []byte, close bool, date []byte) []byte {
+	b = append(b, "HTTP/1.1 200 OK\r\n"...)
+	b = h.appendFields(b, allFields, close)
+	b = append(b, "Date: "...)
+	b = append(b, date...)
+	return append(b, "\r\n\r\n"...)
+}
+
+// SetHeader sets every field of h in hdr, as a loop writes them; net/http
+// adds Date and Connection itself.
+func (h *Head) SetHeader(hdr http.Header) { h.setHeader(hdr, allFields) }
+
+// SetEntityHeader sets the fields that describe the representation in hdr
+// — all but Accept-Ranges, Content-Length and Last-Modified, which
+// http.ServeContent sets for what it serves (a range, a 304, a 412).
+func (h *Head) SetEntityHeader(hdr http.Header) { h.setHeader(hdr, entityFields) }
+
+func (h *Head) setHeader(hdr http.Header, set fieldSet) {
+	h.fields(set, false, func(name string, v field) {
+		var s string
+		switch v.kind {
+		case textField:
+			s = v.text
+		case intField:
+			s = strconv.FormatInt(v.n, 10)
+		case timeField:
+			s = v.t.UTC().Format(http.TimeFormat)
+		}
+		if v := hdr[name]; len(v) == 1 && v[0] == s {
+			return // set already (CORS's fields, by CORS)
+		}
+		hdr[name] = []string{s} // the names are canonical
+	})
+}
