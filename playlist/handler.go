@@ -71,7 +71,7 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	// Not in memory (e.g. written by an earlier process): try the store.
 	obj, err := r.cfg.Store.Get(req.Context(), p)
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && !isMedia(file)) {
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && !storage.IsMedia(file)) {
 		notFound(w)
 		return
 	}
@@ -97,9 +97,9 @@ func splitPath(path string) (stream, file string, ok bool) {
 // be cached for good.
 const mediaCacheControl = storage.ImmutableCacheControl
 
-func isMedia(file string) bool {
-	return strings.HasSuffix(file, ".ts") || strings.HasSuffix(file, ".m4s") || strings.HasSuffix(file, ".mp4")
-}
+// errorCacheControl is the Cache-Control of an error answer: a 404 for a part or a
+// segment that is about to exist must not stick in a cache.
+const errorCacheControl = "no-cache"
 
 // blockRequest is a parsed LL-HLS delivery directive.
 type blockRequest struct {
@@ -161,7 +161,7 @@ func (r *Registry) servePlaylist(w http.ResponseWriter, req *http.Request, s *St
 		var msg string
 		br, blocking, msg = parseDirectives(req.URL.Query())
 		if msg != "" {
-			h.Set("Cache-Control", "no-cache")
+			h.Set("Cache-Control", errorCacheControl)
 			http.Error(w, msg, http.StatusBadRequest)
 			return
 		}
@@ -170,16 +170,16 @@ func (r *Registry) servePlaylist(w http.ResponseWriter, req *http.Request, s *St
 		status := r.wait(req.Context(), s, func() (bool, bool) { return s.hasPlaylistFor(br) })
 		switch status {
 		case waitTooFar:
-			h.Set("Cache-Control", "no-cache")
+			h.Set("Cache-Control", errorCacheControl)
 			http.Error(w, "_HLS_msn is more than two segments ahead of the live edge", http.StatusBadRequest)
 			return
 		case waitTimeout:
 			r.totals.blockTimeouts.Add(1)
-			h.Set("Cache-Control", "no-cache")
+			h.Set("Cache-Control", errorCacheControl)
 			http.Error(w, "the requested part did not appear in time", http.StatusServiceUnavailable)
 			return
 		case waitBusy:
-			h.Set("Cache-Control", "no-cache")
+			h.Set("Cache-Control", errorCacheControl)
 			h.Set("Retry-After", "1")
 			http.Error(w, "too many blocking requests", http.StatusServiceUnavailable)
 			return
@@ -190,7 +190,7 @@ func (r *Registry) servePlaylist(w http.ResponseWriter, req *http.Request, s *St
 	pl := s.pl.Load()
 	if pl == nil {
 		// Published, but nothing is finished yet.
-		h.Set("Cache-Control", "no-cache")
+		h.Set("Cache-Control", errorCacheControl)
 		http.Error(w, "stream has no segment yet", http.StatusNotFound)
 		return
 	}
@@ -217,7 +217,7 @@ func (r *Registry) serveIFrames(w http.ResponseWriter, req *http.Request, s *Str
 	h := w.Header()
 	pl := s.ipl.Load()
 	if pl == nil {
-		h.Set("Cache-Control", "no-cache")
+		h.Set("Cache-Control", errorCacheControl)
 		http.Error(w, "no I-frame playlist: the stream is not a rendition with video, or has no keyframe yet", http.StatusNotFound)
 		return
 	}
@@ -235,7 +235,7 @@ func (r *Registry) playlistCacheControl(pl *rendered, blocking bool) string {
 	case r.cfg.PartTarget > 0:
 		// Players join with a plain request and then block; a stale copy
 		// would only add latency.
-		return "no-cache"
+		return storage.PlaylistCacheControl
 	}
 	return pl.cacheControl
 }
@@ -373,7 +373,7 @@ func (r *Registry) awaitPart(w http.ResponseWriter, req *http.Request, s *Stream
 		notFound(w)
 	case waitTimeout:
 		r.totals.blockTimeouts.Add(1)
-		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("Cache-Control", errorCacheControl)
 		http.Error(w, "the part did not appear in time", http.StatusServiceUnavailable)
 	case waitBusy:
 		w.Header().Set("Retry-After", "1")
@@ -495,6 +495,6 @@ func serveBytes(w http.ResponseWriter, req *http.Request, head httploop.Head, da
 }
 
 func notFound(w http.ResponseWriter) {
-	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("Cache-Control", errorCacheControl)
 	http.Error(w, "not found", http.StatusNotFound)
 }

@@ -49,6 +49,16 @@ func ContentType(name string) string {
 	return "application/octet-stream"
 }
 
+// IsMedia reports whether name (a key or a file name) is a media object: a
+// segment or part (.ts, .m4s) or an init segment (.mp4).
+func IsMedia(name string) bool {
+	switch path.Ext(name) {
+	case ".ts", ".m4s", ".mp4":
+		return true
+	}
+	return false
+}
+
 // DefaultCacheControl returns the Cache-Control of the object stored under
 // key: PlaylistCacheControl for a playlist, ImmutableCacheControl for
 // everything else (segments, parts, init segments).

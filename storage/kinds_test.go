@@ -14,5 +14,8 @@ func TestKinds(t *testing.T) {
 		if ct, cc := ContentType(name), DefaultCacheControl(name); ct != want[0] || cc != want[1] {
 			t.Errorf("%s: %q, %q; want %q", name, ct, cc, want)
 		}
+		if media := want[0] == TSType || want[0] == MP4Type; IsMedia(name) != media {
+			t.Errorf("IsMedia(%s) = %v", name, !media)
+		}
 	}
 }
