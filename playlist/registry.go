@@ -1,6 +1,20 @@
-// Package playlist holds the live state of each stream — its window of
-// segments, media and discontinuity sequence numbers — renders media
-// playlists, and serves viewers over HTTP.
+// Package playlist holds the live state of each stream and answers viewers
+// from it.
+//
+// It owns: each stream's window of segments and LL-HLS parts, its media and
+// discontinuity sequence numbers, reconnect windows and removal (Registry,
+// Stream); rendition groups and their alignment (group.go, rendition.go);
+// the rendering of media, multivariant and I-frame playlists as immutable
+// snapshots; the media bytes viewers get, in memory files; what is written
+// to and deleted from storage, and when; the handover state a successor
+// adopts; and the HTTP answers for a stream's URLs (Handler, including
+// LL-HLS blocking reloads), plus Lookup, the allocation-free look-up that
+// playlist/httploop's event loops answer plain requests with.
+//
+// It never parses media or RTMP (segmenter and ingest hand it finished
+// parts and segments, through its own Segment and Part types, so it imports
+// neither), never touches a viewer's socket (httploop does), and never
+// decides who may watch or publish.
 package playlist
 
 import (
