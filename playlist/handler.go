@@ -22,8 +22,8 @@ import (
 // httploop.Server's loops answer plain requests from Lookup, with the same
 // heads (httploop.Head), and hand the rest to it. It wraps itself in
 // httploop.CORS so that it answers alike on its own (tests, an embedding);
-// behind an httploop.Server, whose middleware has CORS already, that only
-// sets the same fields again.
+// behind an httploop.Server, whose middleware has CORS already, the inner
+// one sees the fields set and steps aside.
 func (r *Registry) Handler() http.Handler {
 	return httploop.CORS(http.HandlerFunc(r.serveHTTP))
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"unsafe"
 )
 
 // The viewer middleware: what every viewer request passes through,
@@ -20,7 +21,7 @@ import (
 // or by net/http, and of every panic recovered while answering one.
 type Observer interface {
 	// Observe counts a request answered: its path (valid only during the
-	// call), status and the body bytes written. A loop calls it as it
+	// call, and read-only: it may be a string's bytes), status and the body bytes written. A loop calls it as it
 	// starts writing the answer, net/http once the handler has returned
 	// (not when a panic cut the connection). A loop calls it for each
 	// request it answers, so it should not allocate.
@@ -50,6 +51,13 @@ type Panic struct {
 func CORS(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
+		if _, done := h["Access-Control-Allow-Origin"]; done {
+			// An outer CORS has answered for it (a handler that wraps
+			// itself, behind the Server's middleware): setting the fields
+			// again would only allocate.
+			next.ServeHTTP(w, r)
+			return
+		}
 		h.Set("Access-Control-Allow-Origin", allowOrigin)
 		switch r.Method {
 		case http.MethodOptions:
@@ -177,7 +185,10 @@ func observe(obs Observer, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		next.ServeHTTP(sw, r)
-		obs.Observe([]byte(r.URL.Path), sw.code, sw.n)
+		// The Observer reads path during the call only and never writes
+		// it, so the string's bytes can be lent without a copy.
+		p := r.URL.Path
+		obs.Observe(unsafe.Slice(unsafe.StringData(p), len(p)), sw.code, sw.n)
 	})
 }
 
