@@ -9,8 +9,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -192,7 +194,7 @@ func TestServerAnswersAsNetHTTP(t *testing.T) {
 			}
 			got.Header.Del("Date")
 			want.Header.Del("Date")
-			if got.StatusCode != want.StatusCode || !equalHeaders(got.Header, want.Header) || !bytes.Equal(gotBody, wantBody) {
+			if got.StatusCode != want.StatusCode || !maps.EqualFunc(got.Header, want.Header, slices.Equal) || !bytes.Equal(gotBody, wantBody) {
 				t.Errorf("%.60q:\n loops:    %d %v (%d bytes)\n net/http: %d %v (%d bytes)", tc.req,
 					got.StatusCode, got.Header, len(gotBody), want.StatusCode, want.Header, len(wantBody))
 			}
@@ -208,18 +210,6 @@ func TestServerAnswersAsNetHTTP(t *testing.T) {
 			t.Errorf("observed %d requests with loops, %d without", lo, po)
 		}
 	}
-}
-
-func equalHeaders(a, b http.Header) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if strings.Join(v, "\x00") != strings.Join(b[k], "\x00") {
-			return false
-		}
-	}
-	return true
 }
 
 // One keep-alive connection: answered by a loop, handed to net/http by a

@@ -3,9 +3,10 @@ package httploop
 import (
 	"bufio"
 	"bytes"
+	"maps"
 	"net/http"
 	"net/textproto"
-	"strings"
+	"slices"
 	"testing"
 	"time"
 )
@@ -52,7 +53,7 @@ func TestSetHeaderMatchesRaw(t *testing.T) {
 		resp.Header.Del("Date")
 		hdr := http.Header{}
 		h.SetHeader(hdr)
-		if !equalHeader(hdr, resp.Header) {
+		if !maps.EqualFunc(hdr, resp.Header, slices.Equal) {
 			t.Errorf("SetHeader %v\nraw %v", hdr, resp.Header)
 		}
 		for k := range hdr {
@@ -65,22 +66,10 @@ func TestSetHeaderMatchesRaw(t *testing.T) {
 		for _, k := range []string{"Accept-Ranges", "Content-Length", "Last-Modified"} {
 			resp.Header.Del(k)
 		}
-		if !equalHeader(ent, resp.Header) {
+		if !maps.EqualFunc(ent, resp.Header, slices.Equal) {
 			t.Errorf("SetEntityHeader %v\nwant %v", ent, resp.Header)
 		}
 	}
-}
-
-func equalHeader(a, b http.Header) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if strings.Join(v, "\x00") != strings.Join(b[k], "\x00") {
-			return false
-		}
-	}
-	return true
 }
 
 func TestAppendResponseAllocs(t *testing.T) {
