@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,14 +14,21 @@ import (
 
 	hls "github.com/bluenviron/gohlslib/v2/pkg/playlist"
 	"github.com/grafov/m3u8"
+
+	"github.com/fount-live/fount/storage"
 )
+
+// storedIn reads a key of --storage dir:DIR as fount wrote it.
+func storedIn(dir string) func(string) ([]byte, error) {
+	return func(key string) ([]byte, error) { return os.ReadFile(filepath.Join(dir, filepath.FromSlash(key))) }
+}
 
 // dvrPush pushes the 12 s source looped 8 times (96 s of media) without
 // -re, so that it takes seconds, to an origin with a 10 min DVR window on
-// dir: storage and a memory window of 3 segments; the stream then waits
-// for its encoder (a long reconnect window), its playlist still live.
-// It returns the origin, the storage directory, the playlist URL and its
-// body once the whole push is listed.
+// dir: storage (mod may set another) and a memory window of 3 segments;
+// the stream then waits for its encoder (a long reconnect window), its
+// playlist still live. It returns the origin, the storage directory, the
+// playlist URL and its body once the whole push is listed.
 func dvrPush(t *testing.T, mod func(*config)) (*origin, string, string, *m3u8.MediaPlaylist, []byte) {
 	t.Helper()
 	src := source(t)
@@ -45,7 +53,7 @@ func dvrPush(t *testing.T, mod func(*config)) (*origin, string, string, *m3u8.Me
 // segments than --playlist-size, each with its EXT-X-PROGRAM-DATE-TIME
 // (never going back); segments beyond the memory window are served from
 // storage, with the bytes stored.
-func checkDVRPlaylist(t *testing.T, o *origin, dir string, p *m3u8.MediaPlaylist, body []byte) {
+func checkDVRPlaylist(t *testing.T, o *origin, stored func(key string) ([]byte, error), p *m3u8.MediaPlaylist, body []byte) {
 	t.Helper()
 	segs := segments(p)
 	if len(segs) < 40 || p.SeqNo != 0 {
@@ -78,7 +86,7 @@ func checkDVRPlaylist(t *testing.T, o *origin, dir string, p *m3u8.MediaPlaylist
 	inMemory := 0
 	for _, s := range segs {
 		key := "live/dvr/" + s.URI
-		stored, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(key)))
+		want, err := stored(key)
 		if err != nil {
 			t.Fatalf("%s is listed but not in storage: %v", key, err)
 		}
@@ -86,8 +94,8 @@ func checkDVRPlaylist(t *testing.T, o *origin, dir string, p *m3u8.MediaPlaylist
 			inMemory++
 		}
 		code, got, _ := httpGet(t, o.url("/"+key))
-		if code != 200 || !bytes.Equal(got, stored) {
-			t.Errorf("%s: %d, %d bytes; want 200 and the %d stored", key, code, len(got), len(stored))
+		if code != 200 || !bytes.Equal(got, want) {
+			t.Errorf("%s: %d, %d bytes; want 200 and the %d stored", key, code, len(got), len(want))
 		}
 	}
 	if inMemory > 3+5 {
@@ -131,7 +139,7 @@ func TestE2EDVRSeek(t *testing.T) {
 	}
 	browserDeps(t)
 	o, dir, url, p, body := dvrPush(t, classic)
-	checkDVRPlaylist(t, o, dir, p, body)
+	checkDVRPlaylist(t, o, storedIn(dir), p, body)
 
 	r, line := runNodeScript[dvrReport](t, 120*time.Second, "dvr.mjs", url, "60")
 	t.Logf("chromium %s, hls.js %s: seekable %.1f-%.1f s, playing at %.1f s, seeked to %.1f s, now at %.1f s (%s), %d frames presented since; fragments after the seek %v",
@@ -176,7 +184,7 @@ func TestE2EDVRSeek(t *testing.T) {
 func TestE2EDVRDeltaUpdate(t *testing.T) {
 	lockEndToEnd(t)
 	o, dir, url, p, body := dvrPush(t, llConfig)
-	checkDVRPlaylist(t, o, dir, p, body)
+	checkDVRPlaylist(t, o, storedIn(dir), p, body)
 	var m hls.Media
 	if err := m.Unmarshal(body); err != nil {
 		t.Fatalf("gohlslib cannot parse the playlist: %v\n%s", err, body)
@@ -195,6 +203,25 @@ func TestE2EDVRDeltaUpdate(t *testing.T) {
 	}
 	t.Logf("reload of a %d-segment DVR playlist: full %d bytes (gzip %d), delta %d bytes (gzip %d)",
 		len(segments(p)), len(body), gzLen(body), len(delta), gzLen(delta))
+}
+
+// TestE2EDVRS3: on S3 storage, the segments of the DVR window that left
+// memory are served from the bucket.
+func TestE2EDVRS3(t *testing.T) {
+	lockEndToEnd(t)
+	v := startVersitygw(t, "fount-dvr")
+	o, _, _, p, body := dvrPush(t, func(c *config) {
+		classic(c)
+		c.Storage, c.S3Endpoint, c.S3AccessKey, c.S3SecretKey = "s3://fount-dvr/edge", "http://"+v.addr, "fountkey", "fountsecret"
+	})
+	bucket, err := storage.NewS3(context.Background(), storage.S3Config{Bucket: "fount-dvr", Prefix: "edge", Endpoint: "http://" + v.addr, AccessKey: "fountkey", SecretKey: "fountsecret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDVRPlaylist(t, o, func(key string) ([]byte, error) {
+		obj, err := bucket.Get(context.Background(), key)
+		return obj.Data, err
+	}, p, body)
 }
 
 func gzLen(b []byte) int {
