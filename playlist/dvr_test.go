@@ -288,3 +288,43 @@ func dirStore(t testing.TB) storage.Store {
 	}
 	return d
 }
+
+// TestDVRRestore: a process started on the storage of one that had a DVR
+// window lists the stored window, goes on numbering, slides it by the DVR
+// window again and deletes what leaves it.
+func TestDVRRestore(t *testing.T) {
+	store := durableStore()
+	r1, clk := newDVRRegistry(t, store, 30*time.Second, 0)
+	s1, _ := r1.Publish("live/again")
+	addSegments(t, s1, clk, 20, 2*time.Second) // 0..19, 5..19 listed
+	s1.Unpublish()
+
+	r2 := NewRegistry(Config{Store: store, TargetDuration: 2 * time.Second, WindowSize: 3, DeleteGrace: 10 * time.Second, DVRWindow: 30 * time.Second, Now: clk.Now})
+	s2, err := r2.Publish("live/again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := r2.Handler()
+	_, b := body(t, h, "/live/again/index.m3u8")
+	if p := parseMedia(t, []byte(b)); p.SeqNo != 5 || p.Count() != 15 {
+		t.Fatalf("restored: media sequence %d, %d listed; want 5 and 15\n%s", p.SeqNo, p.Count(), b)
+	}
+	if code, _ := body(t, h, "/live/again/seg6.ts"); code != 200 {
+		t.Errorf("a restored segment, from storage: %d", code)
+	}
+	for i := 0; i < 10; i++ {
+		addSegments(t, s2, clk, 1, 2*time.Second)
+		r2.Sweep()
+	}
+	_, b = body(t, h, "/live/again/index.m3u8")
+	p := parseMedia(t, []byte(b))
+	if p.SeqNo != 15 || p.Count() != 15 || !strings.Contains(b, "#EXT-X-DISCONTINUITY\n") {
+		t.Fatalf("after 10 more: media sequence %d, %d listed; want 15 and 15, with the restart's discontinuity\n%s", p.SeqNo, p.Count(), b)
+	}
+	if _, err := store.Get(context.Background(), "live/again/seg6.ts"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("a restored segment that left the DVR window a grace ago: %v", err)
+	}
+	if code, _ := body(t, h, "/live/again/seg15.ts"); code != 200 {
+		t.Errorf("the oldest listed: %d", code)
+	}
+}
