@@ -328,3 +328,25 @@ func TestDVRRestore(t *testing.T) {
 		t.Errorf("the oldest listed: %d", code)
 	}
 }
+
+// TestDVRDroppedWhileServing: a request that finds a segment just as its
+// memory goes is answered from storage, not 404.
+func TestDVRDroppedWhileServing(t *testing.T) {
+	store := durableStore()
+	r, clk := newDVRRegistry(t, store, 30*time.Second, 0)
+	s, _ := r.Publish("live/race")
+	addSegments(t, s, clk, 5, 2*time.Second)
+	v, ok := s.byName.Load("seg1.ts")
+	if !ok {
+		t.Fatal("seg1.ts not in memory")
+	}
+	o := v.(*object)
+	if o.file == nil {
+		t.Skip("media on the heap here: nothing is dropped under a request")
+	}
+	o.file.drop() // as sweep does, between a look-up and the answer
+	want, _ := store.Get(context.Background(), "live/race/seg1.ts")
+	if code, got := body(t, r.Handler(), "/live/race/seg1.ts"); code != 200 || got != string(want.Data) {
+		t.Errorf("%d, %q; want 200 and the stored bytes", code, got)
+	}
+}
