@@ -60,8 +60,11 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if v, ok := s.byName.Load(file); ok {
-		serveMedia(w, req, s, v.(*object))
-		return
+		if serveMedia(w, req, s, v.(*object)) {
+			return
+		}
+		// Its memory was just dropped: a segment of a DVR window is
+		// still in storage (anything else is not found there).
 	}
 	if r.cfg.PartTarget > 0 {
 		if msn, idx, ok := parsePartName(file); ok {
@@ -366,8 +369,7 @@ func (r *Registry) awaitPart(w http.ResponseWriter, req *http.Request, s *Stream
 	}
 	switch r.wait(req.Context(), s, cond) {
 	case waitReady:
-		if v, ok := s.byName.Load(file); ok {
-			serveMedia(w, req, s, v.(*object))
+		if v, ok := s.byName.Load(file); ok && serveMedia(w, req, s, v.(*object)) {
 			return
 		}
 		notFound(w)
@@ -385,10 +387,11 @@ func (r *Registry) awaitPart(w http.ResponseWriter, req *http.Request, s *Stream
 }
 
 // serveMedia answers with a media object; s, when known, counts the bytes.
-func serveMedia(w http.ResponseWriter, req *http.Request, s *Stream, o *object) {
+// It answers nothing and returns false if the object's memory was dropped
+// since it was looked up (it just expired, or left a DVR window's memory).
+func serveMedia(w http.ResponseWriter, req *http.Request, s *Stream, o *object) bool {
 	if o.file != nil && !o.file.acquire() {
-		notFound(w) // dropped since it was looked up: it just expired
-		return
+		return false
 	}
 	if s != nil && req.Method == http.MethodGet {
 		s.bytesOut.Add(uint64(o.size))
@@ -396,20 +399,20 @@ func serveMedia(w http.ResponseWriter, req *http.Request, s *Stream, o *object) 
 	head := o.head()
 	if o.file == nil {
 		serveBytes(w, req, head, o.data)
-		return
+		return true
 	}
 	defer o.file.Release()
 	if conditional(req.Header) {
 		head.SetEntityHeader(w.Header())
 		http.ServeContent(w, req, "", o.mod, io.NewSectionReader(o.file, o.off, o.size))
-		return
+		return true
 	}
 	if o.size < sendfileMin && s != nil {
 		serveSmall(w, req, s, o, &head)
-		return
+		return true
 	}
 	if !writeHead(w, req, &head) {
-		return
+		return true
 	}
 	// Headers out first, so that net/http hands the whole body to the
 	// connection's ReadFrom (sendfile(2) behind Listener) rather than
@@ -418,6 +421,7 @@ func serveMedia(w http.ResponseWriter, req *http.Request, s *Stream, o *object) 
 	// away, which net/http sees too.
 	http.NewResponseController(w).Flush()
 	io.Copy(w, &section{m: o.file, off: o.off, n: o.size})
+	return true
 }
 
 // head is the head of a 200 answer with the object.

@@ -46,12 +46,18 @@ type Config struct {
 	WindowSize      int           // segments listed in the live playlist (default 6)
 	ReconnectWindow time.Duration // how long an idle stream waits for its publisher (default 30 s)
 	DeleteGrace     time.Duration // how long a segment is kept after it leaves the window (default: the window + 2 target durations, at least 10 s)
-	RemoveAfter     time.Duration // how long an ended playlist stays before removal (default 60 s)
-	SweepInterval   time.Duration // how often Run checks timers (default 1 s)
-	FMP4            bool          // segments are fMP4 (.m4s with an init segment) rather than MPEG-TS
-	PartTarget      time.Duration // LL-HLS part target; 0 serves classic HLS
-	PartHoldBack    time.Duration // EXT-X-SERVER-CONTROL PART-HOLD-BACK (default and minimum: 3 part targets, as rfc8216bis recommends)
-	MaxBlocking     int           // blocking requests allowed to wait at once (default 10000)
+	// DVRWindow lists that much of the past in the live playlist (never
+	// fewer than WindowSize segments); 0 lists WindowSize segments. Only
+	// the last WindowSize segments (plus DeleteGrace) stay in memory: the
+	// older ones are served from Store, which must keep them (a directory
+	// or S3, not storage.Memory).
+	DVRWindow     time.Duration
+	RemoveAfter   time.Duration // how long an ended playlist stays before removal (default 60 s)
+	SweepInterval time.Duration // how often Run checks timers (default 1 s)
+	FMP4          bool          // segments are fMP4 (.m4s with an init segment) rather than MPEG-TS
+	PartTarget    time.Duration // LL-HLS part target; 0 serves classic HLS
+	PartHoldBack  time.Duration // EXT-X-SERVER-CONTROL PART-HOLD-BACK (default and minimum: 3 part targets, as rfc8216bis recommends)
+	MaxBlocking   int           // blocking requests allowed to wait at once (default 10000)
 	// MaxStreams bounds the streams held: live, idle (awaiting a
 	// reconnect) and ended (until removed). Publishing a new name beyond
 	// it is refused; a held name may always be published again.
@@ -118,6 +124,11 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.DVRWindow > 0 && c.inProcessStore {
+		// Nothing would serve the segments memory no longer holds.
+		c.Logger.Warn("DVR window off: it needs a store outside the process (a directory or S3) for what memory no longer holds", "dvr_window", c.DVRWindow)
+		c.DVRWindow = 0
 	}
 	return c
 }

@@ -21,6 +21,8 @@ type entry struct {
 	gap           bool     // EXT-X-GAP: a rendition's number with no media (it joined late or reconnected)
 	iframes       []IFrame // its video keyframes, for the I-frame playlist
 	iframeSeq     uint64   // I-frame playlist number of its first keyframe
+	evicted       bool     // DVR: left the memory window (queued in Stream.evicted)
+	lines         []byte   // its rendered lines without parts, made on first need (render)
 }
 
 // part is one LL-HLS partial segment.
@@ -172,20 +174,17 @@ func (p *mediaPlaylist) render(buf []byte, skip bool) []byte {
 			buf = p.appendMap(buf, s.init)
 			lastInit = s.init
 		}
-		buf = append(buf, "#EXT-X-PROGRAM-DATE-TIME:"...)
-		buf = s.pdt.UTC().AppendFormat(buf, "2006-01-02T15:04:05.000Z07:00")
-		buf = append(buf, '\n')
 		if i >= partsFrom {
-			buf = appendParts(buf, s.parts)
+			buf = s.appendLines(buf, true)
+			continue
 		}
-		if s.gap {
-			buf = append(buf, "#EXT-X-GAP\n"...)
+		// Away from the live edge a segment's lines never change: made
+		// once, they are copied on every render (a 2 h DVR window lists
+		// 3,600 segments, rendered again on every part).
+		if s.lines == nil {
+			s.lines = s.appendLines(make([]byte, 0, 80), false)
 		}
-		buf = append(buf, "#EXTINF:"...)
-		buf = appendSeconds(buf, s.duration)
-		buf = append(buf, ",\n"...)
-		buf = append(buf, s.name...)
-		buf = append(buf, '\n')
+		buf = append(buf, s.lines...)
 	}
 	if ll && p.open != nil && !p.ended {
 		if len(p.open.parts) > 0 {
@@ -218,6 +217,25 @@ func (p *mediaPlaylist) render(buf []byte, skip bool) []byte {
 		buf = append(buf, "#EXT-X-ENDLIST\n"...)
 	}
 	return buf
+}
+
+// appendLines writes the segment's EXT-X-PROGRAM-DATE-TIME, its parts if
+// asked for, EXT-X-GAP, EXTINF and URI.
+func (e *entry) appendLines(buf []byte, parts bool) []byte {
+	buf = append(buf, "#EXT-X-PROGRAM-DATE-TIME:"...)
+	buf = e.pdt.UTC().AppendFormat(buf, "2006-01-02T15:04:05.000Z07:00")
+	buf = append(buf, '\n')
+	if parts {
+		buf = appendParts(buf, e.parts)
+	}
+	if e.gap {
+		buf = append(buf, "#EXT-X-GAP\n"...)
+	}
+	buf = append(buf, "#EXTINF:"...)
+	buf = appendSeconds(buf, e.duration)
+	buf = append(buf, ",\n"...)
+	buf = append(buf, e.name...)
+	return append(buf, '\n')
 }
 
 // skippable counts the segments a delta update leaves out: those older

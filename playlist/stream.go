@@ -102,6 +102,7 @@ type Stream struct {
 	target        int  // EXT-X-TARGETDURATION, never lowered
 	window        []*entry
 	retired       []retiredEntry // left the window, deleted after the grace
+	evicted       []retiredEntry // DVR: left the memory window but still listed; their memory goes after the grace
 	open          openSegment    // the segment being built (parts so far)
 	initVersion   int            // latest fMP4 init segment
 	nextInit      int            // number of the next init segment
@@ -361,10 +362,38 @@ func (s *Stream) Segment(seg Segment) error {
 
 // appendLocked adds a finished (or gap) segment to the window and slides
 // it. s.mu is held.
+//
+// The window is what the playlist lists. Without a DVR window that is the
+// last WindowSize segments, all in memory. With one it is every segment
+// whose media lies within Config.DVRWindow of the live edge (never fewer
+// than WindowSize); only the last WindowSize of them are the memory
+// window: an older one is evicted (its memory files dropped after the
+// grace, so it is served from storage) but stays listed until it leaves
+// the DVR window, and is deleted from storage only then (after the grace).
 func (s *Stream) appendLocked(e *entry) {
 	s.window = append(s.window, e)
 	now := s.cfg.Now()
-	for len(s.window) > s.cfg.WindowSize {
+	n := s.cfg.WindowSize
+	if dvr := s.cfg.DVRWindow; dvr > 0 && len(s.window) > n {
+		// Keep the segments after the first one that ends at least
+		// DVRWindow before the live edge: the first kept one starts
+		// that far back, or as far as anything is listed.
+		var tail time.Duration
+		keep := 0
+		for i := len(s.window) - 1; i >= 0; i-- {
+			keep++
+			tail += s.window[i].duration
+			if tail >= dvr {
+				break
+			}
+		}
+		n = max(n, keep)
+		if old := s.window[len(s.window)-s.cfg.WindowSize-1]; !old.evicted {
+			old.evicted = true
+			s.evicted = append(s.evicted, retiredEntry{e: old, since: now})
+		}
+	}
+	for len(s.window) > n {
 		old := s.window[0]
 		if old.discontinuity {
 			s.discSeq++
@@ -417,14 +446,16 @@ func (s *Stream) renderLocked() *rendered {
 			p.hint = s.partName(s.nextMSN, len(s.open.parts))
 		}
 	}
-	size := 512
+	size, skipSize := 512, 512
 	if old := s.pl.Load(); old != nil {
-		size = len(old.body) + 256
+		size, skipSize = len(old.body)+256, len(old.skipBody)+256
 	}
 	body := p.render(make([]byte, 0, size), false)
 	skipBody := body
 	if p.partTarget > 0 && p.skippable() > 0 {
-		skipBody = p.render(make([]byte, 0, size), true)
+		// Its own size: a delta update of a long (DVR) playlist is a
+		// small part of it.
+		skipBody = p.render(make([]byte, 0, min(size, skipSize)), true)
 	}
 	maxAge := s.target / 2
 	if p.ended {
@@ -551,6 +582,35 @@ func (s *Stream) sweep(now time.Time) (expired bool) {
 		n++
 	}
 	s.retired = s.retired[n:]
+	// DVR: segments that left the memory window a grace ago are served
+	// from storage from now on; their memory goes (their parts, listed
+	// only near the live edge, with it).
+	var evict []*entry
+	n = 0
+	for _, r := range s.evicted {
+		if now.Sub(r.since) < s.cfg.DeleteGrace {
+			break
+		}
+		evict = append(evict, r.e)
+		n++
+	}
+	s.evicted = s.evicted[n:]
+	if len(s.evicted) == 0 {
+		s.evicted = nil // let the backing array go
+	}
+	var evictFiles []*memFile
+	var evictNames []string
+	for _, e := range evict {
+		if e.gap {
+			continue // nothing in memory, nor in storage
+		}
+		evictNames = append(evictNames, e.name)
+		for _, p := range e.parts {
+			evictNames = append(evictNames, p.name)
+		}
+		evictFiles = append(evictFiles, e.file, e.partsFile)
+		e.parts, e.file, e.partsFile = nil, nil, nil
+	}
 	expired = s.state == StateEnded && now.Sub(s.since) >= s.cfg.RemoveAfter
 	var inits []string
 	if expired {
@@ -563,7 +623,7 @@ func (s *Stream) sweep(now time.Time) (expired bool) {
 			}
 		}
 		drop = append(drop, s.window...)
-		s.retired, s.window = nil, nil
+		s.retired, s.window, s.evicted = nil, nil, nil
 		inits, s.inits = s.inits, nil
 		s.pl.Store(nil)
 	}
@@ -576,6 +636,14 @@ func (s *Stream) sweep(now time.Time) (expired bool) {
 			s.totals.storageErrors.Add(1)
 			s.log.Warn("deleting from storage failed", "stream", s.path, "name", name, "err", err)
 		}
+	}
+	// The names go before the files: a look-up that still finds one
+	// and then fails to acquire its file falls back to storage.
+	for _, name := range evictNames {
+		s.byName.Delete(name)
+	}
+	for _, f := range evictFiles {
+		f.drop()
 	}
 	for _, e := range drop {
 		for _, p := range e.parts {

@@ -29,6 +29,7 @@ type config struct {
 	App             string
 	SegmentDuration time.Duration
 	PlaylistSize    int
+	DVRWindow       time.Duration
 	ReconnectWindow time.Duration
 	Storage         string
 	S3Endpoint      string
@@ -124,6 +125,7 @@ func (c *config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.App, "app", c.App, "RTMP application encoders publish to (rtmp://HOST/APP/KEY)")
 	fs.DurationVar(&c.SegmentDuration, "segment-duration", c.SegmentDuration, "target segment duration; segments are cut at the first keyframe after it")
 	fs.IntVar(&c.PlaylistSize, "playlist-size", c.PlaylistSize, "segments listed in the live playlist")
+	fs.DurationVar(&c.DVRWindow, "dvr-window", c.DVRWindow, "how much of the past the live playlist lists, for viewers to seek back in (0: off, just --playlist-size segments); needs dir: or s3: storage")
 	fs.DurationVar(&c.ReconnectWindow, "reconnect-window", c.ReconnectWindow, "how long a stream waits for its encoder to come back before it ends")
 	fs.StringVar(&c.Storage, "storage", c.Storage, "where segments are written: memory, dir:/path or s3://bucket/prefix")
 	fs.StringVar(&c.S3Endpoint, "s3-endpoint", c.S3Endpoint, "S3 endpoint URL for non-AWS servers (MinIO, versitygw, R2...); path-style requests")
@@ -206,6 +208,16 @@ func (c config) httpWriteTimeout() time.Duration {
 	return 3*segmenter.MaxSegmentDuration(c.SegmentDuration) + time.Minute
 }
 
+// maxDVRWindow bounds --dvr-window: a day of 2 s segments is 43,200
+// listed, a playlist of some 3 MB.
+const maxDVRWindow = 24 * time.Hour
+
+// storesOutside reports whether --storage keeps segments outside the
+// process (a directory or S3), as a DVR window needs.
+func storesOutside(spec string) bool {
+	return strings.HasPrefix(spec, "dir:") || strings.HasPrefix(spec, "s3://")
+}
+
 func (c *config) validate() error {
 	var errs []error
 	if c.SegmentDuration < 500*time.Millisecond || c.SegmentDuration > 60*time.Second {
@@ -213,6 +225,11 @@ func (c *config) validate() error {
 	}
 	if c.PlaylistSize < 3 || c.PlaylistSize > 1000 {
 		errs = append(errs, fmt.Errorf("--playlist-size %d: must be between 3 and 1000", c.PlaylistSize))
+	}
+	if c.DVRWindow < 0 || c.DVRWindow > maxDVRWindow {
+		errs = append(errs, fmt.Errorf("--dvr-window %s: must be between 0 (off) and %s", c.DVRWindow, maxDVRWindow))
+	} else if c.DVRWindow > 0 && !storesOutside(c.Storage) {
+		errs = append(errs, fmt.Errorf("--dvr-window %s: needs --storage dir:/path or s3://bucket/prefix to keep what memory does not (--storage is %q)", c.DVRWindow, c.Storage))
 	}
 	if c.ReconnectWindow < 0 {
 		errs = append(errs, fmt.Errorf("--reconnect-window %s: must not be negative", c.ReconnectWindow))

@@ -157,6 +157,7 @@ func newRegistry(cfg config, log *slog.Logger, store storage.Store, hook *ingest
 		Store:           store,
 		TargetDuration:  cfg.SegmentDuration,
 		WindowSize:      cfg.PlaylistSize,
+		DVRWindow:       cfg.DVRWindow,
 		ReconnectWindow: reconnect,
 		MaxStreams:      cfg.MaxStreams,
 		Logger:          log,

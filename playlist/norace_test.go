@@ -1,0 +1,5 @@
+//go:build !race
+
+package playlist
+
+const raceEnabled = false
