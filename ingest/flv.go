@@ -1,26 +1,27 @@
 package ingest
 
-// FLV codec and packet identifiers (FLV spec v10.1, Enhanced RTMP v1/v2).
+import "github.com/fount-live/fount/ingest/flv"
+
+// FLV codec and packet identifiers, as package flv states them once.
 const (
-	flvCodecAVC   = 7
-	flvCodecHEVC  = 12 // not in the FLV spec; some encoders and CDNs use it
-	flvSoundAAC   = 10
-	flvSoundExHdr = 9 // Enhanced RTMP audio: FourCC follows
+	flvCodecAVC   = flv.CodecAVC
+	flvCodecHEVC  = flv.CodecHEVC
+	flvSoundAAC   = flv.SoundAAC
+	flvSoundExHdr = flv.SoundExHeader
 
-	avcSeqHeader = 0
-	avcNALU      = 1
-	avcEndOfSeq  = 2
+	avcSeqHeader = flv.AVCSequenceHeader
+	avcNALU      = flv.AVCNALU
+	avcEndOfSeq  = flv.AVCEndOfSequence
 
-	// Enhanced RTMP video packet types.
-	exSeqStart        = 0
-	exCodedFrames     = 1
-	exSeqEnd          = 2
-	exCodedFramesX    = 3
-	exMetadata        = 4
-	exMPEG2TSSeqStart = 5
+	exSeqStart        = flv.ExSequenceStart
+	exCodedFrames     = flv.ExCodedFrames
+	exSeqEnd          = flv.ExSequenceEnd
+	exCodedFramesX    = flv.ExCodedFramesX
+	exMetadata        = flv.ExMetadata
+	exMPEG2TSSeqStart = flv.ExMPEG2TSSequenceStart
 
-	frameKey     = 1
-	frameCommand = 5
+	frameKey     = flv.FrameKey
+	frameCommand = flv.FrameCommand
 )
 
 // cts24 reads a signed 24-bit big-endian composition time.
@@ -43,7 +44,7 @@ func legacyVideoCodecName(id byte) string {
 		return "Screen video v2"
 	case flvCodecAVC:
 		return "H.264"
-	case 12:
+	case flvCodecHEVC:
 		return "HEVC (non-standard FLV id)"
 	}
 	return "unknown"

@@ -68,7 +68,7 @@ func parseFLV(b []byte) (*clip, error) {
 			continue
 		case typ != tagAudio && typ != tagVideo, n == 0:
 			continue
-		case isSequenceHeader(typ, g.Data):
+		case g.SequenceHeader(): // sent once, not once per loop
 			c.config = append(c.config, t)
 			continue
 		}
@@ -130,23 +130,6 @@ func frameInterval(ts []uint32) uint64 {
 	}
 	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
 	return uint64(d[len(d)/2])
-}
-
-// isSequenceHeader reports codec configuration: AVC/HEVC decoder
-// configuration (legacy or Enhanced RTMP SequenceStart) or the AAC
-// AudioSpecificConfig. Publishers send these once, not once per loop.
-func isSequenceHeader(typ uint8, p []byte) bool {
-	switch typ {
-	case tagVideo:
-		if p[0]&0x80 != 0 { // Enhanced RTMP: packet type in the low nibble
-			return p[0]&0x0f == 0
-		}
-		codec := p[0] & 0x0f
-		return (codec == 7 || codec == 12) && len(p) > 1 && p[1] == 0
-	case tagAudio:
-		return p[0]>>4 == 10 && len(p) > 1 && p[1] == 0
-	}
-	return false
 }
 
 // mediaTS is the timestamp of media tag i in loop k: each loop continues

@@ -385,16 +385,11 @@ const (
 	tagScript = flv.TagScript
 )
 
-func (g flvTag) videoConfig() bool {
-	return g.typ == tagVideo && len(g.data) > 1 && g.data[0]&0x0f == 7 && g.data[1] == 0
-}
-func (g flvTag) audioConfig() bool {
-	return g.typ == tagAudio && len(g.data) > 1 && g.data[0]>>4 == 10 && g.data[1] == 0
-}
-func (g flvTag) config() bool { return g.videoConfig() || g.audioConfig() }
-func (g flvTag) keyframe() bool {
-	return g.typ == tagVideo && len(g.data) > 1 && g.data[0]>>4 == 1 && g.data[1] == 1
-}
+func (g flvTag) tag() flv.Tag      { return flv.Tag{Type: g.typ, Data: g.data} }
+func (g flvTag) videoConfig() bool { return g.typ == tagVideo && g.tag().SequenceHeader() }
+func (g flvTag) audioConfig() bool { return g.typ == tagAudio && g.tag().SequenceHeader() }
+func (g flvTag) config() bool      { return g.tag().SequenceHeader() }
+func (g flvTag) keyframe() bool    { return g.tag().Keyframe() }
 
 // cts is a video tag's composition time offset in ms.
 func (g flvTag) cts() int32 {

@@ -86,3 +86,76 @@ func ReadFile(path string) ([]Tag, error) {
 	}
 	return tags, nil
 }
+
+// SequenceHeader reports whether the tag carries a codec configuration
+// rather than media: for video an AVC or HEVC decoder configuration record
+// (legacy FLV, AVC packet type 0) or an Enhanced RTMP SequenceStart; for
+// audio an AAC AudioSpecificConfig (AAC packet type 0) or an Enhanced RTMP
+// SequenceStart. Publishers send these once, before the frames.
+func (t Tag) SequenceHeader() bool {
+	p := t.Data
+	if len(p) < 1 {
+		return false
+	}
+	switch t.Type {
+	case TagVideo:
+		if p[0]&0x80 != 0 { // Enhanced RTMP: the packet type in the low nibble
+			return p[0]&0x0f == ExSequenceStart
+		}
+		codec := p[0] & 0x0f
+		return (codec == CodecAVC || codec == CodecHEVC) && len(p) > 1 && p[1] == AVCSequenceHeader
+	case TagAudio:
+		switch p[0] >> 4 {
+		case SoundAAC:
+			return len(p) > 1 && p[1] == 0
+		case SoundExHeader:
+			return p[0]&0x0f == ExSequenceStart
+		}
+	}
+	return false
+}
+
+// Keyframe reports whether the tag is a video keyframe with coded media:
+// frame type 1 and, in legacy FLV, an AVC or HEVC NALU packet (type 1),
+// in Enhanced RTMP a CodedFrames or CodedFramesX packet (not a sequence
+// start or end, metadata, or a multitrack or ModEx wrapper).
+func (t Tag) Keyframe() bool {
+	p := t.Data
+	if t.Type != TagVideo || len(p) < 2 || (p[0]>>4)&0x07 != FrameKey {
+		return false
+	}
+	if p[0]&0x80 != 0 {
+		pt := p[0] & 0x0f
+		return pt == ExCodedFrames || pt == ExCodedFramesX
+	}
+	codec := p[0] & 0x0f
+	return (codec == CodecAVC || codec == CodecHEVC) && p[1] == AVCNALU
+}
+
+// FLV codec and packet identifiers (FLV spec v10.1, Enhanced RTMP v1/v2):
+// the one statement of them; package ingest parses the whole grammar with
+// them.
+const (
+	CodecAVC      = 7  // video codec id: H.264
+	CodecHEVC     = 12 // not in the FLV spec; some encoders and CDNs use it for HEVC
+	SoundAAC      = 10 // sound format: AAC
+	SoundExHeader = 9  // Enhanced RTMP audio: a FourCC follows
+
+	// AVC (and legacy HEVC) packet types, the byte after the codec id.
+	AVCSequenceHeader = 0
+	AVCNALU           = 1
+	AVCEndOfSequence  = 2
+
+	// Enhanced RTMP video (and audio) packet types, in the first byte's
+	// low nibble.
+	ExSequenceStart        = 0
+	ExCodedFrames          = 1
+	ExSequenceEnd          = 2
+	ExCodedFramesX         = 3
+	ExMetadata             = 4
+	ExMPEG2TSSequenceStart = 5
+
+	// Video frame types, in the first byte's bits 4-6.
+	FrameKey     = 1
+	FrameCommand = 5
+)

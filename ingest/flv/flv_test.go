@@ -60,3 +60,35 @@ func TestParseErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestTagKinds(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		tag           Tag
+		config, keyfr bool
+	}{
+		{"AVC config", Tag{Type: TagVideo, Data: []byte{0x17, 0, 0, 0, 0}}, true, false},
+		{"AVC keyframe", Tag{Type: TagVideo, Data: []byte{0x17, 1, 0, 0, 0}}, false, true},
+		{"AVC inter frame", Tag{Type: TagVideo, Data: []byte{0x27, 1, 0, 0, 0}}, false, false},
+		{"AVC end of sequence", Tag{Type: TagVideo, Data: []byte{0x17, 2, 0, 0, 0}}, false, false},
+		{"legacy HEVC config", Tag{Type: TagVideo, Data: []byte{0x1c, 0, 0, 0, 0}}, true, false},
+		{"E-RTMP SequenceStart", Tag{Type: TagVideo, Data: []byte{0x90, 'h', 'v', 'c', '1'}}, true, false},
+		{"E-RTMP CodedFrames key", Tag{Type: TagVideo, Data: []byte{0x91, 'h', 'v', 'c', '1'}}, false, true},
+		{"E-RTMP CodedFramesX key", Tag{Type: TagVideo, Data: []byte{0x93, 'a', 'v', '0', '1'}}, false, true},
+		{"E-RTMP CodedFrames inter", Tag{Type: TagVideo, Data: []byte{0xa1, 'a', 'v', '0', '1'}}, false, false},
+		{"E-RTMP multitrack", Tag{Type: TagVideo, Data: []byte{0x96, 0, 'a', 'v', 'c', '1'}}, false, false},
+		{"AAC config", Tag{Type: TagAudio, Data: []byte{0xaf, 0, 0x12, 0x10}}, true, false},
+		{"AAC frame", Tag{Type: TagAudio, Data: []byte{0xaf, 1, 0x21}}, false, false},
+		{"E-RTMP audio SequenceStart", Tag{Type: TagAudio, Data: []byte{0x90, 'O', 'p', 'u', 's'}}, true, false},
+		{"MP3", Tag{Type: TagAudio, Data: []byte{0x2f, 0xff}}, false, false},
+		{"script", Tag{Type: TagScript, Data: []byte{2, 0, 10}}, false, false},
+		{"empty", Tag{Type: TagVideo}, false, false},
+	} {
+		if got := c.tag.SequenceHeader(); got != c.config {
+			t.Errorf("%s: SequenceHeader() = %v", c.name, got)
+		}
+		if got := c.tag.Keyframe(); got != c.keyfr {
+			t.Errorf("%s: Keyframe() = %v", c.name, got)
+		}
+	}
+}
