@@ -350,22 +350,32 @@ func playABR(t *testing.T, mvURL string, enc *abrEncoder) {
 	}
 	for _, player := range []string{"hlsjs", "shaka"} {
 		t.Run(player, func(t *testing.T) {
-			start := time.Now()
-			r, line := runNodeScript[abrReport](t, 3*time.Minute, "abr.mjs", mvURL, player,
-				fmt.Sprint(int(abrThrottle)), "20", fmt.Sprint(abrMaxDown+5), fmt.Sprint(abrMaxUp+5), "false")
-			speed, behind := enc.pace(start, time.Now())
-			t.Logf("%s %s in chromium %s, %s: switched down %s after throttling to %.1f Mbit/s (picture %s), up %s after lifting it (picture %s); ffmpeg's speed %.3fx, at most %s behind real time",
-				player, r.PlayerVersion, r.BrowserVersion, time.Since(start).Round(time.Millisecond),
-				abrSecs(r.SwitchDown), abrThrottle/1e6, abrSince(r.DisplayedDownAt, r.ThrottledAt),
-				abrSecs(r.SwitchUp), abrSince(r.DisplayedUpAt, r.UnthrottledAt), speed, behind.Round(10*time.Millisecond))
-			if behind > time.Second {
-				t.Logf("ffmpeg fell %s behind real time while the browser played: the machine was too busy for the ladder", behind.Round(10*time.Millisecond))
-			}
-			if exited, err := enc.exited(); exited {
-				t.Errorf("ffmpeg ended during playback: %v\n%s", err, enc.stderr.String())
-			}
-			if !checkABR(t, r, want) {
-				t.Logf("abr.mjs report: %s", line)
+			// A run in which the encoders themselves fell behind real time
+			// (the machine too busy) cannot judge the player's switching:
+			// it is run once more, and judged whatever happens then.
+			for attempt := 1; ; attempt++ {
+				start := time.Now()
+				r, line := runNodeScript[abrReport](t, 3*time.Minute, "abr.mjs", mvURL, player,
+					fmt.Sprint(int(abrThrottle)), "20", fmt.Sprint(abrMaxDown+5), fmt.Sprint(abrMaxUp+5), "false")
+				speed, behind := enc.pace(start, time.Now())
+				t.Logf("%s %s in chromium %s, %s: switched down %s after throttling to %.1f Mbit/s (picture %s), up %s after lifting it (picture %s); ffmpeg's speed %.3fx, at most %s behind real time",
+					player, r.PlayerVersion, r.BrowserVersion, time.Since(start).Round(time.Millisecond),
+					abrSecs(r.SwitchDown), abrThrottle/1e6, abrSince(r.DisplayedDownAt, r.ThrottledAt),
+					abrSecs(r.SwitchUp), abrSince(r.DisplayedUpAt, r.UnthrottledAt), speed, behind.Round(10*time.Millisecond))
+				if exited, err := enc.exited(); exited {
+					t.Fatalf("ffmpeg ended during playback: %v\n%s", err, enc.stderr.String())
+				}
+				if behind > time.Second {
+					t.Logf("ffmpeg fell %s behind real time while the browser played: the machine was too busy for the ladder", behind.Round(10*time.Millisecond))
+					if attempt == 1 {
+						t.Logf("running %s once more", player)
+						continue
+					}
+				}
+				if !checkABR(t, r, want) {
+					t.Logf("abr.mjs report: %s", line)
+				}
+				return
 			}
 		})
 	}
