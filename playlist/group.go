@@ -63,6 +63,11 @@ type variants struct {
 	dirty    bool     // the multivariant playlist needs rendering
 
 	renderMu sync.Mutex // one multivariant render at a time, in order
+
+	recID   string     // the recording the renditions share (g.mu)
+	recOpen int        // renditions whose recording recID is open (g.mu)
+	recMu   sync.Mutex // one write of the multivariant recording playlist at a time
+	recBody []byte     // the last one written (recMu)
 }
 
 // members returns the renditions in publish order.

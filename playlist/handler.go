@@ -40,14 +40,27 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	// own keys. Valid names never need escaping, so a path with any
 	// percent-encoding (RawPath set) is not the canonical URL of anything;
 	// refusing it keeps one URL per object, which caches rely on.
+	if req.URL.RawPath != "" {
+		notFound(w)
+		return
+	}
+	if rp, id, file, ok := splitRecordingPath(req.URL.Path); ok {
+		r.serveRecording(w, req, rp, id, file)
+		return
+	}
 	stream, file, ok := splitPath(req.URL.Path)
-	if !ok || req.URL.RawPath != "" {
+	if !ok {
 		notFound(w)
 		return
 	}
 	p := req.URL.Path[1:]
 	s := r.Stream(stream)
 	if s == nil {
+		if r.cfg.Record && storage.IsMedia(file) {
+			// A recording's segment, its stream gone.
+			r.serveStored(w, req, p, file)
+			return
+		}
 		notFound(w)
 		return
 	}
@@ -73,6 +86,11 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	// Not in memory (e.g. written by an earlier process): try the store.
+	r.serveStored(w, req, p, file)
+}
+
+// serveStored answers with the media object at key, read from the store.
+func (r *Registry) serveStored(w http.ResponseWriter, req *http.Request, p, file string) {
 	obj, err := r.cfg.Store.Get(req.Context(), p)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && !storage.IsMedia(file)) {
 		notFound(w)

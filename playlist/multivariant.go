@@ -105,7 +105,7 @@ func (g *variants) changed() {
 		p.state, p.since = state, p.cfg.Now()
 	}
 	p.mu.Unlock()
-	body := renderMultivariant(rows)
+	body := renderMultivariant(rows, "")
 	if body == nil {
 		p.pl.Store(nil)
 		return
@@ -149,8 +149,14 @@ func (g *variants) rows() ([]variantRow, State) {
 }
 
 // renderMultivariant writes the multivariant playlist of rows with
-// grafov/m3u8; nil when there is nothing to list.
-func renderMultivariant(rows []variantRow) []byte {
+// grafov/m3u8; nil when there is nothing to list. With a recording id it
+// is that recording's, at APP/NAME/rec/ID/: its renditions are their
+// recordings, and it has no I-frame playlists.
+func renderMultivariant(rows []variantRow, rec string) []byte {
+	uriOf := func(rend string) string { return rend + "/" + playlistName }
+	if rec != "" {
+		uriOf = func(rend string) string { return "../../" + rend + "/" + recDir + "/" + rec + "/" + playlistName }
+	}
 	var video, audio []variantRow
 	for _, rw := range rows {
 		if rw.info.VideoCodecs != "" {
@@ -174,13 +180,13 @@ func renderMultivariant(rows []variantRow) []byte {
 		}
 		return video[i].peak > video[j].peak
 	})
-	groups := audioGroups(audio)
+	groups := audioGroups(audio, uriOf)
 
 	mp := m3u8.NewMasterPlaylist()
 	mp.SetVersion(6)
 	mp.SetIndependentSegments(true)
 	for _, rw := range video {
-		uri := rw.s.rendition + "/" + playlistName
+		uri := uriOf(rw.s.rendition)
 		vp := m3u8.VariantParams{
 			Bandwidth: clamp32(rw.peak), AverageBandwidth: clamp32(rw.avg),
 			Codecs: rw.info.VideoCodecs, Resolution: resolution(rw.info),
@@ -207,7 +213,7 @@ func renderMultivariant(rows []variantRow) []byte {
 		}
 	}
 	for _, rw := range video {
-		if rw.info.VideoCodecs == "" || rw.ipeak == 0 {
+		if rw.info.VideoCodecs == "" || rw.ipeak == 0 || rec != "" {
 			continue
 		}
 		mp.Append(rw.s.rendition+"/"+iframesName, nil, m3u8.VariantParams{Iframe: true, Bandwidth: clamp32(rw.ipeak),
@@ -219,7 +225,7 @@ func renderMultivariant(rows []variantRow) []byte {
 
 // audioGroups makes one group per audio codec, in publish order, the first
 // published rendition of each its default.
-func audioGroups(audio []variantRow) []*audioGroup {
+func audioGroups(audio []variantRow, uriOf func(rend string) string) []*audioGroup {
 	var groups []*audioGroup
 	byCodecs := map[string]*audioGroup{}
 	for _, rw := range audio {
@@ -241,7 +247,7 @@ func audioGroups(audio []variantRow) []*audioGroup {
 		}
 		ag.alts = append(ag.alts, &m3u8.Alternative{
 			GroupId: ag.id, Type: "AUDIO", Name: name, Language: rw.info.Language,
-			Default: len(ag.alts) == 0, Autoselect: "YES", URI: rw.s.rendition + "/" + playlistName,
+			Default: len(ag.alts) == 0, Autoselect: "YES", URI: uriOf(rw.s.rendition),
 		})
 		ag.peak, ag.avg = max(ag.peak, rw.peak), max(ag.avg, rw.avg)
 	}

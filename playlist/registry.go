@@ -51,7 +51,14 @@ type Config struct {
 	// the last WindowSize segments (plus DeleteGrace) stay in memory: the
 	// older ones are served from Store, which must keep them (a directory
 	// or S3, not storage.Memory).
-	DVRWindow     time.Duration
+	DVRWindow time.Duration
+	// Record keeps every stream as a recording (record.go), in Store,
+	// which must keep what it is given (a directory or S3): recorded
+	// segments are not deleted when they leave the window.
+	Record bool
+	// RecordRetention deletes finished recordings that ended longer ago;
+	// 0 keeps them.
+	RecordRetention time.Duration
 	RemoveAfter   time.Duration // how long an ended playlist stays before removal (default 60 s)
 	SweepInterval time.Duration // how often Run checks timers (default 1 s)
 	FMP4          bool          // segments are fMP4 (.m4s with an init segment) rather than MPEG-TS
@@ -73,7 +80,8 @@ type Config struct {
 	// heap anyway.
 	HeapMedia bool
 
-	inProcessStore bool // Store keeps objects in this process: segments are not put in it
+	inProcessStore bool        // Store keeps objects in this process: segments are not put in it
+	recordings     *recCatalog // the recordings known, for freshID and the API
 }
 
 // inProcess is implemented by a store that keeps its objects in this
@@ -130,6 +138,10 @@ func (c Config) withDefaults() Config {
 		c.Logger.Warn("DVR window off: it needs a store outside the process (a directory or S3) for what memory no longer holds", "dvr_window", c.DVRWindow)
 		c.DVRWindow = 0
 	}
+	if c.Record && c.inProcessStore {
+		c.Logger.Warn("recording off: it needs a store outside the process (a directory or S3)")
+		c.Record = false
+	}
 	return c
 }
 
@@ -163,6 +175,7 @@ type Registry struct {
 // NewRegistry returns an empty registry; call Run to drive its timers.
 func NewRegistry(cfg Config) *Registry {
 	cfg = cfg.withDefaults()
+	cfg.recordings = newRecCatalog()
 	return &Registry{cfg: cfg, streams: make(map[string]*Stream), tombstones: make(map[string]tombstone), draining: make(chan struct{})}
 }
 
@@ -235,6 +248,12 @@ func (r *Registry) newStreamLocked(ctx context.Context, path string, state State
 			s.pl.Store(rd)
 		}
 		r.cfg.Logger.Info("continuing a stream found in storage", "stream", path, "next_media_sequence", s.nextMSN, "segments", len(rs.segments))
+		if r.cfg.Record {
+			r.reopenRecording(ctx, s)
+		}
+	} else if msn, init, ok := r.cfg.recordings.recordedNumbering(path); ok {
+		// Its recordings own the URLs of the earlier publishes.
+		s.nextMSN, s.nextInit = msn, init
 	}
 	return s, nil
 }
@@ -282,6 +301,7 @@ func (r *Registry) Sweep() {
 	for _, s := range r.Streams() {
 		r.sweepStream(s, now)
 	}
+	r.expireRecordings(context.Background(), now)
 }
 
 func (r *Registry) sweepStream(s *Stream, now time.Time) {
@@ -332,6 +352,9 @@ type totals struct {
 	memFileBytes   atomic.Int64  // media bytes in them
 	memFileErrors  atomic.Uint64 // memory files that could not be made or written (media kept on the heap)
 	memFileWarned  atomic.Bool
+	recordedBytes  atomic.Uint64 // media bytes listed in recordings
+	recDeleted     atomic.Uint64 // recordings deleted (API or retention)
+	recDeletedB    atomic.Uint64 // their media bytes
 }
 
 // RegistryStats is a snapshot for metrics.

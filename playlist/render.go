@@ -22,6 +22,7 @@ type entry struct {
 	iframes       []IFrame // its video keyframes, for the I-frame playlist
 	iframeSeq     uint64   // I-frame playlist number of its first keyframe
 	evicted       bool     // DVR: left the memory window (queued in Stream.evicted)
+	missing       bool     // storing it failed: served from memory while listed, but not recorded
 	lines         []byte   // its rendered lines without parts, made on first need (render)
 }
 

@@ -116,6 +116,7 @@ type Stream struct {
 	created       time.Time
 	samples       [rateWindow + 1]rateSample // ring, one per sweep
 	nsamples      int
+	rec           *recorder // the open recording (Config.Record)
 
 	bytesIn  atomic.Uint64 // media bytes produced (segments)
 	bytesOut atomic.Uint64 // media bytes served to viewers (segments, parts, inits)
@@ -304,6 +305,7 @@ func (s *Stream) Segment(seg Segment) error {
 			// The segment is still served from memory; only the stored copy is
 			// missing, so the stream goes on.
 			s.totals.storageErrors.Add(1)
+			e.missing = true
 			s.log.Error("storing segment failed", "stream", s.path, "segment", e.name, "err", err)
 		}
 	}
@@ -336,6 +338,7 @@ func (s *Stream) Segment(seg Segment) error {
 	e.iframeSeq = s.iframeSeq
 	s.iframeSeq += uint64(len(e.iframes))
 	s.appendLocked(e)
+	rw := s.recordLocked(e)
 	r := s.renderLocked()
 	var ir *rendered
 	remeasured, first := false, s.segmentsTotal == 1
@@ -345,6 +348,7 @@ func (s *Stream) Segment(seg Segment) error {
 	}
 	s.mu.Unlock()
 	s.publish(r, true)
+	s.writeRecording(rw)
 	if ir != nil {
 		s.publishIFrames(ir)
 	}
@@ -476,8 +480,10 @@ func (s *Stream) end() {
 	s.since = s.cfg.Now()
 	s.abandonOpenLocked()
 	r := s.renderLocked()
+	rw := s.finishRecordingLocked()
 	s.mu.Unlock()
 	s.publish(r, true)
+	s.writeRecording(rw)
 	s.groupChanged()
 }
 

@@ -163,7 +163,12 @@ func (s *Stream) sweep(now time.Time) (expired bool) {
 		for _, p := range e.parts {
 			s.byName.Delete(p.name) // parts live in memory only
 		}
-		if e.name != "" {
+		switch {
+		case e.name == "":
+		case s.cfg.Record:
+			// A recording lists it: the recording owns the object now.
+			s.byName.Delete(e.name)
+		default:
 			del(e.name)
 		}
 		// Requests still sending from the files keep them open until done.
@@ -172,7 +177,11 @@ func (s *Stream) sweep(now time.Time) (expired bool) {
 	}
 	if expired {
 		for _, name := range inits {
-			del(name)
+			if s.cfg.Record {
+				s.byName.Delete(name)
+			} else {
+				del(name)
+			}
 		}
 		del(playlistName)
 		// Parts of an unfinished last segment.

@@ -115,8 +115,10 @@ func NewAsync(inner Store, cfg AsyncConfig) *Async {
 // rendition's objects share their parent's queue), or the key itself for
 // an object of no stream.
 func streamOf(key string) string {
-	if stream, _, ok := SplitKey(key); ok {
-		return TopStream(stream)
+	// APP/NAME/FILE, APP/NAME/RENDITION/FILE, and a recording's
+	// APP/NAME[/RENDITION]/rec/ID/FILE alike: the first two elements.
+	if strings.Count(key, "/") >= 2 {
+		return TopStream(key)
 	}
 	return key
 }

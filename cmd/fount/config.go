@@ -30,6 +30,8 @@ type config struct {
 	SegmentDuration time.Duration
 	PlaylistSize    int
 	DVRWindow       time.Duration
+	Record          bool
+	RecordRetention time.Duration
 	ReconnectWindow time.Duration
 	Storage         string
 	S3Endpoint      string
@@ -126,6 +128,8 @@ func (c *config) flags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.SegmentDuration, "segment-duration", c.SegmentDuration, "target segment duration; segments are cut at the first keyframe after it")
 	fs.IntVar(&c.PlaylistSize, "playlist-size", c.PlaylistSize, "segments listed in the live playlist")
 	fs.DurationVar(&c.DVRWindow, "dvr-window", c.DVRWindow, "how much of the past the live playlist lists, for viewers to seek back in (0: off, just --playlist-size segments); needs dir: or s3: storage")
+	fs.BoolVar(&c.Record, "record", c.Record, "keep every stream, from its first publish to its end, as a recording (APP/NAME/rec/ID/index.m3u8, recording.mp4 or .ts); needs dir: or s3: storage")
+	fs.DurationVar(&c.RecordRetention, "record-retention", c.RecordRetention, "delete recordings that ended longer ago than this, segments and all (0: keep them)")
 	fs.DurationVar(&c.ReconnectWindow, "reconnect-window", c.ReconnectWindow, "how long a stream waits for its encoder to come back before it ends")
 	fs.StringVar(&c.Storage, "storage", c.Storage, "where segments are written: memory, dir:/path or s3://bucket/prefix")
 	fs.StringVar(&c.S3Endpoint, "s3-endpoint", c.S3Endpoint, "S3 endpoint URL for non-AWS servers (MinIO, versitygw, R2...); path-style requests")
@@ -230,6 +234,14 @@ func (c *config) validate() error {
 		errs = append(errs, fmt.Errorf("--dvr-window %s: must be between 0 (off) and %s", c.DVRWindow, maxDVRWindow))
 	} else if c.DVRWindow > 0 && !storesOutside(c.Storage) {
 		errs = append(errs, fmt.Errorf("--dvr-window %s: needs --storage dir:/path or s3://bucket/prefix to keep what memory does not (--storage is %q)", c.DVRWindow, c.Storage))
+	}
+	if c.Record && !storesOutside(c.Storage) {
+		errs = append(errs, fmt.Errorf("--record: needs --storage dir:/path or s3://bucket/prefix, where recordings outlive the process (--storage is %q)", c.Storage))
+	}
+	if c.RecordRetention < 0 {
+		errs = append(errs, fmt.Errorf("--record-retention %s: must not be negative (0 keeps recordings)", c.RecordRetention))
+	} else if c.RecordRetention > 0 && !c.Record {
+		errs = append(errs, fmt.Errorf("--record-retention %s: only applies with --record", c.RecordRetention))
 	}
 	if c.ReconnectWindow < 0 {
 		errs = append(errs, fmt.Errorf("--reconnect-window %s: must not be negative", c.ReconnectWindow))

@@ -158,6 +158,8 @@ func newRegistry(cfg config, log *slog.Logger, store storage.Store, hook *ingest
 		TargetDuration:  cfg.SegmentDuration,
 		WindowSize:      cfg.PlaylistSize,
 		DVRWindow:       cfg.DVRWindow,
+		Record:          cfg.Record,
+		RecordRetention: cfg.RecordRetention,
 		ReconnectWindow: reconnect,
 		MaxStreams:      cfg.MaxStreams,
 		Logger:          log,
@@ -178,10 +180,17 @@ func newRegistry(cfg config, log *slog.Logger, store storage.Store, hook *ingest
 }
 
 // adopt has the registry serve the streams an earlier process handed over
-// at once, before their encoders are back. Memory storage holds none.
+// at once, before their encoders are back, and know the recordings it
+// left. Memory storage holds neither.
 func adopt(ctx context.Context, cfg config, log *slog.Logger, reg *playlist.Registry) error {
 	if strings.HasPrefix(cfg.Storage, "memory") {
 		return nil
+	}
+	if cfg.Record {
+		// Before any stream: one that continues continues its recording.
+		if err := reg.LoadRecordings(ctx); err != nil {
+			return err
+		}
 	}
 	adopted, err := reg.Adopt(ctx, cfg.App)
 	if err != nil {
