@@ -59,12 +59,12 @@ type Config struct {
 	// RecordRetention deletes finished recordings that ended longer ago;
 	// 0 keeps them.
 	RecordRetention time.Duration
-	RemoveAfter   time.Duration // how long an ended playlist stays before removal (default 60 s)
-	SweepInterval time.Duration // how often Run checks timers (default 1 s)
-	FMP4          bool          // segments are fMP4 (.m4s with an init segment) rather than MPEG-TS
-	PartTarget    time.Duration // LL-HLS part target; 0 serves classic HLS
-	PartHoldBack  time.Duration // EXT-X-SERVER-CONTROL PART-HOLD-BACK (default and minimum: 3 part targets, as rfc8216bis recommends)
-	MaxBlocking   int           // blocking requests allowed to wait at once (default 10000)
+	RemoveAfter     time.Duration // how long an ended playlist stays before removal (default 60 s)
+	SweepInterval   time.Duration // how often Run checks timers (default 1 s)
+	FMP4            bool          // segments are fMP4 (.m4s with an init segment) rather than MPEG-TS
+	PartTarget      time.Duration // LL-HLS part target; 0 serves classic HLS
+	PartHoldBack    time.Duration // EXT-X-SERVER-CONTROL PART-HOLD-BACK (default and minimum: 3 part targets, as rfc8216bis recommends)
+	MaxBlocking     int           // blocking requests allowed to wait at once (default 10000)
 	// MaxStreams bounds the streams held: live, idle (awaiting a
 	// reconnect) and ended (until removed). Publishing a new name beyond
 	// it is refused; a held name may always be published again.
