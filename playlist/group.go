@@ -196,7 +196,7 @@ func (s *Stream) TimelineOffset(first time.Duration) time.Duration {
 		g = p
 	}
 	if g == nil {
-		return 0
+		return s.continueOffset(first)
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -218,6 +218,25 @@ func (s *Stream) TimelineOffset(first time.Duration) time.Duration {
 	}
 	k := (now - newest.start + dur - 1) / dur
 	return newest.start + max(k, 1)*dur - first
+}
+
+// continueOffset is a single stream's TimelineOffset: a publisher coming
+// back (a reconnect, or the name published again before it was removed)
+// whose clock starts elsewhere, as an encoder's does on every connect, is
+// moved to go on where the last segment ended, so that the stream's (and
+// its recording's) timeline runs on through the discontinuity rather than
+// jumping back. A clock already within maxClockSkew of it is kept.
+func (s *Stream) continueOffset(first time.Duration) time.Duration {
+	s.mu.Lock()
+	end, ok := s.lastEnd, s.haveEnd
+	s.mu.Unlock()
+	if !ok {
+		return 0
+	}
+	if d := first - end; d >= -maxClockSkew && d <= maxClockSkew {
+		return 0
+	}
+	return end - first
 }
 
 // PublishRendition claims rendition rend of the stream at path (grouped

@@ -69,11 +69,17 @@ type recInfo struct {
 	Inits           []string  `json:"inits,omitempty"`
 	Missing         []string  `json:"missing,omitempty"`
 	Last            string    `json:"last,omitempty"` // the last segment's name: a stream published again numbers on after it
+	// Sizes are the listed segments' sizes in order, written once the
+	// recording is finished (absent when a crash lost some): with them
+	// the download has a length and answers range requests, which
+	// ffprobe and players need to seek in it.
+	Sizes []int64 `json:"sizes,omitempty"`
 }
 
 // recorder is a Stream's open recording (s.mu).
 type recorder struct {
 	info     recInfo
+	sizes    []int64 // of the segments listed, while all are known
 	body     []byte // the segment lines so far
 	lastInit int
 	target   int
@@ -139,6 +145,9 @@ func (s *Stream) recordLocked(e *entry) *recWrite {
 	rc.body = append(rc.body, e.name...)
 	rc.body = append(rc.body, '\n')
 	rc.target = max(rc.target, s.target)
+	if len(rc.sizes) == in.Segments {
+		rc.sizes = append(rc.sizes, e.size)
+	}
 	in.Segments++
 	in.Bytes += e.size
 	in.Duration += e.duration.Seconds()
@@ -222,6 +231,9 @@ func (s *Stream) recRenderOf(rc *recorder, final bool) *recWrite {
 	info.Inits = append([]string(nil), info.Inits...)
 	info.Missing = append([]string(nil), info.Missing...)
 	s.cfg.recordings.put(&info)
+	if final && len(rc.sizes) == info.Segments {
+		info.Sizes = rc.sizes
+	}
 	j, _ := json.Marshal(info) // plain fields: cannot fail
 	return &recWrite{prefix: recPrefix(s.path, info.ID), playlist: p, info: j, modTime: s.cfg.Now(), group: s.group, id: info.ID}
 }

@@ -102,6 +102,12 @@ func TestRecordingLifecycle(t *testing.T) {
 	if res.StatusCode != 200 || !bytes.Equal(got, want) || res.Header.Get("Content-Length") != fmt.Sprint(len(want)) {
 		t.Errorf("recording.ts: %d, %d bytes (Content-Length %q), want 200 and the 9 segments' %d bytes", res.StatusCode, len(got), res.Header.Get("Content-Length"), len(want))
 	}
+	// A range across a segment boundary (ffprobe and players seek).
+	res = get(t, h, "GET", "/live/show/rec/"+id+"/recording.ts", "Range", "bytes=40-99")
+	got, _ = io.ReadAll(res.Body)
+	if res.StatusCode != 206 || !bytes.Equal(got, want[40:100]) {
+		t.Errorf("recording.ts bytes 40-99: %d, %q; want 206 and %q", res.StatusCode, got, want[40:100])
+	}
 	if code, msg := body(t, h, "/live/show/rec/"+id+"/recording.mp4"); code != 404 || !strings.Contains(msg, "recording.ts") {
 		t.Errorf("recording.mp4 of a TS recording: %d %q, want 404 naming recording.ts", code, msg)
 	}

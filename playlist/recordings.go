@@ -36,6 +36,7 @@ func newRecCatalog() *recCatalog { return &recCatalog{byPath: make(map[string]ma
 // put records (a copy of) info.
 func (c *recCatalog) put(info *recInfo) {
 	cp := *info
+	cp.Sizes = nil // read from recording.json by a download, not kept
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	m := c.byPath[cp.Path]

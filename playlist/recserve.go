@@ -2,9 +2,13 @@ package playlist
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"path"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -155,24 +159,25 @@ func (r *Registry) serveDownload(w http.ResponseWriter, req *http.Request, strea
 	h.Set("Cache-Control", "no-cache")
 	name := strings.ReplaceAll(stream, "/", "-") + "-" + id + path.Ext(file)
 	h.Set("Content-Disposition", `attachment; filename="`+name+`"`)
-	if bytes.Contains(pl, []byte("#EXT-X-ENDLIST")) {
-		r.cfg.recordings.mu.Lock()
-		in := r.cfg.recordings.byPath[stream][id]
-		if in != nil && in.Segments == len(segs) {
-			h.Set("Content-Length", strconv.FormatInt(int64(len(init))+in.Bytes, 10))
+	dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w)}
+	if sizes := r.recSizes(req, prefix, pl, len(segs)); sizes != nil {
+		// Finished, every size known: a file of known length that
+		// answers range requests (ffprobe and players seek in it).
+		rr := newRecReader(req.Context(), r.cfg.Store, init, segs, sizes)
+		http.ServeContent(dw, req, "", time.Time{}, rr)
+		if rr.err != nil {
+			r.cfg.Logger.Error("recording download: a segment cannot be read; the download is cut", "stream", stream, "recording", id, "err", rr.err)
 		}
-		r.cfg.recordings.mu.Unlock()
+		return
 	}
+	// Being made (or sizes lost to a crash): sent as it is, to its
+	// current end.
 	w.WriteHeader(http.StatusOK)
 	if req.Method == http.MethodHead {
 		return
 	}
-	rc := http.NewResponseController(w)
 	write := func(b []byte) {
-		// A download of hours outlasts the viewer port's write timeout:
-		// each piece gets its own.
-		rc.SetWriteDeadline(time.Now().Add(downloadWriteTimeout))
-		if _, err := w.Write(b); err != nil {
+		if _, err := dw.Write(b); err != nil {
 			panic(http.ErrAbortHandler) // the viewer left
 		}
 	}
@@ -182,13 +187,111 @@ func (r *Registry) serveDownload(w http.ResponseWriter, req *http.Request, strea
 	for _, k := range segs {
 		obj, err := r.cfg.Store.Get(ctx, k)
 		if err != nil {
-			// The length is promised: cut the connection rather than
-			// send a short file that looks whole.
+			// Cut the connection rather than end a short file that
+			// looks whole.
 			r.cfg.Logger.Error("recording download: a segment cannot be read; the download is cut", "stream", stream, "recording", id, "key", k, "err", err)
 			panic(http.ErrAbortHandler)
 		}
 		write(obj.Data)
 	}
+}
+
+// recSizes returns the sizes of a finished recording's n segments from
+// its recording.json, or nil.
+func (r *Registry) recSizes(req *http.Request, prefix string, pl []byte, n int) []int64 {
+	if !bytes.Contains(pl, []byte("#EXT-X-ENDLIST")) {
+		return nil
+	}
+	in, err := r.readRecInfo(req.Context(), prefix+recInfoName)
+	if err != nil || len(in.Sizes) != n {
+		return nil
+	}
+	return in.Sizes
+}
+
+// deadlineWriter gives each write of a download its own deadline: a
+// download of hours outlasts the viewer port's write timeout.
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (w *deadlineWriter) Write(b []byte) (int, error) {
+	w.rc.SetWriteDeadline(time.Now().Add(downloadWriteTimeout))
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// recReader reads a recording as one file, head (the init segment) then
+// its segments, fetching a segment from storage when a read reaches it:
+// an io.ReadSeeker for http.ServeContent, holding one segment at a time.
+type recReader struct {
+	ctx    context.Context
+	store  storage.Store
+	head   []byte
+	keys   []string
+	sizes  []int64
+	starts []int64 // offset of each segment in the file
+	size   int64
+	off    int64
+	cur    int    // index of the segment in data; -1 for none
+	data   []byte // its bytes
+	err    error  // the first storage failure
+}
+
+func newRecReader(ctx context.Context, store storage.Store, head []byte, keys []string, sizes []int64) *recReader {
+	rr := &recReader{ctx: ctx, store: store, head: head, keys: keys, sizes: sizes, starts: make([]int64, len(keys)), cur: -1}
+	off := int64(len(head))
+	for i, n := range sizes {
+		rr.starts[i] = off
+		off += n
+	}
+	rr.size = off
+	return rr
+}
+
+func (rr *recReader) Read(p []byte) (int, error) {
+	if rr.off >= rr.size {
+		return 0, io.EOF
+	}
+	if rr.off < int64(len(rr.head)) {
+		n := copy(p, rr.head[rr.off:])
+		rr.off += int64(n)
+		return n, nil
+	}
+	i := sort.Search(len(rr.starts), func(i int) bool { return rr.starts[i] > rr.off }) - 1
+	if i != rr.cur {
+		obj, err := rr.store.Get(rr.ctx, rr.keys[i])
+		if err == nil && int64(len(obj.Data)) != rr.sizes[i] {
+			err = fmt.Errorf("%d bytes, %d when recorded", len(obj.Data), rr.sizes[i])
+		}
+		if err != nil {
+			rr.err = fmt.Errorf("%s: %w", rr.keys[i], err)
+			return 0, rr.err
+		}
+		rr.cur, rr.data = i, obj.Data
+	}
+	n := copy(p, rr.data[rr.off-rr.starts[i]:])
+	rr.off += int64(n)
+	return n, nil
+}
+
+func (rr *recReader) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += rr.off
+	case io.SeekEnd:
+		offset += rr.size
+	default:
+		return 0, errors.New("recReader: bad whence")
+	}
+	if offset < 0 {
+		return 0, errors.New("recReader: negative position")
+	}
+	rr.off = offset
+	return offset, nil
 }
 
 // downloadWriteTimeout bounds the sending of one segment of a download.

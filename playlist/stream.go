@@ -116,7 +116,9 @@ type Stream struct {
 	created       time.Time
 	samples       [rateWindow + 1]rateSample // ring, one per sweep
 	nsamples      int
-	rec           *recorder // the open recording (Config.Record)
+	rec           *recorder     // the open recording (Config.Record)
+	lastEnd       time.Duration // Start + Duration of the last segment, on the stream's timeline
+	haveEnd       bool          // lastEnd is known (a segment since this process took the stream)
 
 	bytesIn  atomic.Uint64 // media bytes produced (segments)
 	bytesOut atomic.Uint64 // media bytes served to viewers (segments, parts, inits)
@@ -332,6 +334,7 @@ func (s *Stream) Segment(seg Segment) error {
 	s.totals.segments.Add(1)
 	s.bytesIn.Add(uint64(e.size))
 	s.lastSegSize = e.size
+	s.lastEnd, s.haveEnd = seg.Start+seg.Duration, true
 	if t := targetDurationFor(e.duration); t > s.target {
 		s.target = t
 	}

@@ -51,10 +51,10 @@ func (p *publisher) Publish(_ context.Context, req ingest.PublishRequest) (inges
 }
 
 func (p *publisher) newSession(st *playlist.Stream, cfg segmenter.Config, remote string) *session {
-	s := &session{pub: p, stream: st, cfg: cfg, log: p.log.With("stream", st.Path()), hook: p.hook, remote: remote}
-	if st.Rendition() != "" {
-		s.shift = &shift{}
-	}
+	// Every publisher's clock is checked against its stream's timeline:
+	// a rendition's against the others', a single stream's against where
+	// its previous publisher left it (playlist.Stream.TimelineOffset).
+	s := &session{pub: p, stream: st, cfg: cfg, log: p.log.With("stream", st.Path()), hook: p.hook, remote: remote, shift: &shift{}}
 	p.mu.Lock()
 	if p.sessions == nil {
 		p.sessions = make(map[string]*session)
@@ -145,9 +145,6 @@ func (s *session) TrackSession(kind segmenter.Kind, id uint8) (ingest.Session, e
 	cfg.Expect = kind
 	ts := s.pub.newSession(st, cfg, s.remote)
 	ts.kind = kind
-	if s.shift == nil {
-		s.shift = &shift{}
-	}
 	ts.shift = s.shift // the tracks of one publisher move together
 	if kind == segmenter.Video {
 		s.shift.video = true
@@ -157,38 +154,34 @@ func (s *session) TrackSession(kind segmenter.Kind, id uint8) (ingest.Session, e
 }
 
 func (s *session) VideoConfig(v *codec.Video) error {
-	if s.shift != nil {
-		s.shift.video = true
-	}
+	s.shift.video = true
 	return s.segmenter().SetVideoConfig(v)
 }
 
 func (s *session) AudioConfig(a *codec.Audio) error { return s.segmenter().SetAudioConfig(a) }
 
 func (s *session) Frame(f segmenter.Frame) error {
-	if sh := s.shift; sh != nil {
-		if !sh.set {
-			off := s.stream.TimelineOffset(f.DTS)
-			if off != 0 && sh.video && (f.Kind != segmenter.Video || !f.Key) {
-				// The offset puts the first keyframe on the others'
-				// next cut: frames before it (audio, mostly) wait for
-				// it, and would be dropped before the first keyframe
-				// anyway.
-				return nil
-			}
-			sh.set, sh.off = true, off
-			if off != 0 {
-				s.log.Info("the publisher's clock is not the other renditions': its timestamps are moved onto theirs", "offset", off, "first_timestamp", f.DTS)
-			}
+	sh := s.shift
+	if !sh.set {
+		off := s.stream.TimelineOffset(f.DTS)
+		if off != 0 && sh.video && (f.Kind != segmenter.Video || !f.Key) {
+			// The offset puts the first keyframe where the timeline
+			// goes on: frames before it (audio, mostly) wait for it,
+			// and would be dropped before the first keyframe anyway.
+			return nil
 		}
-		f.DTS += sh.off
-		f.PTS += sh.off
+		sh.set, sh.off = true, off
+		if off != 0 {
+			s.log.Info("the publisher's clock is not the stream's: its timestamps are moved onto the stream's timeline", "offset", off, "first_timestamp", f.DTS)
+		}
 	}
+	f.DTS += sh.off
+	f.PTS += sh.off
 	return s.segmenter().WriteFrame(f)
 }
 
-// shift moves one publisher's timestamps onto its stream's renditions'
-// timeline (playlist.Stream.TimelineOffset); shared by the sessions of a
+// shift moves one publisher's timestamps onto its stream's timeline
+// (playlist.Stream.TimelineOffset); shared by the sessions of a
 // multitrack publisher's tracks, so that they stay in sync with each
 // other. Used on the connection's read goroutine only.
 type shift struct {
