@@ -80,7 +80,7 @@ type recInfo struct {
 type recorder struct {
 	info     recInfo
 	sizes    []int64 // of the segments listed, while all are known
-	body     []byte // the segment lines so far
+	body     []byte  // the segment lines so far
 	lastInit int
 	target   int
 	disc     bool // the next listed segment follows a gap: tag a discontinuity
