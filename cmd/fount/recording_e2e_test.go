@@ -15,6 +15,7 @@ import (
 	"github.com/grafov/m3u8"
 
 	"github.com/fount-live/fount/playlist"
+	"github.com/fount-live/fount/storage"
 )
 
 // awaitRecording waits until stream has a recording in state.
@@ -173,5 +174,109 @@ func TestE2ERecording(t *testing.T) {
 		}
 	}
 	checkRecordingPlays(t, o2.url(rec.Playlist), dur)
-	_ = context.Background
+}
+
+// TestE2ERecordingRetentionS3: on S3 (versitygw), an MPEG-TS stream's
+// recording.ts is all of it for ffprobe, and --record-retention deletes
+// exactly the recordings that ended longer ago, every object of theirs,
+// and leaves the others.
+func TestE2ERecordingRetentionS3(t *testing.T) {
+	lockEndToEnd(t)
+	src := source(t)
+	requireTool(t, "ffprobe")
+	v := startVersitygw(t, "fount-rec")
+	const retention = 10 * time.Second
+	o := startClassic(t, func(c *config) {
+		c.Storage, c.S3Endpoint, c.S3AccessKey, c.S3SecretKey = "s3://fount-rec/edge", "http://"+v.addr, "fountkey", "fountsecret"
+		c.Record, c.RecordRetention, c.ReconnectWindow, c.PlaylistSize = true, retention, time.Second, 3
+	})
+	bucket, err := storage.NewS3(context.Background(), storage.S3Config{Bucket: "fount-rec", Prefix: "edge", Endpoint: "http://" + v.addr, AccessKey: "fountkey", SecretKey: "fountsecret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two events on one name, a few seconds apart: two recordings.
+	var recs []playlist.Recording
+	for i := range 2 {
+		o.pushWait(t, "ev", []string{"-i", src}, "-c", "copy")
+		awaitIdle(t, o, "live/ev")
+		deadline := time.Now().Add(10 * time.Second)
+		for recs = o.reg.Recordings("live/ev"); len(recs) != i+1 || recs[0].State != "finished"; recs = o.reg.Recordings("live/ev") {
+			if time.Now().After(deadline) {
+				t.Fatalf("recording %d not finished within 10 s: %+v", i+1, recs)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if i == 0 {
+			// The second ends well after the first, so that one of them
+			// outlives the other's retention.
+			for time.Since(recs[0].End) < 4*time.Second {
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	}
+	older, newer := recs[1], recs[0]
+	if older.Format != "ts" || !strings.HasSuffix(older.Download, "/recording.ts") {
+		t.Fatalf("a TS stream's recording: %+v", older)
+	}
+	probed, err := strconv.ParseFloat(ffprobeOut(t, "-show_entries", "format=duration", "-of", "csv=p=0", o.url(newer.Download)), 64)
+	if err != nil || probed < newer.Duration-1 || probed > newer.Duration+1 {
+		t.Errorf("ffprobe: recording.ts lasts %v s (%v), the recording %.2f s", probed, err, newer.Duration)
+	}
+	keysOf := func(rec playlist.Recording) []string {
+		_, pl, _ := httpGet(t, o.url(rec.Playlist))
+		var keys []string
+		for _, line := range strings.Split(string(pl), "\n") {
+			if name, ok := strings.CutPrefix(line, "../../"); ok {
+				keys = append(keys, "live/ev/"+name)
+			}
+		}
+		return append(keys, strings.TrimPrefix(rec.Playlist, "/"), strings.TrimSuffix(strings.TrimPrefix(rec.Playlist, "/"), "index.m3u8")+"recording.json")
+	}
+	olderKeys, newerKeys := keysOf(older), keysOf(newer)
+	if len(olderKeys) < 5 || len(newerKeys) < 5 {
+		t.Fatalf("keys: %v, %v", olderKeys, newerKeys)
+	}
+	// Flushed to the bucket (uploads are asynchronous).
+	inBucket := func(key string) bool {
+		_, err := bucket.Get(context.Background(), key)
+		return err == nil
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !inBucket(newerKeys[len(newerKeys)-1]) || !inBucket(olderKeys[0]) {
+		if time.Now().After(deadline) {
+			t.Fatal("the recordings did not reach the bucket within 20 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The older one goes once it ended more than the retention ago; the
+	// newer one, which ended seconds later, is still there then.
+	deadline = older.End.Add(retention + 10*time.Second)
+	for len(o.reg.Recordings("live/ev")) == 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the older recording was not deleted %s after its end", time.Since(older.End).Round(time.Second))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	left := o.reg.Recordings("live/ev")
+	t.Logf("%s after the older recording ended (retention %s): %d left", time.Since(older.End).Round(100*time.Millisecond), retention, len(left))
+	if len(left) != 1 || left[0].ID != newer.ID || time.Since(newer.End) > retention {
+		t.Fatalf("after the first expiry: %+v (the newer ended %s ago)", left, time.Since(newer.End))
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for _, k := range olderKeys {
+		for inBucket(k) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s of the expired recording is still in the bucket", k)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	for _, k := range newerKeys {
+		if !inBucket(k) {
+			t.Errorf("%s of the kept recording is gone from the bucket", k)
+		}
+	}
+	if code, _, _ := httpGet(t, o.url(older.Playlist)); code != 404 {
+		t.Errorf("the expired recording's playlist: %d, want 404", code)
+	}
 }
