@@ -1,10 +1,15 @@
+//go:build unix
+
 package main
 
 import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -305,4 +310,197 @@ func TestE2ERecordingsAPI(t *testing.T) {
 		"fount_recorded_bytes_total": float64(bytes), "fount_recordings_deleted_total": 1,
 		"fount_recording_deleted_bytes_total": float64(bytes),
 	})
+}
+
+// recPageScript drives the operator page's recordings in chromium, with
+// testdata/browser's harness (imported by its path: this script is
+// written to a temporary file, the harness resolves playwright-core from
+// its own directory). It waits for the first recording row in the element
+// matching CONTAINER, clicks its Play button, waits for the player to play
+// from the recording playlist, and prints what it saw as one JSON line.
+//
+//	node SCRIPT HARNESS_URL PAGE_URL CONTAINER TOKEN
+const recPageScript = `
+const [harnessURL, pageURL, container, token] = process.argv.slice(2);
+const { harness } = await import(harnessURL);
+const result = {
+  harnessError: '', rows: 0, id: '', state: '', duration: '', size: '', download: '',
+  playing: '', requested: [], currentTime: null, videoDuration: null, paused: null,
+  muted: null, consoleErrors: [], pageErrors: [],
+};
+const h = harness(result);
+async function main() {
+  const page = await h.launch();
+  page.on('console', (m) => { if (m.type() === 'error') result.consoleErrors.push(m.text()); });
+  page.on('pageerror', (e) => result.pageErrors.push(e.message));
+  page.on('request', (r) => { if (r.url().includes('/rec/')) result.requested.push(r.url()); });
+  await page.goto(pageURL, { timeout: 15000 });
+  if (token) {
+    await page.waitForSelector('#auth:not([hidden])', { timeout: 20000 });
+    await page.fill('#token', token);
+    await page.click('#auth button[type=submit]');
+  }
+  const row = container + ' [data-recording]';
+  try {
+    await page.waitForSelector(row, { timeout: 20000 });
+  } catch (e) {
+    result.harnessError = 'no recording row in ' + container + ' within 20 s';
+    return;
+  }
+  Object.assign(result, await page.evaluate((sel) => {
+    const r = document.querySelector(sel);
+    const text = (q) => r.querySelector(q).textContent.trim();
+    return {
+      rows: document.querySelectorAll(sel).length,
+      id: text('.rec-id'), state: text('.rec-state'), duration: text('.rec-duration'), size: text('.rec-size'),
+      download: r.querySelector('.rec-download').href,
+    };
+  }, row));
+  await page.click(row + ' .rec-play');
+  try {
+    await page.waitForFunction((sel) => {
+      const v = document.querySelector(sel + ' [data-player]');
+      return v && !v.hidden && v.currentTime > 1 && !v.paused;
+    }, container, { timeout: 20000, polling: 100 });
+  } catch (e) {
+    result.harnessError = 'the recording did not play 1 s within 20 s';
+  }
+  Object.assign(result, await page.evaluate((sel) => {
+    const c = document.querySelector(sel);
+    const v = c.querySelector('[data-player]');
+    const p = c.querySelector('.rec-playing');
+    return {
+      playing: p && !p.hidden ? p.textContent.trim() : '',
+      currentTime: v.currentTime, videoDuration: isFinite(v.duration) ? v.duration : -1, paused: v.paused, muted: v.muted,
+    };
+  }, container));
+}
+await h.run(main, 60);
+`
+
+// recPageReport is the line recPageScript prints.
+type recPageReport struct {
+	HarnessError  string   `json:"harnessError"`
+	Rows          int      `json:"rows"`
+	ID            string   `json:"id"`
+	State         string   `json:"state"`
+	Duration      string   `json:"duration"`
+	Size          string   `json:"size"`
+	Download      string   `json:"download"`
+	Playing       string   `json:"playing"`
+	Requested     []string `json:"requested"`
+	CurrentTime   *float64 `json:"currentTime"`
+	VideoDuration *float64 `json:"videoDuration"`
+	Paused        *bool    `json:"paused"`
+	Muted         *bool    `json:"muted"`
+	ConsoleErrors []string `json:"consoleErrors"`
+	PageErrors    []string `json:"pageErrors"`
+}
+
+// TestWebPageRecordings records a short push and plays the recording from
+// the operator page in chromium: in its stream's card while the ended
+// stream is still listed (the real API), and in a card of its own once the
+// stream is gone (the streams API answering none).
+func TestWebPageRecordings(t *testing.T) {
+	lockEndToEnd(t)
+	for _, tool := range []string{"ffmpeg", "node", "npm", "chromium"} {
+		requireTool(t, tool)
+	}
+	src := source(t)
+	browserDeps(t)
+	const token = "rec-page-token"
+	dir := t.TempDir()
+	o := startOrigin(t, func(c *config) {
+		llConfig(c)
+		c.Record, c.Storage, c.ReconnectWindow, c.APIToken = true, "dir:"+dir, time.Second, token
+	})
+	o.pushWait(t, "recpage", []string{"-t", "6", "-i", src}, "-c", "copy")
+	var rec playlist.Recording
+	deadline := time.Now().Add(20 * time.Second)
+	for rec.State != "finished" {
+		if time.Now().After(deadline) {
+			t.Fatalf("no finished recording within 20 s of the push: %+v", rec)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if recs := o.reg.Recordings("live/recpage"); len(recs) == 1 {
+			rec = recs[0]
+		}
+	}
+	script := filepath.Join(t.TempDir(), "recpage.mjs")
+	if err := os.WriteFile(script, []byte(recPageScript), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	abs, err := filepath.Abs(filepath.Join(browserDir, "harness.mjs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	harnessURL := (&url.URL{Scheme: "file", Path: abs}).String()
+
+	check := func(where string, r recPageReport, line string) {
+		t.Helper()
+		failed := false
+		fail := func(format string, args ...any) { t.Errorf(where+": "+format, args...); failed = true }
+		if r.HarnessError != "" {
+			fail("%s", r.HarnessError)
+		}
+		if r.Rows != 1 || r.ID != rec.ID || !strings.EqualFold(r.State, "finished") {
+			fail("%d rows, first %q %q; want one, %s finished", r.Rows, r.ID, r.State, rec.ID)
+		}
+		if r.Duration != "0:06" && r.Duration != "0:05" || !strings.HasSuffix(r.Size, "B") {
+			fail("duration %q, size %q; want about 0:06 and a size", r.Duration, r.Size)
+		}
+		if r.Download != o.url(rec.Download) {
+			fail("download link %q, want %q", r.Download, o.url(rec.Download))
+		}
+		if !strings.Contains(r.Playing, rec.ID) {
+			fail("the card does not say it plays %s: %q", rec.ID, r.Playing)
+		}
+		if len(r.Requested) == 0 || r.Requested[0] != o.url(rec.Playlist) {
+			fail("the player's requests under rec/: %v, want %s first", r.Requested, o.url(rec.Playlist))
+		}
+		if r.CurrentTime == nil || *r.CurrentTime <= 1 || r.Paused == nil || *r.Paused {
+			fail("player at %v s, paused %v", deref(r.CurrentTime), r.Paused)
+		}
+		if r.VideoDuration == nil || *r.VideoDuration < rec.Duration-1 || *r.VideoDuration > rec.Duration+1 {
+			fail("the player's duration %v s, want the recording's %.3f s (VOD)", deref(r.VideoDuration), rec.Duration)
+		}
+		if r.Muted == nil || *r.Muted {
+			fail("the recording plays muted")
+		}
+		for _, e := range r.PageErrors {
+			fail("page error: %s", e)
+		}
+		for _, e := range r.ConsoleErrors {
+			if !strings.Contains(e, "401") { // the first poll, before the token
+				fail("console error: %s", e)
+			}
+		}
+		if failed || testing.Verbose() {
+			t.Logf("%s: %s", where, line)
+		}
+	}
+
+	// The ended stream is listed for a minute: its card lists the recording.
+	r, line := runNodeScript[recPageReport](t, 90*time.Second, script, harnessURL, "http://"+o.api+"/", `[data-stream="live/recpage"]`, token)
+	check("stream card", r, line)
+
+	// A stream gone from the API: its recordings get a card of their own.
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: o.api})
+	_, port, _ := net.SplitHostPort(o.http)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api/v1/streams", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"http_port": `+port+`, "streams": []}`)
+	})
+	mux.Handle("/api/v1/recordings", proxy)
+	mux.Handle("/", webHandler())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	defer srv.Close()
+	r, line = runNodeScript[recPageReport](t, 90*time.Second, script, harnessURL, "http://"+ln.Addr().String()+"/", `[data-recordings-of="live/recpage"]`, token)
+	check("past stream", r, line)
 }
