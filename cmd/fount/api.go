@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"crypto/subtle"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/fount-live/fount/ingest"
 	"github.com/fount-live/fount/playlist"
+	"github.com/fount-live/fount/storage"
 )
 
 // The JSON API joins the snapshots of ingest, segmenter and playlist, so it
@@ -104,6 +107,14 @@ type apiStream struct {
 type apiAlignment struct {
 	Aligned    uint64 `json:"aligned_segments"`
 	Misaligned uint64 `json:"misaligned_segments"`
+}
+
+// apiRecordingList wraps the recordings as apiStreamList wraps the
+// streams: the viewer port comes with them, for their playlist and
+// download paths.
+type apiRecordingList struct {
+	HTTPPort   int                  `json:"http_port"`
+	Recordings []playlist.Recording `json:"recordings"`
 }
 
 type apiError struct {
@@ -233,6 +244,87 @@ func (a *api) routes(mux *http.ServeMux, metrics http.Handler, token string) {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}))
+	a.recordingRoutes(mux, guard)
+}
+
+// recordingRoutes adds the recordings (--record) to the API. Without
+// --record the registry knows none: the list is empty.
+func (a *api) recordingRoutes(mux *http.ServeMux, guard func(http.HandlerFunc) http.Handler) {
+	mux.Handle("GET /api/v1/recordings", guard(func(w http.ResponseWriter, r *http.Request) {
+		stream := r.URL.Query().Get("stream")
+		if stream != "" && !validStreamPath(stream) {
+			writeJSON(w, http.StatusBadRequest, apiError{"stream must be APP/NAME, each of letters, digits, '-', '_' and '.'"})
+			return
+		}
+		list := apiRecordingList{HTTPPort: a.httpPort, Recordings: []playlist.Recording{}}
+		for _, rec := range a.reg.Recordings(stream) {
+			list.Recordings = append(list.Recordings, recordingJSON(rec))
+		}
+		writeJSON(w, http.StatusOK, list)
+	}))
+	mux.Handle("GET /api/v1/recordings/{app}/{name}/{id}", guard(func(w http.ResponseWriter, r *http.Request) {
+		stream, id, ok := recordingPath(w, r)
+		if !ok {
+			return
+		}
+		rec, err := a.reg.Recording(stream, id)
+		if err != nil {
+			writeRecordingError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, recordingJSON(rec))
+	}))
+	mux.Handle("DELETE /api/v1/recordings/{app}/{name}/{id}", guard(func(w http.ResponseWriter, r *http.Request) {
+		stream, id, ok := recordingPath(w, r)
+		if !ok {
+			return
+		}
+		// An operator who closes the connection must not leave the
+		// recording half deleted: the deletion runs to its end.
+		if err := a.reg.DeleteRecording(context.WithoutCancel(r.Context()), stream, id); err != nil {
+			writeRecordingError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+}
+
+// recordingPath returns the stream (APP/NAME) and recording id of a
+// request, or answers 400 when they cannot name one.
+func recordingPath(w http.ResponseWriter, r *http.Request) (stream, id string, ok bool) {
+	stream, id = r.PathValue("app")+"/"+r.PathValue("name"), r.PathValue("id")
+	if !validStreamPath(stream) || storage.ValidName(id) != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{"app, name and recording id must each be letters, digits, '-', '_' and '.'"})
+		return "", "", false
+	}
+	return stream, id, true
+}
+
+// validStreamPath reports whether s is APP/NAME, as a stream's storage
+// keys and viewer URLs spell it.
+func validStreamPath(s string) bool {
+	return strings.Count(s, "/") == 1 && storage.ValidKey(s) == nil
+}
+
+// writeRecordingError answers a failed lookup or deletion of a recording.
+func writeRecordingError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, playlist.ErrRecordingNotFound):
+		writeJSON(w, http.StatusNotFound, apiError{"no such recording"})
+	case errors.Is(err, playlist.ErrRecordingActive):
+		writeJSON(w, http.StatusConflict, apiError{playlist.ErrRecordingActive.Error()})
+	default:
+		// Storage failed part way: what is left stays listed, so that
+		// deleting it again finishes the job.
+		msg := strings.Join(strings.Fields(err.Error()), " ")
+		writeJSON(w, http.StatusInternalServerError, apiError{"storage failed while deleting; what is left of the recording is still listed, delete it again: " + msg})
+	}
+}
+
+// recordingJSON gives a recording's times in UTC, as the streams' are.
+func recordingJSON(rec playlist.Recording) playlist.Recording {
+	rec.Start, rec.End = rec.Start.UTC(), rec.End.UTC()
+	return rec
 }
 
 // isLoopback reports whether a listen address only accepts local

@@ -43,7 +43,7 @@ func newMetrics(rtmp *ingest.Server, pl *playlist.Registry, uploads *storage.Asy
 	}
 	m.reg.MustRegister(m.requests, m.bytesOut,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&statsCollector{rtmp: rtmp, pl: pl, uploads: uploads, seg: seg})
+		&statsCollector{rtmp: rtmp, pl: pl, uploads: uploads, seg: seg}, &recordingsCollector{pl: pl})
 	return m
 }
 
@@ -185,6 +185,37 @@ func splitPath(path string) (stream, file string, ok bool) {
 		return "", "", false
 	}
 	return storage.SplitKey(key)
+}
+
+// Recordings (--record; docs/recording.md).
+var (
+	descRecordings      = prometheus.NewDesc("fount_recordings", "Recordings known (made by this process or found in storage), by state: recording (its stream is live or may reconnect), finished.", []string{"state"}, nil)
+	descRecordingBytes  = prometheus.NewDesc("fount_recording_bytes", "Media bytes the known recordings list, in storage.", nil, nil)
+	descRecordedBytes   = prometheus.NewDesc("fount_recorded_bytes_total", "Media bytes added to recordings by this process.", nil, nil)
+	descRecDeleted      = prometheus.NewDesc("fount_recordings_deleted_total", "Recordings deleted, through the API or by --record-retention.", nil, nil)
+	descRecDeletedBytes = prometheus.NewDesc("fount_recording_deleted_bytes_total", "Media bytes of the deleted recordings.", nil, nil)
+)
+
+// recordingsCollector exports the registry's recording counts. Without
+// --record they stay 0, which is what an operator's alert expects.
+type recordingsCollector struct {
+	pl *playlist.Registry
+}
+
+func (c *recordingsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRecordings, descRecordingBytes, descRecordedBytes, descRecDeleted, descRecDeletedBytes} {
+		ch <- d
+	}
+}
+
+func (c *recordingsCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.pl.RecordingStats()
+	ch <- prometheus.MustNewConstMetric(descRecordings, prometheus.GaugeValue, float64(st.Active), "recording")
+	ch <- prometheus.MustNewConstMetric(descRecordings, prometheus.GaugeValue, float64(st.Finished), "finished")
+	ch <- prometheus.MustNewConstMetric(descRecordingBytes, prometheus.GaugeValue, float64(st.Bytes))
+	ch <- prometheus.MustNewConstMetric(descRecordedBytes, prometheus.CounterValue, float64(st.RecordedBytes))
+	ch <- prometheus.MustNewConstMetric(descRecDeleted, prometheus.CounterValue, float64(st.Deleted))
+	ch <- prometheus.MustNewConstMetric(descRecDeletedBytes, prometheus.CounterValue, float64(st.DeletedBytes))
 }
 
 // Limits and crash safety (docs/scaling.md#limits).

@@ -253,6 +253,25 @@ func fakeStreamsAPI(o *origin, name string, started time.Time, token string, ext
 	})
 }
 
+// fakeNoRecordingsAPI stands in for /api/v1/recordings beside
+// fakeStreamsAPI: no recordings, behind the same token (the page polls
+// both; a 404 there would be a console error).
+func fakeNoRecordingsAPI(o *origin, token string) http.Handler {
+	_, port, _ := net.SplitHostPort(o.http)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if token != "" && r.Header.Get("Authorization") != "Bearer "+token {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="fount"`)
+			http.Error(w, `{"error":"unauthorized"}`, http.StatusUnauthorized)
+			return
+		}
+		var httpPort int
+		fmt.Sscan(port, &httpPort)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		json.NewEncoder(w).Encode(map[string]any{"http_port": httpPort, "recordings": []any{}})
+	})
+}
+
 // TestWebPage opens the operator page in headless chromium against a live
 // stream: the stream is listed with its state, resolution and playback URL,
 // and the page's own player plays it.
@@ -282,6 +301,7 @@ func TestWebPage(t *testing.T) {
 
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/streams", fakeStreamsAPI(o, name, started, token, 5*time.Second))
+	mux.Handle("/api/v1/recordings", fakeNoRecordingsAPI(o, token))
 	mux.Handle("/", webHandler())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -1,10 +1,13 @@
 // fount operator page: lists the streams /api/v1/streams reports, every
-// 2 s, each with a muted live player. No framework; data goes into the page
-// only as text, never as HTML.
+// 2 s, each with a muted live player, and the recordings /api/v1/recordings
+// reports (--record): under their stream's card, or under "past streams"
+// once the stream is gone. A recording plays in its card's player. No
+// framework; data goes into the page only as text, never as HTML.
 'use strict';
 
 (function () {
   const API = '/api/v1/streams';
+  const RECORDINGS_API = '/api/v1/recordings';
   const POLL_MS = 2000;
   const TOKEN_KEY = 'fount.token';
 
@@ -17,9 +20,15 @@
   const emptyEl = $('empty');
   const streamsEl = $('streams');
   const cardTemplate = $('card');
+  const pastEl = $('past');
+  const pastStreamsEl = $('past-streams');
+  const pastTemplate = $('past-card');
+  const rowTemplate = $('rec-row');
 
   // path -> {el, video, hls, url, fields...}
   const cards = new Map();
+  // path -> the card of a stream gone from the API that left recordings
+  const pastCards = new Map();
   let timer = null;
   let inFlight = false;
 
@@ -77,6 +86,14 @@
     return parts.join(' · ') || 'unknown';
   }
 
+  function size(n) {
+    if (typeof n !== 'number' || !isFinite(n) || n < 0) return '–';
+    const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+    let v = n, i = 0;
+    while (v >= 1000 && i < units.length - 1) { v /= 1000; i++; }
+    return (v >= 100 || i === 0 ? Math.round(v) : v.toFixed(1)) + ' ' + units[i];
+  }
+
   function playbackURL(httpPort, playbackPath) {
     const port = httpPort ? ':' + httpPort : (location.port ? ':' + location.port : '');
     return location.protocol + '//' + location.hostname + port + playbackPath;
@@ -88,9 +105,12 @@
     stopPlayer(card);
     card.playerError.hidden = true;
     const video = card.video;
-    video.muted = true;
+    // Live players are many and muted; a recording plays because someone
+    // asked for it, from its start ("start over" while it is being made).
+    const rec = !!card.rec;
+    video.muted = !rec;
     if (window.Hls && Hls.isSupported()) {
-      const hls = new Hls({ lowLatencyMode: true });
+      const hls = new Hls(rec ? { startPosition: 0 } : { lowLatencyMode: true });
       card.hls = hls;
       let mediaRecoveries = 0;
       hls.on(Hls.Events.ERROR, (_, d) => {
@@ -111,6 +131,7 @@
       hls.loadSource(card.url);
     } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
       video.src = card.url;
+      if (rec) video.currentTime = 0;
     } else {
       showPlayerError(card, 'This browser cannot play HLS.');
       return;
@@ -161,10 +182,185 @@
       uptime: q('.uptime'),
       hls: null,
       url: '',
+      liveURL: '',
       retryAt: 0,
     };
+    addRecordings(card, el);
     card.copy.addEventListener('click', () => copyURL(card));
     return card;
+  }
+
+  // newPastCard is the card of a stream gone from the API that left
+  // recordings: a name, a player shown while one of them plays, the list.
+  function newPastCard(stream) {
+    const el = pastTemplate.content.firstElementChild.cloneNode(true);
+    el.dataset.recordingsOf = stream;
+    const card = {
+      el,
+      past: true,
+      video: el.querySelector('[data-player]'),
+      playerError: el.querySelector('.player-error'),
+      hls: null,
+      url: '',
+      retryAt: 0,
+    };
+    set(el.querySelector('.name'), stream);
+    addRecordings(card, el);
+    return card;
+  }
+
+  // ---- recordings ----
+
+  // addRecordings gives card its list of recordings (the [data-recordings]
+  // section of el).
+  function addRecordings(card, el) {
+    card.recSection = el.querySelector('[data-recordings]');
+    card.recBody = card.recSection.querySelector('.rec-list');
+    card.recPlaying = card.recSection.querySelector('.rec-playing');
+    card.recPlayingText = card.recSection.querySelector('.rec-playing-text');
+    card.rows = new Map(); // recording id -> row
+    card.rec = '';         // id of the recording playing, '' for live
+    card.recSection.querySelector('.rec-live').addEventListener('click', () => stopRecording(card));
+  }
+
+  function playRecording(card, rec, httpPort) {
+    card.rec = rec.id;
+    card.url = playbackURL(httpPort, rec.playlist);
+    card.retryAt = 0;
+    set(card.recPlayingText, 'Playing recording ' + rec.id + '.');
+    card.recPlaying.hidden = false;
+    card.video.hidden = false;
+    markPlaying(card);
+    startPlayer(card);
+  }
+
+  // stopRecording goes back to the live stream, or stops a past stream's
+  // player.
+  function stopRecording(card) {
+    card.rec = '';
+    card.recPlaying.hidden = true;
+    card.playerError.hidden = true;
+    markPlaying(card);
+    if (card.past) {
+      card.url = '';
+      stopPlayer(card);
+      card.video.hidden = true;
+      return;
+    }
+    card.url = card.liveURL;
+    startPlayer(card);
+  }
+
+  function markPlaying(card) {
+    for (const [id, row] of card.rows) row.el.classList.toggle('playing', id === card.rec);
+  }
+
+  function newRow(card) {
+    const el = rowTemplate.content.firstElementChild.cloneNode(true);
+    const q = (sel) => el.querySelector(sel);
+    const row = {
+      el,
+      id: q('.rec-id'),
+      state: q('.rec-state'),
+      duration: q('.rec-duration'),
+      size: q('.rec-size'),
+      play: q('.rec-play'),
+      download: q('.rec-download'),
+      rec: null,
+      httpPort: 0,
+    };
+    row.play.addEventListener('click', () => {
+      if (row.rec) playRecording(card, row.rec, row.httpPort);
+    });
+    return row;
+  }
+
+  // viewerPath accepts a path on the viewer port as the API gives it.
+  function viewerPath(p) {
+    return typeof p === 'string' && p.startsWith('/') && !p.startsWith('//');
+  }
+
+  // updateRecordings lists recs (newest first) in card; the recording
+  // playing stops when it is no longer listed (deleted).
+  function updateRecordings(card, recs, httpPort) {
+    const seen = new Set();
+    let prev = null;
+    for (const r of recs) {
+      if (seen.has(r.id)) continue;
+      seen.add(r.id);
+      let row = card.rows.get(r.id);
+      if (!row) {
+        row = newRow(card);
+        card.rows.set(r.id, row);
+      }
+      const want = prev ? prev.nextSibling : card.recBody.firstChild;
+      if (want !== row.el) card.recBody.insertBefore(row.el, want);
+      prev = row.el;
+      row.rec = r;
+      row.httpPort = httpPort;
+      row.el.dataset.recording = r.id;
+      set(row.id, r.id);
+      const start = Date.parse(r.start);
+      row.id.title = isNaN(start) ? '' : 'Started ' + new Date(start).toLocaleString();
+      const state = r.state === 'recording' ? 'recording' : 'finished';
+      set(row.state, state);
+      row.state.className = 'state rec-state ' + state;
+      set(row.duration, duration(r.duration));
+      set(row.size, size(r.bytes));
+      row.play.disabled = !viewerPath(r.playlist);
+      if (viewerPath(r.download)) {
+        const href = playbackURL(httpPort, r.download);
+        if (row.download.href !== href) row.download.href = href;
+        row.download.hidden = false;
+      } else {
+        row.download.removeAttribute('href');
+        row.download.hidden = true;
+      }
+    }
+    for (const [id, row] of card.rows) {
+      if (seen.has(id)) continue;
+      row.el.remove();
+      card.rows.delete(id);
+    }
+    if (card.rec && !seen.has(card.rec)) stopRecording(card);
+    markPlaying(card);
+    card.recSection.hidden = card.rows.size === 0;
+  }
+
+  // renderRecordings puts each stream's recordings under its card, and
+  // those of streams without one under "past streams". data is null when
+  // the API has no recordings to give (an older fount).
+  function renderRecordings(data) {
+    const list = data && Array.isArray(data.recordings) ? data.recordings : [];
+    const httpPort = data ? data.http_port : 0;
+    const byStream = new Map();
+    for (const r of list) {
+      if (!r || typeof r.stream !== 'string' || typeof r.id !== 'string') continue;
+      if (!byStream.has(r.stream)) byStream.set(r.stream, []);
+      byStream.get(r.stream).push(r);
+    }
+    for (const [path, card] of cards) updateRecordings(card, byStream.get(path) || [], httpPort);
+    const past = [...byStream.keys()].filter((p) => !cards.has(p)).sort();
+    for (const [path, card] of pastCards) {
+      if (past.includes(path)) continue;
+      stopPlayer(card);
+      card.el.remove();
+      pastCards.delete(path);
+    }
+    let prev = null;
+    for (const path of past) {
+      let card = pastCards.get(path);
+      if (!card) {
+        card = newPastCard(path);
+        pastCards.set(path, card);
+      }
+      const want = prev ? prev.nextSibling : pastStreamsEl.firstChild;
+      if (want !== card.el) pastStreamsEl.insertBefore(card.el, want);
+      updateRecordings(card, byStream.get(path), httpPort);
+      prev = card.el;
+    }
+    pastEl.hidden = pastCards.size === 0;
+    return list.length;
   }
 
   function copyURL(card) {
@@ -219,7 +415,8 @@
 
     const url = playbackURL(httpPort, s.playback_path || '/' + s.path + '/index.m3u8');
     if (card.urlText.value !== url) card.urlText.value = url;
-    if (url !== card.url) {
+    card.liveURL = url;
+    if (!card.rec && url !== card.url) {
       card.url = url;
       startPlayer(card);
     } else if (!card.hls && !card.video.getAttribute('src') && card.retryAt && Date.now() >= card.retryAt) {
@@ -269,14 +466,18 @@
 
   // ---- polling ----
 
+  function apiGet(url) {
+    const headers = { Accept: 'application/json' };
+    if (memoryToken) headers.Authorization = 'Bearer ' + memoryToken;
+    return fetch(url, { headers, cache: 'no-store', credentials: 'same-origin' });
+  }
+
   async function poll() {
     if (inFlight) return;
     inFlight = true;
     try {
-      const headers = { Accept: 'application/json' };
-      if (memoryToken) headers.Authorization = 'Bearer ' + memoryToken;
-      const resp = await fetch(API, { headers, cache: 'no-store', credentials: 'same-origin' });
-      if (resp.status === 401) {
+      const [resp, recResp] = await Promise.all([apiGet(API), apiGet(RECORDINGS_API).catch(() => null)]);
+      if (resp.status === 401 || (recResp && recResp.status === 401)) {
         stopPolling();
         authError.hidden = !memoryToken;
         authError.textContent = memoryToken ? 'That token was refused.' : '';
@@ -288,11 +489,18 @@
       }
       if (!resp.ok) throw new Error('API answered ' + resp.status);
       const data = await resp.json();
+      // Recordings are extra: without them (an older fount, a hiccup) the
+      // streams are still shown.
+      let recs = null;
+      if (recResp && recResp.ok) recs = await recResp.json().catch(() => null);
       authForm.hidden = true;
       forgetBtn.hidden = !memoryToken;
       render(data);
+      const nrec = renderRecordings(recs);
       const n = cards.size;
-      setStatus(n + (n === 1 ? ' stream' : ' streams') + ' · updated ' + new Date().toLocaleTimeString(), false);
+      setStatus(n + (n === 1 ? ' stream' : ' streams') +
+        (nrec ? ' · ' + nrec + (nrec === 1 ? ' recording' : ' recordings') : '') +
+        ' · updated ' + new Date().toLocaleTimeString(), false);
     } catch (e) {
       setStatus('Cannot reach the API: ' + (e && e.message ? e.message : e), true);
     } finally {
@@ -325,6 +533,7 @@
     setToken('');
     stopPolling();
     render({ streams: [] });
+    renderRecordings(null);
     startPolling();
   });
 
