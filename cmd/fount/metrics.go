@@ -162,6 +162,8 @@ func route(path string) string {
 	}
 	_, file, ok := splitPath(path)
 	switch {
+	case !ok && isRecordingPath(path):
+		return "recording"
 	case !ok:
 		return "other"
 	case strings.HasSuffix(file, ".m3u8"):
@@ -174,6 +176,22 @@ func route(path string) string {
 		return "segment"
 	}
 	return "other"
+}
+
+// isRecordingPath reports whether path is /APP/NAME[/RENDITION]/rec/ID/FILE
+// (a recording's playlist or download), each element a valid name.
+func isRecordingPath(path string) bool {
+	el := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	n := len(el)
+	if !strings.HasPrefix(path, "/") || n < 5 || n > 6 || el[n-3] != "rec" {
+		return false
+	}
+	for _, e := range el {
+		if storage.ValidName(e) != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // splitPath splits a viewer path, "/" and a stream's object key, into the
