@@ -164,7 +164,12 @@ async function main() {
   const seekWall = Date.now();
   await page.evaluate((r) => window.seek(r), 8);
   result.samples = [];
-  // Up to 60 s for the 'ended' event; a fatal error ends the wait.
+  // Up to 60 s for the 'ended' event; a fatal error ends the wait, and so
+  // does a playhead that has stood still for 3 s at the end (hls.js 1.7
+  // may not end a stream whose buffer has a hole under maxBufferHole
+  // before the playhead: see checkRecordingPlays).
+  let still = 0;
+  let lastTime = -1;
   for (let i = 0; i < 600; i++) {
     await page.waitForTimeout(100);
     const smp = await page.evaluate(() => window.sample());
@@ -176,6 +181,13 @@ async function main() {
       return s.ended || s.videoErrors.length > 0 || s.errors.some((e) => e.fatal);
     });
     if (over) break;
+    const dur = await page.evaluate(() => document.getElementById('v').duration);
+    still = smp.currentTime === lastTime ? still + 1 : 0;
+    lastTime = smp.currentTime;
+    if (still >= 30 && smp.currentTime >= dur - 0.3) {
+      result.stalledAtEnd = true;
+      break;
+    }
   }
   result.secondsSeekToEnd = (Date.now() - seekWall) / 1000;
 }
