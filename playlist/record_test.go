@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -334,5 +335,38 @@ func TestRecordingRenditions(t *testing.T) {
 	res := get(t, h, "GET", "/live/abr/rec/"+recs[0].ID+"/recording.ts")
 	if loc := res.Header.Get("Location"); res.StatusCode != 302 || loc != "/live/abr/hi/rec/"+recs[0].ID+"/recording.ts" {
 		t.Errorf("the group's download: %d to %q, want a redirect to its first rendition's", res.StatusCode, loc)
+	}
+}
+
+// BenchmarkRecordSegment: what a segment costs a stream that has been
+// live two hours (3,600 segments of 2 s), with and without a recording:
+// the recording's playlist and recording.json are rendered and put on
+// every segment, so they grow with it.
+func BenchmarkRecordSegment(b *testing.B) {
+	for _, record := range []bool{false, true} {
+		b.Run(fmt.Sprintf("record=%v", record), func(b *testing.B) {
+			clk := &fakeClock{t: time.Date(2026, 12, 1, 20, 0, 0, 0, time.UTC)}
+			r := NewRegistry(Config{Store: durableStore(), TargetDuration: 2 * time.Second, WindowSize: 6, Record: record, Now: clk.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			s, err := r.Publish("live/long")
+			if err != nil {
+				b.Fatal(err)
+			}
+			data := bytes.Repeat([]byte{1}, 1000)
+			seg := func() {
+				if err := s.Segment(Segment{Data: data, Duration: 2 * time.Second, ProgramDateTime: clk.Now()}); err != nil {
+					b.Fatal(err)
+				}
+				clk.Add(2 * time.Second)
+				r.Sweep() // as Run does every second: memory of old segments goes
+			}
+			for range 3600 {
+				seg()
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				seg()
+			}
+		})
 	}
 }
