@@ -474,7 +474,18 @@ func (s *Server) awaitFirstByte(c *conn) {
 // handshake timeout; the log bridge recognises it.
 const errHandshakeTimeout = "no publish within the handshake timeout"
 
+// handshakeTimedOut gives up c's slot and counts the timeout, unless c
+// was evicted (or closed) meanwhile: each connection is counted by one
+// limit only, and one that timed out is no longer chosen for eviction.
+// The caller closes c.
 func (s *Server) handshakeTimedOut(c *conn) {
+	s.mu.Lock()
+	_, open := s.conns[c]
+	s.untrack(c)
+	s.mu.Unlock()
+	if !open {
+		return
+	}
 	s.counters.handshakeTimeouts.Add(1)
 	// Junk connections come in floods: one line per 10 s, with a count.
 	if ok, suppressed := s.handshakeLog.allow(); ok {
