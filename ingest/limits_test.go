@@ -204,6 +204,57 @@ func TestMaxConnectionsEvictsOldestIdle(t *testing.T) {
 	}
 }
 
+// An evicted connection gives up its slot when it is chosen, not when its
+// Close returns: Close waits for the connection's own goroutine to wake
+// from its read, and in a flood of accepts that took long enough for
+// hundreds more to be admitted past the limit meanwhile. Here every Close
+// blocks until the end of the test.
+func TestMaxConnectionsEvictionFreesSlotAtOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	srv, addr, _ := startLimitServer(t, Config{MaxConnections: 2, HandshakeTimeout: time.Minute}, &namesPublisher{}, &slowCloseListener{ln, gate})
+	t.Cleanup(func() { close(gate) }) // before the server's cleanup
+	for i := range 5 {
+		rawDial(t, addr)
+		await(t, "the server to take the connection", func() bool {
+			if i < 2 {
+				return srv.Stats().Connections == int64(i+1)
+			}
+			return srv.Stats().ConnsEvicted == uint64(i-1) // counted once the new one is in
+		})
+		if n := srv.Stats().Connections; n != int64(min(i+1, 2)) {
+			t.Fatalf("%d connections open after %d were accepted, limit 2", n, i+1)
+		}
+	}
+}
+
+// slowCloseListener's connections' Close waits for gate.
+type slowCloseListener struct {
+	net.Listener
+	gate chan struct{}
+}
+
+func (l *slowCloseListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &slowCloseConn{c, l.gate}, nil
+}
+
+type slowCloseConn struct {
+	net.Conn
+	gate chan struct{}
+}
+
+func (c *slowCloseConn) Close() error {
+	<-c.gate
+	return c.Conn.Close()
+}
+
 // Beyond MaxPublishers a publish is refused, and a slot comes back when a
 // publisher leaves.
 func TestMaxPublishers(t *testing.T) {

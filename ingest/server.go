@@ -293,7 +293,12 @@ func (s *Server) onConnect(ctx context.Context, nc net.Conn) (io.ReadWriteCloser
 			if victim == nil {
 				victim = s.joined.head
 			}
-			victim.list.remove(victim)
+			// The victim gives up its slot here, under the lock, not when
+			// its Close below returns: that waits for the victim's own
+			// goroutine to wake from its read, which in a flood of
+			// accepts can take long enough for hundreds more to be
+			// admitted past the limit meanwhile.
+			s.untrack(victim)
 		}
 		s.conns[c] = struct{}{}
 		s.fresh.push(c)
@@ -380,16 +385,22 @@ func (c *conn) Close() error {
 	c.closeOnce.Do(func() {
 		err = c.Conn.Close()
 		c.server.mu.Lock()
-		if _, ok := c.server.conns[c]; ok {
-			delete(c.server.conns, c)
-			c.server.counters.connections.Add(-1)
-		}
-		if c.list != nil {
-			c.list.remove(c)
-		}
+		c.server.untrack(c)
 		c.server.mu.Unlock()
 	})
 	return err
+}
+
+// untrack takes c out of the open connections and its eviction list, if
+// it is still there; s.mu is held.
+func (s *Server) untrack(c *conn) {
+	if _, ok := s.conns[c]; ok {
+		delete(s.conns, c)
+		s.counters.connections.Add(-1)
+	}
+	if c.list != nil {
+		c.list.remove(c)
+	}
 }
 
 // deadlineReader reads from the raw connection with a fresh read deadline,
@@ -463,7 +474,18 @@ func (s *Server) awaitFirstByte(c *conn) {
 // handshake timeout; the log bridge recognises it.
 const errHandshakeTimeout = "no publish within the handshake timeout"
 
+// handshakeTimedOut gives up c's slot and counts the timeout, unless c
+// was evicted (or closed) meanwhile: each connection is counted by one
+// limit only, and one that timed out is no longer chosen for eviction.
+// The caller closes c.
 func (s *Server) handshakeTimedOut(c *conn) {
+	s.mu.Lock()
+	_, open := s.conns[c]
+	s.untrack(c)
+	s.mu.Unlock()
+	if !open {
+		return
+	}
 	s.counters.handshakeTimeouts.Add(1)
 	// Junk connections come in floods: one line per 10 s, with a count.
 	if ok, suppressed := s.handshakeLog.allow(); ok {

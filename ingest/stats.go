@@ -50,7 +50,7 @@ func (ps *publishStats) addTrack(t *trackStat) {
 
 // Stats is a snapshot of the ingest server.
 type Stats struct {
-	Connections       int64            // RTMP connections open now
+	Connections       int64            // RTMP connections open now (one evicted at MaxConnections is not, from the moment it is chosen)
 	PublishesAccepted uint64           // publishes that went ahead
 	PublishesRefused  uint64           // publishes refused, for any reason
 	BytesIn           uint64           // raw bytes read from RTMP connections

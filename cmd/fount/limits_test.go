@@ -96,8 +96,8 @@ func limitMetric(t *testing.T, o *origin, name string, labels map[string]string)
 // Strangers opening 5,000 idle TCP connections to the RTMP port, against a
 // limit of 1,000, lock out neither a publisher that was live before them
 // nor one that connects while they hold every slot; viewers get continuous
-// segments; memory stays bounded; and every idle connection is closed by
-// the handshake timeout.
+// segments; memory stays bounded; never more than the limit are open; and
+// every idle connection is closed, by eviction or the handshake timeout.
 func TestLimitsIdleConnectionFlood(t *testing.T) {
 	lockEndToEnd(t)
 	src := source(t)
@@ -121,12 +121,17 @@ func TestLimitsIdleConnectionFlood(t *testing.T) {
 			c.Close()
 		}
 	}()
-	for range idle {
+	for i := range idle {
 		c, err := net.Dial("tcp", o.rtmp)
 		if err != nil {
 			t.Fatalf("dial %d: %v", len(conns), err)
 		}
 		conns = append(conns, c)
+		if i%500 == 499 {
+			if n := limitMetric(t, o, "fount_rtmp_connections", nil); n > limit {
+				t.Errorf("%v RTMP connections open after %d dials, limit %d", n, i+1, limit)
+			}
+		}
 	}
 	floodEnd := time.Now()
 	// Every slot but the live publisher's is held by an idle connection
@@ -148,32 +153,52 @@ func TestLimitsIdleConnectionFlood(t *testing.T) {
 	}
 
 	// All idle connections are closed: evicted, or by the 5 s handshake
-	// timeout counted from their accept.
+	// timeout counted from their accept, which on a busy machine comes
+	// seconds after the dial (countOpen returns once all are closed).
 	hs := defaultConfig().HandshakeTimeout
-	open := countOpen(conns, floodEnd.Add(hs+3*time.Second))
-	t.Logf("idle connections still open %s after the flood: %d", time.Since(floodEnd).Round(time.Millisecond), open)
+	open := countOpen(conns, floodEnd.Add(hs+10*time.Second))
+	closed := time.Now()
+	t.Logf("idle connections still open %s after the flood: %d", closed.Sub(floodEnd).Round(time.Millisecond), open)
 	if open > 0 {
-		t.Errorf("%d idle connections still open after handshake timeout (%s) + 3 s", open, hs)
+		t.Errorf("%d idle connections still open after handshake timeout (%s) + 10 s", open, hs)
 	}
+	// Each was closed once, by one of the limits. If the flood outlasts
+	// the handshake timeout (a busy machine, the race detector), early
+	// ones are closed by the timeout before any eviction reaches them; but
+	// the idle connections hold at most limit-1 slots at once (before
+	// publishes throughout), and one the timeout closed held its slot for
+	// the whole timeout (less its wait for the server's lock, counted 1 s
+	// here), so in the time from the first dial until all were closed the
+	// timeout can have closed at most so many: eviction closed the rest.
 	evicted := limitMetric(t, o, "fount_limits_total", map[string]string{"limit": "max_connections"})
 	timedOut := limitMetric(t, o, "fount_limits_total", map[string]string{"limit": "handshake_timeout"})
-	t.Logf("evicted %v, closed by the handshake timeout %v", evicted, timedOut)
-	if evicted < idle-limit || evicted+timedOut < idle {
-		t.Errorf("evicted %v + timed out %v, want >= %d evicted and %d in all", evicted, timedOut, idle-limit, idle)
+	maxTimedOut := int(float64(limit-1) * closed.Sub(start).Seconds() / (hs - time.Second).Seconds())
+	t.Logf("flood began %s before all were closed: evicted %v, closed by the handshake timeout %v (at most %d)",
+		closed.Sub(start).Round(time.Millisecond), evicted, timedOut, maxTimedOut)
+	if evicted+timedOut != idle {
+		t.Errorf("evicted %v + timed out %v, want %d in all", evicted, timedOut, idle)
+	}
+	if evicted < float64(idle-maxTimedOut) {
+		t.Errorf("evicted %v, want >= %d (the handshake timeout can have closed at most %d)", evicted, idle-maxTimedOut, maxTimedOut)
 	}
 
+	// The flood stalls neither publisher: both end about when their clip
+	// does (the checks of their segments below take longer on a busy
+	// machine, and are not timed).
 	for name, cmd := range map[string]interface{ Wait() error }{"before": before, "during": during} {
 		if err := cmd.Wait(); err != nil {
 			t.Fatalf("publisher %s: %v", name, err)
 		}
+	}
+	if el := time.Since(start); el > 40*time.Second {
+		t.Errorf("the publishers ended %s after the flood began", el.Round(time.Millisecond))
+	}
+	for _, name := range []string{"before", "during"} {
 		url := o.url("/live/" + name + "/index.m3u8")
 		p, _ := awaitPlaylist(t, url, 10*time.Second, "the whole push of "+name, func(p *m3u8.MediaPlaylist, _ []byte) bool {
 			return totalDuration(p) >= 11.9
 		})
 		checkContinuity(t, fetchSegments(t, o, "/live/"+name+"/", p), true, true)
-	}
-	if el := time.Since(start); el > 40*time.Second {
-		t.Errorf("the test took %s", el)
 	}
 }
 
