@@ -12,6 +12,52 @@ import (
 	"github.com/fount-live/fount/segmenter/codec"
 )
 
+// Metadata is what fount reads from the encoder's onMetaData.
+type Metadata struct {
+	Tracks                   segmenter.Tracks // supported tracks the encoder announced
+	Width, Height, FrameRate float64          // as announced
+	VideoBitrate             float64          // kbit/s as announced
+	AudioBitrate             float64          // kbit/s as announced
+	Encoder                  string           // the encoder's name, as announced
+
+	// VideoCodec and AudioCodec are the announced codecs of track 0 as
+	// Enhanced RTMP FourCCs ("avc1", "hvc1", "av01", "mp4a", "Opus"...);
+	// legacy FLV ids are mapped (7 "avc1", 12 "hvc1", 10 "mp4a", 2 and 14
+	// ".mp3"); zero when absent or a legacy id without a FourCC.
+	VideoCodec, AudioCodec [4]byte
+	// VideoTracks and AudioTracks describe the additional tracks (trackId
+	// 1 and up) of Enhanced RTMP's videoTrackIdInfoMap/audioTrackIdInfoMap,
+	// in trackId order; NumVideoTracks/NumAudioTracks of them are set.
+	// Arrays, not slices, so that Metadata stays comparable.
+	VideoTracks, AudioTracks       [MaxTrackInfo]TrackInfo
+	NumVideoTracks, NumAudioTracks int
+}
+
+// MaxTrackInfo bounds the per-track entries of Metadata kept per kind;
+// further tracks in the announcement are dropped.
+const MaxTrackInfo = 8
+
+// TrackInfo is one entry of videoTrackIdInfoMap or audioTrackIdInfoMap.
+// Fields the announcement leaves out are zero.
+type TrackInfo struct {
+	ID         uint8
+	Codec      [4]byte // FourCC (legacy ids mapped as in Metadata)
+	Width      float64 // video
+	Height     float64
+	FrameRate  float64
+	Bitrate    float64 // kbit/s (videodatarate / audiodatarate)
+	SampleRate float64 // audio
+	Channels   float64
+	Name       string
+	Language   string
+}
+
+// VideoTrackInfo returns the announced additional video tracks.
+func (m *Metadata) VideoTrackInfo() []TrackInfo { return m.VideoTracks[:m.NumVideoTracks] }
+
+// AudioTrackInfo returns the announced additional audio tracks.
+func (m *Metadata) AudioTrackInfo() []TrackInfo { return m.AudioTracks[:m.NumAudioTracks] }
+
 // parseMetadata reads the onMetaData ECMA array that follows
 // "@setDataFrame", with fount's own AMF0 reader: go-amf0 fails on valid
 // metadata (nested objects after other properties, as Enhanced RTMP's
