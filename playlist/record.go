@@ -107,20 +107,21 @@ func (s *Stream) recordLocked(e *entry) *recWrite {
 	if !s.cfg.Record {
 		return nil
 	}
-	if e.gap || e.missing {
+	if e.gap {
+		// A rendition's number with no media: nothing to list.
 		if s.rec != nil {
 			s.rec.disc = true
-			if e.missing {
-				s.rec.info.Missing = append(s.rec.info.Missing, e.name)
-			}
 		}
-		if s.rec == nil || !e.missing {
-			return nil
-		}
-		return s.recRenderLocked(false)
+		return nil
 	}
 	if s.rec == nil {
 		s.rec = s.newRecorderLocked(e.pdt)
+	}
+	if e.missing {
+		// Not in storage: left out, named, and a discontinuity where it was.
+		s.rec.disc = true
+		s.rec.info.Missing = append(s.rec.info.Missing, e.name)
+		return s.recRenderLocked(false)
 	}
 	rc := s.rec
 	in := &rc.info

@@ -89,6 +89,7 @@ func (s *Stream) fillGapsLocked(msn uint64) {
 			s.window = s.window[:0]
 		}
 		s.appendLocked(e)
+		s.recordLocked(e) // a recording lists no gap: a discontinuity where it was
 	}
 }
 
