@@ -44,11 +44,11 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		notFound(w)
 		return
 	}
-	if rp, id, file, ok := splitRecordingPath(req.URL.Path); ok {
+	if rp, id, file, ok := SplitRecordingPath(req.URL.Path); ok {
 		r.serveRecording(w, req, rp, id, file)
 		return
 	}
-	stream, file, ok := splitPath(req.URL.Path)
+	stream, file, ok := SplitPath(req.URL.Path)
 	if !ok {
 		notFound(w)
 		return
@@ -104,9 +104,9 @@ func (r *Registry) serveStored(w http.ResponseWriter, req *http.Request, p, file
 	serveMedia(w, req, nil, newObject(file, obj.Data, obj.ContentType, obj.ModTime))
 }
 
-// splitPath splits a viewer path, /KEY with KEY as storage.SplitKey takes
-// it, into the stream's path and FILE.
-func splitPath(path string) (stream, file string, ok bool) {
+// SplitPath splits a viewer path, /KEY with KEY as storage.SplitKey takes
+// it, into the stream's path and FILE; ok is false for any other path.
+func SplitPath(path string) (stream, file string, ok bool) {
 	p, ok := strings.CutPrefix(path, "/")
 	if !ok {
 		return "", "", false

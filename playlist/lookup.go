@@ -16,7 +16,7 @@ func (r *Registry) Lookup(path []byte, gzip, head bool) (httploop.Answer, bool) 
 	// path aliases the loop's read buffer: p serves the look-ups below
 	// and is kept nowhere, so it need not be a copy.
 	p := unsafe.String(unsafe.SliceData(path), len(path))
-	stream, file, ok := splitPath(p)
+	stream, file, ok := SplitPath(p)
 	if !ok {
 		return httploop.Answer{}, false
 	}

@@ -32,8 +32,9 @@ const (
 // recording is deleted; one being made changes every segment.
 const recPlaylistMaxAge = 300
 
-// splitRecordingPath splits /APP/NAME[/RENDITION]/rec/ID/FILE.
-func splitRecordingPath(p string) (stream, id, file string, ok bool) {
+// SplitRecordingPath splits a recording's viewer path,
+// /APP/NAME[/RENDITION]/rec/ID/FILE, each element a valid name.
+func SplitRecordingPath(p string) (stream, id, file string, ok bool) {
 	p, ok = strings.CutPrefix(p, "/")
 	if !ok {
 		return "", "", "", false

@@ -160,9 +160,9 @@ func route(path string) string {
 	if path == "/healthz" || path == "/readyz" {
 		return "health"
 	}
-	_, file, ok := splitPath(path)
+	_, file, ok := playlist.SplitPath(path)
 	switch {
-	case !ok && isRecordingPath(path):
+	case !ok && isRecording(path):
 		return "recording"
 	case !ok:
 		return "other"
@@ -176,33 +176,6 @@ func route(path string) string {
 		return "segment"
 	}
 	return "other"
-}
-
-// isRecordingPath reports whether path is /APP/NAME[/RENDITION]/rec/ID/FILE
-// (a recording's playlist or download), each element a valid name.
-func isRecordingPath(path string) bool {
-	el := strings.Split(strings.TrimPrefix(path, "/"), "/")
-	n := len(el)
-	if !strings.HasPrefix(path, "/") || n < 5 || n > 6 || el[n-3] != "rec" {
-		return false
-	}
-	for _, e := range el {
-		if storage.ValidName(e) != nil {
-			return false
-		}
-	}
-	return true
-}
-
-// splitPath splits a viewer path, "/" and a stream's object key, into the
-// stream's path and the file name with storage.SplitKey; ok is false for
-// any other path.
-func splitPath(path string) (stream, file string, ok bool) {
-	key, ok := strings.CutPrefix(path, "/")
-	if !ok {
-		return "", "", false
-	}
-	return storage.SplitKey(key)
 }
 
 // Recordings (--record; docs/recording.md).
@@ -269,4 +242,10 @@ func (c *limitsCollector) Collect(ch chan<- prometheus.Metric) {
 	} {
 		ch <- prometheus.MustNewConstMetric(descLimits, prometheus.CounterValue, float64(n), limit)
 	}
+}
+
+// isRecording reports whether path is a recording's playlist or download.
+func isRecording(path string) bool {
+	_, _, _, ok := playlist.SplitRecordingPath(path)
+	return ok
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync/atomic"
 
+	"github.com/fount-live/fount/playlist"
 	"github.com/fount-live/fount/playlist/httploop"
 )
 
@@ -38,6 +39,6 @@ func logPanic(log *slog.Logger, server string, p httploop.Panic) {
 // streamOf is the stream of a viewer path ("APP/NAME" or
 // "APP/NAME/RENDITION"), or "" if the path is no stream's object.
 func streamOf(path string) string {
-	stream, _, _ := splitPath(path)
+	stream, _, _ := playlist.SplitPath(path)
 	return stream
 }
