@@ -115,7 +115,9 @@ func (g *variants) changed() {
 	}
 	h := fnv.New64a()
 	h.Write(body)
-	p.publish(newRendered(body, "mv-"+strconv.FormatUint(h.Sum64(), 16), p.cfg.Now(), int(p.cfg.TargetDuration/time.Second)/2), true)
+	rd := newRendered(body, "mv-"+strconv.FormatUint(h.Sum64(), 16), p.cfg.Now(), int(p.cfg.TargetDuration/time.Second)/2)
+	p.pl.Store(rd) // renders are serialized by g.renderMu
+	p.storePlaylist(rd)
 }
 
 // rows returns the renditions to list — the live ones when there are any,

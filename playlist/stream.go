@@ -204,9 +204,8 @@ func (s *Stream) Part(p Part) error {
 	s.partsTotal++
 	s.totals.parts.Add(1)
 	s.lastPart, s.lastPartAt = pt.name, s.cfg.Now()
-	r := s.renderLocked()
+	s.showLocked(s.renderLocked())
 	s.mu.Unlock()
-	s.publish(r, false)
 	return nil
 }
 
@@ -343,6 +342,7 @@ func (s *Stream) Segment(seg Segment) error {
 	s.appendLocked(e)
 	rw := s.recordLocked(e)
 	r := s.renderLocked()
+	s.showLocked(r)
 	var ir *rendered
 	remeasured, first := false, s.segmentsTotal == 1
 	if s.group != nil {
@@ -350,7 +350,7 @@ func (s *Stream) Segment(seg Segment) error {
 		remeasured = s.measureLocked()
 	}
 	s.mu.Unlock()
-	s.publish(r, true)
+	s.storePlaylist(r)
 	s.writeRecording(rw)
 	if ir != nil {
 		s.publishIFrames(ir)
@@ -424,16 +424,22 @@ func (s *Stream) renderLocked() *rendered {
 	}
 }
 
-// publish makes a rendered playlist visible to viewers; store also writes a
-// copy to storage (for a file server reading the storage directory).
-// Parts alone do not rewrite the stored copy: a file server cannot do
-// blocking reloads anyway.
-func (s *Stream) publish(r *rendered, store bool) {
-	if r == nil {
-		return
+// showLocked makes a rendered playlist the one viewers get. s.mu is held:
+// a blocking request that finds, under s.mu, what it waits for (a part, a
+// segment) then loads a playlist that lists it; and renders are shown in
+// the order they were made.
+func (s *Stream) showLocked(r *rendered) {
+	if r != nil {
+		s.pl.Store(r)
 	}
-	s.pl.Store(r)
-	if !store {
+}
+
+// storePlaylist writes a copy of a rendered playlist to storage (for a
+// file server reading the storage directory, and for a successor to
+// continue from). Parts alone do not rewrite the stored copy: a file
+// server cannot do blocking reloads anyway.
+func (s *Stream) storePlaylist(r *rendered) {
+	if r == nil {
 		return
 	}
 	if err := s.cfg.Store.Put(context.Background(), s.path+"/"+playlistName, storage.Object{Data: r.body, ContentType: playlistType, ModTime: r.modTime}); err != nil {
@@ -459,8 +465,9 @@ func (s *Stream) Unpublish() {
 	// grace, but are no longer listed, and the preload hint goes away.
 	s.abandonOpenLocked()
 	r := s.renderLocked()
+	s.showLocked(r)
 	s.mu.Unlock()
-	s.publish(r, true)
+	s.storePlaylist(r)
 	s.groupChanged()
 }
 
@@ -483,9 +490,10 @@ func (s *Stream) end() {
 	s.since = s.cfg.Now()
 	s.abandonOpenLocked()
 	r := s.renderLocked()
+	s.showLocked(r)
 	rw := s.finishRecordingLocked()
 	s.mu.Unlock()
-	s.publish(r, true)
+	s.storePlaylist(r)
 	s.writeRecording(rw)
 	s.groupChanged()
 }
@@ -502,8 +510,6 @@ func (s *Stream) resume() error {
 	s.since = s.cfg.Now()
 	s.pendingDisc = s.nextMSN > 0
 	// Drop the ENDLIST (if any) at once rather than at the next segment.
-	if r := s.renderLocked(); r != nil {
-		s.pl.Store(r)
-	}
+	s.showLocked(s.renderLocked())
 	return nil
 }
