@@ -106,7 +106,7 @@ func TestE2ERecording(t *testing.T) {
 	}
 	t.Logf("while recording: Cache-Control %q", hdr.Get("Cache-Control"))
 	push()
-	rec = awaitRecording(t, o, "live/rec", "finished", 10*time.Second)
+	rec = awaitRecording(t, o, "live/rec", "finished", 20*time.Second)
 
 	// The recording lists seg0 … the last live segment, every one.
 	_, live, _ := httpGet(t, o.url("/live/rec/index.m3u8"))
