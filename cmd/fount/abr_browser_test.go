@@ -133,6 +133,16 @@ type abrReport struct {
 // players without fount. It costs another minute, so it runs only with
 // FOUNT_ABR_STATIC=1 (go test -run TestBrowserABR/static).
 func TestBrowserABR(t *testing.T) {
+	if raceDetector {
+		// It judges how fast two players switch while fount, three x264
+		// encoders and Chromium share 2 cores; a fount several times
+		// slower under the race detector makes the players stall and
+		// the judgement the detector's (CI at 30f1779: Shaka's picture
+		// never showed the switch up after three stalls, the encoders
+		// on time). The ABR pipeline's races are checked by the ABR
+		// end-to-end tests; .ci/run plays this one without -race.
+		t.Skip("judged without the race detector: .ci/run runs it in its pass without -race")
+	}
 	lockEndToEndLogged(t)
 	for _, tool := range []string{"ffmpeg", "node", "npm", "chromium"} {
 		requireTool(t, tool)
