@@ -361,7 +361,8 @@ func playABR(t *testing.T, mvURL string, enc *abrEncoder) {
 	for _, player := range []string{"hlsjs", "shaka"} {
 		t.Run(player, func(t *testing.T) {
 			// A run in which the encoders themselves fell behind real time
-			// (the machine too busy) cannot judge the player's switching:
+			// by over half a second (the machine too busy) cannot judge the
+			// player's switching:
 			// it is run once more, and judged whatever happens then.
 			for attempt := 1; ; attempt++ {
 				start := time.Now()
@@ -375,7 +376,10 @@ func playABR(t *testing.T, mvURL string, enc *abrEncoder) {
 				if exited, err := enc.exited(); exited {
 					t.Fatalf("ffmpeg ended during playback: %v\n%s", err, enc.stderr.String())
 				}
-				if behind > time.Second {
+				// Half a second: CI at 8fa08c0 (without -race) had
+				// Shaka switch down 23.6 s after throttling while the
+				// encoders ran 0.96 s behind, with seven stalls.
+				if behind > 500*time.Millisecond {
 					t.Logf("ffmpeg fell %s behind real time while the browser played: the machine was too busy for the ladder", behind.Round(10*time.Millisecond))
 					if attempt == 1 {
 						t.Logf("running %s once more", player)
