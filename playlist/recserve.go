@@ -36,7 +36,9 @@ const recPlaylistMaxAge = 300
 // /APP/NAME[/RENDITION]/rec/ID/FILE, each element a valid name.
 func SplitRecordingPath(p string) (stream, id, file string, ok bool) {
 	p, ok = strings.CutPrefix(p, "/")
-	if !ok {
+	if !ok || !strings.Contains(p, "/"+recDir+"/") {
+		// Every request the loops hand over (LL-HLS blocking reloads
+		// above all) comes here first: no split for them.
 		return "", "", "", false
 	}
 	el := strings.Split(p, "/")
