@@ -360,15 +360,19 @@ if has ffmpeg; then
 				pids+=("$!")
 			done
 			sleep "$warmup"
+			# The publishers' window is timed: reading 100 processes'
+			# ticks takes a while on each side of the origin's window.
 			ft0=$(ticks_all "${fpids[@]}")
+			fs0=$(date +%s.%N)
 			cpu=$(cpu_pct "$origin_pid_now" "$seconds")
 			ft1=$(ticks_all "${fpids[@]}")
+			fs1=$(date +%s.%N)
 			up=0
 			for p in "${fpids[@]}"; do kill -0 "$p" 2>/dev/null && up=$((up + 1)); done
 			for p in "${fpids[@]}"; do kill "$p" 2>/dev/null || true; done
 			for p in "${fpids[@]}"; do wait "$p" 2>/dev/null || true; done
 			stop_origin
-			pcpu=$(awk -v a="$ft0" -v b="$ft1" -v hz="$hz" -v s="$seconds" 'BEGIN { printf "%.1f", (b - a) / hz / s * 100 }')
+			pcpu=$(awk -v a="$ft0" -v b="$ft1" -v hz="$hz" -v s0="$fs0" -v s1="$fs1" 'BEGIN { printf "%.1f", (b - a) / hz / (s1 - s0) * 100 }')
 			results "$(awk -v n="$n" -v o="$target" -v c="$cpu" -v p="$pcpu" -v u="$up" 'BEGIN {
 				printf "| %d | %s | %.1f %% | %.2f %% | %.1f %% | %.2f %% | %d of %d |", n, o, c, c / n, p, p / n, u, n }')"
 			log "ffmpeg ingest $n, $target: origin CPU $cpu %, publishers $pcpu %, $up of $n up"

@@ -188,7 +188,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		OnConnect: func(nc net.Conn) (io.ReadWriteCloser, *rtmp.ConnConfig) { return s.onConnect(ctx, nc) },
 	})
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(&backoffListener{Listener: ln, ctx: ctx}) }()
+	go func() { done <- srv.Serve(&backoffListener{Listener: RawReadListener(ln), ctx: ctx}) }()
 	var err error
 	select {
 	case <-ctx.Done():

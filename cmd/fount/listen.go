@@ -68,7 +68,9 @@ func openListeners(ctx context.Context, cfg config) (l listeners, err error) {
 		if tcp, err = listen(ctx, cfg.RTMPSAddr, cfg.ReusePort); err != nil {
 			return l, fmt.Errorf("rtmps: %w", err)
 		}
-		l.rtmps = tls.NewListener(tcp, l.certs.TLSConfig())
+		// Raw reads under TLS as for plain RTMP (ingest.Server.Serve
+		// applies them to the listener it gets, here a TLS one).
+		l.rtmps = tls.NewListener(ingest.RawReadListener(tcp), l.certs.TLSConfig())
 	}
 	return l, nil
 }
