@@ -162,6 +162,8 @@ func TestServerAnswersAsNetHTTP(t *testing.T) {
 		{"POST /live/show/index.m3u8 HTTP/1.1\r\n" + host + "Content-Length: 2\r\n\r\nhi", false},
 		{"OPTIONS /live/show/seg0.ts HTTP/1.1\r\n" + host + "\r\n", false},
 		{"GET /live/show/index.m3u8 HTTP/1.1\r\n" + host + "Connection: close\r\n\r\n", true},
+		{"GET /live/show/seg1.ts HTTP/1.1\r\n" + host + "Connection: close\r\nConnection: keep-alive\r\n\r\n", true},
+		{"GET /live/show/seg1.ts HTTP/1.1\r\n" + host + "Content-Length: 0\r\nContent-Length: 0\r\n\r\n", true},
 	}
 	llCases := []struct {
 		req  string
@@ -208,6 +210,32 @@ func TestServerAnswersAsNetHTTP(t *testing.T) {
 		}
 		if lo, po := loops.observed.Load(), plain.observed.Load(); lo != po || po == 0 {
 			t.Errorf("observed %d requests with loops, %d without", lo, po)
+		}
+	}
+}
+
+// A request whose Connection headers say close, then something else, ends
+// its connection on the loops as on net/http: any close wins, and the
+// request pipelined behind it is never answered.
+func TestServerClosesAsNetHTTP(t *testing.T) {
+	r, _, small := classicWithMedia(t)
+	const req = "GET /live/show/seg1.ts HTTP/1.1\r\nHost: fount.test\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n" +
+		"GET /live/show/seg1.ts HTTP/1.1\r\nHost: fount.test\r\n\r\n"
+	for _, cfg := range []httploop.Config{{}, {Loops: -1}} {
+		ls := startLoopServer(t, r, cfg)
+		c, br := dial(t, ls.addr)
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, req)
+		resp, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+		if err != nil {
+			t.Fatalf("loops %d: %v", cfg.Loops, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || !bytes.Equal(b, small) || !resp.Close {
+			t.Fatalf("loops %d: %d, %d bytes, close %v", cfg.Loops, resp.StatusCode, len(b), resp.Close)
+		}
+		if rest, err := io.ReadAll(br); len(rest) != 0 || err != nil {
+			t.Fatalf("loops %d: after the close, %d more bytes (%.40q), %v; want the connection closed", cfg.Loops, len(rest), rest, err)
 		}
 	}
 }

@@ -87,7 +87,11 @@ func parseRequest(b []byte, maxSize int) (req plainRequest, res parseResult) {
 			// so it needs no copy (a longer value would cost one).
 			req.gzip = AcceptsGzip(unsafe.String(unsafe.SliceData(value), len(value)))
 		case equalFold(name, "connection"):
-			req.close = hasToken(value, "close")
+			// Any close wins, whatever comes after it, as in net/http: a
+			// later Connection header must not keep open a connection
+			// net/http would close (and answer pipelined requests it would
+			// never read).
+			req.close = req.close || hasToken(value, "close")
 		case equalFold(name, "content-length"):
 			if string(value) != "0" {
 				return req, parseOther

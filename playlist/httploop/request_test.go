@@ -17,6 +17,17 @@ func TestParseRequest(t *testing.T) {
 		{"GET /a/b/c.ts HTTP/1.1\r\nHost: x\r\n\r\n", parsePlain, plainRequest{path: []byte("/a/b/c.ts"), size: 35}},
 		{"HEAD /a/b/c.ts HTTP/1.1\r\nhOsT: x:80\r\nAccept-Encoding: gzip\r\nConnection: keep-alive, Close\r\n\r\nGET", parsePlain,
 			plainRequest{head: true, path: []byte("/a/b/c.ts"), gzip: true, close: true, size: 93}},
+		// Every header that sets framing or connection state, repeated.
+		{"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n", parsePlain,
+			plainRequest{path: []byte("/a"), close: true, size: 71}},
+		{"GET /a HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n", parsePlain,
+			plainRequest{path: []byte("/a"), close: true, size: 71}},
+		{"GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n", parsePlain,
+			plainRequest{path: []byte("/a"), size: 66}},
+		{"GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 1\r\n\r\n", parseOther, plainRequest{}},
+		{"GET /a HTTP/1.1\r\nHost: x\r\nHost: x\r\n\r\n", parseOther, plainRequest{}},
+		{"GET /a HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nAccept-Encoding: br\r\n\r\n", parseOther, plainRequest{}},
+		{"GET /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n\r\n", parseOther, plainRequest{}},
 		{"GET /a/b/c.ts HTTP/1.1\r\nHost: x\r\n", parseMore, plainRequest{}},
 		{"GET /a/b/c.ts HTT", parseMore, plainRequest{}},
 		{"GET /a/b/c.ts HTTP/1.1\nHost: x\n\n", parseOther, plainRequest{}},
@@ -50,6 +61,16 @@ func FuzzParseRequest(f *testing.F) {
 		"GET /live/show/index.m3u8 HTTP/1.1\r\nHost: fount.test\r\nAccept-Encoding: gzip\r\n\r\n",
 		"HEAD /live/show/seg1.ts HTTP/1.1\r\nHost: [::1]:8080\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
 		"GET /live/show/seg1.ts HTTP/1.1\r\nHost: a\r\nUser-Agent: hls.js\r\n\r\nGET /x HTTP/1.1\r\n",
+		// Each header that sets framing or connection state, repeated.
+		"GET /a HTTP/1.1\r\nHost: a\r\nConnection: close\r\nConnection: keep-alive\r\n\r\nGET /b HTTP/1.1\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nConnection: close, upgrade\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nContent-Length: 00\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\nAccept-Encoding: identity\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nExpect: 100-continue\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade\r\nConnection: close\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
