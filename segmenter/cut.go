@@ -213,7 +213,15 @@ func (s *Segmenter) openSegment(k Kind, start time.Duration) error {
 	s.discCause = discNone
 	s.jumpLogged = false
 	s.segVideo, s.segAudio = false, false
-	pdt := s.now()
+	if s.pdtWall.IsZero() || s.segDisc || start < s.pdtStart {
+		// Never before the end of what was listed: the clock can be
+		// behind a timeline that ran faster than real time.
+		s.pdtWall, s.pdtStart = s.now(), start
+		if s.pdtWall.Before(s.pdtEnd) {
+			s.pdtWall = s.pdtEnd
+		}
+	}
+	pdt := s.pdtWall.Add(start - s.pdtStart)
 	if pdt.Before(s.lastPDT) {
 		pdt = s.lastPDT
 	}
@@ -306,6 +314,7 @@ func (s *Segmenter) finish(duration, nextVideo time.Duration, known bool) error 
 		s.out.buf = data[:0]
 	}
 	s.open = false
+	s.pdtEnd = s.segPDT.Add(duration)
 	parts := s.segParts
 	s.segParts = nil
 	if size == 0 {

@@ -138,6 +138,13 @@ type Segmenter struct {
 	elapsed  time.Duration // primary-track time from segStart to the last primary frame
 	segPDT   time.Time
 	lastPDT  time.Time
+	// The PDT anchor: the wall clock when the timeline's first segment
+	// opened and that segment's start. Later segments' PDT is the anchor
+	// plus media time, so PDT follows EXTINF exactly; a discontinuity
+	// anchors again.
+	pdtWall  time.Time
+	pdtStart time.Duration
+	pdtEnd   time.Time // the last finished segment's PDT plus its duration
 	segDisc  bool
 	segVideo bool
 	segAudio bool

@@ -140,7 +140,7 @@ type Segment struct {
 	Size            int           // the whole segment's bytes: len(Data) unless Config.PartsOnly
 	Start           time.Duration // stream-timeline DTS of the segment's first frame (the opening keyframe when the stream has video)
 	Duration        time.Duration // next segment's Start minus this Start; for the final flushed one, last frame DTS + one frame duration - Start
-	ProgramDateTime time.Time     // wall clock (Config.Now) when this segment's first frame was written; never decreases
+	ProgramDateTime time.Time     // wall clock (Config.Now) when the timeline's first segment (the stream's first, or the first after a discontinuity) opened, plus this segment's Start minus that segment's; never decreases
 	Discontinuity   bool          // timestamps jumped or codec config changed before this segment
 	HasVideo        bool          // holds at least one video frame
 	HasAudio        bool          // holds at least one audio frame

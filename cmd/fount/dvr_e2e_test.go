@@ -59,6 +59,16 @@ func dvrPush(t *testing.T, mod func(*config)) (*origin, string, string, *m3u8.Me
 	return o, dir, url, p, body
 }
 
+// checkPDTStep: a segment's EXT-X-PROGRAM-DATE-TIME is its predecessor's
+// plus that one's EXTINF (both in whole milliseconds), as PDT follows the
+// media timeline between discontinuities.
+func checkPDTStep(t *testing.T, uri string, step, extinf time.Duration) {
+	t.Helper()
+	if d := step - extinf; d < -2*time.Millisecond || d > 2*time.Millisecond {
+		t.Errorf("%s: EXT-X-PROGRAM-DATE-TIME %v after the previous segment's, whose EXTINF is %v", uri, step, extinf)
+	}
+}
+
 // checkDVRPlaylist: the DVR window lists the whole push, many more
 // segments than --playlist-size, each with its EXT-X-PROGRAM-DATE-TIME
 // (never going back); segments beyond the memory window are served from
@@ -74,12 +84,16 @@ func checkDVRPlaylist(t *testing.T, o *origin, stored func(key string) ([]byte, 
 	}
 	checkTargetDuration(t, p, body)
 	var last time.Time
-	for _, s := range segs {
+	for i, s := range segs {
 		if s.ProgramDateTime.IsZero() {
 			t.Errorf("%s has no EXT-X-PROGRAM-DATE-TIME", s.URI)
 		}
 		if s.ProgramDateTime.Before(last) {
 			t.Errorf("%s: EXT-X-PROGRAM-DATE-TIME goes back", s.URI)
+		}
+		if i > 0 && !s.Discontinuity {
+			// The push runs faster than real time: PDT still follows the media.
+			checkPDTStep(t, s.URI, s.ProgramDateTime.Sub(last), time.Duration(segs[i-1].Duration*float64(time.Second)))
 		}
 		last = s.ProgramDateTime
 	}

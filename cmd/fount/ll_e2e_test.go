@@ -194,9 +194,11 @@ func checkLLPlaylist(t *testing.T, m *hls.Media, body []byte, fmp4 bool) {
 		t.Errorf("EXT-X-MAP on MPEG-TS")
 	}
 	withParts := 0
-	for _, s := range m.Segments {
+	for i, s := range m.Segments {
 		if s.DateTime == nil {
 			t.Errorf("%s has no PROGRAM-DATE-TIME", s.URI)
+		} else if prev := m.Segments[max(i-1, 0)]; i > 0 && !s.Discontinuity && prev.DateTime != nil {
+			checkPDTStep(t, s.URI, s.DateTime.Sub(*prev.DateTime), prev.Duration)
 		}
 		if s.Duration > time.Duration(m.TargetDuration)*time.Second+500*time.Millisecond {
 			t.Errorf("%s lasts %s, above the target %d s", s.URI, s.Duration, m.TargetDuration)

@@ -1,0 +1,59 @@
+package segmenter
+
+import (
+	"testing"
+	"time"
+)
+
+// PDT follows the media timeline from the wall clock at the first segment,
+// whatever the clock does meanwhile (frames that arrive in bursts, an
+// encoder that lags or runs ahead); a discontinuity anchors it to the clock
+// again, never before the end of the segment listed before it.
+func TestProgramDateTimeFollowsMediaTime(t *testing.T) {
+	irregular := func() func() time.Time {
+		wall := time.Date(2026, 12, 2, 18, 0, 0, 0, time.UTC)
+		calls := 0
+		return func() time.Time {
+			// 1.1 s, 2.1 s, 3.1 s ... between calls: ahead of the media.
+			calls++
+			wall = wall.Add(time.Duration(calls)*time.Second + 100*time.Millisecond)
+			return wall
+		}
+	}
+	for name, now := range map[string]func() time.Time{
+		"clock ahead":  irregular(),
+		"clock behind": fakeClock(), // one second a call, fewer calls than segments
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, c, _ := newTest(t, Config{Expect: Video | Audio, Now: now}, true, true)
+			g := newSynth(30, true, true)
+			g.run(t, s, 10*time.Second)
+			g.base += time.Hour // a jump: a discontinuity at the next keyframe
+			g.run(t, s, 20*time.Second)
+			if err := s.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			anchor := -1
+			for i, seg := range c.segs {
+				if i > 0 {
+					prev := c.segs[i-1]
+					gap := seg.ProgramDateTime.Sub(prev.ProgramDateTime)
+					if seg.Discontinuity && gap < prev.Duration || !seg.Discontinuity && gap != prev.Duration {
+						t.Errorf("segment %d (discontinuity %v): PDT %v after the previous one, which lasts %v", i, seg.Discontinuity, gap, prev.Duration)
+					}
+				}
+				if i == 0 || seg.Discontinuity {
+					anchor = i
+					continue
+				}
+				a := c.segs[anchor]
+				if got, want := seg.ProgramDateTime.Sub(a.ProgramDateTime), seg.Start-a.Start; got != want {
+					t.Errorf("segment %d: PDT %v after segment %d's, media %v", i, got, anchor, want)
+				}
+			}
+			if anchor <= 0 {
+				t.Fatalf("no discontinuity among %d segments", len(c.segs))
+			}
+		})
+	}
+}
