@@ -292,7 +292,7 @@ func (s *Segmenter) finish(duration, nextVideo time.Duration, known bool) error 
 			if d < 0 {
 				d = 0
 			}
-			err = s.closePart(s.clampPart(d), nextVideo, known)
+			err = s.closePart(s.clampPart(d), nextVideo, known, true)
 		}
 	} else if ferr := s.mux.flush(nextVideo, known, s.frameDuration(Video)); ferr != nil {
 		err = fmt.Errorf("segmenter: muxing: %w", ferr)

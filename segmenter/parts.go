@@ -37,7 +37,7 @@ func (s *Segmenter) afterPrimary(k Kind, err error) error {
 	end := s.elapsed + est
 	d := end - s.partStartEl
 	if d >= s.cfg.PartDuration-time.Millisecond || d+est > s.cfg.PartDuration+time.Millisecond/2 {
-		return s.closePart(s.clampPart(d), 0, false)
+		return s.closePart(s.clampPart(d), 0, false, false)
 	}
 	return nil
 }
@@ -92,20 +92,39 @@ func (s *Segmenter) dropPending() {
 	s.pendData = s.pendData[:0]
 }
 
+// segmentDue reports, as a part is handed over (its bytes flushed), whether
+// the primary track's next frame may close the segment: the cut rules of
+// writeVideo and writeStarted (target reached, a discontinuity pending, a
+// cap), applied to a frame one frame duration away. It errs towards true,
+// the longer of the nominal and the last measured duration: a part flagged
+// due that is followed by more of its segment costs a player a longer
+// wait on the next segment's first part; one not flagged that ends its
+// segment sends players after a part that never comes (Part.SegmentDue).
+func (s *Segmenter) segmentDue() bool {
+	k := Audio
+	if s.tracks&Video != 0 {
+		k = Video
+	}
+	next := s.elapsed + max(s.nominalDuration(k), s.frameDuration(k))
+	return s.pendingDisc || next+cutTolerance >= s.target || s.overCap(next)
+}
+
 func (s *Segmenter) resetPart() {
 	s.partPrimary, s.partIndep, s.partForced = false, false, false
 	s.partFrames = 0
 }
 
 // closePart hands over the open part: the bytes written since it opened
-// (fMP4: its samples, written now as one fragment).
-func (s *Segmenter) closePart(d, nextVideo time.Duration, known bool) error {
+// (fMP4: its samples, written now as one fragment). last says that the
+// segment is being finished.
+func (s *Segmenter) closePart(d, nextVideo time.Duration, known, last bool) error {
 	if err := s.mux.flush(nextVideo, known, s.frameDuration(Video)); err != nil {
 		return fmt.Errorf("segmenter: muxing: %w", err)
 	}
 	s.takeKeys() // before handed moves on
 	end := len(s.out.buf)
-	p := Part{Data: s.out.buf[s.partStart:end:end], Duration: d, Independent: s.partIndep, SegmentStart: s.segStart}
+	p := Part{Data: s.out.buf[s.partStart:end:end], Duration: d, Independent: s.partIndep, SegmentStart: s.segStart,
+		SegmentDue: last || s.segmentDue()}
 	s.maxPart = max(s.maxPart, len(p.Data))
 	s.partStartEl += d
 	s.resetPart()

@@ -126,6 +126,18 @@ type Part struct {
 	// first part on: a playlist can number the segment by it (e.g. to align
 	// renditions) before the segment is finished.
 	SegmentStart time.Duration
+	// SegmentDue says that the segment may end right after this part: it
+	// has reached its target duration (or a cap, or a discontinuity is
+	// pending), so the next keyframe (audio-only: the next frame) closes
+	// it, and the next part will most likely be the next segment's first;
+	// a keyframe that comes later (a GOP longer than the target) adds more
+	// parts to this segment first. Without it, the next part is this
+	// segment's: only what cannot be foreseen when this part is handed
+	// over cuts the segment sooner (a timestamp jump or a new codec
+	// configuration arriving after it, or a gap in the timestamps up to
+	// the target just before a keyframe). A playlist names its
+	// EXT-X-PRELOAD-HINT by it, so that the hinted part comes to exist.
+	SegmentDue bool
 }
 
 // Init is an fMP4 initialization segment (ftyp+moov).
