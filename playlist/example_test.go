@@ -24,7 +24,8 @@ type sink struct {
 func (k sink) Init(in segmenter.Init) error { return k.st.Init(in.Data) }
 
 func (k sink) Part(p segmenter.Part) error {
-	return k.st.Part(playlist.Part{Data: p.Data, Duration: p.Duration, Independent: p.Independent, SegmentStart: p.SegmentStart})
+	return k.st.Part(playlist.Part{Data: p.Data, Duration: p.Duration, Independent: p.Independent,
+		SegmentStart: p.SegmentStart, SegmentDue: p.SegmentDue})
 }
 
 func (k sink) Segment(seg segmenter.Segment) error {

@@ -371,9 +371,12 @@ func parsePartName(file string) (msn uint64, idx int, ok bool) {
 	return m, int(i), err1 == nil && err2 == nil
 }
 
-// awaitPart answers a request for a part that does not exist yet: the one
-// named by EXT-X-PRELOAD-HINT (or the first of the next segment) is waited
-// for; anything else is 404.
+// awaitPart answers a request for a part that does not exist yet: the open
+// segment's next part and the next segment's first, one of which is the
+// part EXT-X-PRELOAD-HINT names (hintLocked), are waited for; anything
+// else is 404. The next segment's first part keeps being waited for when
+// it becomes the open segment's next, or when the keyframe comes late and
+// more parts of the open segment come first.
 func (r *Registry) awaitPart(w http.ResponseWriter, req *http.Request, s *Stream, file string, msn uint64, idx int) {
 	cond := func() (bool, bool) {
 		if _, ok := s.byName.Load(file); ok {

@@ -270,10 +270,134 @@ func TestLLPreloadHintPart(t *testing.T) {
 			t.Errorf("%s: %d after %s, want an immediate 404", p, resp.StatusCode, time.Since(start))
 		}
 	}
-	// The next segment's first part may also be waited for (the segment may
-	// be cut by a keyframe before the hinted part exists).
+	// The next segment's first part may also be waited for (the hint names
+	// it once the open segment may end: TestLLPreloadHintNextSegment).
 	if resp := get(t, h, "GET", "/live/ll/seg2.0.m4s"); resp.StatusCode != 503 {
 		t.Errorf("next segment's first part: %d, want 503 after waiting", resp.StatusCode)
+	}
+}
+
+// When the segment being built may end after its last part (SegmentDue),
+// the preload hint names the next segment's first part, not an index of
+// the open segment that the keyframe's cut would leave unmade; a request
+// for it blocks until it exists, through more parts of the open segment
+// (a keyframe that comes late) and the segment's end, and is never 404.
+func TestLLPreloadHintNextSegment(t *testing.T) {
+	r, clk := newLLRegistry(t)
+	r.cfg.BlockTimeout = 5 * time.Second
+	s, _ := r.Publish("live/ll")
+	s.Init([]byte("ftypmoov"))
+	addLLSegment(t, s, clk, 10)
+	h := r.Handler()
+	hint := func() string {
+		t.Helper()
+		b := string(playlistBody(t, h, "/live/ll/index.m3u8"))
+		_, after, ok := strings.Cut(b, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"")
+		name, _, _ := strings.Cut(after, "\"")
+		if !ok || strings.Count(b, "PRELOAD-HINT") != 1 {
+			t.Fatalf("no single preload hint:\n%s", b)
+		}
+		return name
+	}
+	part := func(data string, due bool) {
+		t.Helper()
+		if err := s.Part(Part{Data: []byte(data), Duration: 200 * time.Millisecond, SegmentDue: due}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addParts(t, s, 9)
+	if got := hint(); got != "seg1.9.m4s" {
+		t.Errorf("hint before the due part: %s, want seg1.9.m4s", got)
+	}
+	part("seg1.9", true)
+	if got := hint(); got != "seg2.0.m4s" {
+		t.Fatalf("hint after a due part: %s, want seg2.0.m4s", got)
+	}
+
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	res := make(chan string, 2)
+	fetch := func() {
+		resp, err := http.Get(srv.URL + "/live/ll/seg2.0.m4s")
+		if err != nil {
+			res <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		res <- fmt.Sprint(resp.StatusCode, " ", string(b))
+	}
+	go fetch()
+	awaitWaiting(t, r, 1)
+	// The keyframe comes late: another part of segment 1, still due.
+	part("seg1.10", true)
+	if got := hint(); got != "seg2.0.m4s" {
+		t.Errorf("hint after a second due part: %s, want seg2.0.m4s", got)
+	}
+	var all []byte
+	for i := 0; i < 11; i++ {
+		b, _ := io.ReadAll(get(t, h, "GET", fmt.Sprintf("/live/ll/seg1.%d.m4s", i)).Body)
+		all = append(all, b...)
+	}
+	if err := s.Segment(Segment{Data: all, Duration: 2200 * time.Millisecond, ProgramDateTime: clk.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if got := hint(); got != "seg2.0.m4s" {
+		t.Errorf("hint between segments: %s, want seg2.0.m4s", got)
+	}
+	// A request made now blocks as well: the name is the next part.
+	go fetch()
+	awaitWaiting(t, r, 2)
+	select {
+	case got := <-res:
+		t.Fatalf("answered before the part existed: %q", got)
+	default:
+	}
+	if err := s.Part(Part{Data: []byte("first of seg2"), Duration: 200 * time.Millisecond, Independent: true}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if got := <-res; got != "200 first of seg2" {
+			t.Errorf("request %d for the hinted part: %q", i, got)
+		}
+	}
+	if got := hint(); got != "seg2.1.m4s" {
+		t.Errorf("hint after the next segment's first part: %s, want seg2.1.m4s", got)
+	}
+}
+
+// A rendition that reconnects to a group while the others went on has its
+// next segment numbered by its start time, in step with them, beyond its
+// own next number: until its first part says which, it hints nothing
+// rather than a name that may never exist.
+func TestLLHintRenditionRejoin(t *testing.T) {
+	r, clk := newLLRegistry(t)
+	h := r.Handler()
+	const d = 2 * time.Second
+	a, _ := r.PublishRendition("live/ev", "hi")
+	b, _ := r.PublishRendition("live/ev", "lo")
+	for _, s := range []*Stream{a, b} {
+		s.SetInfo(MediaInfo{VideoCodecs: "avc1.64001f", Width: 640, Height: 360})
+	}
+	addAt(t, a, clk, 0, d, 1000)
+	addAt(t, b, clk, 0, d, 500)
+	b.Unpublish()
+	addAt(t, a, clk, d, d, 1000)
+	addAt(t, a, clk, 2*d, d, 1000)
+	if _, err := r.PublishRendition("live/ev", "lo"); err != nil {
+		t.Fatal(err)
+	}
+	if _, pb := body(t, h, "/live/ev/lo/index.m3u8"); strings.Contains(pb, "PRELOAD-HINT") {
+		t.Errorf("a rejoined rendition hints a part before its next segment is numbered:\n%s", pb)
+	}
+	if _, pa := body(t, h, "/live/ev/hi/index.m3u8"); !strings.Contains(pa, `#EXT-X-PRELOAD-HINT:TYPE=PART,URI="seg3.0.m4s"`) {
+		t.Errorf("a rendition whose next number is certain does not hint it:\n%s", pa)
+	}
+	if err := b.Part(Part{Data: []byte("lo"), Duration: 200 * time.Millisecond, Independent: true, SegmentStart: 3 * d}); err != nil {
+		t.Fatal(err)
+	}
+	if _, pb := body(t, h, "/live/ev/lo/index.m3u8"); !strings.Contains(pb, "URI=\"seg3.0.m4s\",INDEPENDENT=YES\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg3.1.m4s\"\n") {
+		t.Errorf("the rejoined rendition's first part is not seg3.0 with seg3.1 hinted:\n%s", pb)
 	}
 }
 

@@ -45,6 +45,7 @@ type openSegment struct {
 	file          *memFile // the parts' memory file; nil on the heap
 	end           int64    // where the next part goes in file
 	allInFile     bool     // every part so far went to file, in order
+	due           bool     // the last part is SegmentDue: the next one is likely the next segment's first
 }
 
 // renditionReport is an EXT-X-RENDITION-REPORT for another rendition of

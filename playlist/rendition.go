@@ -20,7 +20,7 @@ func (s *Stream) alignLocked(start time.Duration) {
 	if g == nil {
 		return
 	}
-	if in := s.info.Load(); in != nil && in.VideoCodecs == "" && g.multitrack {
+	if s.numbersOwnLocked() {
 		return
 	}
 	fresh := !s.grouped
@@ -53,6 +53,13 @@ func (s *Stream) alignLocked(start time.Duration) {
 		g.mu.Unlock()
 	}
 	s.grouped = true
+}
+
+// numbersOwnLocked reports whether a rendition of a group numbers its
+// segments on its own: the alternative audio of a multitrack push.
+func (s *Stream) numbersOwnLocked() bool {
+	in := s.info.Load()
+	return s.group != nil && s.group.multitrack && in != nil && in.VideoCodecs == ""
 }
 
 // fillGapsLocked lists the numbers from s.nextMSN up to msn, which the

@@ -60,6 +60,10 @@ type Part struct {
 	Duration     time.Duration
 	Independent  bool
 	SegmentStart time.Duration // Segment.Start of the segment it belongs to
+	// SegmentDue: the segment may end right after this part, so that the
+	// next part is likely the next segment's first (segmenter.Part.SegmentDue).
+	// The preload hint then names that one, a part that will exist.
+	SegmentDue bool
 }
 
 const (
@@ -201,6 +205,7 @@ func (s *Stream) Part(p Part) error {
 	pt.obj = s.placePartLocked(pt.name, p.Data)
 	s.byName.Store(pt.name, pt.obj)
 	s.open.parts = append(s.open.parts, pt)
+	s.open.due = p.SegmentDue
 	s.partsTotal++
 	s.totals.parts.Add(1)
 	s.lastPart, s.lastPartAt = pt.name, s.cfg.Now()
@@ -391,7 +396,7 @@ func (s *Stream) renderLocked() *rendered {
 		open := s.open
 		p.open = &open
 		if s.state == StateLive {
-			p.hint = s.partName(s.nextMSN, len(s.open.parts))
+			p.hint = s.hintLocked()
 		}
 	}
 	size, skipSize := 512, 512
@@ -422,6 +427,39 @@ func (s *Stream) renderLocked() *rendered {
 		modTime:      s.cfg.Now(),
 		cacheControl: "public, max-age=" + strconv.Itoa(maxAge),
 	}
+}
+
+// hintLocked names the part that comes next, for EXT-X-PRELOAD-HINT, or
+// is "" when that name is not certain. A hinted part must come to exist
+// while the stream is live: players ask for it before it does, and a 404
+// is an error to them (Shaka: CRITICAL BAD_HTTP_STATUS). When the segment
+// being built may end after its last part (Part.SegmentDue), the next
+// part is the next segment's first: hinting the open segment's next index
+// would name a part that the cut leaves unmade, while the next segment's
+// first part comes either way, only later if the keyframe does.
+func (s *Stream) hintLocked() string {
+	n := len(s.open.parts)
+	if n > 0 && !s.open.due {
+		return s.partName(s.nextMSN, n)
+	}
+	if n > 0 {
+		// The segment after an open one is numbered nextMSN+1 also in a
+		// group: its alignment cannot jump (the open segment's made the
+		// rendition grouped, and Segment clears pendingDisc).
+		return s.partName(s.nextMSN+1, 0)
+	}
+	if !s.nextNumberKnownLocked() {
+		return ""
+	}
+	return s.partName(s.nextMSN, 0)
+}
+
+// nextNumberKnownLocked reports whether the next segment to begin will be
+// numbered nextMSN. A rendition's first segment in its group, or its
+// first after a reconnect, may be numbered beyond it, in step with the
+// other renditions (alignLocked), which only its start time tells.
+func (s *Stream) nextNumberKnownLocked() bool {
+	return s.group == nil || s.numbersOwnLocked() || s.grouped && !s.pendingDisc
 }
 
 // showLocked makes a rendered playlist the one viewers get. s.mu is held:

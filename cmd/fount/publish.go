@@ -324,7 +324,8 @@ func (k *sink) Part(p segmenter.Part) error {
 	if !k.infoSet {
 		k.describe()
 	}
-	if err := k.st.Part(playlist.Part{Data: p.Data, Duration: p.Duration, Independent: p.Independent, SegmentStart: p.SegmentStart}); err != nil {
+	if err := k.st.Part(playlist.Part{Data: p.Data, Duration: p.Duration, Independent: p.Independent,
+		SegmentStart: p.SegmentStart, SegmentDue: p.SegmentDue}); err != nil {
 		return fmt.Errorf("playlist: %w", err)
 	}
 	return nil
