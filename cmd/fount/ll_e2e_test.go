@@ -146,6 +146,89 @@ func testLowLatency(t *testing.T, format string) {
 	checkContinuity(t, segs, true, true)
 }
 
+// TestE2ELowLatencyHints: a player that fetches every preload-hinted part
+// (Shaka does; so does fount-bench's viewer) gets each one, across segment
+// boundaries. At 25 fps every timestamp is a whole millisecond, so with a
+// 2 s GOP the 10th 200 ms part of a segment ends exactly at the next
+// keyframe: the hint after it must name the next segment's first part,
+// not an 11th that the keyframe's cut leaves unmade (fount hinted that
+// one, and answered 404 once the segment ended). source's 30 fps clip
+// happens to end its segments with a one-frame 11th part instead (ffmpeg
+// rounds its timestamps to 34 ms steps now and then), so it does not show
+// the difference.
+func TestE2ELowLatencyHints(t *testing.T) {
+	requireTool(t, "ffmpeg")
+	clip := filepath.Join(t.TempDir(), "25fps.flv")
+	out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-t", "10", "-c:v", "libx264", "-preset", "veryfast", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0",
+		"-bf", "2", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2", "-b:a", "64k", clip).CombinedOutput()
+	if err != nil {
+		t.Fatalf("making the 25 fps clip: %v\n%s", err, out)
+	}
+	o := startOrigin(t, nil) // LL-HLS on fMP4, 2 s segments, 200 ms parts
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	push := o.push(ctx, t, "hints", []string{"-re", "-i", clip}, "-c", "copy")
+	defer func() {
+		cancel()
+		push.Wait()
+	}()
+	followHints(t, o, "/live/hints", 3)
+	if err := push.Wait(); err != nil {
+		t.Fatalf("push: %v\n%s", err, push.Stderr.(*syncBuffer).String())
+	}
+}
+
+// followHints plays an LL-HLS player that fetches the part each playlist
+// hints before it exists (as Shaka does) and then blocks for the playlist
+// that lists it, from the first hint until the hints have led across n
+// segment boundaries. Every hinted part must be answered 200 once it
+// exists: a 404 is a hint that named a part the segment's cut left unmade,
+// which players report as an error. The stream's segments must end right
+// after a part (not one frame into the next): at least one hint must have
+// named the next segment's first part while a segment was open.
+func followHints(t *testing.T, o *origin, base string, n int) {
+	t.Helper()
+	url := o.url(base + "/index.m3u8")
+	// gohlslib parses no playlist without a segment: from the first one on.
+	awaitPlaylist(t, url, 10*time.Second, "a segment and a preload hint", func(p *m3u8.MediaPlaylist, b []byte) bool {
+		return p.Count() >= 1 && bytes.Contains(b, []byte("#EXT-X-PRELOAD-HINT:"))
+	})
+	m, body := llPlaylist(t, url)
+	last, crossed, ahead := -1, 0, 0
+	for crossed < n {
+		if m.PreloadHint == nil {
+			t.Fatalf("no EXT-X-PRELOAD-HINT while live, after %d segment boundaries:\n%s", crossed, body)
+		}
+		hint := m.PreloadHint.URI
+		var msn, part int
+		if _, err := fmt.Sscanf(hint, "seg%d.%d.", &msn, &part); err != nil {
+			t.Fatalf("preload hint %q is not a part name: %v", hint, err)
+		}
+		if open := m.MediaSequence + len(m.Segments); msn == open+1 && part == 0 && len(m.Parts) > 0 {
+			ahead++ // hinted while the segment before it was still being built
+		}
+		start := time.Now()
+		code, data, _ := httpGet(t, o.url(base+"/"+hint))
+		if code != 200 || len(data) == 0 {
+			t.Fatalf("hinted part %s: %d after %s (%d bytes: %q); the playlist that hinted it:\n%s",
+				hint, code, time.Since(start), len(data), data[:min(len(data), 80)], body)
+		}
+		if last >= 0 && msn > last {
+			crossed++
+		}
+		last = msn
+		m, body = llPlaylist(t, o.url(fmt.Sprintf("%s/index.m3u8?_HLS_msn=%d&_HLS_part=%d", base, msn, part)))
+		if !listsPart(m, msn, part) {
+			t.Fatalf("blocking reload for the hinted part %s answered without it:\n%s", hint, body)
+		}
+	}
+	if ahead == 0 {
+		t.Errorf("across %d segment boundaries no hint named the next segment's first part while a segment was open", n)
+	}
+}
+
 // nextPart returns the part after the newest listed one.
 func nextPart(t *testing.T, m *hls.Media) (msn, part int) {
 	t.Helper()
