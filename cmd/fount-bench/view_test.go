@@ -88,6 +88,12 @@ type liveServer struct {
 	partDur time.Duration
 	window  int
 	ll      bool
+	// hintNext: from the open segment's second half on, the hint names
+	// the next segment's first part, as fount's does once a segment has
+	// reached its target and the keyframe (a GOP longer than the target)
+	// comes parts later. Both halves' parts, so that a viewer, which sees
+	// every other part count, meets such a hint.
+	hintNext bool
 
 	mu   sync.Mutex
 	hits map[string]int // media requests per path
@@ -120,7 +126,11 @@ func (s *liveServer) render(n int) string {
 		for p := range n % partsPerSeg {
 			fmt.Fprintf(&b, "#EXT-X-PART:DURATION=%.3f,URI=\"seg%d.%d.m4s\"%s\n", s.partDur.Seconds(), segs, p, map[bool]string{true: ",INDEPENDENT=YES"}[p == 0])
 		}
-		fmt.Fprintf(&b, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg%d.%d.m4s\"\n", segs, n%partsPerSeg)
+		hm, hp := segs, n%partsPerSeg
+		if s.hintNext && hp >= partsPerSeg/2 {
+			hm, hp = segs+1, 0
+		}
+		fmt.Fprintf(&b, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg%d.%d.m4s\"\n", hm, hp)
 	}
 	return b.String()
 }
@@ -220,6 +230,37 @@ func TestViewLL(t *testing.T) {
 		if n > 3 {
 			t.Errorf("%s fetched %d times by 3 viewers", name, n)
 		}
+	}
+}
+
+// TestViewLLHintNext: a hint that names the next segment's first part
+// while the open segment has parts to come is followed as such: that part
+// is fetched once, as a hint, and the open segment's remaining parts are
+// fetched too, once.
+func TestViewLLHintNext(t *testing.T) {
+	s, base := startLive(t, true, 250*time.Millisecond)
+	s.hintNext = true
+	res, out := watch(t, base, "auto", 2, 3*time.Second)
+	t.Log("\n" + out)
+	if res.LL != 2 || res.Total.Failed != 0 || res.Missed != 0 || res.HintsGone != 0 {
+		t.Fatalf("LL viewers %d, failed %d, missed %d, hints gone %d; want 2, 0, 0, 0", res.LL, res.Total.Failed, res.Missed, res.HintsGone)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	last, first := 0, 0 // fetches of segments' last and first parts, after the join
+	for name, n := range s.hits {
+		if n > 2 {
+			t.Errorf("%s fetched %d times by 2 viewers", name, n)
+		}
+		var m, p int
+		if k, _ := fmt.Sscanf(name, "seg%d.%d.m4s", &m, &p); k == 2 && p == partsPerSeg-1 {
+			last += n
+		} else if k == 2 && p == 0 {
+			first += n
+		}
+	}
+	if last < 2*2 || first < 2*2 {
+		t.Errorf("segments' last parts fetched %d times, first parts %d, by 2 viewers over 3 segments: %v", last, first, s.hits)
 	}
 }
 

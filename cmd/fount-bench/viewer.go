@@ -168,10 +168,18 @@ func (v *viewer) followLL(ctx context.Context) {
 		open := v.pl.openMSN()
 		if v.pl.hint != nil && v.nextMSN == open && v.nextPart == len(v.segParts(&v.pl.open)) {
 			v.fetchInit(ctx, v.pl.open.mapURI)
-			// A hinted part may never exist: the segment can end before
-			// it (the next keyframe came first) and fount then answers
-			// 404. A hint is a prefetch; the player goes on with the next
-			// blocking reload, so this is counted apart, not as a failure.
+			// The hint names the open segment's next part or, once that
+			// segment may end (fount: it reached its target), the next
+			// segment's first: its name tells which. A server may hint
+			// the open segment's next part when a keyframe then ends the
+			// segment instead (fount did until issue 20): the part never
+			// exists and is answered 404. A hint is a prefetch; the
+			// player goes on with the next blocking reload, so this is
+			// counted apart, not as a failure.
+			hm, hp := open, uint64(v.nextPart)
+			if m, p, ok := partNumbers(v.pl.hint); ok {
+				hm, hp = m, p
+			}
 			status, err := v.do(ctx, kindPart, v.resolve(v.pl.hint), nil, true)
 			switch {
 			case err != nil:
@@ -179,8 +187,12 @@ func (v *viewer) followLL(ctx context.Context) {
 					v.stats.failure(kindPart, errorReason(err))
 				}
 			case status/100 == 2:
-				v.hinted, v.hintMSN, v.hintIndex = true, open, uint64(v.nextPart)
-				v.nextPart++
+				v.hinted, v.hintMSN, v.hintIndex = true, hm, hp
+				if hm == open && hp == uint64(v.nextPart) {
+					v.nextPart++
+				}
+				// Else the position stays: parts of the open segment
+				// that come before the hinted one are still to fetch.
 			case status == http.StatusNotFound:
 				v.stats.hintsGone.Add(1)
 			default:
@@ -197,6 +209,26 @@ func (v *viewer) followLL(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// partNumbers reads the segment number and part index from a part URI
+// named as fount names parts: [.../]segMSN.INDEX.EXT.
+func partNumbers(uri []byte) (msn, idx uint64, ok bool) {
+	if i := bytes.LastIndexByte(uri, '/'); i >= 0 {
+		uri = uri[i+1:]
+	}
+	rest, ok := bytes.CutPrefix(uri, []byte("seg"))
+	if !ok {
+		return 0, 0, false
+	}
+	a, rest, ok1 := bytes.Cut(rest, []byte{'.'})
+	b, _, ok2 := bytes.Cut(rest, []byte{'.'})
+	if !ok1 || !ok2 {
+		return 0, 0, false
+	}
+	m, err1 := strconv.ParseUint(string(a), 10, 64)
+	p, err2 := strconv.ParseUint(string(b), 10, 64)
+	return m, p, err1 == nil && err2 == nil
 }
 
 // llStart picks the join position: the last independent part that starts
