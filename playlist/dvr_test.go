@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fount-live/fount/playlist/httploop"
 	"github.com/fount-live/fount/storage"
 )
 
@@ -28,8 +29,14 @@ func newDVRRegistry(t testing.TB, store storage.Store, dvr time.Duration, partTa
 // inMemory reports whether the stream holds name in memory (the event
 // loops' fast path would answer it).
 func inMemory(r *Registry, path string) bool {
-	_, ok := r.Lookup([]byte(path), false, false)
+	_, ok := lookup(r, path, false, false)
 	return ok
+}
+
+// lookup is Lookup of a GET or HEAD without a query: whether it is served.
+func lookup(r *Registry, path string, gzip, head bool) (httploop.Answer, bool) {
+	a, v := r.Lookup(httploop.Request{Path: []byte(path), Gzip: gzip, Head: head})
+	return a, v == httploop.Serve
 }
 
 // TestDVRWindows: a DVR window lists every segment within it, keeps only

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -131,7 +130,8 @@ type blockRequest struct {
 
 // parseDirectives reads _HLS_msn, _HLS_part and _HLS_skip. It returns
 // ok=false with a message for a malformed query.
-func parseDirectives(q url.Values) (br blockRequest, blocking bool, msg string) {
+// q is a url.Values or, for the loops, a rawQuery, which reads the same.
+func parseDirectives[Q interface{ Get(string) string }](q Q) (br blockRequest, blocking bool, msg string) {
 	br.part = -1
 	if v := q.Get("_HLS_skip"); v != "" {
 		if v != "YES" && v != "v2" {
@@ -197,7 +197,7 @@ func (r *Registry) servePlaylist(w http.ResponseWriter, req *http.Request, s *St
 		case waitTimeout:
 			r.totals.blockTimeouts.Add(1)
 			h.Set("Cache-Control", errorCacheControl)
-			http.Error(w, "the requested part did not appear in time", http.StatusServiceUnavailable)
+			http.Error(w, playlistTimeoutMsg, http.StatusServiceUnavailable)
 			return
 		case waitBusy:
 			h.Set("Cache-Control", errorCacheControl)
@@ -252,7 +252,7 @@ func (r *Registry) playlistCacheControl(pl *rendered, blocking bool) string {
 		// The answer to a delivery directive depends on the URL alone and
 		// stays a valid answer to it, so a CDN may cache it and collapse
 		// identical requests.
-		return "public, max-age=" + strconv.Itoa(max(1, 6*int(r.cfg.PartTarget/time.Second)))
+		return r.blockingCacheControl
 	case r.cfg.PartTarget > 0:
 		// Players join with a plain request and then block; a stale copy
 		// would only add latency.
@@ -285,6 +285,10 @@ func (pl *rendered) representation(skip, gzip bool) (body []byte, etag string) {
 func (s *Stream) hasPlaylistFor(br blockRequest) (ok, tooFar bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.hasPlaylistForLocked(br)
+}
+
+func (s *Stream) hasPlaylistForLocked(br blockRequest) (ok, tooFar bool) {
 	if s.state == StateEnded {
 		return true, false // nothing more will come: answer with what there is
 	}
@@ -321,11 +325,11 @@ func (r *Registry) wait(ctx context.Context, s *Stream, cond func() (ok, tooFar 
 	if tooFar {
 		return waitTooFar
 	}
-	if r.waiting.Add(1) > int64(r.cfg.MaxBlocking) || r.isDraining() {
-		r.waiting.Add(-1)
+	if r.totals.waiting.Add(1) > int64(r.cfg.MaxBlocking) || r.isDraining() {
+		r.totals.waiting.Add(-1)
 		return waitBusy
 	}
-	defer r.waiting.Add(-1)
+	defer r.totals.waiting.Add(-1)
 	timer := time.NewTimer(s.blockTimeout())
 	defer timer.Stop()
 	for {
@@ -371,6 +375,19 @@ func parsePartName(file string) (msn uint64, idx int, ok bool) {
 	return m, int(i), err1 == nil && err2 == nil
 }
 
+// The 503s of blocking requests that waited their whole timeout.
+const (
+	playlistTimeoutMsg = "the requested part did not appear in time"
+	partTimeoutMsg     = "the part did not appear in time"
+)
+
+// nextPartLocked reports whether part idx of segment msn is one that comes
+// next, which a request may wait for; s.mu must be held.
+func (s *Stream) nextPartLocked(msn uint64, idx int) bool {
+	return s.state == StateLive &&
+		(msn == s.nextMSN && idx == len(s.open.parts) || msn == s.nextMSN+1 && idx == 0)
+}
+
 // awaitPart answers a request for a part that does not exist yet: the open
 // segment's next part and the next segment's first, one of which is the
 // part EXT-X-PRELOAD-HINT names (hintLocked), are waited for; anything
@@ -384,9 +401,7 @@ func (r *Registry) awaitPart(w http.ResponseWriter, req *http.Request, s *Stream
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		next := s.state == StateLive &&
-			(msn == s.nextMSN && idx == len(s.open.parts) || msn == s.nextMSN+1 && idx == 0)
-		return false, !next
+		return false, !s.nextPartLocked(msn, idx)
 	}
 	switch r.wait(req.Context(), s, cond) {
 	case waitReady:
@@ -397,7 +412,7 @@ func (r *Registry) awaitPart(w http.ResponseWriter, req *http.Request, s *Stream
 	case waitTimeout:
 		r.totals.blockTimeouts.Add(1)
 		w.Header().Set("Cache-Control", errorCacheControl)
-		http.Error(w, "the part did not appear in time", http.StatusServiceUnavailable)
+		http.Error(w, partTimeoutMsg, http.StatusServiceUnavailable)
 	case waitBusy:
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "too many blocking requests", http.StatusServiceUnavailable)

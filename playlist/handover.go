@@ -90,6 +90,9 @@ func (r *Registry) adopt(ctx context.Context, path string) (bool, error) {
 // instead of waiting for parts that this process will never make.
 func (r *Registry) Drain() {
 	r.drainOnce.Do(func() { close(r.draining) })
+	for _, s := range r.Streams() {
+		s.wakeAll() // the loops' parked requests: the Handler answers them 503
+	}
 }
 
 func (r *Registry) isDraining() bool {

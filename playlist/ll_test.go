@@ -199,9 +199,9 @@ func TestLLBlockingReload(t *testing.T) {
 func awaitWaiting(t *testing.T, r *Registry, n int64) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for r.waiting.Load() < n {
+	for r.totals.waiting.Load() < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d requests waiting, want %d", r.waiting.Load(), n)
+			t.Fatalf("%d requests waiting, want %d", r.totals.waiting.Load(), n)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -440,7 +440,7 @@ func BenchmarkBlockingWakeup(b *testing.B) {
 			h.ServeHTTP(w, req)
 			done <- w.code
 		}(msn, idx)
-		for r.waiting.Load() < 1 {
+		for r.totals.waiting.Load() < 1 {
 			runtime.Gosched()
 		}
 		addPart()

@@ -6,38 +6,46 @@ import (
 	"github.com/fount-live/fount/playlist/httploop"
 )
 
-// Lookup answers a plain GET or HEAD of path for an httploop.Server's
-// loops (it is their httploop.Source): a playlist or a media object that
-// exists, with the head and body the Handler would send. Anything else —
-// an unknown stream or object, a stream with no playlist yet, an object
-// that just expired — is false, and the loop hands the request to the
-// Handler. It does not allocate (TestLookupAllocs).
-func (r *Registry) Lookup(path []byte, gzip, head bool) (httploop.Answer, bool) {
-	// path aliases the loop's read buffer: p serves the look-ups below
+// Lookup answers a plain GET or HEAD for an httploop.Server's loops (it is
+// their httploop.Source): a playlist or a media object that exists, with
+// the head and body the Handler would send (Serve), and an LL-HLS blocking
+// request for what is not there yet, which the loop parks (Wait; park.go).
+// Anything else — an unknown stream or object, a stream with no playlist
+// yet, an object that just expired, a malformed or too-far directive, a
+// blocking request beyond MaxBlocking — is Decline, and the loop hands the
+// request to the Handler, which answers it. It does not allocate
+// (TestLookupAllocs).
+func (r *Registry) Lookup(req httploop.Request) (httploop.Answer, httploop.Verdict) {
+	// req.Path aliases the loop's read buffer: p serves the look-ups below
 	// and is kept nowhere, so it need not be a copy.
-	p := unsafe.String(unsafe.SliceData(path), len(path))
+	p := unsafe.String(unsafe.SliceData(req.Path), len(req.Path))
 	stream, file, ok := SplitPath(p)
 	if !ok {
-		return httploop.Answer{}, false
+		return httploop.Answer{}, httploop.Decline
 	}
 	s := r.Stream(stream)
 	if s == nil {
-		return httploop.Answer{}, false
+		return httploop.Answer{}, httploop.Decline
 	}
-	if file == playlistName || file == iframesName {
-		pl := s.pl.Load()
-		if file == iframesName {
-			pl = s.ipl.Load()
-		}
+	if file == playlistName {
+		return r.lookupPlaylist(s, req)
+	}
+	if file == iframesName {
+		pl := s.ipl.Load()
 		if pl == nil {
-			return httploop.Answer{}, false
+			return httploop.Answer{}, httploop.Decline
 		}
-		body, h := pl.answer(r.playlistCacheControl(pl, false), false, gzip)
-		return httploop.Answer{Head: h, Body: body}, true
+		body, h := pl.answer(r.playlistCacheControl(pl, false), false, req.Gzip)
+		return httploop.Answer{Head: h, Body: body}, httploop.Serve
 	}
 	v, ok := s.byName.Load(file)
 	if !ok {
-		return httploop.Answer{}, false
+		if r.cfg.PartTarget > 0 {
+			if msn, idx, ok := parsePartName(file); ok {
+				return r.lookupPart(s, msn, idx)
+			}
+		}
+		return httploop.Answer{}, httploop.Decline
 	}
 	o := v.(*object)
 	a := httploop.Answer{Head: o.head()}
@@ -45,7 +53,7 @@ func (r *Registry) Lookup(path []byte, gzip, head bool) (httploop.Answer, bool) 
 		a.Body = o.data
 	} else {
 		if !o.file.acquire() {
-			return httploop.Answer{}, false // it just expired: the Handler answers 404
+			return httploop.Answer{}, httploop.Decline // it just expired: the Handler answers 404
 		}
 		a.Hold = o.file
 		// Small objects (LL-HLS parts) are written from the file's
@@ -57,8 +65,36 @@ func (r *Registry) Lookup(path []byte, gzip, head bool) (httploop.Answer, bool) 
 			a.File, a.Off, a.N = o.file.fd, o.off, o.size
 		}
 	}
-	if !head {
+	if !req.Head {
 		s.bytesOut.Add(uint64(o.size))
 	}
-	return a, true
+	return a, httploop.Serve
+}
+
+// lookupPlaylist is Lookup of a media or multivariant playlist, as
+// servePlaylist answers it.
+func (r *Registry) lookupPlaylist(s *Stream, req httploop.Request) (httploop.Answer, httploop.Verdict) {
+	br := blockRequest{part: -1}
+	blocking := false
+	if r.cfg.PartTarget > 0 && s.variants() == nil && req.Query != nil {
+		var msg string
+		if br, blocking, msg = parseDirectives(rawQuery(req.Query)); msg != "" {
+			return httploop.Answer{}, httploop.Decline // the Handler's 400
+		}
+	}
+	if blocking {
+		ok, tooFar, pos, epoch := s.blockState(br)
+		if tooFar {
+			return httploop.Answer{}, httploop.Decline // the Handler's 400
+		}
+		if !ok {
+			return r.park(s, pos, epoch, br.until(), playlistTimeoutMsg)
+		}
+	}
+	pl := s.pl.Load()
+	if pl == nil {
+		return httploop.Answer{}, httploop.Decline
+	}
+	body, h := pl.answer(r.playlistCacheControl(pl, blocking), br.skip, req.Gzip)
+	return httploop.Answer{Head: h, Body: body}, httploop.Serve
 }

@@ -40,7 +40,7 @@ func TestLookupAllocs(t *testing.T) {
 		{lr, "/live/show/init0.mp4", false, false, []byte("ftypmoov"), 0},
 	} {
 		path := []byte(tc.path)
-		a, ok := tc.r.Lookup(path, tc.gzip, tc.head)
+		a, ok := lookup(tc.r, tc.path, tc.gzip, tc.head)
 		gzipped := tc.gzip && bytes.HasSuffix(path, []byte(".m3u8")) // media is never gzipped
 		if !ok || !bytes.Equal(a.Body, tc.body) || (tc.body == nil) != (a.Body == nil) || a.N != tc.n || a.Head.Gzip != gzipped {
 			t.Errorf("%s: %v, body %d bytes (want %d), N %d (want %d), head %+v", tc.path, ok, len(a.Body), len(tc.body), a.N, tc.n, a.Head)
@@ -49,7 +49,7 @@ func TestLookupAllocs(t *testing.T) {
 			a.Hold.Release()
 		}
 		allocs := testing.AllocsPerRun(100, func() {
-			a, _ := tc.r.Lookup(path, tc.gzip, tc.head)
+			a, _ := tc.r.Lookup(httploop.Request{Path: path, Gzip: tc.gzip, Head: tc.head})
 			if a.Hold != nil {
 				a.Hold.Release()
 			}
@@ -58,8 +58,35 @@ func TestLookupAllocs(t *testing.T) {
 			t.Errorf("%s: %v allocations per look-up", tc.path, allocs)
 		}
 	}
+	// Blocking requests: answered at once, and parked (Wait), cost no
+	// allocation either.
+	for _, tc := range []struct {
+		path, query string
+		want        httploop.Verdict
+	}{
+		{"/live/show/index.m3u8", "_HLS_msn=1&_HLS_part=0", httploop.Serve},
+		{"/live/show/index.m3u8", "_HLS_msn=1&_HLS_part=0&_HLS_skip=YES", httploop.Serve},
+		{"/live/show/index.m3u8", "_HLS_msn=1&_HLS_part=5", httploop.Wait},
+		{"/live/show/seg1.2.m4s", "", httploop.Wait},
+		{"/live/show/seg2.0.m4s", "", httploop.Wait},
+		{"/live/show/index.m3u8", "_HLS_msn=9", httploop.Decline},
+	} {
+		req := httploop.Request{Path: []byte(tc.path), Query: []byte(tc.query)}
+		allocs := testing.AllocsPerRun(100, func() {
+			a, v := lr.Lookup(req)
+			if v != tc.want {
+				t.Fatalf("%s?%s: verdict %d, want %d", tc.path, tc.query, v, tc.want)
+			}
+			if v == httploop.Wait {
+				a.Park.On.Unpark(false)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s?%s: %v allocations per look-up", tc.path, tc.query, allocs)
+		}
+	}
 	for _, p := range []string{"/live/show/seg9.ts", "/live/other/index.m3u8", "/live/show/seg1.9.m4s"} {
-		if _, ok := r.Lookup([]byte(p), false, false); ok {
+		if _, ok := lookup(r, p, false, false); ok {
 			t.Errorf("%s: answered", p)
 		}
 	}

@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -158,9 +159,8 @@ type tombstone struct {
 
 // Registry owns every stream by its "app/name" path.
 type Registry struct {
-	cfg     Config
-	waiting atomic.Int64 // blocking requests waiting now
-	totals  totals
+	cfg    Config
+	totals totals
 
 	mu         sync.RWMutex
 	streams    map[string]*Stream
@@ -169,6 +169,10 @@ type Registry struct {
 	drainOnce sync.Once
 	draining  chan struct{} // closed by Drain
 
+	// blockingCacheControl is the Cache-Control of an answer to a delivery
+	// directive (playlistCacheControl), made once.
+	blockingCacheControl string
+
 	smallBufs sync.Pool // *[]byte of sendfileMin bytes, for small media (see serveMedia)
 }
 
@@ -176,7 +180,8 @@ type Registry struct {
 func NewRegistry(cfg Config) *Registry {
 	cfg = cfg.withDefaults()
 	cfg.recordings = newRecCatalog()
-	return &Registry{cfg: cfg, streams: make(map[string]*Stream), tombstones: make(map[string]tombstone), draining: make(chan struct{})}
+	return &Registry{cfg: cfg, streams: make(map[string]*Stream), tombstones: make(map[string]tombstone), draining: make(chan struct{}),
+		blockingCacheControl: "public, max-age=" + strconv.Itoa(max(1, 6*int(cfg.PartTarget/time.Second)))}
 }
 
 // Publish claims path for a new publisher. A stream that is waiting for its
@@ -345,6 +350,7 @@ type totals struct {
 	parts          atomic.Uint64
 	storageErrors  atomic.Uint64
 	blockTimeouts  atomic.Uint64 // blocking requests answered 503
+	waiting        atomic.Int64  // blocking requests waiting now (net/http's and the loops' parked)
 	streamsRefused atomic.Uint64 // publishes of new names refused at MaxStreams
 	panics         atomic.Uint64 // panics recovered while sweeping
 	misaligned     atomic.Uint64 // rendition segments that did not line up with the others'
@@ -382,7 +388,7 @@ func (r *Registry) Stats() RegistryStats {
 		Segments:           r.totals.segments.Load(),
 		Parts:              r.totals.parts.Load(),
 		StorageErrors:      r.totals.storageErrors.Load(),
-		BlockingWaiting:    r.waiting.Load(),
+		BlockingWaiting:    r.totals.waiting.Load(),
 		BlockTimeouts:      r.totals.blockTimeouts.Load(),
 		StreamsRefused:     r.totals.streamsRefused.Load(),
 		Panics:             r.totals.panics.Load(),

@@ -153,7 +153,7 @@ func TestServerAnswersAsNetHTTP(t *testing.T) {
 		{"GET /live/show/seg1.ts HTTP/1.1\r\n" + host + "If-None-Match: \"seg1.ts-100000\"\r\n\r\n", false},
 		{"GET /live/show/seg9.ts HTTP/1.1\r\n" + host + "\r\n", false},
 		{"GET /live/other/index.m3u8 HTTP/1.1\r\n" + host + "\r\n", false},
-		{"GET /live/show/index.m3u8?x=1 HTTP/1.1\r\n" + host + "\r\n", false},
+		{"GET /live/show/index.m3u8?x=1 HTTP/1.1\r\n" + host + "\r\n", true},
 		{"GET /live/show/../show/index.m3u8 HTTP/1.1\r\n" + host + "\r\n", false},
 		{"GET /live/show/index.m3u8 HTTP/1.0\r\n\r\n", false},
 		{"GET /live/show/index.m3u8 HTTP/1.1\r\n\r\n", false},                    // no Host: 400
@@ -173,8 +173,8 @@ func TestServerAnswersAsNetHTTP(t *testing.T) {
 		{"GET /live/show/init0.mp4 HTTP/1.1\r\n" + host + "\r\n", true},
 		{"GET /live/show/seg0.m4s HTTP/1.1\r\n" + host + "\r\n", true},
 		{"GET /live/show/seg1.1.m4s HTTP/1.1\r\n" + host + "\r\n", true},
-		{"GET /live/show/index.m3u8?_HLS_msn=1&_HLS_part=1 HTTP/1.1\r\n" + host + "\r\n", false},
-		{"GET /live/show/index.m3u8?_HLS_msn=1&_HLS_part=1&_HLS_skip=YES HTTP/1.1\r\n" + host + "Accept-Encoding: gzip\r\n\r\n", false},
+		{"GET /live/show/index.m3u8?_HLS_msn=1&_HLS_part=1 HTTP/1.1\r\n" + host + "\r\n", true},
+		{"GET /live/show/index.m3u8?_HLS_msn=1&_HLS_part=1&_HLS_skip=YES HTTP/1.1\r\n" + host + "Accept-Encoding: gzip\r\n\r\n", true},
 	}
 	for _, reg := range []struct {
 		r     *Registry

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fount-live/fount/playlist/httploop"
 	"github.com/fount-live/fount/storage"
 )
 
@@ -114,9 +115,12 @@ type Stream struct {
 	lastSegSize   int64 // bytes of the last segment, to size the next one's mapping
 	segmentsTotal uint64
 	partsTotal    uint64
-	lastPart      string        // name of the newest part
-	lastPartAt    time.Time     // when it was handed over
-	changed       chan struct{} // closed and replaced on every change, waking blocked requests
+	lastPart      string              // name of the newest part
+	lastPartAt    time.Time           // when it was handed over
+	changed       chan struct{}       // closed and replaced on every change, waking blocked requests
+	notifiers     []httploop.Notifier // event loops with requests parked on the stream (park.go)
+	epoch         uint64              // moves when parked requests must all be asked again
+	epochState    State               // the state at the last epoch
 	created       time.Time
 	samples       [rateWindow + 1]rateSample // ring, one per sweep
 	nsamples      int
@@ -374,6 +378,7 @@ func (s *Stream) renderLocked() *rendered {
 		close(s.changed)
 	}
 	s.changed = make(chan struct{})
+	s.notifyLocked()
 	if len(s.window) == 0 && len(s.open.parts) == 0 {
 		return nil
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/grafov/m3u8"
 
 	"github.com/fount-live/fount/playlist"
+	"github.com/fount-live/fount/playlist/httploop"
 	"github.com/fount-live/fount/storage"
 )
 
@@ -102,7 +103,11 @@ func checkDVRPlaylist(t *testing.T, o *origin, stored func(key string) ([]byte, 
 	// that left it, nor any older.
 	left := "/live/dvr/" + segs[len(segs)-4].URI
 	deadline := time.Now().Add(30 * time.Second)
-	for _, ok := o.reg.Lookup([]byte(left), false, false); ok; _, ok = o.reg.Lookup([]byte(left), false, false) {
+	served := func(p string) bool {
+		_, v := o.reg.Lookup(httploop.Request{Path: []byte(p)})
+		return v == httploop.Serve
+	}
+	for served(left) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s still in memory after 30 s", left)
 		}
@@ -115,7 +120,7 @@ func checkDVRPlaylist(t *testing.T, o *origin, stored func(key string) ([]byte, 
 		if err != nil {
 			t.Fatalf("%s is listed but not in storage: %v", key, err)
 		}
-		if _, ok := o.reg.Lookup([]byte("/"+key), false, false); ok {
+		if served("/" + key) {
 			inMemory++
 		}
 		code, got, _ := httpGet(t, o.url("/"+key))

@@ -145,3 +145,30 @@ func (h *Head) setHeader(hdr http.Header, set fieldSet) {
 		hdr[name] = []string{s} // the names are canonical
 	})
 }
+
+// appendError appends a loop's whole error answer, as net/http sends
+// http.Error(w, msg, status) behind CORS with Cache-Control: no-cache
+// (TestServerAnswersAsNetHTTP compares the two): the head, then msg and a
+// newline unless head (a HEAD request) is set.
+func appendError(b []byte, status int, msg string, head, close bool, date []byte) []byte {
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(status)...)
+	b = append(b, "\r\nAccess-Control-Allow-Origin: "+allowOrigin+
+		"\r\nAccess-Control-Expose-Headers: "+exposeHeaders+
+		"\r\nCache-Control: no-cache\r\n"...)
+	if close {
+		b = append(b, "Connection: close\r\n"...)
+	}
+	b = append(b, "Content-Length: "...)
+	b = strconv.AppendInt(b, int64(len(msg)+1), 10)
+	b = append(b, "\r\nContent-Type: text/plain; charset=utf-8\r\nDate: "...)
+	b = append(b, date...)
+	b = append(b, "\r\nX-Content-Type-Options: nosniff\r\n\r\n"...)
+	if !head {
+		b = append(b, msg...)
+		b = append(b, '\n')
+	}
+	return b
+}

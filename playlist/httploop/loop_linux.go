@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -48,9 +49,10 @@ type loop struct {
 	wakeFd int // eventfd: new connections, shutdown, keep-alive off
 	done   chan struct{}
 
-	mu     sync.Mutex
-	adds   []int
-	exited bool
+	mu       sync.Mutex
+	adds     []int
+	notified []Waitable // moved on since the loop last looked (Notify)
+	exited   bool
 
 	conns        map[int]*lconn
 	buf          []byte // read buffer, shared by the loop's connections
@@ -61,6 +63,21 @@ type loop struct {
 	quitting     bool
 	quitSeen     bool // idle connections were closed for the shutdown
 	keepAliveOff bool // as last seen
+
+	// Parked requests (stateParked), by what they wait for.
+	parked     map[Waitable]*parkGroup
+	moved      []Waitable // notified, taken from under mu
+	due        []*lconn   // scratch: the parked requests to ask again
+	nextExpiry time.Time  // no parked request times out before it (zero: none parked)
+	deadline   time.Time  // the poller's deadline now
+	rearm      bool       // a request parked with a timeout before deadline
+}
+
+// parkGroup is a loop's parked requests on one Waitable, in the order they
+// came. subscribed: the loop is on the Waitable's list for its next change.
+type parkGroup struct {
+	conns      []*lconn
+	subscribed bool
 }
 
 type connState uint8
@@ -69,6 +86,7 @@ const (
 	stateIdle    connState = iota // waiting for a request
 	stateHead                     // part of a request head read
 	stateWriting                  // a response is going out
+	stateParked                   // a blocking request waits (park)
 )
 
 // lconn is one connection of a loop.
@@ -89,6 +107,12 @@ type lconn struct {
 	file   int
 	off, n int64
 	ref    Releaser
+
+	// While parked: what the request waits for, and when it times out.
+	// expired: it timed out, and the next answer is the 503.
+	park    Park
+	parkEnd time.Time
+	expired bool
 }
 
 func newLoop(s *Server) (*loop, error) {
@@ -113,9 +137,9 @@ func newLoop(s *Server) (*loop, error) {
 	}
 	return &loop{
 		srv: s, ep: ep, wakeFd: wfd, done: make(chan struct{}),
-		conns: make(map[int]*lconn),
-		buf:   make([]byte, s.maxHead+4096),
-		head:  make([]byte, 0, 1024),
+		conns: make(map[int]*lconn), parked: make(map[Waitable]*parkGroup),
+		buf:  make([]byte, s.maxHead+4096),
+		head: make([]byte, 0, 1024),
 	}, nil
 }
 
@@ -130,6 +154,18 @@ func (l *loop) add(fd int) {
 	l.adds = append(l.adds, fd)
 	l.mu.Unlock()
 	l.wakeup()
+}
+
+// Notify is a Waitable's word that it moved on: the loop asks its requests
+// parked on w again. It is called by the goroutine that changed w.
+func (l *loop) Notify(w Waitable) {
+	l.mu.Lock()
+	first := len(l.notified) == 0 && len(l.adds) == 0
+	l.notified = append(l.notified, w)
+	l.mu.Unlock()
+	if first { // otherwise a wake-up is on its way already
+		l.wakeup()
+	}
 }
 
 func (l *loop) wakeup() {
@@ -158,7 +194,12 @@ func (l *loop) run() {
 	events := make([]unix.EpollEvent, 256)
 	lastSweep := time.Now()
 	for {
-		epf.SetReadDeadline(lastSweep.Add(time.Second)) // the sweep's tick
+		l.deadline = lastSweep.Add(time.Second) // the sweep's tick
+		if !l.nextExpiry.IsZero() && l.nextExpiry.Before(l.deadline) {
+			l.deadline = l.nextExpiry
+		}
+		l.rearm = false
+		epf.SetReadDeadline(l.deadline)
 		var werr error
 		err := rc.Read(func(uintptr) bool {
 			for {
@@ -183,7 +224,7 @@ func (l *loop) run() {
 						l.event(c, ev.Events, now)
 					}
 				}
-				if l.quitting {
+				if l.quitting || l.rearm {
 					return true
 				}
 			}
@@ -196,7 +237,11 @@ func (l *loop) run() {
 			l.exit()
 			return
 		}
-		if now := time.Now(); now.Sub(lastSweep) >= time.Second {
+		now := time.Now()
+		if !l.nextExpiry.IsZero() && !now.Before(l.nextExpiry) {
+			l.expire(now)
+		}
+		if now.Sub(lastSweep) >= time.Second {
 			lastSweep = now
 			l.sweep(now)
 		}
@@ -230,7 +275,14 @@ func (l *loop) woken(now time.Time) {
 	l.mu.Lock()
 	adds := l.adds
 	l.adds = nil
+	moved := append(l.moved[:0], l.notified...)
+	l.notified = l.notified[:0]
 	l.mu.Unlock()
+	for i, w := range moved {
+		l.retry(w, now)
+		moved[i] = nil
+	}
+	l.moved = moved[:0]
 	for _, fd := range adds {
 		if err := unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd)}); err != nil {
 			l.srv.cfg.Logger.Warn("http: epoll_ctl add failed; connection closed", "err", err)
@@ -274,6 +326,8 @@ func (l *loop) sweep(now time.Time) {
 			limit = l.srv.head
 		case stateWriting:
 			limit = l.srv.write
+		case stateParked:
+			continue // its own timeout (expire)
 		}
 		if limit > 0 && now.Sub(c.since) > limit {
 			l.close(c)
@@ -307,6 +361,10 @@ func (l *loop) event(c *lconn, events uint32, now time.Time) {
 	if events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR|unix.EPOLLRDHUP) == 0 {
 		return
 	}
+	if c.state == stateParked {
+		l.parkedRead(c)
+		return
+	}
 	kept := copy(l.buf, c.in)
 	n, err := rawRead(c.fd, l.buf[kept:])
 	switch {
@@ -336,8 +394,15 @@ func (l *loop) serve(c *lconn, data []byte, now time.Time) {
 			l.handOver(c, data)
 			return
 		}
-		if !l.answer(c, req, now) {
+		switch l.answer(c, req, now) {
+		case Decline:
 			l.handOver(c, data)
+			return
+		case Wait:
+			// The request stays in c.in, with any pipelined after it, to
+			// be parsed again when it is asked again.
+			c.in = append(c.in[:0], data...)
+			l.park(c, now)
 			return
 		}
 		data = data[req.size:]
@@ -371,27 +436,37 @@ func (l *loop) watch(c *lconn, out bool) {
 }
 
 // answer sets up the response to a plain request with a clean path that
-// the Source answers, observes it, and reports false (net/http answers)
-// for any other request. It allocates nothing itself
+// the Source answers (Serve), or keeps the Source's Park in c (Wait), and
+// reports Decline (net/http answers) for any other request. A request that
+// timed out parked gets its 503. It allocates nothing itself
 // (TestLoopAnswerAllocs); in fount neither the Source nor the Observer
 // does (playlist's TestLookupAllocs and TestLoopRequestAllocs, cmd/fount's
 // TestObserveAllocs).
-func (l *loop) answer(c *lconn, req plainRequest, now time.Time) bool {
+func (l *loop) answer(c *lconn, req plainRequest, now time.Time) Verdict {
 	if !cleanPath(req.path) {
-		return false
+		return Decline
+	}
+	if c.expired {
+		c.expired = false
+		l.answerError(c, req, http.StatusServiceUnavailable, c.park.TimeoutMsg, now)
+		c.park = Park{}
+		return Serve
 	}
 	l.answering = req.path
-	a, ok := l.srv.cfg.Source.Lookup(req.path, req.gzip, req.head)
-	if !ok {
+	a, v := l.srv.cfg.Source.Lookup(Request{Path: req.path, Query: req.query, Gzip: req.gzip, Head: req.head})
+	switch v {
+	case Wait:
 		l.answering = nil
-		return false
+		c.park = a.Park
+		return Wait
+	case Serve:
+	default:
+		l.answering = nil
+		return Decline
 	}
 	c.close = req.close || l.quitting || l.srv.noKeepAlive.Load()
 	c.ref = a.Hold
-	if sec := now.Unix(); sec != l.dateSec {
-		l.dateSec, l.date = sec, now.UTC().AppendFormat(l.date[:0], http.TimeFormat)
-	}
-	c.out = a.Head.appendResponse(l.head[:0], c.close, l.date)
+	c.out = a.Head.appendResponse(l.head[:0], c.close, l.dateNow(now))
 	var n int64
 	if !req.head {
 		n = a.Head.Length
@@ -404,7 +479,156 @@ func (l *loop) answer(c *lconn, req plainRequest, now time.Time) bool {
 	}
 	l.srv.obs.Observe(req.path, http.StatusOK, n)
 	l.answering = nil
-	return true
+	return Serve
+}
+
+// answerError sets up an error answer, head and body in the scratch.
+func (l *loop) answerError(c *lconn, req plainRequest, status int, msg string, now time.Time) {
+	c.close = req.close || l.quitting || l.srv.noKeepAlive.Load()
+	c.out = appendError(l.head[:0], status, msg, req.head, c.close, l.dateNow(now))
+	var n int64
+	if !req.head {
+		n = int64(len(msg) + 1)
+	}
+	l.srv.obs.Observe(req.path, status, n)
+}
+
+// dateNow is the Date header's value, made once a second.
+func (l *loop) dateNow(now time.Time) []byte {
+	if sec := now.Unix(); sec != l.dateSec {
+		l.dateSec, l.date = sec, now.UTC().AppendFormat(l.date[:0], http.TimeFormat)
+	}
+	return l.date
+}
+
+// park puts c, whose request the Source said to wait (c.park), in the list
+// of its Waitable, subscribed to the Waitable's next change.
+func (l *loop) park(c *lconn, now time.Time) {
+	c.state, c.since = stateParked, now
+	c.parkEnd = now.Add(c.park.Timeout)
+	if l.nextExpiry.IsZero() || c.parkEnd.Before(l.nextExpiry) {
+		l.nextExpiry = c.parkEnd
+		l.rearm = l.rearm || c.parkEnd.Before(l.deadline)
+	}
+	w := c.park.On
+	g := l.parked[w]
+	if g == nil {
+		g = &parkGroup{}
+		l.parked[w] = g
+	}
+	g.conns = append(g.conns, c)
+	if !g.subscribed {
+		g.subscribed = true
+		w.Subscribe(l, c.park.Pos, c.park.Epoch)
+	}
+}
+
+// unpark takes c out of its Waitable's list (not for retry, which takes
+// them out together) and tells the Waitable.
+func (l *loop) unpark(c *lconn, timedOut bool) {
+	if g := l.parked[c.park.On]; g != nil {
+		if i := slices.Index(g.conns, c); i >= 0 {
+			g.conns = slices.Delete(g.conns, i, i+1)
+		}
+	}
+	c.park.On.Unpark(timedOut)
+	c.state = stateIdle
+}
+
+// retry asks the Source again for the requests parked on w that its
+// progress may answer — those waiting for what came, and all of them when
+// its epoch changed — and leaves the others parked.
+func (l *loop) retry(w Waitable, now time.Time) {
+	g := l.parked[w]
+	if g == nil {
+		return
+	}
+	g.subscribed = false
+	pos, epoch := w.Progress()
+	due, kept := l.due[:0], g.conns[:0]
+	for _, c := range g.conns {
+		if pos >= c.park.Until || epoch != c.park.Epoch {
+			due = append(due, c)
+		} else {
+			kept = append(kept, c)
+		}
+	}
+	clear(g.conns[len(kept):])
+	g.conns = kept
+	for i, c := range due {
+		due[i] = nil
+		w.Unpark(false)
+		c.state = stateIdle
+		l.resume(c, now)
+	}
+	l.due = due[:0]
+	if len(g.conns) == 0 {
+		if !g.subscribed {
+			delete(l.parked, w)
+		}
+		return
+	}
+	if !g.subscribed {
+		g.subscribed = true
+		w.Subscribe(l, pos, epoch)
+	}
+}
+
+// resume serves a request that was parked, and what was pipelined after it.
+func (l *loop) resume(c *lconn, now time.Time) {
+	if l.conns[c.fd] != c {
+		return
+	}
+	data := append(l.buf[:0], c.in...)
+	c.in = c.in[:0]
+	l.serve(c, data, now)
+}
+
+// expire answers 503 to the parked requests whose timeout passed.
+func (l *loop) expire(now time.Time) {
+	l.nextExpiry = time.Time{}
+	for w, g := range l.parked {
+		due, kept := l.due[:0], g.conns[:0]
+		for _, c := range g.conns {
+			if !now.Before(c.parkEnd) {
+				due = append(due, c)
+				continue
+			}
+			kept = append(kept, c)
+			if l.nextExpiry.IsZero() || c.parkEnd.Before(l.nextExpiry) {
+				l.nextExpiry = c.parkEnd
+			}
+		}
+		clear(g.conns[len(kept):])
+		g.conns = kept
+		for i, c := range due {
+			due[i] = nil
+			w.Unpark(true)
+			c.state, c.expired = stateIdle, true
+			l.resume(c, now)
+		}
+		l.due = due[:0]
+		if len(g.conns) == 0 && !g.subscribed {
+			delete(l.parked, w)
+		}
+	}
+}
+
+// parkedRead reads what comes on a parked request's connection: the
+// viewer going away (the request is dropped, as net/http cancels it), or
+// requests pipelined behind it, kept for after its answer up to the head
+// limit (no player pipelines behind a blocking request; a client that
+// sends more is closed).
+func (l *loop) parkedRead(c *lconn) {
+	n, err := rawRead(c.fd, l.buf)
+	switch {
+	case err == unix.EAGAIN || err == unix.EINTR:
+		return
+	case err != nil || n == 0 || len(c.in)+n > 2*l.srv.maxHead:
+		l.close(c)
+		return
+	}
+	c.in = append(c.in, l.buf[:n]...)
 }
 
 // peer is the address of a connection's client, for a panic's report.
@@ -511,6 +735,9 @@ func (l *loop) finish(c *lconn) {
 func (l *loop) close(c *lconn) {
 	if l.conns[c.fd] != c {
 		return
+	}
+	if c.state == stateParked {
+		l.unpark(c, false)
 	}
 	l.finish(c)
 	unix.Close(c.fd) // also takes it out of the epoll set

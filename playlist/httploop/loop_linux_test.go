@@ -28,16 +28,16 @@ type fakeSource struct {
 
 func (f *fakeSource) Release() { f.held.Add(-1) }
 
-func (f *fakeSource) Lookup(path []byte, gzip, head bool) (Answer, bool) {
-	switch string(path) {
+func (f *fakeSource) Lookup(req Request) (Answer, Verdict) {
+	switch string(req.Path) {
 	case "/s/small":
-		return Answer{Head: Head{ContentType: "video/mp2t", CacheControl: "max-age=1", ETag: `"small"`, Length: int64(len(f.small))}, Body: f.small}, true
+		return Answer{Head: Head{ContentType: "video/mp2t", CacheControl: "max-age=1", ETag: `"small"`, Length: int64(len(f.small))}, Body: f.small}, Serve
 	case "/s/big":
 		f.held.Add(1)
-		return Answer{Head: Head{ContentType: "video/mp2t", CacheControl: "max-age=1", ETag: `"big"`, Gzip: gzip, Length: f.size,
-			Modified: time.Unix(1e9, 0)}, File: int(f.file.Fd()), Off: 10, N: f.size, Hold: f}, true
+		return Answer{Head: Head{ContentType: "video/mp2t", CacheControl: "max-age=1", ETag: `"big"`, Gzip: req.Gzip, Length: f.size,
+			Modified: time.Unix(1e9, 0)}, File: int(f.file.Fd()), Off: 10, N: f.size, Hold: f}, Serve
 	}
-	return Answer{}, false
+	return Answer{}, Decline
 }
 
 func newFakeSource(t *testing.T) *fakeSource {

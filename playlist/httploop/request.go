@@ -7,14 +7,19 @@ import (
 )
 
 // plainRequest is a request an event loop may answer by itself: a GET or
-// HEAD over HTTP/1.1, without a body, query, range or condition — what
-// players and CDN edges send nearly every time.
+// HEAD over HTTP/1.1, without a body, range or condition, and with a
+// query of plain bytes if any (LL-HLS delivery directives) — what players
+// and CDN edges send nearly every time.
 type plainRequest struct {
-	head  bool   // HEAD, not GET
-	path  []byte // the request target: '/' and name bytes only
-	gzip  bool   // Accept-Encoding allows gzip
-	close bool   // Connection: close
-	size  int    // bytes of the request head, blank line included
+	head bool   // HEAD, not GET
+	path []byte // the request target's path: '/' and name bytes only
+	// query is what follows the first '?', if any: name bytes, '=' and
+	// '&' only (no escape, '+' or ';'), so that every reading of it —
+	// url.ParseQuery's included — is the same.
+	query []byte
+	gzip  bool // Accept-Encoding allows gzip
+	close bool // Connection: close
+	size  int  // bytes of the request head, blank line included
 }
 
 type parseResult int
@@ -48,12 +53,18 @@ func parseRequest(b []byte, maxSize int) (req plainRequest, res parseResult) {
 	if !ok || string(proto) != "HTTP/1.1" || len(target) == 0 || target[0] != '/' {
 		return req, parseOther
 	}
-	for _, c := range target {
+	path, query, _ := bytes.Cut(target, []byte("?"))
+	for _, c := range path {
 		if c != '/' && !nameByte(c) {
-			return req, parseOther // a query, an escape, anything a name never holds
+			return req, parseOther // an escape, anything a name never holds
 		}
 	}
-	req.path = target
+	for _, c := range query {
+		if c != '=' && c != '&' && !nameByte(c) {
+			return req, parseOther
+		}
+	}
+	req.path, req.query = path, query
 	hosts, encodings := 0, 0
 	for {
 		line, rest, ok = cutLine(rest)

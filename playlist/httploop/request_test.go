@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"net/http"
+	"net/url"
+	"slices"
 	"testing"
 )
 
@@ -31,7 +33,13 @@ func TestParseRequest(t *testing.T) {
 		{"GET /a/b/c.ts HTTP/1.1\r\nHost: x\r\n", parseMore, plainRequest{}},
 		{"GET /a/b/c.ts HTT", parseMore, plainRequest{}},
 		{"GET /a/b/c.ts HTTP/1.1\nHost: x\n\n", parseOther, plainRequest{}},
-		{"GET /a/b/c.ts?q HTTP/1.1\r\nHost: x\r\n\r\n", parseOther, plainRequest{}},
+		{"GET /a/b/c.ts?q HTTP/1.1\r\nHost: x\r\n\r\n", parsePlain, plainRequest{path: []byte("/a/b/c.ts"), query: []byte("q"), size: 37}},
+		{"GET /a/i.m3u8?_HLS_msn=4&_HLS_part=0 HTTP/1.1\r\nHost: x\r\n\r\n", parsePlain,
+			plainRequest{path: []byte("/a/i.m3u8"), query: []byte("_HLS_msn=4&_HLS_part=0"), size: 58}},
+		{"GET /a/b/c.ts?q=%31 HTTP/1.1\r\nHost: x\r\n\r\n", parseOther, plainRequest{}},
+		{"GET /a/b/c.ts?q=1+2 HTTP/1.1\r\nHost: x\r\n\r\n", parseOther, plainRequest{}},
+		{"GET /a/b/c.ts?q=1;r=2 HTTP/1.1\r\nHost: x\r\n\r\n", parseOther, plainRequest{}},
+		{"GET /a/b/c.ts?q?r HTTP/1.1\r\nHost: x\r\n\r\n", parseOther, plainRequest{}},
 		{"GET /a/b/%63.ts HTTP/1.1\r\nHost: x\r\n\r\n", parseOther, plainRequest{}},
 		{"GET http://x/a/b/c.ts HTTP/1.1\r\nHost: x\r\n\r\n", parseOther, plainRequest{}},
 		{"GET /a/b/c.ts HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", parseOther, plainRequest{}},
@@ -46,7 +54,8 @@ func TestParseRequest(t *testing.T) {
 			t.Errorf("%.50q: result %d, want %d", tc.in, res, tc.want)
 			continue
 		}
-		if res == parsePlain && (req.head != tc.req.head || !bytes.Equal(req.path, tc.req.path) || req.gzip != tc.req.gzip ||
+		if res == parsePlain && (req.head != tc.req.head || !bytes.Equal(req.path, tc.req.path) ||
+			!bytes.Equal(req.query, tc.req.query) || req.gzip != tc.req.gzip ||
 			req.close != tc.req.close || req.size != tc.req.size) {
 			t.Errorf("%.50q: %+v, want %+v", tc.in, req, tc.req)
 		}
@@ -71,6 +80,13 @@ func FuzzParseRequest(f *testing.F) {
 		"GET /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
 		"GET /a HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nExpect: 100-continue\r\n\r\n",
 		"GET /a HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade\r\nConnection: close\r\n\r\n",
+		// LL-HLS delivery directives, and queries net/http reads otherwise.
+		"GET /live/show/index.m3u8?_HLS_msn=12&_HLS_part=3&_HLS_skip=YES HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET /a?b=1&b=2&&=&c HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET /a?b=%31 HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET /a?b=1+2;c=3 HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET /a?b?c#d HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET /a? HTTP/1.1\r\nHost: a\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -91,10 +107,25 @@ func FuzzParseRequest(f *testing.F) {
 			t.Fatalf("net/http left %d bytes of the head", br.Buffered())
 		}
 		if hr.Method != map[bool]string{true: "HEAD", false: "GET"}[req.head] || hr.URL.Path != string(req.path) ||
-			hr.URL.RawQuery != "" || hr.URL.RawPath != "" || hr.Close != req.close || hr.ContentLength > 0 ||
+			hr.URL.RawQuery != string(req.query) || hr.URL.RawPath != "" || hr.Close != req.close || hr.ContentLength > 0 ||
 			AcceptsGzip(hr.Header.Get("Accept-Encoding")) != req.gzip {
 			t.Fatalf("net/http reads %s %q (query %q, close %v, length %d, gzip %v); the loops %+v",
 				hr.Method, hr.URL.Path, hr.URL.RawQuery, hr.Close, hr.ContentLength, AcceptsGzip(hr.Header.Get("Accept-Encoding")), req)
+		}
+		// A plain query reads the same raw as url.ParseQuery reads it (the
+		// Source's directive parser relies on it).
+		if q, err := url.ParseQuery(string(req.query)); err != nil {
+			t.Fatalf("query %q: net/url refuses it: %v", req.query, err)
+		} else {
+			for _, kv := range bytes.Split(req.query, []byte("&")) {
+				k, v, _ := bytes.Cut(kv, []byte("="))
+				if len(k) == 0 && len(v) == 0 {
+					continue
+				}
+				if vs, ok := q[string(k)]; !ok || !slices.Contains(vs, string(v)) {
+					t.Fatalf("query %q: net/url reads %v, raw %q=%q", req.query, q, k, v)
+				}
+			}
 		}
 		for _, h := range []string{"Range", "If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range"} {
 			if hr.Header.Get(h) != "" {
