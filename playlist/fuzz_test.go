@@ -25,12 +25,22 @@ func FuzzParseDirectives(f *testing.F) {
 		{"_HLS_msn=9223372036854775808&_HLS_part=2147483648", "seg9223372036854775807.2147483647.m4s"},
 		{"_HLS_msn=1&_HLS_msn=2&_HLS_part=%31", "seg01.+1.m4s"},
 		{"_HLS_skip=yes&a=%zz;b", "index.m3u8"},
+		{"_HLS_msn=&_HLS_msn=3&&=&_HLS_part", "seg3.m4s"},
+		{"_HLS_msn=3=4&_HLS_part=01&_HLS_skip=YES&_HLS_skip=no", "seg3.1.m4s"},
 	} {
 		f.Add(s.q, s.file)
 	}
 	f.Fuzz(func(t *testing.T, raw, file string) {
 		q, _ := url.ParseQuery(raw) // as req.URL.Query(): errors dropped, the rest kept
 		br, blocking, msg := parseDirectives(q)
+		// The loops read a plain query (name bytes, '=' and '&': what
+		// httploop passes) raw, and must read it as net/url does.
+		if plainQuery(raw) {
+			rbr, rblocking, rmsg := parseDirectives(rawQuery(raw))
+			if rbr != br || rblocking != blocking || rmsg != msg {
+				t.Fatalf("%q: raw %+v %v %q, net/url %+v %v %q", raw, rbr, rblocking, rmsg, br, blocking, msg)
+			}
+		}
 		msnStr, partStr, skipStr := q.Get("_HLS_msn"), q.Get("_HLS_part"), q.Get("_HLS_skip")
 		if br.part < -1 {
 			t.Fatalf("part %d", br.part)
@@ -176,4 +186,15 @@ func FuzzHandler(f *testing.F) {
 			}
 		}
 	})
+}
+
+// plainQuery reports a query of the bytes httploop lets through raw.
+func plainQuery(q string) bool {
+	for _, c := range []byte(q) {
+		if !(c == '=' || c == '&' || c == '-' || c == '.' || c == '_' ||
+			'0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
