@@ -14,7 +14,7 @@ import (
 	"github.com/fount-live/fount/storage"
 )
 
-func newLLRegistry(t *testing.T) (*Registry, *fakeClock) {
+func newLLRegistry(t testing.TB) (*Registry, *fakeClock) {
 	t.Helper()
 	clk := &fakeClock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
 	r := NewRegistry(Config{
@@ -27,7 +27,7 @@ func newLLRegistry(t *testing.T) (*Registry, *fakeClock) {
 
 // addLLSegment hands over n parts of 200 ms (the first independent) and
 // then the segment made of them.
-func addLLSegment(t *testing.T, s *Stream, clk *fakeClock, n int) {
+func addLLSegment(t testing.TB, s *Stream, clk *fakeClock, n int) {
 	t.Helper()
 	var all []byte
 	for i := 0; i < n; i++ {
@@ -43,7 +43,7 @@ func addLLSegment(t *testing.T, s *Stream, clk *fakeClock, n int) {
 	clk.Add(time.Duration(n) * 200 * time.Millisecond)
 }
 
-func addParts(t *testing.T, s *Stream, n int) {
+func addParts(t testing.TB, s *Stream, n int) {
 	t.Helper()
 	for i := 0; i < n; i++ {
 		if err := s.Part(Part{Data: []byte("open part"), Duration: 200 * time.Millisecond, Independent: i == 0}); err != nil {

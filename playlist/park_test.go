@@ -20,7 +20,7 @@ import (
 
 // parkedStream is an LL-HLS stream with segment 0 done and two parts of
 // segment 1: the next part is seg1.2, the next segment's first seg2.0.
-func parkedStream(t *testing.T) (*Registry, *Stream, *fakeClock) {
+func parkedStream(t testing.TB) (*Registry, *Stream, *fakeClock) {
 	t.Helper()
 	r, clk := newLLRegistry(t)
 	s, _ := r.Publish("live/show")
@@ -267,4 +267,54 @@ func readResponse(t *testing.T, c net.Conn, br *bufio.Reader) (*http.Response, [
 		t.Fatal(err)
 	}
 	return resp, body
+}
+
+// FuzzLoopsAnswerAsNetHTTP sends arbitrary request targets — paths and
+// queries, delivery directives among them — to a loop server and to
+// net/http over the same registry: the answers must be the same, byte for
+// byte but Date. Nothing is published meanwhile, so a request that waits
+// waits its (short) block timeout on both and gets the same 503.
+func FuzzLoopsAnswerAsNetHTTP(f *testing.F) {
+	for _, s := range []string{
+		"/live/show/index.m3u8", "/live/show/index.m3u8?_HLS_msn=1&_HLS_part=1",
+		"/live/show/index.m3u8?_HLS_msn=1&_HLS_part=2", "/live/show/index.m3u8?_HLS_msn=1&_HLS_part=2&_HLS_skip=YES",
+		"/live/show/index.m3u8?_HLS_msn=2", "/live/show/index.m3u8?_HLS_msn=3", "/live/show/index.m3u8?_HLS_msn=1&_HLS_part=x",
+		"/live/show/index.m3u8?_HLS_skip=v2&_HLS_msn=0", "/live/show/index.m3u8?a&&b=&=c&_HLS_msn=1&_HLS_msn=9",
+		"/live/show/seg1.2.m4s", "/live/show/seg2.0.m4s", "/live/show/seg1.1.m4s?x=1", "/live/show/seg1.7.m4s",
+		"/live/show/init0.mp4?", "/live/show/seg0.m4s", "/live/other/index.m3u8?_HLS_msn=1", "/live/show/index.m3u8?_HLS_msn=%31",
+	} {
+		f.Add(uint8(0), s)
+	}
+	f.Add(uint8(1), "/live/show/index.m3u8?_HLS_msn=1&_HLS_part=2")
+	f.Add(uint8(2), "/live/show/seg1.2.m4s")
+	r, _, _ := parkedStream(f)
+	r.cfg.BlockTimeout = 20 * time.Millisecond
+	loops := startLoopServer(f, r, httploop.Config{})
+	plain := startLoopServer(f, r, httploop.Config{Loops: -1})
+	f.Fuzz(func(t *testing.T, sel uint8, target string) {
+		if target == "" || strings.ContainsFunc(target, func(c rune) bool { return c <= ' ' || c > '~' }) {
+			return
+		}
+		method := "GET"
+		if sel&2 != 0 {
+			method = "HEAD"
+		}
+		req := method + " " + target + " HTTP/1.1\r\nHost: fount.test\r\n"
+		if sel&1 != 0 {
+			req += "Accept-Encoding: gzip\r\n"
+		}
+		req += "\r\n"
+		var answers [2][]string
+		for i, addr := range []string{loops.addr, plain.addr} {
+			c, br := dial(t, addr)
+			if _, err := io.WriteString(c, req); err != nil {
+				t.Fatal(err)
+			}
+			answers[i] = readAll(t, c, br, method, 1)
+			c.Close()
+		}
+		if answers[0][0] != answers[1][0] {
+			t.Fatalf("%q:\nloops:\n%s\nnet/http:\n%s", req, answers[0][0], answers[1][0])
+		}
+	})
 }

@@ -36,7 +36,7 @@ type loopServer struct {
 func (ls *loopServer) Observe([]byte, int, int64) { ls.observed.Add(1) }
 func (ls *loopServer) Panicked(httploop.Panic)    {}
 
-func startLoopServer(t *testing.T, r *Registry, cfg httploop.Config) *loopServer {
+func startLoopServer(t testing.TB, r *Registry, cfg httploop.Config) *loopServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -92,7 +92,7 @@ func exchange(t *testing.T, c net.Conn, br *bufio.Reader, req string) (*http.Res
 	return resp, body
 }
 
-func dial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+func dial(t testing.TB, addr string) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
