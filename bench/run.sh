@@ -390,7 +390,7 @@ if has viewers; then
 	[ -n "$modes_opt" ] && modes=$modes_opt
 	results "## Viewers (one stream)"
 	results ""
-	results "| mode | viewers | requests/s | Mbit/s out | origin CPU | CPU per 1,000 viewers | RSS | failed | missed segments | behind live p50 / p99 | request p99 (playlist / media) | load tool CPU |"
+	results "| mode | viewers | requests/s | Mbit/s out | origin CPU | CPU per 1,000 viewers | RSS | failed | missed segments | preload hints gone (404) | behind live p50 / p99 | request p99 (playlist / media) | load tool CPU |"
 	results "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 	for mode in $modes; do
 		for m in $viewer_sizes; do
@@ -426,10 +426,10 @@ if has viewers; then
 			results "$(awk -v mo="$mode" -v m="$m" -v rq="$(jsub "$j" total per_s)" \
 				-v mb="$(jsub "$j" total mbit_per_s)" \
 				-v c="$cpu" -v r="$rss" -v f="$(jsub "$j" total failed)" \
-				-v mi="$(jnum "$j" missed_segments)" -v l50="$(jsub "$j" lag p50_ms)" -v l99="$(jsub "$j" lag p99_ms)" -v ln="$(jsub "$j" lag count)" \
+				-v mi="$(jnum "$j" missed_segments)" -v hg="$(jnum "$j" preload_hints_gone)" -v l50="$(jsub "$j" lag p50_ms)" -v l99="$(jsub "$j" lag p99_ms)" -v ln="$(jsub "$j" lag count)" \
 				-v pp="$pl_p99" -v mp="$(r0 "$(jsub "$j" "$media" p99_ms)")" -v t="$toolcpu" 'BEGIN {
 				lag = ln > 0 ? sprintf("%.0f / %.0f ms", l50, l99) : "n/a (no PROGRAM-DATE-TIME)"
-				printf "| %s | %d | %.0f | %.0f | %.1f %% | %.1f %% | %.0f MB | %d | %d | %s | %s / %s ms | %.1f %% |", mo, m, rq, mb, c, c / m * 1000, r / 1024, f, mi, lag, pp, mp, t }')"
+				printf "| %s | %d | %.0f | %.0f | %.1f %% | %.1f %% | %.0f MB | %d | %d | %d | %s | %s / %s ms | %.1f %% |", mo, m, rq, mb, c, c / m * 1000, r / 1024, f, mi, hg, lag, pp, mp, t }')"
 			log "viewers $m $mode: origin CPU $cpu %; $(grep -E '^ +total' "$work/view-$mode-$m.txt" || true)"
 		done
 	done
