@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"math"
 	"os"
 	"strings"
 	"testing"
@@ -44,7 +43,12 @@ type playerReport struct {
 		To float64 `json:"to"`
 	} `json:"seeks"`
 	VideoErrors []any `json:"videoErrors"`
-	Holes       []struct {
+	HTTPErrors  []struct {
+		At     float64 `json:"at"`
+		Status int     `json:"status"`
+		URL    string  `json:"url"`
+	} `json:"httpErrors"`
+	Holes []struct {
 		At   float64 `json:"at"`
 		From float64 `json:"from"`
 		To   float64 `json:"to"`
@@ -87,8 +91,8 @@ const playersTimestampOffset = "27952"
 // Player and video.js (VHS), one after the other in pages of one browser,
 // each with the settings docs/players.md gives for it, and requires of
 // each what a viewer would see: the first frame within 25 s, then for the
-// 12 s watched no fatal or other player error, no stall, the clock moving
-// with the wall clock, frames decoded and presented at the stream's rate
+// 12 s watched no fatal or other player error, no HTTP error, no stall,
+// the clock moving with the wall clock, frames decoded and presented at the stream's rate
 // (at least 24 per second of media played, of 30: Shaka's
 // abort-before-append showed ~6.6), audio and video
 // both decoded, the picture at the source's size, and a latency behind
@@ -185,6 +189,11 @@ func checkPlayer(t *testing.T, p playerReport, seconds float64) {
 	for _, e := range p.Errors {
 		fail("%s error at %.3f s: fatal=%v %s %s %s %s", p.Player, e.At, e.Fatal, e.Type, e.Details, e.Reason, e.URL)
 	}
+	// A 404 for a part or a preload hint is the origin's failure even
+	// when the player carries on.
+	for _, e := range p.HTTPErrors {
+		fail("%s: HTTP %d at %.3f s for %s", p.Player, e.Status, e.At, e.URL)
+	}
 	for _, e := range p.VideoErrors {
 		fail("%s: video element error: %v", p.Player, e)
 	}
@@ -199,8 +208,12 @@ func checkPlayer(t *testing.T, p playerReport, seconds float64) {
 	if len(p.Seeks) > 0 {
 		t.Logf("%s: seeks after playback started: %+v", p.Player, p.Seeks)
 	}
-	if w.Wall < seconds-0.5 || math.Abs(w.Advance-w.Wall) > 1 {
-		fail("%s: currentTime advanced %.3f s in %.3f s of wall clock, want within 1 s of it", p.Player, w.Advance, w.Wall)
+	// The clock runs with the wall clock: not frozen without a 'waiting'
+	// (at least 80 %: on a 2-core machine with a load of 13 from other
+	// work, hls.js's and Shaka's clocks ran at 55-65 % without a stall),
+	// nor racing ahead.
+	if w.Wall < seconds-0.5 || w.Advance < 0.8*w.Wall || w.Advance > w.Wall+1 {
+		fail("%s: currentTime advanced %.3f s in %.3f s of wall clock, want 80-100 %% of it", p.Player, w.Advance, w.Wall)
 	}
 	// Per second of media played, so that a busy machine's slow clock is
 	// not taken for frames missing from the media.

@@ -13,6 +13,7 @@
 //   shaka-segments the same with sequenceMode off (Shaka's default), to
 //                  measure what it does without it
 //   videojs        video.js with VHS (its default; llhls on by default)
+//   videojs-segments  the same with llhls off: whole segments
 //
 // For each player: wait (at most 25 s) for the first 'playing' with the
 // clock past 0, then watch SECONDS of playback and report
@@ -23,7 +24,8 @@
 //     more than 1.5 frames (of 30 fps) apart in media time;
 //   - the clock: currentTime's advance against the wall clock;
 //   - stalls ('waiting' after the first 'playing'), seeks, the player's
-//     errors (fatal or not) and the video element's;
+//     errors (fatal or not) and the video element's, and HTTP responses
+//     >= 400 (s since the page was opened);
 //   - audio and video: Chromium's decoded byte counters of the element
 //     advancing over the watch, and the picture's size;
 //   - latency behind live, twice a second: (a) "pdt": the wall clock now
@@ -46,7 +48,7 @@
 
 import { harness } from './harness.mjs';
 
-const PLAYERS = ['hlsjs', 'shaka', 'shaka-segments', 'videojs'];
+const PLAYERS = ['hlsjs', 'shaka', 'shaka-segments', 'videojs', 'videojs-segments'];
 const [url, secondsArg, playersArg] = process.argv.slice(2);
 const seconds = Number(secondsArg);
 const players = (playersArg || '').split(',').filter(Boolean);
@@ -80,7 +82,7 @@ const PAGE = `<!doctype html>
 <video id="v" class="video-js" muted playsinline autoplay width="640" height="360"></video>
 <script>
 const which = new URLSearchParams(location.search).get('player');
-document.write('<script src="' + ({ hlsjs: '/hls.js', shaka: '/shaka.js', 'shaka-segments': '/shaka.js', videojs: '/video.js' })[which] + '"><\\/script>');
+document.write('<script src="' + ({ hlsjs: '/hls.js', shaka: '/shaka.js', 'shaka-segments': '/shaka.js', videojs: '/video.js', 'videojs-segments': '/video.js' })[which] + '"><\\/script>');
 </script>
 <script>
 const t0 = performance.now();
@@ -179,10 +181,10 @@ window.start = async function (url) {
     video.play().catch((e) => err(true, 'play()', e));
     return '';
   }
-  if (which === 'videojs') {
+  if (which === 'videojs' || which === 'videojs-segments') {
     const vv = videojs.VhsHandler && videojs.VhsHandler.version ? videojs.VhsHandler.version() : {};
     s.playerVersion = videojs.VERSION + ' (VHS ' + (vv['@videojs/http-streaming'] || '?') + ')';
-    s.config = { html5: { vhs: { llhls: true } }, liveui: true, muted: true, autoplay: true };
+    s.config = { html5: { vhs: { llhls: which === 'videojs' } }, liveui: true, muted: true, autoplay: true };
     const player = videojs(video, s.config);
     window.player = player;
     video = player.tech({ IWillNotUseThisInPlugins: true }).el();
@@ -250,7 +252,7 @@ window.sampleLatency = function () {
 };
 
 window.finish = function () {
-  if (which === 'videojs' && window.player) s.usingVHS = !!window.player.tech({ IWillNotUseThisInPlugins: true }).vhs;
+  if (which.startsWith('videojs') && window.player) s.usingVHS = !!window.player.tech({ IWillNotUseThisInPlugins: true }).vhs;
   if (which === 'shaka' || which === 'shaka-segments') {
     const p = window.player;
     const t = p.getVariantTracks().find((x) => x.active);
@@ -282,6 +284,15 @@ async function playOne(pageURL, player) {
     if ((m.type() === 'error' || m.type() === 'warning') && rep.console.length < 50) rep.console.push(`${m.type()}: ${m.text()}`);
   });
   page.on('pageerror', (e) => rep.console.push(`pageerror: ${e.message}`));
+  // Responses >= 400 the page got (a 404 for a part or a preload hint is
+  // the origin's, not the player's).
+  rep.httpErrors = [];
+  const opened = Date.now();
+  page.on('response', (r) => {
+    if (r.status() >= 400 && rep.httpErrors.length < 50) {
+      rep.httpErrors.push({ at: (Date.now() - opened) / 1000, status: r.status(), url: r.url() });
+    }
+  });
   try {
     await page.goto(pageURL + '?player=' + player, { timeout: 15000 });
     const problem = await page.evaluate((u) => window.start(u), url);
