@@ -35,8 +35,9 @@ type playerReport struct {
 		URL     string  `json:"url"`
 	} `json:"errors"`
 	Stalls []struct {
-		At          float64 `json:"at"`
-		CurrentTime float64 `json:"currentTime"`
+		At          float64  `json:"at"`
+		CurrentTime float64  `json:"currentTime"`
+		Seconds     *float64 `json:"seconds"` // until the clock moved again; nil: it did not
 	} `json:"stalls"`
 	Seeks []struct {
 		At float64 `json:"at"`
@@ -91,17 +92,18 @@ const playersTimestampOffset = "27952"
 // Player and video.js (VHS), one after the other in pages of one browser,
 // each with the settings docs/players.md gives for it, and requires of
 // each what a viewer would see: the first frame within 25 s, then for the
-// 12 s watched no fatal or other player error, no HTTP error, no stall,
-// the clock moving with the wall clock, frames decoded and presented at the stream's rate
-// (at least 24 per second of media played, of 30: Shaka's
-// abort-before-append showed ~6.6), audio and video
-// both decoded, the picture at the source's size, and a latency behind
-// live (now minus the PROGRAM-DATE-TIME of the frame at currentTime, as the
-// player maps it) of at most 3 s: LL-HLS, not whole segments, whose
-// players sit three target durations (6 s) back. hls.js plays LL-HLS in
-// TestBrowserHLSJS; FOUNT_PLAYERS=hlsjs,shaka,videojs adds it here (or
-// shaka-segments, Shaka without sequenceMode) for docs/players.md's
-// figures.
+// 12 s watched no fatal or other player error, no HTTP error, no stall
+// (but one short one of VHS's, see below), the clock moving with the wall
+// clock, frames decoded and presented at the stream's rate (at least 24
+// decoded and 20 presented per second of media played, of 30: Shaka's
+// abort-before-append showed ~6.6), audio and video both decoded, the
+// picture at the source's size, and a latency behind live (now minus the
+// PROGRAM-DATE-TIME of the frame at currentTime, as the player maps it) of
+// at most 3 s: LL-HLS, not whole segments, whose players sit three target
+// durations (6 s) back or more. hls.js plays LL-HLS in TestBrowserHLSJS;
+// FOUNT_PLAYERS=hlsjs,shaka,videojs adds it here (shaka-segments and
+// videojs-segments: Shaka without sequenceMode, VHS without llhls) for
+// docs/players.md's figures.
 func TestBrowserPlayers(t *testing.T) {
 	if raceDetector {
 		// Like TestBrowserABR: it judges frame rates and stalls, which
@@ -161,9 +163,10 @@ func TestBrowserPlayers(t *testing.T) {
 // checkPlayer judges one player's report of players.mjs.
 func checkPlayer(t *testing.T, p playerReport, seconds float64) {
 	const (
-		fps        = 30.0 // the test source's
-		minFPS     = 0.8 * fps
-		maxLatency = 3.0 // s; whole-segment players are about 6 s back
+		fps          = 30.0 // the test source's
+		minFPS       = 0.8 * fps
+		minPresented = 2.0 / 3 * fps
+		maxLatency   = 3.0 // s; whole-segment players are about 6 s back
 	)
 	f := func(x *float64) string {
 		if x == nil {
@@ -202,8 +205,23 @@ func checkPlayer(t *testing.T, p playerReport, seconds float64) {
 		return
 	}
 	w, l := p.Watch, p.LatencySummary
-	for _, s := range p.Stalls {
-		fail("%s: stall after playback started, at %.3f s (currentTime %.3f)", p.Player, s.At, s.CurrentTime)
+	for i, s := range p.Stalls {
+		// VHS (video.js) places each segment played part by part a few
+		// tens of milliseconds short of the next one on its timeline (its
+		// media playlist had seg42 at 16.042-18.019 s and seg43 from
+		// 18.042 s), and now and then stalls once at the first such gap
+		// before its gap-jumper skips it (2 of 5 runs, currentTime 15.99x
+		// both times, 2026-12-03; docs/players.md). One such stall, shorter
+		// than half a second, is logged, not failed; any other stall fails.
+		if p.Player == "videojs" && i == 0 && len(p.Stalls) == 1 && s.Seconds != nil && *s.Seconds < 0.5 {
+			t.Logf("%s: one stall of %.3f s at currentTime %.3f: VHS's gap between segments played as parts (not failed)", p.Player, *s.Seconds, s.CurrentTime)
+			continue
+		}
+		lasted := "the clock did not move again"
+		if s.Seconds != nil {
+			lasted = fmt.Sprintf("%.3f s", *s.Seconds)
+		}
+		fail("%s: stall after playback started, at %.3f s (currentTime %.3f): %s", p.Player, s.At, s.CurrentTime, lasted)
 	}
 	if len(p.Seeks) > 0 {
 		t.Logf("%s: seeks after playback started: %+v", p.Player, p.Seeks)
@@ -216,10 +234,14 @@ func checkPlayer(t *testing.T, p playerReport, seconds float64) {
 		fail("%s: currentTime advanced %.3f s in %.3f s of wall clock, want 80-100 %% of it", p.Player, w.Advance, w.Wall)
 	}
 	// Per second of media played, so that a busy machine's slow clock is
-	// not taken for frames missing from the media.
-	if w.PresentedPMS < minFPS || w.DecodedPMS < minFPS {
-		fail("%s: %.1f frames presented and %.1f decoded per second of media played; the stream has %.0f, want >= %.0f",
-			p.Player, w.PresentedPMS, w.DecodedPMS, fps, minFPS)
+	// not taken for frames missing from the media. Frames missing from
+	// what the player appends (Shaka's abort-before-append) are missing
+	// from both counts; the compositor also skips frames on a busy
+	// machine (24.0 presented against 28.4 decoded in one run at a load of
+	// 9), so presented ones have a lower bound.
+	if w.DecodedPMS < minFPS || w.PresentedPMS < minPresented {
+		fail("%s: %.1f frames decoded and %.1f presented per second of media played; the stream has %.0f, want >= %.0f and %.0f",
+			p.Player, w.DecodedPMS, w.PresentedPMS, fps, minFPS, minPresented)
 	}
 	if w.VideoBytes <= 0 || w.AudioBytes <= 0 {
 		fail("%s: decoded %d bytes of video and %d of audio during the watch, want both", p.Player, w.VideoBytes, w.AudioBytes)

@@ -23,7 +23,8 @@
 //     getVideoPlaybackQuality(), and holes: consecutive presented frames
 //     more than 1.5 frames (of 30 fps) apart in media time;
 //   - the clock: currentTime's advance against the wall clock;
-//   - stalls ('waiting' after the first 'playing'), seeks, the player's
+//   - stalls ('waiting' after the first 'playing', and how long until the
+//     clock moved again), seeks, the player's
 //     errors (fatal or not) and the video element's, and HTTP responses
 //     >= 400 (s since the page was opened);
 //   - audio and video: Chromium's decoded byte counters of the element
@@ -104,9 +105,16 @@ function watchVideo(v) {
   v.addEventListener('timeupdate', () => {
     if (s.playingAt === null && v.currentTime > 0 && !v.paused) { s.playingAt = now(); s.currentTimeAtPlaying = v.currentTime; }
   });
+  // A stall lasts from 'waiting' until the clock moves again.
   v.addEventListener('waiting', () => {
-    if (s.playingAt !== null) s.stalls.push({ at: now(), currentTime: v.currentTime });
+    if (s.playingAt !== null) s.stalls.push({ at: now(), currentTime: v.currentTime, seconds: null });
   });
+  const resumed = () => {
+    const st = s.stalls[s.stalls.length - 1];
+    if (st && st.seconds === null && !v.paused && v.currentTime > st.currentTime) st.seconds = now() - st.at;
+  };
+  v.addEventListener('playing', resumed);
+  v.addEventListener('timeupdate', resumed);
   v.addEventListener('seeking', () => {
     if (s.playingAt !== null) s.seeks.push({ at: now(), to: v.currentTime });
   });
