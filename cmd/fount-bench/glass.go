@@ -146,7 +146,7 @@ type glassPage struct {
 	BrowserVersion string         `json:"browserVersion"`
 	HLSVersion     string         `json:"hlsVersion"`
 	FirstFrameAt   float64        `json:"firstFrameAt"` // s after loadSource
-	Samples        [][2]float64   `json:"samples"`      // [s after first frame, latency ms]
+	Samples        []glassSample  `json:"samples"`
 	Undecoded      int            `json:"undecoded"`
 	Stalls         []glassStall   `json:"stalls"`
 	Events         []glassEvent   `json:"events"` // hls.js errors and warnings
@@ -155,6 +155,13 @@ type glassPage struct {
 	Config         map[string]any `json:"config"`
 	Logs           []string       `json:"logs"` // hls.js log lines at start
 }
+
+// glassSample is one presented frame: [s after the first frame, latency
+// ms, the frame's media time s, its send time Unix ms]. Media time against
+// send time shows whether the stream's timeline keeps pace with the
+// encoder's clock; media time against the first field, whether the
+// player's clock keeps pace with the wall clock.
+type glassSample [4]float64
 
 type glassStall struct {
 	At       float64 `json:"at"`

@@ -56,7 +56,7 @@ func TestSummarizeGlass(t *testing.T) {
 		if at >= 20 {
 			lat = 1200
 		}
-		p.Samples = append(p.Samples, [2]float64{at, lat})
+		p.Samples = append(p.Samples, glassSample{at, lat})
 	}
 	p.Stalls = []glassStall{{At: 3, Duration: 0.05}, {At: 40, Duration: 1}}
 	p.Events = []glassEvent{{At: 1.5, Kind: "hls.js ERROR", Details: "bufferSeekOverHole"}, {At: 25, Kind: "warn"}}

@@ -112,7 +112,7 @@ window.start = function (url, config) {
     if (lat === null) s.undecoded++;
     else {
       if (s.firstFrameAt === null) s.firstFrameAt = at;
-      s.samples.push([Math.round((at - s.firstFrameAt) * 1000) / 1000, lat]);
+      s.samples.push([Math.round((at - s.firstFrameAt) * 1000) / 1000, lat, Math.round(md.mediaTime * 1000) / 1000, t]);
     }
     if (waitingSince !== null) {
       s.stalls.push({ at: waitingSince, kind: 'video waiting', duration: Math.round((at - waitingSince) * 1000) / 1000 });
