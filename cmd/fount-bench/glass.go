@@ -189,19 +189,25 @@ type glassTick struct {
 
 // glassStats sums up the measured window.
 type glassStats struct {
-	Samples       int       `json:"samples"`
-	P50           float64   `json:"p50"`
-	P95           float64   `json:"p95"`
-	Min           float64   `json:"min"`
-	Max           float64   `json:"max"`
-	Drift         []float64 `json:"drift"` // p50 per 10 s
-	Stalls        int       `json:"stalls"`
-	StallSeconds  float64   `json:"stallSeconds"`
-	StartEvents   []string  `json:"startEvents"`
-	Events        int       `json:"events"`
-	HLSLatencyP50 float64   `json:"hlsLatencyP50"`
-	PDTLagP50     float64   `json:"pdtLagP50"`
-	BufferP50     float64   `json:"bufferP50"`
+	Samples      int       `json:"samples"`
+	P50          float64   `json:"p50"`
+	P95          float64   `json:"p95"`
+	Min          float64   `json:"min"`
+	Max          float64   `json:"max"`
+	Drift        []float64 `json:"drift"` // p50 per 10 s
+	Stalls       int       `json:"stalls"`
+	StallSeconds float64   `json:"stallSeconds"`
+	StartEvents  []string  `json:"startEvents"`
+	Events       int       `json:"events"`
+	// PlayerRate is media seconds played per wall second over the window
+	// (below 1: the player's clock runs slow and latency grows without a
+	// stall); StreamPace, media seconds per second of send time (below 1:
+	// the stream's timeline falls behind the encoder's clock).
+	PlayerRate    float64 `json:"playerRate"`
+	StreamPace    float64 `json:"streamPace"`
+	HLSLatencyP50 float64 `json:"hlsLatencyP50"`
+	PDTLagP50     float64 `json:"pdtLagP50"`
+	BufferP50     float64 `json:"bufferP50"`
 }
 
 func runGlass(ctx context.Context, cfg glassConfig, stdout, stderr io.Writer) error {
@@ -463,6 +469,7 @@ func summarizeGlass(p glassPage, from, to float64) glassStats {
 		buckets[b] = append(buckets[b], s[1])
 	}
 	st.Samples = len(lat)
+	st.PlayerRate, st.StreamPace = rates(p.Samples, from, to)
 	if len(lat) > 0 {
 		st.P50, st.P95 = quantile(lat, 0.5), quantile(lat, 0.95)
 		st.Min, st.Max = quantile(lat, 0), quantile(lat, 1)
@@ -498,6 +505,27 @@ func summarizeGlass(p glassPage, from, to float64) glassStats {
 	return st
 }
 
+// rates compares the first and last samples in [from, to): media time
+// against page time (the player's clock) and against send time (the
+// stream's timeline); 0 when there is nothing to compare.
+func rates(samples []glassSample, from, to float64) (player, stream float64) {
+	var first, last *glassSample
+	for i := range samples {
+		if samples[i][0] < from || samples[i][0] >= to {
+			continue
+		}
+		if first == nil {
+			first = &samples[i]
+		}
+		last = &samples[i]
+	}
+	if first == nil || last[0] <= first[0] || last[3] <= first[3] {
+		return 0, 0
+	}
+	media := last[2] - first[2]
+	return media / (last[0] - first[0]), media / ((last[3] - first[3]) / 1000)
+}
+
 func printGlass(w io.Writer, r glassReport) {
 	s := r.Summary
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -508,6 +536,7 @@ func printGlass(w io.Writer, r glassReport) {
 	fmt.Fprintf(tw, "glass-to-glass ms\tp50 %.0f  p95 %.0f  min %.0f  max %.0f\n", s.P50, s.P95, s.Min, s.Max)
 	fmt.Fprintf(tw, "p50 per 10 s\t%s\n", joinMs(s.Drift))
 	fmt.Fprintf(tw, "stalls\t%d, %.3f s in all (warm-up included)\n", s.Stalls, s.StallSeconds)
+	fmt.Fprintf(tw, "clocks\tplayer %.3f media s per s, stream %.3f media s per sent s\n", s.PlayerRate, s.StreamPace)
 	fmt.Fprintf(tw, "hls.js latency p50\t%.3f s; buffer ahead p50 %.3f s; now − playingDate p50 %.0f ms\n", s.HLSLatencyP50, s.BufferP50, s.PDTLagP50)
 	fmt.Fprintf(tw, "hls.js events\t%d in all\n", s.Events)
 	for _, e := range s.StartEvents {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 )
@@ -56,7 +57,8 @@ func TestSummarizeGlass(t *testing.T) {
 		if at >= 20 {
 			lat = 1200
 		}
-		p.Samples = append(p.Samples, glassSample{at, lat})
+		// The player runs at 0.9 of real time; the stream keeps pace.
+		p.Samples = append(p.Samples, glassSample{at, lat, 0.9 * at, 1e12 + 900*at})
 	}
 	p.Stalls = []glassStall{{At: 3, Duration: 0.05}, {At: 40, Duration: 1}}
 	p.Events = []glassEvent{{At: 1.5, Kind: "hls.js ERROR", Details: "bufferSeekOverHole"}, {At: 25, Kind: "warn"}}
@@ -66,6 +68,9 @@ func TestSummarizeGlass(t *testing.T) {
 	}
 	if len(s.Drift) != 2 || s.Drift[0] != 1000 || s.Drift[1] != 1200 {
 		t.Errorf("drift %v, want [1000 1200]", s.Drift)
+	}
+	if math.Abs(s.PlayerRate-0.9) > 1e-9 || math.Abs(s.StreamPace-1) > 1e-9 {
+		t.Errorf("player rate %v, stream pace %v, want 0.9 and 1", s.PlayerRate, s.StreamPace)
 	}
 	if s.Stalls != 1 || s.StallSeconds != 0.05 {
 		t.Errorf("stalls %d (%v s), want the one before the end of the window", s.Stalls, s.StallSeconds)
