@@ -213,6 +213,7 @@ func (s *Segmenter) openSegment(k Kind, start time.Duration) error {
 	s.discCause = discNone
 	s.jumpLogged = false
 	s.segVideo, s.segAudio = false, false
+	s.pdtRefine = false
 	if s.pdtWall.IsZero() || s.segDisc || start < s.pdtStart {
 		// Never before the end of what was listed: the clock can be
 		// behind a timeline that ran faster than real time.
@@ -220,6 +221,7 @@ func (s *Segmenter) openSegment(k Kind, start time.Duration) error {
 		if s.pdtWall.Before(s.pdtEnd) {
 			s.pdtWall = s.pdtEnd
 		}
+		s.pdtRefine = true
 	}
 	pdt := s.pdtWall.Add(start - s.pdtStart)
 	if pdt.Before(s.lastPDT) {

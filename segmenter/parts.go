@@ -30,6 +30,9 @@ func (s *Segmenter) afterVideo(err error) error {
 // (33/34 ms at 30 fps), and the nominal one keeps part boundaries on the
 // real frame grid (six 30 fps frames are exactly 200 ms).
 func (s *Segmenter) afterPrimary(k Kind, err error) error {
+	if err == nil && s.open {
+		s.refinePDT()
+	}
 	if err != nil || !s.partsOn || !s.open {
 		return err
 	}

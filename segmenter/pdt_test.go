@@ -57,3 +57,41 @@ func TestProgramDateTimeFollowsMediaTime(t *testing.T) {
 		})
 	}
 }
+
+// An encoder that starts with a backlog sends its first second of frames at
+// once, then in real time. The timeline's PDT is the wall clock those later
+// frames imply (arrival minus media time), not the first frame's late
+// arrival; on the code before, every PDT was the backlog's length (here
+// 1.2 s) after the frames' real arrival.
+func TestProgramDateTimeSkipsStartupBurst(t *testing.T) {
+	t0 := time.Date(2026, 12, 3, 7, 0, 0, 0, time.UTC)
+	const backlog = 1200 * time.Millisecond // captured before the encoder sent anything
+	wall := t0
+	s, c, _ := newTest(t, Config{Expect: Video | Audio, Now: func() time.Time { return wall }}, true, true)
+	g := newSynth(60, true, true)
+	for {
+		f := g.next()
+		if f.DTS >= 5*time.Second {
+			break
+		}
+		// Frames up to the backlog arrive 1 ms apart from t0; the rest
+		// when captured, i.e. media time after t0-backlog, 40 ms later.
+		wall = t0.Add(time.Duration(g.nv+g.na) * time.Millisecond)
+		if real := t0.Add(f.DTS - backlog + 40*time.Millisecond); real.After(wall) {
+			wall = real
+		}
+		if err := s.WriteFrame(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(c.segs) < 2 {
+		t.Fatalf("%d segments, want at least 2", len(c.segs))
+	}
+	want := t0.Add(-backlog + 40*time.Millisecond)
+	for i, seg := range c.segs {
+		if got := seg.ProgramDateTime.Add(-seg.Start); got.Sub(want).Abs() > 5*time.Millisecond {
+			t.Errorf("segment %d: PDT %v for media %v implies media 0 at %v, want %v (the real-time frames' clock)",
+				i, seg.ProgramDateTime.Format("15:04:05.000"), seg.Start, got.Format("15:04:05.000"), want.Format("15:04:05.000"))
+		}
+	}
+}

@@ -144,13 +144,16 @@ type Segmenter struct {
 	// anchors again.
 	pdtWall  time.Time
 	pdtStart time.Duration
-	pdtEnd   time.Time // the last finished segment's PDT plus its duration
-	segDisc  bool
-	segVideo bool
-	segAudio bool
-	nextCap  int
-	emitted  uint64
-	segInit  int // fMP4: Init version of the current segment
+	// pdtRefine: the open segment set the anchor, and its primary frames
+	// may still move it earlier (refinePDT).
+	pdtRefine bool
+	pdtEnd    time.Time // the last finished segment's PDT plus its duration
+	segDisc   bool
+	segVideo  bool
+	segAudio  bool
+	nextCap   int
+	emitted   uint64
+	segInit   int // fMP4: Init version of the current segment
 
 	// Parts (PartDuration > 0).
 	partsOn     bool

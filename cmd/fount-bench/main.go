@@ -84,7 +84,7 @@ Both run for --duration, print a summary table and can write it as JSON
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
 	})
-	root.AddCommand(newPublishCmd(), newViewCmd())
+	root.AddCommand(newPublishCmd(), newViewCmd(), newGlassCmd())
 	return root
 }
 
