@@ -39,20 +39,24 @@ func (s *Segmenter) afterPrimary(k Kind, err error) error {
 	est := s.nominalDuration(k)
 	end := s.elapsed + est
 	d := end - s.partStartEl
-	if d >= s.cfg.PartDuration-time.Millisecond || d+est > s.cfg.PartDuration+time.Millisecond/2 {
+	// The slack is the timestamps' rounding: a difference of two
+	// millisecond timestamps is up to 1 ms off the real grid, so a frame
+	// that ends the part up to 1 ms late still fits (clampPart).
+	if d >= s.cfg.PartDuration-time.Millisecond || d+est > s.cfg.PartDuration+time.Millisecond {
 		return s.closePart(s.clampPart(d), 0, false, false)
 	}
 	return nil
 }
 
 // clampPart rounds a part duration that exceeds PartDuration by no more than
-// 1 ms (millisecond timestamps) down to PartDuration. The next part starts
+// 2 ms (the fit slack above, plus a millisecond timestamp's rounding) down
+// to PartDuration. The next part starts
 // where the reported one ends, so the difference is not lost: it lengthens
 // the next part, whose end is again measured from real timestamps (the
 // "would not fit" rule above then closes it a frame early if needed). Parts
 // longer than that only come after a gap or jump in the timestamps.
 func (s *Segmenter) clampPart(d time.Duration) time.Duration {
-	if d > s.cfg.PartDuration && d <= s.cfg.PartDuration+time.Millisecond {
+	if d > s.cfg.PartDuration && d <= s.cfg.PartDuration+2*time.Millisecond {
 		return s.cfg.PartDuration
 	}
 	return d

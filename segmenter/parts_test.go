@@ -421,3 +421,53 @@ func TestPartSegmentStart(t *testing.T) {
 		}
 	}
 }
+
+// TestPartsRoundedTimestamps: 30 fps video whose millisecond timestamps are
+// rounded to the nearest (as ffmpeg writes FLV), from start times at every
+// phase of the frame grid, is cut into parts of six frames (200 ms), ten to
+// a 2 s segment. A slack smaller than the rounding closed some parts a
+// frame early, which left each segment a one-frame last part (5, 6 × 9, 1
+// frames), presented out of order with the part before in some players.
+func TestPartsRoundedTimestamps(t *testing.T) {
+	for phase := range 10 { // tenths of a millisecond
+		t.Run(fmt.Sprintf("phase %d", phase), func(t *testing.T) {
+			c := &collect{}
+			s := New(Config{Expect: Video, Format: FormatFMP4, PartDuration: 200 * time.Millisecond,
+				Now: fakeClock(), Logger: slog.New(&logRecorder{})}, c)
+			if err := setAVC(s, avcCHigh); err != nil {
+				t.Fatal(err)
+			}
+			start := 27952*time.Second + time.Duration(phase)*100*time.Microsecond
+			for n := range 30 * 8 {
+				exact := start + time.Duration(n)*time.Second/30
+				dts := exact.Round(time.Millisecond)
+				nal := []byte{0, 0, 0, 2, 0x41, 1}
+				if n%60 == 0 {
+					nal[4] = 0x65
+				}
+				if err := s.WriteFrame(Frame{Kind: Video, DTS: dts, PTS: dts, Key: n%60 == 0, Data: nal}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if len(c.segs) < 3 {
+				t.Fatalf("%d segments", len(c.segs))
+			}
+			// Parts of the complete segments: 10 × 200 ms each.
+			n := 0
+			for _, seg := range c.segs {
+				n += int(seg.Duration.Round(100*time.Millisecond) / (200 * time.Millisecond))
+			}
+			for i, p := range c.parts[:n] {
+				if p.Duration < 199*time.Millisecond || p.Duration > 200*time.Millisecond {
+					t.Errorf("part %d: %v, want 200 ms (six frames)", i, p.Duration)
+				}
+				// The keyframe after the tenth cuts: that part, and only
+				// that one, announces it (preload hints name the next
+				// segment's first part then).
+				if p.SegmentDue != (i%10 == 9) {
+					t.Errorf("part %d: SegmentDue %v", i, p.SegmentDue)
+				}
+			}
+		})
+	}
+}
