@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -226,7 +228,12 @@ func runView(ctx context.Context, cfg viewConfig, stdout, stderr io.Writer) erro
 			if !sleepCtx(runCtx, startOffset(i, total, cfg.ramp)) {
 				return
 			}
-			v := &viewer{client: client, stats: st, mode: cfg.mode, url: base + "/" + strings.Trim(paths[i%len(paths)], "/") + "/index.m3u8"}
+			// Each viewer its own cookies, as each browser has: origins
+			// that keep a session in a cookie (MediaMTX's hlsSession)
+			// refuse blocking reloads without it.
+			vc := *client
+			vc.Jar = &viewerJar{}
+			v := &viewer{client: &vc, stats: st, mode: cfg.mode, url: base + "/" + strings.Trim(paths[i%len(paths)], "/") + "/index.m3u8"}
 			v.run(runCtx)
 		}()
 	}
@@ -322,4 +329,32 @@ func (h *hist) merge(o *hist) {
 	if m := o.max.Load(); m > h.max.Load() {
 		h.max.Store(m)
 	}
+}
+
+// viewerJar is one viewer's cookies. Unlike net/http/cookiejar it sends
+// Secure cookies over plain HTTP too, as browsers do on a loopback origin,
+// where the load tool runs; it keeps cookies by name, whatever their path.
+type viewerJar struct {
+	mu      sync.Mutex
+	cookies []*http.Cookie
+}
+
+func (j *viewerJar) SetCookies(_ *url.URL, cs []*http.Cookie) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, c := range cs {
+		j.cookies = slices.DeleteFunc(j.cookies, func(h *http.Cookie) bool { return h.Name == c.Name })
+		if c.MaxAge >= 0 {
+			j.cookies = append(j.cookies, &http.Cookie{Name: c.Name, Value: c.Value})
+		}
+	}
+}
+
+func (j *viewerJar) Cookies(*url.URL) []*http.Cookie {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if len(j.cookies) == 0 {
+		return nil
+	}
+	return slices.Clone(j.cookies)
 }
