@@ -149,6 +149,20 @@ type viewStats struct {
 
 	mu      sync.Mutex
 	reasons map[string]uint64
+	gone    []string // the first few hints answered 404, with what the viewer's playlist said
+}
+
+// maxGoneExamples is how many hints answered 404 a report names.
+const maxGoneExamples = 5
+
+// hintGone counts a hint answered 404 and keeps the first few, to tell why.
+func (s *viewStats) hintGone(example func() string) {
+	s.hintsGone.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.gone) < maxGoneExamples {
+		s.gone = append(s.gone, example())
+	}
 }
 
 func (s *viewStats) failure(kind int, reason string) {
@@ -191,6 +205,7 @@ type viewResult struct {
 	Lag            summary               `json:"lag"`
 	NoPDT          uint64                `json:"media_without_pdt"`
 	HintsGone      uint64                `json:"preload_hints_gone"`
+	GoneExamples   []string              `json:"preload_hints_gone_examples,omitempty"`
 	JoinRetries    uint64                `json:"join_retries"`
 	Failures       map[string]uint64     `json:"failures,omitempty"`
 	ModeMismatches int64                 `json:"mode_mismatches,omitempty"`
@@ -247,7 +262,7 @@ func runView(ctx context.Context, cfg viewConfig, stdout, stderr io.Writer) erro
 		Command: "view", URL: cfg.url, Streams: paths, ViewersPer: cfg.viewers, Viewers: total, Mode: cfg.mode,
 		Seconds: elapsed.Seconds(), Joined: st.joined.Load(), NeverJoined: st.neverJoined.Load(),
 		LL: st.ll.Load(), Classic: st.classic.Load(), Kinds: map[string]kindResult{},
-		Missed: st.missed.Load(), Restarts: st.restarts.Load(), Lag: st.lag.summary(), NoPDT: st.noPDT.Load(), HintsGone: st.hintsGone.Load(),
+		Missed: st.missed.Load(), Restarts: st.restarts.Load(), Lag: st.lag.summary(), NoPDT: st.noPDT.Load(), HintsGone: st.hintsGone.Load(), GoneExamples: st.gone,
 		JoinRetries: st.joinRetries.Load(), Failures: st.reasons, ModeMismatches: st.modeMismatch.Load(),
 	}
 	var all hist
@@ -299,6 +314,9 @@ func printView(w io.Writer, r viewResult) {
 	fmt.Fprintf(tw, "missed segments\t%d (sequence restarts %d)\n", r.Missed, r.Restarts)
 	if r.HintsGone > 0 {
 		fmt.Fprintf(tw, "preload hints gone\t%d (404: the segment ended before the hinted part)\n", r.HintsGone)
+		for _, e := range r.GoneExamples {
+			fmt.Fprintf(tw, "\t%s\n", e)
+		}
 	}
 	if r.Lag.Count > 0 {
 		fmt.Fprintf(tw, "behind live ms\tp50 %.0f  p99 %.0f  max %.0f  (%d samples)\n", r.Lag.P50, r.Lag.P99, r.Lag.Max, r.Lag.Count)

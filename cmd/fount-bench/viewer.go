@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -194,7 +195,10 @@ func (v *viewer) followLL(ctx context.Context) {
 				// Else the position stays: parts of the open segment
 				// that come before the hinted one are still to fetch.
 			case status == http.StatusNotFound:
-				v.stats.hintsGone.Add(1)
+				v.stats.hintGone(func() string {
+					return fmt.Sprintf("%s at %s: playlist open segment %d with %d parts, %d segments listed",
+						v.pl.hint, time.Now().UTC().Format("15:04:05.000"), open, len(v.segParts(&v.pl.open)), len(v.pl.segs))
+				})
 			default:
 				v.stats.failure(kindPart, strconv.Itoa(status))
 			}
