@@ -283,14 +283,6 @@ func (l *loop) woken(now time.Time) {
 		moved[i] = nil
 	}
 	l.moved = moved[:0]
-	for _, fd := range adds {
-		if err := unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd)}); err != nil {
-			l.srv.cfg.Logger.Warn("http: epoll_ctl add failed; connection closed", "err", err)
-			unix.Close(fd)
-			continue
-		}
-		l.conns[fd] = &lconn{fd: fd, since: now}
-	}
 	select {
 	case <-l.srv.quit:
 		l.quitting = true
@@ -314,6 +306,17 @@ func (l *loop) woken(now time.Time) {
 				c.close = true // after the answer under way
 			}
 		}
+	}
+	// New connections last: accepted around a shutdown or keep-alive
+	// off, they are not idle ones to close (their request may be on its
+	// way, and a close would reset it) but are answered once and closed.
+	for _, fd := range adds {
+		if err := unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd)}); err != nil {
+			l.srv.cfg.Logger.Warn("http: epoll_ctl add failed; connection closed", "err", err)
+			unix.Close(fd)
+			continue
+		}
+		l.conns[fd] = &lconn{fd: fd, since: now}
 	}
 }
 
