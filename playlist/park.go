@@ -1,6 +1,7 @@
 package playlist
 
 import (
+	"bytes"
 	"unsafe"
 
 	"github.com/fount-live/fount/playlist/httploop"
@@ -134,20 +135,11 @@ type rawQuery []byte
 func (q rawQuery) Get(key string) string {
 	for rest := []byte(q); len(rest) > 0; {
 		var kv []byte
-		kv, rest, _ = cutByte(rest, '&')
-		k, v, _ := cutByte(kv, '=')
+		kv, rest, _ = bytes.Cut(rest, []byte("&"))
+		k, v, _ := bytes.Cut(kv, []byte("="))
 		if string(k) == key {
 			return unsafe.String(unsafe.SliceData(v), len(v))
 		}
 	}
 	return ""
-}
-
-func cutByte(b []byte, c byte) (before, after []byte, found bool) {
-	for i, x := range b {
-		if x == c {
-			return b[:i], b[i+1:], true
-		}
-	}
-	return b, nil, false
 }
