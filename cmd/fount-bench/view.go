@@ -47,8 +47,9 @@ a player does and downloads every segment (or part) once:
 The report gives requests/s, throughput and latency (p50/p99/max) per
 request kind, failures (errors and non-2xx answers), missed segments (ones
 that left the playlist before the viewer fetched them, i.e. gaps in the
-media sequence it saw), and how far behind live viewers are: now minus the
-EXT-X-PROGRAM-DATE-TIME end of the media just fetched.
+media sequence it saw), and how far behind live viewers are: when the viewer
+had a piece of media minus its EXT-X-PROGRAM-DATE-TIME end (for a
+preload-hint part, when its body arrived).
 
 Streams are <url>/<app>/<name-prefix>-<i>/index.m3u8 for i in 0..N-1 (as
 'publish' names them), or the --stream paths given. Until a stream's first

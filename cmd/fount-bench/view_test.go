@@ -219,9 +219,11 @@ func TestViewLL(t *testing.T) {
 	if res.Kinds["blocking_playlist"].Requests < 3*4 || res.Kinds["part"].Requests < 3*10 || res.Kinds["init"].Requests != 3 {
 		t.Errorf("requests: %+v", res.Kinds)
 	}
-	// Behind live: about a part (hint parts are fetched as they finish).
-	if res.Lag.Count == 0 || res.Lag.P99 > 600 {
-		t.Errorf("lag %+v, want p99 under 600 ms", res.Lag)
+	// Behind live: a hinted part is had as it finishes, so well under a
+	// part; its lag is taken when the viewer had it, not a part later when
+	// the playlist listing it gives its duration (255 ms here before).
+	if res.Lag.Count == 0 || res.Lag.P99 > 125 {
+		t.Errorf("lag %+v, want p99 under half a part (125 ms)", res.Lag)
 	}
 	// Every part is fetched once per viewer, none twice.
 	s.mu.Lock()

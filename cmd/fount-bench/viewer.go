@@ -31,9 +31,11 @@ type viewer struct {
 	nextMSN  uint64
 	nextPart int
 	// A preload-hint part fetched before any playlist listed it; its lag
-	// is sampled once a playlist gives its duration.
+	// is sampled once a playlist gives its duration, as of hintAt, when
+	// the viewer had it (the playlist comes a part later).
 	hinted             bool
 	hintMSN, hintIndex uint64
+	hintAt             time.Time
 	// steady is set from the first reload after joining: lag is sampled
 	// from then on.
 	steady bool
@@ -188,7 +190,7 @@ func (v *viewer) followLL(ctx context.Context) {
 					v.stats.failure(kindPart, errorReason(err))
 				}
 			case status/100 == 2:
-				v.hinted, v.hintMSN, v.hintIndex = true, hm, hp
+				v.hinted, v.hintMSN, v.hintIndex, v.hintAt = true, hm, hp, time.Now()
 				if hm == open && hp == uint64(v.nextPart) {
 					v.nextPart++
 				}
@@ -314,7 +316,7 @@ func (v *viewer) fetchParts(ctx context.Context, msn uint64, s *plSegment, parts
 		switch {
 		case v.hinted && v.hintMSN == msn && v.hintIndex == uint64(j):
 			v.hinted = false
-			v.sampleLag(pdt, end)
+			v.sampleLag(pdt, end, v.hintAt)
 		case msn == v.nextMSN && j >= v.nextPart:
 			v.fetchInit(ctx, s.mapURI)
 			v.fetchMedia(ctx, kindPart, pt.uri, pdt, end)
@@ -327,7 +329,9 @@ func (v *viewer) fetchParts(ctx context.Context, msn uint64, s *plSegment, parts
 	}
 }
 
-func (v *viewer) sampleLag(pdt, end time.Time) {
+// sampleLag records how far behind live the viewer was when it had the
+// media ending at end: at minus end.
+func (v *viewer) sampleLag(pdt, end, at time.Time) {
 	if !v.steady {
 		return // media listed when joining is old by choice: a player's start position
 	}
@@ -335,7 +339,7 @@ func (v *viewer) sampleLag(pdt, end time.Time) {
 		v.stats.noPDT.Add(1)
 		return
 	}
-	v.stats.lag.record(time.Since(end))
+	v.stats.lag.record(at.Sub(end))
 }
 
 func (v *viewer) fetchInit(ctx context.Context, uri []byte) {
@@ -352,7 +356,7 @@ func (v *viewer) fetchInit(ctx context.Context, uri []byte) {
 func (v *viewer) fetchMedia(ctx context.Context, kind int, uri []byte, pdt, end time.Time) bool {
 	ok := v.get(ctx, kind, v.resolve(uri), nil)
 	if ok && !end.IsZero() {
-		v.sampleLag(pdt, end)
+		v.sampleLag(pdt, end, time.Now())
 	}
 	return ok
 }
