@@ -391,6 +391,7 @@ if has viewers; then
 	results "## Viewers (one stream)"
 	results ""
 	results "| mode | viewers | requests/s | Mbit/s out | origin CPU | CPU per 1,000 viewers | RSS | failed | missed segments | preload hints gone (404) | behind live p50 / p99 | request p99 (playlist / media) | load tool CPU |"
+	gone_notes=""
 	results "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 	for mode in $modes; do
 		for m in $viewer_sizes; do
@@ -431,10 +432,14 @@ if has viewers; then
 				lag = ln > 0 ? sprintf("%.0f / %.0f ms", l50, l99) : "n/a (no PROGRAM-DATE-TIME)"
 				printf "| %s | %d | %.0f | %.0f | %.1f %% | %.1f %% | %.0f MB | %d | %d | %d | %s | %s / %s ms | %.1f %% |", mo, m, rq, mb, c, c / m * 1000, r / 1024, f, mi, hg, lag, pp, mp, t }')"
 			log "viewers $m $mode: origin CPU $cpu %; $(grep -E '^ +total' "$work/view-$mode-$m.txt" || true)"
+			# Name the hints that 404'd (fount-bench keeps the first few), to tell why.
+			gone=$(sed -n '/^preload hints gone/,/^[a-z]/p' "$work/view-$mode-$m.txt" | grep -E '^ +[^ ]' | sed 's/^ */    /' || true)
+			[ -n "$gone" ] && gone_notes+="- $mode, $m viewers, preload hints answered 404 (first few):"$'\n'"$gone"$'\n'
 		done
 	done
 	results ""
 	results "requests/s and Mbit/s are over the whole view run (ramp included); CPU over the measured interval. The load tool runs on the same machine and its CPU is not the origin's."
+	[ -n "$gone_notes" ] && results "" && results "${gone_notes%$'\n'}"
 	results ""
 fi
 

@@ -3,6 +3,7 @@ package segmenter
 import (
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -148,5 +149,58 @@ func TestPartSegmentDueDiscontinuity(t *testing.T) {
 	c.checkLastDue(t)
 	if due := c.segs[1]; len(due) < 3 || due[0] || !due[len(due)-2] {
 		t.Errorf("segment cut by the new configuration: SegmentDue %v, want false at first, true after the change", due)
+	}
+}
+
+// TestPartSegmentDueJitter: encoders' timestamps are not a steady 33.3 ms
+// apart, nor GOPs a fixed length: with up to 5 ms of jitter on each video
+// DTS and GOPs of 55-65 frames, every segment that a keyframe ends still
+// ends after a part flagged due (the stream's last, ended by Flush, is
+// not: a stream that ends leaves its hint unmade).
+func TestPartSegmentDueJitter(t *testing.T) {
+	for seed := range uint64(40) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 1))
+			c := &dueSink{}
+			s := New(Config{Expect: Video | Audio, Format: FormatFMP4, PartDuration: 200 * time.Millisecond,
+				Now: fakeClock(), Logger: slog.New(&logRecorder{})}, c)
+			if err := setAVC(s, avcCHigh); err != nil {
+				t.Fatal(err)
+			}
+			if err := setAAC(s, ascLC44Stereo); err != nil {
+				t.Fatal(err)
+			}
+			vt, na := time.Duration(0), 0
+			nextKey := 0
+			buf := make([]byte, 205)
+			for n := 0; vt < 60*time.Second; n++ {
+				base := time.Duration(n*1000/30) * time.Millisecond
+				vt = max(vt+time.Millisecond, base+time.Duration(rng.IntN(11)-5)*time.Millisecond)
+				for at := aTime(na); at <= vt; at = aTime(na) {
+					if err := s.WriteFrame(Frame{Kind: Audio, DTS: at, PTS: at, Data: buf[:120]}); err != nil {
+						t.Fatal(err)
+					}
+					na++
+				}
+				key := n == nextKey
+				if key {
+					nextKey += 55 + rng.IntN(11)
+				}
+				b := buf[:205]
+				b[0], b[1], b[2], b[3], b[4] = 0, 0, 0, 201, 0x41
+				if key {
+					b[4] = 0x65
+				}
+				if err := s.WriteFrame(Frame{Kind: Video, DTS: vt, PTS: vt, Key: key, Data: b}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			c.segs = c.segs[:len(c.segs)-1]
+			c.open = nil
+			c.checkLastDue(t)
+		})
 	}
 }
