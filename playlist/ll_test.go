@@ -52,6 +52,25 @@ func addParts(t testing.TB, s *Stream, n int) {
 	}
 }
 
+// TestLLPartHoldBack: PART-HOLD-BACK is three part targets unless set,
+// and never under two (rfc8216bis: MUST be at least twice).
+func TestLLPartHoldBack(t *testing.T) {
+	for _, tc := range []struct {
+		set  time.Duration
+		want string
+	}{{0, "0.600"}, {400 * time.Millisecond, "0.400"}, {100 * time.Millisecond, "0.400"}, {time.Second, "1.000"}} {
+		r := NewRegistry(Config{Store: storage.NewMemory(), TargetDuration: 2 * time.Second, WindowSize: 6,
+			FMP4: true, PartTarget: 200 * time.Millisecond, PartHoldBack: tc.set})
+		s, _ := r.Publish("live/phb")
+		s.Init([]byte("ftypmoov"))
+		addParts(t, s, 1)
+		body := string(playlistBody(t, r.Handler(), "/live/phb/index.m3u8"))
+		if want := "PART-HOLD-BACK=" + tc.want + "\n"; !strings.Contains(body, want) {
+			t.Errorf("PartHoldBack %s: want %q in\n%s", tc.set, want, body)
+		}
+	}
+}
+
 func TestLLRender(t *testing.T) {
 	r, clk := newLLRegistry(t)
 	s, _ := r.Publish("live/ll")

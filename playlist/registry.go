@@ -64,7 +64,7 @@ type Config struct {
 	SweepInterval   time.Duration // how often Run checks timers (default 1 s)
 	FMP4            bool          // segments are fMP4 (.m4s with an init segment) rather than MPEG-TS
 	PartTarget      time.Duration // LL-HLS part target; 0 serves classic HLS
-	PartHoldBack    time.Duration // EXT-X-SERVER-CONTROL PART-HOLD-BACK (default and minimum: 3 part targets, as rfc8216bis recommends)
+	PartHoldBack    time.Duration // EXT-X-SERVER-CONTROL PART-HOLD-BACK (0: 3 part targets, as rfc8216bis recommends; at least 2, as it requires)
 	MaxBlocking     int           // blocking requests allowed to wait at once (default 10000)
 	// MaxStreams bounds the streams held: live, idle (awaiting a
 	// reconnect) and ended (until removed). Publishing a new name beyond
@@ -116,8 +116,11 @@ func (c Config) withDefaults() Config {
 	if c.RemoveAfter <= 0 {
 		c.RemoveAfter = 60 * time.Second
 	}
-	if c.PartHoldBack < 3*c.PartTarget {
+	if c.PartHoldBack == 0 {
 		c.PartHoldBack = 3 * c.PartTarget
+	}
+	if c.PartHoldBack < 2*c.PartTarget {
+		c.PartHoldBack = 2 * c.PartTarget // rfc8216bis: MUST be at least twice
 	}
 	if c.MaxBlocking <= 0 {
 		c.MaxBlocking = 10000

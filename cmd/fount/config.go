@@ -139,7 +139,7 @@ func (c *config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.SegmentFormat, "segment-format", c.SegmentFormat, "segment container: fmp4 (CMAF) or ts (MPEG-TS)")
 	fs.BoolVar(&c.LowLatency, "low-latency", c.LowLatency, "serve Low-Latency HLS: parts, blocking playlist reloads, preload hints (--low-latency=false for classic HLS)")
 	fs.DurationVar(&c.PartDuration, "part-duration", c.PartDuration, "LL-HLS part target duration")
-	fs.DurationVar(&c.PartHoldBack, "part-hold-back", c.PartHoldBack, "LL-HLS PART-HOLD-BACK: how far behind live players aim to play (0: 3 part durations, the minimum the spec recommends)")
+	fs.DurationVar(&c.PartHoldBack, "part-hold-back", c.PartHoldBack, "LL-HLS PART-HOLD-BACK: how far behind live players aim to play (0: 3 part durations, what the spec recommends; at least 2, what it requires)")
 	fs.StringVar(&c.Auth, "auth", c.Auth, "publish authorisation: none (anyone may publish; the key is the name), keys (--keys-file) or webhook (--webhook-url)")
 	fs.StringVar(&c.KeysFile, "keys-file", c.KeysFile, "with --auth keys: YAML file mapping secret stream keys to public names; re-read on change and on SIGHUP")
 	fs.StringVar(&c.WebhookURL, "webhook-url", c.WebhookURL, "with --auth webhook: URL that is POSTed each publish (and publish_ended, stream_ended events)")
@@ -254,6 +254,9 @@ func (c *config) validate() error {
 	}
 	if c.LowLatency && (c.PartDuration < 50*time.Millisecond || c.PartDuration > c.SegmentDuration/2) {
 		errs = append(errs, fmt.Errorf("--part-duration %s: must be between 50ms and half the segment duration (%s)", c.PartDuration, c.SegmentDuration/2))
+	}
+	if c.LowLatency && c.PartHoldBack != 0 && c.PartHoldBack < 2*c.PartDuration {
+		errs = append(errs, fmt.Errorf("--part-hold-back %s: must be at least twice --part-duration (%s), as rfc8216bis requires; 0 for three part durations", c.PartHoldBack, 2*c.PartDuration))
 	}
 	if c.RTMPSAddr != "" && (c.TLSCert == "" || c.TLSKey == "") {
 		errs = append(errs, fmt.Errorf("--rtmps-addr %s: needs --tls-cert and --tls-key", c.RTMPSAddr))
