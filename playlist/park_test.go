@@ -273,7 +273,9 @@ func readResponse(t *testing.T, c net.Conn, br *bufio.Reader) (*http.Response, [
 // queries, delivery directives among them — to a loop server and to
 // net/http over the same registry: the answers must be the same, byte for
 // byte but Date. Nothing is published meanwhile, so a request that waits
-// waits its (short) block timeout on both and gets the same 503.
+// waits its (short) block timeout on both and gets the same 503. sel's
+// bits: gzip, HEAD, servers that allow listed origins only (Origins), a
+// listed Origin, an unlisted one.
 func FuzzLoopsAnswerAsNetHTTP(f *testing.F) {
 	for _, s := range []string{
 		"/live/show/index.m3u8", "/live/show/index.m3u8?_HLS_msn=1&_HLS_part=1",
@@ -287,10 +289,19 @@ func FuzzLoopsAnswerAsNetHTTP(f *testing.F) {
 	}
 	f.Add(uint8(1), "/live/show/index.m3u8?_HLS_msn=1&_HLS_part=2")
 	f.Add(uint8(2), "/live/show/seg1.2.m4s")
+	f.Add(uint8(4|8|1), "/live/show/index.m3u8?_HLS_msn=1&_HLS_part=1")
+	f.Add(uint8(4|16), "/live/show/seg1.2.m4s")
+	f.Add(uint8(8), "/live/show/init0.mp4")
 	r, _, _ := parkedStream(f)
 	r.cfg.BlockTimeout = 20 * time.Millisecond
-	loops := startLoopServer(f, r, httploop.Config{})
-	plain := startLoopServer(f, r, httploop.Config{Loops: -1})
+	listed, err := httploop.NewOrigins([]string{"https://site.example"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	servers := [2][2]*loopServer{
+		{startLoopServer(f, r, httploop.Config{}), startLoopServer(f, r, httploop.Config{Loops: -1})},
+		{startLoopServer(f, r, httploop.Config{Origins: listed}), startLoopServer(f, r, httploop.Config{Loops: -1, Origins: listed})},
+	}
 	f.Fuzz(func(t *testing.T, sel uint8, target string) {
 		if target == "" || strings.ContainsFunc(target, func(c rune) bool { return c <= ' ' || c > '~' }) {
 			return
@@ -303,9 +314,16 @@ func FuzzLoopsAnswerAsNetHTTP(f *testing.F) {
 		if sel&1 != 0 {
 			req += "Accept-Encoding: gzip\r\n"
 		}
+		if sel&8 != 0 {
+			req += "Origin: https://site.example\r\n"
+		}
+		if sel&16 != 0 {
+			req += "Origin: https://evil.example\r\n"
+		}
 		req += "\r\n"
+		pair := servers[sel>>2&1]
 		var answers [2][]string
-		for i, addr := range []string{loops.addr, plain.addr} {
+		for i, addr := range []string{pair[0].addr, pair[1].addr} {
 			c, br := dial(t, addr)
 			if _, err := io.WriteString(c, req); err != nil {
 				t.Fatal(err)

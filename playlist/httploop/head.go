@@ -3,6 +3,7 @@ package httploop
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -58,14 +59,16 @@ func text(s string) field { return field{kind: textField, text: s} }
 // close" where it sorts if close is set. It is the one statement of what a
 // Head's fields are: appendFields writes them raw for the loops, setHeader
 // into an http.Header for net/http.
-func (h *Head) fields(set fieldSet, close bool, emit func(name string, v field)) {
+func (h *Head) fields(set fieldSet, close bool, ca corsAnswer, emit func(name string, v field)) {
 	ok, entity := set&okFields != 0, set&entityFields != 0
 	if ok {
 		emit("Accept-Ranges", text("bytes"))
 	}
 	if entity {
-		emit("Access-Control-Allow-Origin", text(allowOrigin))
-		emit("Access-Control-Expose-Headers", text(exposeHeaders))
+		if ca.allow != "" {
+			emit("Access-Control-Allow-Origin", text(ca.allow))
+			emit("Access-Control-Expose-Headers", text(exposeHeaders))
+		}
 		emit("Cache-Control", text(h.CacheControl))
 	}
 	if close {
@@ -84,15 +87,20 @@ func (h *Head) fields(set fieldSet, close bool, emit func(name string, v field))
 	if ok && !h.Modified.IsZero() {
 		emit("Last-Modified", field{kind: timeField, t: h.Modified})
 	}
-	if entity && h.Gzip {
+	switch {
+	case entity && h.Gzip && ca.varyOrigin:
+		emit("Vary", text("Accept-Encoding, Origin"))
+	case entity && h.Gzip:
 		emit("Vary", text("Accept-Encoding"))
+	case entity && ca.varyOrigin:
+		emit("Vary", text("Origin"))
 	}
 }
 
 // appendFields appends h's fields of set as header lines ("Name:
 // value\r\n"), without allocating.
-func (h *Head) appendFields(b []byte, set fieldSet, close bool) []byte {
-	h.fields(set, close, func(name string, v field) {
+func (h *Head) appendFields(b []byte, set fieldSet, close bool, ca corsAnswer) []byte {
+	h.fields(set, close, ca, func(name string, v field) {
 		b = append(b, name...)
 		b = append(b, ": "...)
 		switch v.kind {
@@ -110,10 +118,11 @@ func (h *Head) appendFields(b []byte, set fieldSet, close bool) []byte {
 
 // appendResponse appends the whole response head a loop writes: the
 // status line, h's fields, Connection: close if close is set, the Date
-// (date, formatted with http.TimeFormat) and the blank line.
-func (h *Head) appendResponse(b []byte, close bool, date []byte) []byte {
+// (date, formatted with http.TimeFormat) and the blank line; ca is the
+// CORS answer to the request.
+func (h *Head) appendResponse(b []byte, close bool, date []byte, ca corsAnswer) []byte {
 	b = append(b, "HTTP/1.1 200 OK\r\n"...)
-	b = h.appendFields(b, allFields, close)
+	b = h.appendFields(b, allFields, close, ca)
 	b = append(b, "Date: "...)
 	b = append(b, date...)
 	return append(b, "\r\n\r\n"...)
@@ -129,7 +138,17 @@ func (h *Head) SetHeader(hdr http.Header) { h.setHeader(hdr, allFields) }
 func (h *Head) SetEntityHeader(hdr http.Header) { h.setHeader(hdr, entityFields) }
 
 func (h *Head) setHeader(hdr http.Header, set fieldSet) {
-	h.fields(set, false, func(name string, v field) {
+	// The CORS middleware in front has decided for the request: a list of
+	// origins has put Vary: Origin, and Access-Control-Allow-Origin only
+	// if it allowed the request's; any origin has put "*".
+	ca := anyOrigin
+	if v := hdr["Vary"]; len(v) == 1 && strings.Contains(v[0], "Origin") {
+		ca = corsAnswer{varyOrigin: true}
+		if a := hdr["Access-Control-Allow-Origin"]; len(a) == 1 {
+			ca.allow = a[0]
+		}
+	}
+	h.fields(set, false, ca, func(name string, v field) {
 		var s string
 		switch v.kind {
 		case textField:
@@ -150,14 +169,18 @@ func (h *Head) setHeader(hdr http.Header, set fieldSet) {
 // http.Error(w, msg, status) behind CORS with Cache-Control: no-cache
 // (TestServerAnswersAsNetHTTP compares the two): the head, then msg and a
 // newline unless head (a HEAD request) is set.
-func appendError(b []byte, status int, msg string, head, close bool, date []byte) []byte {
+func appendError(b []byte, status int, msg string, head, close bool, date []byte, ca corsAnswer) []byte {
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, ' ')
 	b = append(b, http.StatusText(status)...)
-	b = append(b, "\r\nAccess-Control-Allow-Origin: "+allowOrigin+
-		"\r\nAccess-Control-Expose-Headers: "+exposeHeaders+
-		"\r\nCache-Control: no-cache\r\n"...)
+	b = append(b, "\r\n"...)
+	if ca.allow != "" {
+		b = append(b, "Access-Control-Allow-Origin: "...)
+		b = append(b, ca.allow...)
+		b = append(b, "\r\nAccess-Control-Expose-Headers: "+exposeHeaders+"\r\n"...)
+	}
+	b = append(b, "Cache-Control: no-cache\r\n"...)
 	if close {
 		b = append(b, "Connection: close\r\n"...)
 	}
@@ -165,6 +188,9 @@ func appendError(b []byte, status int, msg string, head, close bool, date []byte
 	b = strconv.AppendInt(b, int64(len(msg)+1), 10)
 	b = append(b, "\r\nContent-Type: text/plain; charset=utf-8\r\nDate: "...)
 	b = append(b, date...)
+	if ca.varyOrigin {
+		b = append(b, "\r\nVary: Origin"...)
+	}
 	b = append(b, "\r\nX-Content-Type-Options: nosniff\r\n\r\n"...)
 	if !head {
 		b = append(b, msg...)

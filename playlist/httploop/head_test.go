@@ -22,7 +22,7 @@ var testHeads = []Head{
 // handler's header, Connection where it sorts, Date last.
 func TestAppendResponse(t *testing.T) {
 	const date = "Wed, 02 Dec 2026 08:00:00 GMT"
-	got := testHeads[0].appendResponse(nil, false, []byte(date))
+	got := testHeads[0].appendResponse(nil, false, []byte(date), anyOrigin)
 	want := "HTTP/1.1 200 OK\r\nAccept-Ranges: bytes\r\nAccess-Control-Allow-Origin: *\r\n" +
 		"Access-Control-Expose-Headers: Content-Length, Content-Range, Date, ETag, Last-Modified, Age\r\n" +
 		"Cache-Control: public, max-age=31536000, immutable\r\nContent-Length: 3145728\r\nContent-Type: video/mp2t\r\n" +
@@ -30,7 +30,7 @@ func TestAppendResponse(t *testing.T) {
 	if string(got) != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
-	got = testHeads[1].appendResponse(nil, true, []byte(date))
+	got = testHeads[1].appendResponse(nil, true, []byte(date), anyOrigin)
 	want = "HTTP/1.1 200 OK\r\nAccept-Ranges: bytes\r\nAccess-Control-Allow-Origin: *\r\n" +
 		"Access-Control-Expose-Headers: Content-Length, Content-Range, Date, ETag, Last-Modified, Age\r\n" +
 		"Cache-Control: no-cache\r\nConnection: close\r\nContent-Encoding: gzip\r\nContent-Length: 321\r\n" +
@@ -45,7 +45,7 @@ func TestAppendResponse(t *testing.T) {
 // those of them that describe the representation.
 func TestSetHeaderMatchesRaw(t *testing.T) {
 	for _, h := range testHeads {
-		raw := h.appendResponse(nil, false, []byte("Wed, 02 Dec 2026 08:00:00 GMT"))
+		raw := h.appendResponse(nil, false, []byte("Wed, 02 Dec 2026 08:00:00 GMT"), anyOrigin)
 		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(raw)), nil)
 		if err != nil {
 			t.Fatal(err)
@@ -75,7 +75,7 @@ func TestSetHeaderMatchesRaw(t *testing.T) {
 func TestAppendResponseAllocs(t *testing.T) {
 	buf := make([]byte, 0, 1024)
 	date := []byte("Wed, 02 Dec 2026 08:00:00 GMT")
-	if n := testing.AllocsPerRun(100, func() { testHeads[0].appendResponse(buf[:0], true, date) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { testHeads[0].appendResponse(buf[:0], true, date, anyOrigin) }); n != 0 {
 		t.Errorf("%v allocations per head", n)
 	}
 }

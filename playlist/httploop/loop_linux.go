@@ -448,7 +448,7 @@ func (l *loop) answer(c *lconn, req plainRequest, now time.Time) Verdict {
 	}
 	c.close = req.close || l.quitting || l.srv.noKeepAlive.Load()
 	c.ref = a.Hold
-	c.out = a.Head.appendResponse(l.head[:0], c.close, l.dateNow(now))
+	c.out = a.Head.appendResponse(l.head[:0], c.close, l.dateNow(now), l.srv.cfg.Origins.answer(req.origin))
 	var n int64
 	if !req.head {
 		n = a.Head.Length
@@ -467,7 +467,7 @@ func (l *loop) answer(c *lconn, req plainRequest, now time.Time) Verdict {
 // answerError sets up an error answer, head and body in the scratch.
 func (l *loop) answerError(c *lconn, req plainRequest, status int, msg string, now time.Time) {
 	c.close = req.close || l.quitting || l.srv.noKeepAlive.Load()
-	c.out = appendError(l.head[:0], status, msg, req.head, c.close, l.dateNow(now))
+	c.out = appendError(l.head[:0], status, msg, req.head, c.close, l.dateNow(now), l.srv.cfg.Origins.answer(req.origin))
 	var n int64
 	if !req.head {
 		n = int64(len(msg) + 1)

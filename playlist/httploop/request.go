@@ -16,10 +16,11 @@ type plainRequest struct {
 	// query is what follows the first '?', if any: name bytes, '=' and
 	// '&' only (no escape, '+' or ';'), so that every reading of it —
 	// url.ParseQuery's included — is the same.
-	query []byte
-	gzip  bool // Accept-Encoding allows gzip
-	close bool // Connection: close
-	size  int  // bytes of the request head, blank line included
+	query  []byte
+	gzip   bool   // Accept-Encoding allows gzip
+	close  bool   // Connection: close
+	origin []byte // the Origin header's value, nil without one (CORS)
+	size   int    // bytes of the request head, blank line included
 }
 
 type parseResult int
@@ -65,7 +66,7 @@ func parseRequest(b []byte, maxSize int) (req plainRequest, res parseResult) {
 		}
 	}
 	req.path, req.query = path, query
-	hosts, encodings := 0, 0
+	hosts, encodings, origins := 0, 0, 0
 	for {
 		line, rest, ok = cutLine(rest)
 		if !ok {
@@ -97,6 +98,9 @@ func parseRequest(b []byte, maxSize int) (req plainRequest, res parseResult) {
 			// value aliases b: AcceptsGzip reads it and keeps nothing,
 			// so it needs no copy (a longer value would cost one).
 			req.gzip = AcceptsGzip(unsafe.String(unsafe.SliceData(value), len(value)))
+		case equalFold(name, "origin"):
+			origins++
+			req.origin = value
 		case equalFold(name, "connection"):
 			// Any close wins, whatever comes after it, as in net/http: a
 			// later Connection header must not keep open a connection
@@ -114,7 +118,7 @@ func parseRequest(b []byte, maxSize int) (req plainRequest, res parseResult) {
 			return req, parseOther
 		}
 	}
-	if hosts != 1 || encodings > 1 {
+	if hosts != 1 || encodings > 1 || origins > 1 {
 		return req, parseOther
 	}
 	req.size = len(b) - len(rest)

@@ -80,6 +80,10 @@ func FuzzParseRequest(f *testing.F) {
 		"GET /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
 		"GET /a HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nExpect: 100-continue\r\n\r\n",
 		"GET /a HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade\r\nConnection: close\r\n\r\n",
+		// Origin chooses the CORS fields (Origins): once, twice, empty.
+		"GET /a HTTP/1.1\r\nHost: a\r\nOrigin: https://site.example\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: a\r\nOrigin: https://site.example\r\norigin: https://evil.example\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: a\r\nOrigin:  \t\r\n\r\n",
 		// LL-HLS delivery directives, and queries net/http reads otherwise.
 		"GET /live/show/index.m3u8?_HLS_msn=12&_HLS_part=3&_HLS_skip=YES HTTP/1.1\r\nHost: a\r\n\r\n",
 		"GET /a?b=1&b=2&&=&c HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -126,6 +130,11 @@ func FuzzParseRequest(f *testing.F) {
 					t.Fatalf("query %q: net/url reads %v, raw %q=%q", req.query, q, k, v)
 				}
 			}
+		}
+		// The Origin the CORS answer is chosen by is the one net/http's
+		// middleware reads.
+		if o := hr.Header.Values("Origin"); len(o) > 1 || hr.Header.Get("Origin") != string(req.origin) {
+			t.Fatalf("net/http reads Origin %q; the loops %q", o, req.origin)
 		}
 		for _, h := range []string{"Range", "If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range"} {
 			if hr.Header.Get(h) != "" {

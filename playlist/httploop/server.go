@@ -40,6 +40,9 @@ type Config struct {
 	// negative number none (Fallback serves every connection). Event
 	// loops need Linux; elsewhere there are none.
 	Loops int
+	// Origins are the pages whose scripts may read viewer answers (CORS);
+	// the zero value allows any.
+	Origins Origins
 	// Logger gets what goes wrong with connections and loops (and panics,
 	// without an Observer); slog.Default() if nil.
 	Logger *slog.Logger
@@ -110,7 +113,7 @@ func NewServer(cfg Config) *Server {
 // handler is Fallback's: path cleaning, then Routes, or the viewer
 // middleware and Viewer.
 func (s *Server) handler() http.Handler {
-	viewer := observe(s.obs, Recover(CORS(s.cfg.Viewer), s.obs.Panicked))
+	viewer := observe(s.obs, Recover(s.cfg.Origins.middleware(s.cfg.Viewer), s.obs.Panicked))
 	routes := s.cfg.Routes
 	return CleanPathsOnly(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if routes != nil {

@@ -43,42 +43,6 @@ type Panic struct {
 	Loop bool
 }
 
-// CORS lets any page's script read the viewer answers: it sets
-// Access-Control-Allow-Origin on every answer and
-// Access-Control-Expose-Headers on those to GET and HEAD, and answers a
-// preflight (OPTIONS) itself. The loops' answers carry the same fields
-// (Head).
-func CORS(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		if _, done := h["Access-Control-Allow-Origin"]; done {
-			// An outer CORS has answered for it (a handler that wraps
-			// itself, behind the Server's middleware): setting the fields
-			// again would only allocate.
-			next.ServeHTTP(w, r)
-			return
-		}
-		h.Set("Access-Control-Allow-Origin", allowOrigin)
-		switch r.Method {
-		case http.MethodOptions:
-			h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
-			h.Set("Access-Control-Allow-Headers", "Range")
-			h.Set("Access-Control-Max-Age", "86400")
-			w.WriteHeader(http.StatusNoContent)
-			return
-		case http.MethodGet, http.MethodHead:
-			h.Set("Access-Control-Expose-Headers", exposeHeaders)
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-const (
-	allowOrigin = "*"
-	// exposeHeaders lets a page's script read what players look at.
-	exposeHeaders = "Content-Length, Content-Range, Date, ETag, Last-Modified, Age"
-)
-
 // CleanPathsOnly answers 404 to a request whose path is not clean ("..",
 // ".", "//", a trailing slash) before next sees it. It goes in front of an
 // http.ServeMux, which would otherwise redirect such a path to its cleaned
