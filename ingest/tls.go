@@ -6,17 +6,25 @@ import (
 	"sync/atomic"
 )
 
-// CertReloader holds the RTMPS certificate and swaps it on Reload, so that
-// a renewed certificate is picked up (on SIGHUP) without dropping any
-// connection: each TLS handshake asks for the current one.
+// CertReloader holds a certificate and swaps it on Reload, so that a
+// renewed certificate is picked up (on SIGHUP) without dropping any
+// connection: each TLS handshake asks for the current one. RTMPS uses it,
+// and so does the viewer port's HTTPS (cmd/fount), each with its own name.
 type CertReloader struct {
+	name              string // which certificate, for errors: "rtmps", "https"
 	certFile, keyFile string
 	cert              atomic.Pointer[tls.Certificate]
 }
 
-// NewCertReloader loads the certificate and key.
+// NewCertReloader loads the RTMPS certificate and key.
 func NewCertReloader(certFile, keyFile string) (*CertReloader, error) {
-	r := &CertReloader{certFile: certFile, keyFile: keyFile}
+	return NewNamedCertReloader("rtmps", certFile, keyFile)
+}
+
+// NewNamedCertReloader loads a certificate and key; name says in errors
+// which certificate failed when a process has several.
+func NewNamedCertReloader(name, certFile, keyFile string) (*CertReloader, error) {
+	r := &CertReloader{name: name, certFile: certFile, keyFile: keyFile}
 	if err := r.Reload(); err != nil {
 		return nil, err
 	}
@@ -27,7 +35,7 @@ func NewCertReloader(certFile, keyFile string) (*CertReloader, error) {
 func (r *CertReloader) Reload() error {
 	c, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
 	if err != nil {
-		return fmt.Errorf("rtmps certificate %s / key %s: %w", r.certFile, r.keyFile, err)
+		return fmt.Errorf("%s certificate %s / key %s: %w", r.name, r.certFile, r.keyFile, err)
 	}
 	r.cert.Store(&c)
 	return nil

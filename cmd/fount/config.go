@@ -24,6 +24,9 @@ type config struct {
 	TLSCert         string
 	TLSKey          string
 	HTTPAddr        string
+	HTTPSAddr       string // --https-addr: TLS beside a plain --http-addr; empty: off
+	HTTPTLSCert     string // --http-tls-cert/--http-tls-key: the viewer port's HTTPS; without
+	HTTPTLSKey      string // --https-addr, --http-addr itself speaks TLS
 	APIAddr         string
 	APIToken        string
 	App             string
@@ -122,6 +125,9 @@ func (c *config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate (chain) for RTMPS; re-read on SIGHUP")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key for RTMPS; re-read on SIGHUP")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "address viewers and CDNs fetch HLS from")
+	fs.StringVar(&c.HTTPTLSCert, "http-tls-cert", c.HTTPTLSCert, "PEM certificate (chain) for viewers' HTTPS (HTTP/2 and HTTP/1.1); without --https-addr, --http-addr then speaks TLS only; re-read on SIGHUP")
+	fs.StringVar(&c.HTTPTLSKey, "http-tls-key", c.HTTPTLSKey, "PEM private key for --http-tls-cert; re-read on SIGHUP")
+	fs.StringVar(&c.HTTPSAddr, "https-addr", c.HTTPSAddr, "address for viewers' HTTPS beside plain HTTP on --http-addr, e.g. :8443 (needs --http-tls-cert and --http-tls-key); empty: off")
 	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "address for /metrics, /healthz and /readyz (operators, not viewers); empty to disable")
 	fs.StringVar(&c.APIToken, "api-token", c.APIToken, "bearer token required by /api/v1 and /metrics (required when --api-addr is not loopback; prefer FOUNT_API_TOKEN)")
 	fs.StringVar(&c.App, "app", c.App, "RTMP application encoders publish to (rtmp://HOST/APP/KEY)")
@@ -212,6 +218,13 @@ func (c config) httpWriteTimeout() time.Duration {
 	return 3*segmenter.MaxSegmentDuration(c.SegmentDuration) + time.Minute
 }
 
+// viewerTLS reports whether viewers get HTTPS (--http-tls-cert), and
+// tlsOnly whether --http-addr itself speaks it (no --https-addr).
+func (c config) viewerTLS() (on, tlsOnly bool) {
+	on = c.HTTPTLSCert != ""
+	return on, on && c.HTTPSAddr == ""
+}
+
 // maxDVRWindow bounds --dvr-window: a day of 2 s segments is 43,200
 // listed, a playlist of some 3 MB.
 const maxDVRWindow = 24 * time.Hour
@@ -260,6 +273,12 @@ func (c *config) validate() error {
 	}
 	if c.RTMPSAddr != "" && (c.TLSCert == "" || c.TLSKey == "") {
 		errs = append(errs, fmt.Errorf("--rtmps-addr %s: needs --tls-cert and --tls-key", c.RTMPSAddr))
+	}
+	if (c.HTTPTLSCert == "") != (c.HTTPTLSKey == "") {
+		errs = append(errs, errors.New("--http-tls-cert and --http-tls-key: give both or neither"))
+	}
+	if c.HTTPSAddr != "" && (c.HTTPTLSCert == "" || c.HTTPTLSKey == "") {
+		errs = append(errs, fmt.Errorf("--https-addr %s: needs --http-tls-cert and --http-tls-key", c.HTTPSAddr))
 	}
 	if c.APIAddr != "" && !isLoopback(c.APIAddr) && c.APIToken == "" {
 		errs = append(errs, fmt.Errorf("--api-addr %s is reachable from other machines: set --api-token (or FOUNT_API_TOKEN)", c.APIAddr))

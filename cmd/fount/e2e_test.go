@@ -85,6 +85,7 @@ func TestMain(m *testing.M) {
 // origin is a fount started in-process on free loopback ports.
 type origin struct {
 	rtmp, http, api, rtmps string
+	https                  string // HTTPS for viewers: --https-addr, or http when it speaks TLS
 	reg                    *playlist.Registry
 	cancel                 context.CancelFunc
 	done                   chan error
@@ -141,7 +142,7 @@ func startOrigin(t testing.TB, mod func(*config)) *origin {
 	log := slog.New(slog.NewTextHandler(o.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	go func() {
 		o.done <- serve(ctx, cfg, log, func(r running) {
-			o.rtmp, o.http, o.api, o.rtmps, o.reg = r.rtmpAddr, r.httpAddr, r.apiAddr, r.rtmpsAddr, r.reg
+			o.rtmp, o.http, o.api, o.rtmps, o.https, o.reg = r.rtmpAddr, r.httpAddr, r.apiAddr, r.rtmpsAddr, r.httpsAddr, r.reg
 			close(ready)
 		})
 	}()

@@ -36,7 +36,7 @@ type instance struct {
 	// ingestWG: the RTMP and RTMPS servers, until stopIngest.
 	ingestWG   sync.WaitGroup
 	stopIngest context.CancelFunc
-	// httpWG: the viewer and API servers, until their Close.
+	// httpWG: the viewer, HTTPS and API servers, until their Close.
 	httpWG sync.WaitGroup
 	// bgWG: the registry's sweeps, the stream keys' watch, the webhook's
 	// and the uploads' queues and the SIGHUP reloads, until stopBackground.
@@ -56,7 +56,7 @@ func (o *instance) start() {
 	ingestCtx, stopIngest := context.WithCancel(context.Background())
 	bgCtx, stopBackground := context.WithCancel(context.Background())
 	o.stopIngest, o.stopBackground = stopIngest, stopBackground
-	o.errc = make(chan error, 4)
+	o.errc = make(chan error, 5)
 	o.handover = make(chan os.Signal, 1)
 	signal.Notify(o.handover, sigHandover)
 
@@ -80,7 +80,17 @@ func (o *instance) start() {
 		defer signal.Stop(hup)
 		o.reloadOnHUP(bgCtx, hup)
 	})
-	o.httpWG.Go(func() { o.failed("http", o.srv.http.Serve(o.lns.http)) })
+	// With --http-tls-cert and no --https-addr the viewer port speaks TLS
+	// only, so net/http serves it all and the event loops sit idle.
+	_, tlsOnly := o.cfg.viewerTLS()
+	if tlsOnly {
+		o.httpWG.Go(func() { o.failed("http", o.srv.https.ServeTLS(o.lns.http, "", "")) })
+	} else {
+		o.httpWG.Go(func() { o.failed("http", o.srv.http.Serve(o.lns.http)) })
+	}
+	if o.lns.https != nil {
+		o.httpWG.Go(func() { o.failed("https", o.srv.https.ServeTLS(o.lns.https, "", "")) })
+	}
 	if o.srv.api != nil {
 		o.httpWG.Go(func() { o.failed("api", o.srv.api.Serve(o.lns.api)) })
 	}
@@ -110,7 +120,8 @@ func (o *instance) failed(server string, err error) {
 }
 
 // reloadOnHUP re-reads, at each SIGHUP until ctx is done, what can change
-// without a restart: the stream keys and the RTMPS certificate.
+// without a restart: the stream keys and the RTMPS and HTTPS certificates.
+// A certificate that fails to load leaves the old one in use.
 func (o *instance) reloadOnHUP(ctx context.Context, hup <-chan os.Signal) {
 	for {
 		select {
@@ -132,6 +143,13 @@ func (o *instance) reloadOnHUP(ctx context.Context, hup <-chan os.Signal) {
 				o.log.Info("SIGHUP: RTMPS certificate reloaded")
 			}
 		}
+		if certs := o.lns.httpCerts; certs != nil {
+			if err := certs.Reload(); err != nil {
+				o.log.Error("SIGHUP: keeping the old HTTPS certificate", "err", err)
+			} else {
+				o.log.Info("SIGHUP: HTTPS certificate reloaded")
+			}
+		}
 	}
 }
 
@@ -146,11 +164,19 @@ func (o *instance) announce(ready func(running)) {
 	if o.lns.rtmps != nil {
 		rtmpsAddr = o.lns.rtmps.Addr().String()
 	}
-	o.log.Info("fount serving", "version", version, "rtmp", rtmpLn.Addr().String(), "http", httpLn.Addr().String(), "api", apiAddr, "rtmps", rtmpsAddr,
+	// https is where HTTPS is served: --https-addr, or the viewer port
+	// itself when it speaks TLS only (then http and https are the same).
+	httpsAddr, play := "", "http://HOST"+portOf(httpLn)
+	if _, tlsOnly := cfg.viewerTLS(); tlsOnly {
+		httpsAddr, play = httpLn.Addr().String(), "https://HOST"+portOf(httpLn)
+	} else if o.lns.https != nil {
+		httpsAddr = o.lns.https.Addr().String()
+	}
+	o.log.Info("fount serving", "version", version, "rtmp", rtmpLn.Addr().String(), "http", httpLn.Addr().String(), "https", httpsAddr, "api", apiAddr, "rtmps", rtmpsAddr,
 		"app", cfg.App, "storage", cfg.Storage, "format", cfg.SegmentFormat, "low_latency", cfg.LowLatency, "publish", "rtmp://HOST"+portOf(rtmpLn)+"/"+cfg.App+"/KEY",
-		"play", "http://HOST"+portOf(httpLn)+"/"+cfg.App+"/KEY/index.m3u8")
+		"play", play+"/"+cfg.App+"/KEY/index.m3u8")
 	if ready != nil {
-		ready(running{rtmpAddr: rtmpLn.Addr().String(), httpAddr: httpLn.Addr().String(), apiAddr: apiAddr, rtmpsAddr: rtmpsAddr, reg: o.reg})
+		ready(running{rtmpAddr: rtmpLn.Addr().String(), httpAddr: httpLn.Addr().String(), httpsAddr: httpsAddr, apiAddr: apiAddr, rtmpsAddr: rtmpsAddr, reg: o.reg})
 	}
 }
 
@@ -175,14 +201,27 @@ func (o *instance) shutdown(ctx context.Context, handingOver bool) {
 		if !o.cfg.ReusePort {
 			grace = 0 // the successor cannot bind until this process lets go
 		}
-		handOver(ctx, o.log, o.reg, o.uploads, o.srv.http, grace)
+		viewers := viewerServers{o.srv.http}
+		if o.srv.https != nil {
+			viewers = append(viewers, o.srv.https)
+		}
+		handOver(ctx, o.log, o.reg, o.uploads, viewers, grace)
 	} else {
 		o.reg.EndAll()
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	var httpsWG sync.WaitGroup
+	if o.srv.https != nil {
+		// At once with the plain port's: both share the grace.
+		httpsWG.Go(func() { o.srv.https.Shutdown(sctx) })
+	}
 	o.srv.http.Shutdown(sctx)
+	httpsWG.Wait()
 	cancel()
 	o.srv.http.Close()
+	if o.srv.https != nil {
+		o.srv.https.Close()
+	}
 	if o.srv.api != nil {
 		o.srv.api.Close()
 	}

@@ -39,10 +39,14 @@ type listeners struct {
 	api        net.Listener         // nil without --api-addr
 	rtmps      net.Listener         // TLS; nil without --rtmps-addr
 	certs      *ingest.CertReloader // rtmps's certificate, reloaded on SIGHUP; nil without it
+	// https is --https-addr's port (TCP: the HTTPS server does the TLS);
+	// nil without it, also when --http-addr itself speaks TLS.
+	https     net.Listener
+	httpCerts *ingest.CertReloader // the viewers' HTTPS certificate, reloaded on SIGHUP; nil without it
 }
 
-// openListeners opens the RTMP and viewer ports, and the API and RTMPS
-// ports if set. On a failure it closes those it opened.
+// openListeners opens the RTMP and viewer ports, and the API, RTMPS and
+// HTTPS ports if set, and loads the certificates. On a failure it closes those it opened.
 func openListeners(ctx context.Context, cfg config) (l listeners, err error) {
 	defer func() {
 		if err != nil {
@@ -72,12 +76,22 @@ func openListeners(ctx context.Context, cfg config) (l listeners, err error) {
 		// applies them to the listener it gets, here a TLS one).
 		l.rtmps = tls.NewListener(ingest.RawReadListener(tcp), l.certs.TLSConfig())
 	}
+	if on, _ := cfg.viewerTLS(); on {
+		if l.httpCerts, err = ingest.NewNamedCertReloader("https", cfg.HTTPTLSCert, cfg.HTTPTLSKey); err != nil {
+			return l, err
+		}
+	}
+	if cfg.HTTPSAddr != "" {
+		if l.https, err = listen(ctx, cfg.HTTPSAddr, cfg.ReusePort); err != nil {
+			return l, fmt.Errorf("https: %w", err)
+		}
+	}
 	return l, nil
 }
 
 // close closes the listeners that are open.
 func (l listeners) close() {
-	for _, ln := range []net.Listener{l.rtmp, l.http, l.api, l.rtmps} {
+	for _, ln := range []net.Listener{l.rtmp, l.http, l.api, l.rtmps, l.https} {
 		if ln != nil {
 			ln.Close()
 		}

@@ -73,6 +73,7 @@ func newLogger(cfg config, w interface{ Write([]byte) (int, error) }) *slog.Logg
 // running describes a started origin, for tests (which listen on ":0").
 type running struct {
 	rtmpAddr, httpAddr, apiAddr, rtmpsAddr string
+	httpsAddr                              string // where HTTPS is served: --https-addr, or --http-addr speaking TLS
 	reg                                    *playlist.Registry
 }
 
@@ -204,14 +205,16 @@ func adopt(ctx context.Context, cfg config, log *slog.Logger, reg *playlist.Regi
 
 // servers are the origin's servers, one per kind of port.
 type servers struct {
-	rtmp *ingest.Server   // the RTMP and RTMPS ports
-	http *httploop.Server // the viewer port
-	api  *http.Server     // nil without --api-addr
+	rtmp  *ingest.Server   // the RTMP and RTMPS ports
+	http  *httploop.Server // the viewer port
+	https *http.Server     // viewers' HTTPS (--http-tls-cert); nil without it
+	api   *http.Server     // nil without --api-addr
 }
 
 // newServers builds the RTMP server, with the publisher that gives each
 // publish a segmenter feeding the registry; the metrics of the servers and
-// the registry; the viewer port's server; and the API's, if it listens.
+// the registry; the viewer port's server, its HTTPS server with
+// --http-tls-cert; and the API's, if it listens.
 func newServers(cfg config, log *slog.Logger, reg *playlist.Registry, seg segmenter.Config, auth publishAuth, uploads *storage.Async, lns listeners) servers {
 	pub := &publisher{reg: reg, log: log, seg: seg, hook: auth.hook}
 	var ingestPub ingest.Publisher = pub
@@ -226,7 +229,11 @@ func newServers(cfg config, log *slog.Logger, reg *playlist.Registry, seg segmen
 	mets := newMetrics(rtmpSrv, reg, uploads, seg.Counters)
 	httpPanics := new(httpPanicCounts)
 	mets.reg.MustRegister(&limitsCollector{rtmp: rtmpSrv, pl: reg, seg: seg.Counters, http: httpPanics})
-	s := servers{rtmp: rtmpSrv, http: newViewerServer(cfg, log, reg, mets, &httpPanics.viewer)}
+	viewer, viewerHandler := newViewerServer(cfg, log, reg, mets, &httpPanics.viewer)
+	s := servers{rtmp: rtmpSrv, http: viewer}
+	if lns.httpCerts != nil {
+		s.https = newHTTPSServer(viewerHandler, lns.httpCerts, log, cfg)
+	}
 	if lns.api != nil {
 		apiMux := http.NewServeMux()
 		health(apiMux, reg.Ready)

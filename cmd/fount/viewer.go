@@ -13,24 +13,27 @@ import (
 // plain requests from reg, net/http the rest with reg's Handler, both
 // through httploop's viewer middleware, which counts every answer in mets
 // and every recovered panic in panics; /healthz and /readyz are outside
-// it, as on the API port.
-func newViewerServer(cfg config, log *slog.Logger, reg *playlist.Registry, mets *metrics, panics *atomic.Uint64) *httploop.Server {
+// it, as on the API port. It also returns the handler net/http answers
+// with there (routes, middleware and all), which HTTPS serves as it is.
+func newViewerServer(cfg config, log *slog.Logger, reg *playlist.Registry, mets *metrics, panics *atomic.Uint64) (*httploop.Server, http.Handler) {
 	viewer := reg.Handler()
 	if cfg.hooks != nil && cfg.hooks.viewer != nil {
 		viewer = cfg.hooks.viewer(viewer)
 	}
 	routes := http.NewServeMux()
 	health(routes, reg.Ready)
-	return httploop.NewServer(httploop.Config{
+	fallback := newHTTPServer(nil, log, cfg) // the loops keep its timeouts too
+	srv := httploop.NewServer(httploop.Config{
 		Source:   reg,
 		Viewer:   viewer,
 		Routes:   routes,
 		Observer: viewerObserver{mets: mets, panics: panics, log: log},
-		Fallback: newHTTPServer(nil, log, cfg), // the loops keep its timeouts too
+		Fallback: fallback,
 		WrapConn: playlist.WrapConn,
 		Loops:    cfg.HTTPLoops,
 		Logger:   log,
 	})
+	return srv, fallback.Handler // NewServer has set it
 }
 
 // viewerObserver is the viewer port's httploop.Observer.
