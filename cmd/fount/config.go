@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/fount-live/fount/ingest"
+	"github.com/fount-live/fount/playlist/httploop"
 	"github.com/fount-live/fount/segmenter"
 	"github.com/fount-live/fount/storage"
 )
@@ -65,6 +66,7 @@ type config struct {
 	HTTPIdleTimeout  time.Duration
 	HTTPWriteTimeout time.Duration // 0: derived from --segment-duration (httpWriteTimeout)
 	HTTPLoops        int           // event loops for plain viewer GETs: 0 one per CPU, <0 none
+	CORSOrigins      string        // pages allowed to read viewer answers: "*" or a comma-separated list of origins
 
 	// Restarts (docs/scaling.md#restarts).
 	ReusePort     bool
@@ -98,6 +100,7 @@ func defaultConfig() config {
 		Auth:            "none",
 		WebhookTimeout:  3 * time.Second,
 		LogFormat:       "text",
+		CORSOrigins:     "*",
 		LogLevel:        "info",
 		// One machine: 100 encoders at 6 Mbit/s is 600 Mbit/s in and,
 		// with the default window, a few GB of segments in memory. A
@@ -161,6 +164,7 @@ func (c *config) flags(fs *pflag.FlagSet) {
 	fs.Var(&c.MaxMessageSize, "max-message-size", "largest RTMP message (one video frame) accepted, in bytes or with a K or M suffix (1024-based)")
 	fs.Var(&c.RTMPChunkSize, "rtmp-chunk-size", "RTMP chunk size announced to every client at connect; encoders that mirror it (ffmpeg) publish in chunks this large (bytes, or with a K or M suffix)")
 	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", c.HTTPIdleTimeout, "how long an idle keep-alive HTTP connection is kept open")
+	fs.StringVar(&c.CORSOrigins, "cors-origins", c.CORSOrigins, "pages whose scripts may read viewer answers (CORS): * for any, or a comma-separated list of origins like https://www.example.com (docs/players.md#cors)")
 	fs.IntVar(&c.HTTPLoops, "http-loops", c.HTTPLoops, "event loops answering plain GET/HEAD of playlists and media on the viewer port (0: one per CPU; -1: none, net/http answers every request)")
 	fs.DurationVar(&c.HTTPWriteTimeout, "http-write-timeout", c.HTTPWriteTimeout, "longest time to answer one HTTP request, LL-HLS blocking wait included (0: 3 × the longest segment + 1m)")
 	fs.BoolVar(&c.ReusePort, "reuse-port", c.ReusePort, "listen with SO_REUSEPORT, so that a successor can bind the same ports during a handover (SIGUSR2)")
@@ -274,6 +278,9 @@ func (c *config) validate() error {
 	if c.RTMPSAddr != "" && (c.TLSCert == "" || c.TLSKey == "") {
 		errs = append(errs, fmt.Errorf("--rtmps-addr %s: needs --tls-cert and --tls-key", c.RTMPSAddr))
 	}
+	if _, err := c.origins(); err != nil {
+		errs = append(errs, fmt.Errorf("--cors-origins %q: %w", c.CORSOrigins, err))
+	}
 	if (c.HTTPTLSCert == "") != (c.HTTPTLSKey == "") {
 		errs = append(errs, errors.New("--http-tls-cert and --http-tls-key: give both or neither"))
 	}
@@ -359,4 +366,18 @@ func applyEnv(fs *pflag.FlagSet) error {
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// origins reads --cors-origins: "*", or origins separated by commas.
+func (c *config) origins() (httploop.Origins, error) {
+	var list []string
+	for _, o := range strings.Split(c.CORSOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			list = append(list, o)
+		}
+	}
+	if len(list) == 0 {
+		return httploop.Origins{}, errors.New(`want "*" or at least one origin`)
+	}
+	return httploop.NewOrigins(list)
 }

@@ -23,6 +23,7 @@ func newViewerServer(cfg config, log *slog.Logger, reg *playlist.Registry, mets 
 	routes := http.NewServeMux()
 	health(routes, reg.Ready)
 	fallback := newHTTPServer(nil, log, cfg) // the loops keep its timeouts too
+	origins, _ := cfg.origins()              // validate has checked it
 	srv := httploop.NewServer(httploop.Config{
 		Source:   reg,
 		Viewer:   viewer,
@@ -31,6 +32,7 @@ func newViewerServer(cfg config, log *slog.Logger, reg *playlist.Registry, mets 
 		Fallback: fallback,
 		WrapConn: playlist.WrapConn,
 		Loops:    cfg.HTTPLoops,
+		Origins:  origins,
 		Logger:   log,
 	})
 	return srv, fallback.Handler // NewServer has set it
