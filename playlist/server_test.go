@@ -186,20 +186,7 @@ func TestServerAnswersAsNetHTTP(t *testing.T) {
 		loops := startLoopServer(t, reg.r, httploop.Config{})
 		plain := startLoopServer(t, reg.r, httploop.Config{Loops: -1})
 		for _, tc := range reg.cases {
-			toNetHTTP := loops.toNetHTTP.Load()
-			c1, br1 := dial(t, loops.addr)
-			got, gotBody := exchange(t, c1, br1, tc.req)
-			c2, br2 := dial(t, plain.addr)
-			want, wantBody := exchange(t, c2, br2, tc.req)
-			if answered := loops.toNetHTTP.Load() == toNetHTTP; answered != tc.loop {
-				t.Errorf("%.60q: answered by a loop %v, want %v", tc.req, answered, tc.loop)
-			}
-			got.Header.Del("Date")
-			want.Header.Del("Date")
-			if got.StatusCode != want.StatusCode || !maps.EqualFunc(got.Header, want.Header, slices.Equal) || !bytes.Equal(gotBody, wantBody) {
-				t.Errorf("%.60q:\n loops:    %d %v (%d bytes)\n net/http: %d %v (%d bytes)", tc.req,
-					got.StatusCode, got.Header, len(gotBody), want.StatusCode, want.Header, len(wantBody))
-			}
+			answerAlike(t, loops, plain, tc.req, tc.loop)
 		}
 		// Each request was observed alike — once, or not at all (net/http's
 		// own 400s, unclean paths) — whichever path answered it. net/http
@@ -212,6 +199,29 @@ func TestServerAnswersAsNetHTTP(t *testing.T) {
 			t.Errorf("observed %d requests with loops, %d without", lo, po)
 		}
 	}
+}
+
+// answerAlike sends req to a loop server and to the same server without
+// loops, on a connection each, and fails unless the answers are the same
+// (status, headers but Date, body) and a loop answered it or not, as loop
+// says. It returns the loops' answer.
+func answerAlike(t *testing.T, loops, plain *loopServer, req string, loop bool) *http.Response {
+	t.Helper()
+	toNetHTTP := loops.toNetHTTP.Load()
+	c1, br1 := dial(t, loops.addr)
+	got, gotBody := exchange(t, c1, br1, req)
+	c2, br2 := dial(t, plain.addr)
+	want, wantBody := exchange(t, c2, br2, req)
+	if answered := loops.toNetHTTP.Load() == toNetHTTP; answered != loop {
+		t.Errorf("%.80q: answered by a loop %v, want %v", req, answered, loop)
+	}
+	got.Header.Del("Date")
+	want.Header.Del("Date")
+	if got.StatusCode != want.StatusCode || !maps.EqualFunc(got.Header, want.Header, slices.Equal) || !bytes.Equal(gotBody, wantBody) {
+		t.Errorf("%.80q:\n loops:    %d %v (%d bytes)\n net/http: %d %v (%d bytes)", req,
+			got.StatusCode, got.Header, len(gotBody), want.StatusCode, want.Header, len(wantBody))
+	}
+	return got
 }
 
 // A request whose Connection headers say close, then something else, ends
