@@ -28,11 +28,15 @@ type api struct {
 	rtmp     *ingest.Server
 	pub      *publisher
 	httpPort int
+	// httpScheme is the viewer port's: "https" when --http-tls-cert
+	// makes it speak TLS only, else "http".
+	httpScheme string
 }
 
 type apiStreamList struct {
-	HTTPPort int         `json:"http_port"`
-	Streams  []apiStream `json:"streams"`
+	HTTPPort   int         `json:"http_port"`
+	HTTPScheme string      `json:"http_scheme"`
+	Streams    []apiStream `json:"streams"`
 }
 
 type apiVideo struct {
@@ -114,6 +118,7 @@ type apiAlignment struct {
 // download paths.
 type apiRecordingList struct {
 	HTTPPort   int                  `json:"http_port"`
+	HTTPScheme string               `json:"http_scheme"`
 	Recordings []playlist.Recording `json:"recordings"`
 }
 
@@ -215,7 +220,7 @@ func (a *api) routes(mux *http.ServeMux, metrics http.Handler, token string) {
 	}))
 	mux.Handle("GET /api/v1/streams", guard(func(w http.ResponseWriter, _ *http.Request) {
 		pubs := a.publishers()
-		list := apiStreamList{HTTPPort: a.httpPort, Streams: []apiStream{}}
+		list := apiStreamList{HTTPPort: a.httpPort, HTTPScheme: a.httpScheme, Streams: []apiStream{}}
 		for _, s := range a.reg.Streams() {
 			list.Streams = append(list.Streams, a.streamJSON(s, pubs))
 		}
@@ -256,7 +261,7 @@ func (a *api) recordingRoutes(mux *http.ServeMux, guard func(http.HandlerFunc) h
 			writeJSON(w, http.StatusBadRequest, apiError{"stream must be APP/NAME, each of letters, digits, '-', '_' and '.'"})
 			return
 		}
-		list := apiRecordingList{HTTPPort: a.httpPort, Recordings: []playlist.Recording{}}
+		list := apiRecordingList{HTTPPort: a.httpPort, HTTPScheme: a.httpScheme, Recordings: []playlist.Recording{}}
 		for _, rec := range a.reg.Recordings(stream) {
 			list.Recordings = append(list.Recordings, recordingJSON(rec))
 		}

@@ -161,7 +161,7 @@ func TestE2EAPI(t *testing.T) {
 		t.Errorf("/metrics without the token: %d", code)
 	}
 	list := apiCall(t, o, spec, "GET", "/api/v1/streams", "/api/v1/streams", token, 200).(map[string]any)
-	if int(list["http_port"].(float64)) == 0 || len(list["streams"].([]any)) != 1 {
+	if int(list["http_port"].(float64)) == 0 || list["http_scheme"] != "http" || len(list["streams"].([]any)) != 1 {
 		t.Fatalf("list: %v", list)
 	}
 	st := apiCall(t, o, spec, "GET", "/api/v1/streams/live/api", "/api/v1/streams/{app}/{name}", token, 200).(map[string]any)

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -251,6 +252,14 @@ func TestHTTPSOnlyAndSIGHUP(t *testing.T) {
 	}
 	getProto(t, tlsClient(t, ca, true), "https://"+o.http+"/healthz", 2)
 	getProto(t, tlsClient(t, ca, false), "https://localhost"+o.http[strings.LastIndex(o.http, ":"):]+"/healthz", 1)
+	// The operator page builds playback URLs with the scheme the API gives.
+	_, body, _ := httpGet(t, "http://"+o.api+"/api/v1/streams")
+	var list struct {
+		Scheme string `json:"http_scheme"`
+	}
+	if err := json.Unmarshal(body, &list); err != nil || list.Scheme != "https" {
+		t.Errorf("/api/v1/streams: http_scheme %q (%v), want https:\n%s", list.Scheme, err, body)
+	}
 	// Plain HTTP is not answered there: net/http says 400 to it.
 	if code, _, _ := httpGet(t, o.url("/healthz")); code != http.StatusBadRequest {
 		t.Errorf("plain HTTP on the TLS port: %d, want 400", code)

@@ -237,7 +237,10 @@ func newServers(cfg config, log *slog.Logger, reg *playlist.Registry, seg segmen
 	if lns.api != nil {
 		apiMux := http.NewServeMux()
 		health(apiMux, reg.Ready)
-		a := &api{reg: reg, rtmp: rtmpSrv, pub: pub, httpPort: lns.http.Addr().(*net.TCPAddr).Port}
+		a := &api{reg: reg, rtmp: rtmpSrv, pub: pub, httpPort: lns.http.Addr().(*net.TCPAddr).Port, httpScheme: "http"}
+		if cfg.HTTPTLSCert != "" && cfg.HTTPSAddr == "" {
+			a.httpScheme = "https" // the viewer port speaks TLS only
+		}
 		a.routes(apiMux, mets.handler(), cfg.APIToken)
 		apiMux.Handle("/", webHandler())
 		s.api = newHTTPServer(recoverHTTP("api", &httpPanics.api, log, apiMux), log, cfg)

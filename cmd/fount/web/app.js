@@ -94,9 +94,14 @@
     return (v >= 100 || i === 0 ? Math.round(v) : v.toFixed(1)) + ' ' + units[i];
   }
 
+  // viewerScheme is the viewer port's scheme as the API says it ("https"
+  // when that port speaks TLS only); this page may be served over plain HTTP.
+  let viewerScheme = '';
+
   function playbackURL(httpPort, playbackPath) {
     const port = httpPort ? ':' + httpPort : (location.port ? ':' + location.port : '');
-    return location.protocol + '//' + location.hostname + port + playbackPath;
+    const scheme = viewerScheme ? viewerScheme + ':' : location.protocol;
+    return scheme + '//' + location.hostname + port + playbackPath;
   }
 
   // ---- players ----
@@ -333,6 +338,7 @@
   function renderRecordings(data) {
     const list = data && Array.isArray(data.recordings) ? data.recordings : [];
     const httpPort = data ? data.http_port : 0;
+    if (data && data.http_scheme) viewerScheme = data.http_scheme;
     const byStream = new Map();
     for (const r of list) {
       if (!r || typeof r.stream !== 'string' || typeof r.id !== 'string') continue;
@@ -427,6 +433,7 @@
 
   function render(data) {
     const list = Array.isArray(data && data.streams) ? data.streams.slice() : [];
+    if (data && data.http_scheme) viewerScheme = data.http_scheme;
     list.sort((a, b) => String(a.path).localeCompare(String(b.path)));
     const seen = new Set();
     const streams = [];
