@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -28,6 +31,8 @@ type viewConfig struct {
 	paths   []string // --stream
 	viewers int
 	mode    string
+	caFile  string // --ca: PEM certificates trusted for an https:// --url
+	http1   bool   // --http1: HTTP/1.1 over TLS, not HTTP/2
 }
 
 func newViewCmd() *cobra.Command {
@@ -74,6 +79,8 @@ apart, not as failures.`,
 	fs.StringSliceVar(&cfg.paths, "stream", nil, "stream path APP/NAME to watch (repeatable; instead of --streams)")
 	fs.IntVar(&cfg.viewers, "viewers", 1, "viewers per stream")
 	fs.StringVar(&cfg.mode, "mode", "auto", "auto (LL-HLS when the playlist has EXT-X-PART-INF), classic or ll")
+	fs.StringVar(&cfg.caFile, "ca", "", "with an https:// --url: PEM file of the CA certificates to trust (default: the system's)")
+	fs.BoolVar(&cfg.http1, "http1", false, "with an https:// --url: HTTP/1.1 over TLS instead of HTTP/2")
 	cfg.common.flags(cmd)
 	return cmd
 }
@@ -231,6 +238,10 @@ func runView(ctx context.Context, cfg viewConfig, stdout, stderr io.Writer) erro
 	}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	newTransport, err := viewerTransport(tr, base, cfg.caFile, cfg.http1)
+	if err != nil {
+		return err
+	}
 
 	runCtx, cancel := context.WithTimeout(ctx, cfg.duration)
 	defer cancel()
@@ -249,6 +260,11 @@ func runView(ctx context.Context, cfg viewConfig, stdout, stderr io.Writer) erro
 			// refuse blocking reloads without it.
 			vc := *client
 			vc.Jar = &viewerJar{}
+			if newTransport != nil {
+				t := newTransport()
+				defer t.CloseIdleConnections()
+				vc.Transport = t
+			}
 			v := &viewer{client: &vc, stats: st, mode: cfg.mode, url: base + "/" + strings.Trim(paths[i%len(paths)], "/") + "/index.m3u8"}
 			v.run(runCtx)
 		}()
@@ -376,4 +392,36 @@ func (j *viewerJar) Cookies(*url.URL) []*http.Cookie {
 		return nil
 	}
 	return slices.Clone(j.cookies)
+}
+
+// viewerTransport returns, for an https:// base URL, a maker of one
+// transport per viewer: over TLS, and HTTP/2 above all, a shared transport
+// would carry every viewer on one connection, where each player has its
+// own (its own handshake, its own streams). It returns nil for http://.
+func viewerTransport(shared *http.Transport, base, caFile string, http1 bool) (func() *http.Transport, error) {
+	if !strings.HasPrefix(base, "https://") {
+		return nil, nil
+	}
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--ca: %w", err)
+		}
+		conf.RootCAs = x509.NewCertPool()
+		if !conf.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca %s: no PEM certificate in it", caFile)
+		}
+	}
+	return func() *http.Transport {
+		t := shared.Clone()
+		t.MaxIdleConns, t.MaxIdleConnsPerHost = 4, 4
+		t.TLSClientConfig = conf.Clone()
+		t.ForceAttemptHTTP2 = !http1
+		if http1 {
+			t.TLSClientConfig.NextProtos = []string{"http/1.1"}
+			t.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+		}
+		return t
+	}, nil
 }
