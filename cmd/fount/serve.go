@@ -238,8 +238,8 @@ func newServers(cfg config, log *slog.Logger, reg *playlist.Registry, seg segmen
 		apiMux := http.NewServeMux()
 		health(apiMux, reg.Ready)
 		a := &api{reg: reg, rtmp: rtmpSrv, pub: pub, httpPort: lns.http.Addr().(*net.TCPAddr).Port, httpScheme: "http"}
-		if cfg.HTTPTLSCert != "" && cfg.HTTPSAddr == "" {
-			a.httpScheme = "https" // the viewer port speaks TLS only
+		if _, tlsOnly := cfg.viewerTLS(); tlsOnly {
+			a.httpScheme = "https"
 		}
 		a.routes(apiMux, mets.handler(), cfg.APIToken)
 		apiMux.Handle("/", webHandler())

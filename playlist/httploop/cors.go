@@ -91,11 +91,8 @@ func (o Origins) middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		var ca corsAnswer
-		if o.set == nil {
-			ca = anyOrigin
-		} else {
-			ca = o.answer([]byte(r.Header.Get("Origin")))
+		ca := o.answer([]byte(r.Header.Get("Origin")))
+		if ca.varyOrigin {
 			h.Set("Vary", "Origin")
 		}
 		if ca.allow != "" {
