@@ -40,6 +40,22 @@ func (c *dueSink) checkLastDue(t *testing.T) {
 	}
 }
 
+// newDueSegmenter is a video and audio segmenter (High profile H.264,
+// 44.1 kHz AAC, 200 ms parts) handing its parts and segments to a dueSink.
+func newDueSegmenter(t *testing.T, format Format, partsOnly bool) (*Segmenter, *dueSink) {
+	t.Helper()
+	c := &dueSink{}
+	s := New(Config{Expect: Video | Audio, Format: format, PartDuration: 200 * time.Millisecond, PartsOnly: partsOnly,
+		Now: fakeClock(), Logger: slog.New(&logRecorder{})}, c)
+	if err := setAVC(s, avcCHigh); err != nil {
+		t.Fatal(err)
+	}
+	if err := setAAC(s, ascLC44Stereo); err != nil {
+		t.Fatal(err)
+	}
+	return s, c
+}
+
 // TestPartSegmentDue: SegmentDue is set on exactly the parts after which
 // the next keyframe cuts (2 s target, 200 ms parts, 30 fps: the 10th part
 // of each segment with a 1 s or 2 s GOP), and with a 4 s GOP on every part
@@ -54,15 +70,7 @@ func TestPartSegmentDue(t *testing.T) {
 		for _, format := range []Format{FormatTS, FormatFMP4} {
 			for _, only := range []bool{false, true} {
 				t.Run(fmt.Sprintf("gop %d/%v/partsonly %v", tc.gop, format, only), func(t *testing.T) {
-					c := &dueSink{}
-					s := New(Config{Expect: Video | Audio, Format: format, PartDuration: 200 * time.Millisecond, PartsOnly: only,
-						Now: fakeClock(), Logger: slog.New(&logRecorder{})}, c)
-					if err := setAVC(s, avcCHigh); err != nil {
-						t.Fatal(err)
-					}
-					if err := setAAC(s, ascLC44Stereo); err != nil {
-						t.Fatal(err)
-					}
+					s, c := newDueSegmenter(t, format, only)
 					newSynth(tc.gop, true, true).run(t, s, 12*time.Second)
 					if err := s.Flush(); err != nil {
 						t.Fatal(err)
@@ -124,15 +132,7 @@ func TestPartSegmentDueAudioOnly(t *testing.T) {
 // mid-segment cuts at the next keyframe, before the target: the parts
 // handed over after the change are due.
 func TestPartSegmentDueDiscontinuity(t *testing.T) {
-	c := &dueSink{}
-	s := New(Config{Expect: Video | Audio, Format: FormatFMP4, PartDuration: 200 * time.Millisecond,
-		Now: fakeClock(), Logger: slog.New(&logRecorder{})}, c)
-	if err := setAVC(s, avcCHigh); err != nil {
-		t.Fatal(err)
-	}
-	if err := setAAC(s, ascLC44Stereo); err != nil {
-		t.Fatal(err)
-	}
+	s, c := newDueSegmenter(t, FormatFMP4, false)
 	g := newSynth(30, true, true) // 1 s GOP: keyframes cut only at 2 s
 	g.run(t, s, 2500*time.Millisecond)
 	if err := setAVC(s, avcCBase); err != nil {
@@ -161,15 +161,7 @@ func TestPartSegmentDueJitter(t *testing.T) {
 	for seed := range uint64(40) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 1))
-			c := &dueSink{}
-			s := New(Config{Expect: Video | Audio, Format: FormatFMP4, PartDuration: 200 * time.Millisecond,
-				Now: fakeClock(), Logger: slog.New(&logRecorder{})}, c)
-			if err := setAVC(s, avcCHigh); err != nil {
-				t.Fatal(err)
-			}
-			if err := setAAC(s, ascLC44Stereo); err != nil {
-				t.Fatal(err)
-			}
+			s, c := newDueSegmenter(t, FormatFMP4, false)
 			vt, na := time.Duration(0), 0
 			nextKey := 0
 			buf := make([]byte, 205)
