@@ -43,6 +43,9 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		notFound(w)
 		return
 	}
+	if !r.allowed(w, req) {
+		return
+	}
 	if rp, id, file, ok := SplitRecordingPath(req.URL.Path); ok {
 		r.serveRecording(w, req, rp, id, file)
 		return
@@ -50,6 +53,13 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	stream, file, ok := SplitPath(req.URL.Path)
 	if !ok {
 		notFound(w)
+		return
+	}
+	if file == authName && strings.Count(stream, "/") == 1 {
+		// The query may play the stream (allowed said yes): a CDN edge's
+		// auth_request asks this (docs/reverse-proxy.md#signed-urls).
+		w.Header().Set("Cache-Control", errorCacheControl)
+		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	p := req.URL.Path[1:]
@@ -215,12 +225,18 @@ func (r *Registry) servePlaylist(w http.ResponseWriter, req *http.Request, s *St
 		http.Error(w, "stream has no segment yet", http.StatusNotFound)
 		return
 	}
-	serveRendered(w, req, pl, r.playlistCacheControl(pl, blocking), br.skip)
+	r.serveRendered(w, req, pl, r.playlistCacheControl(pl, blocking), br.skip)
 }
 
 // serveRendered answers with a rendered playlist, gzipped when the
 // client takes it.
-func serveRendered(w http.ResponseWriter, req *http.Request, pl *rendered, cacheControl string, skip bool) {
+func (r *Registry) serveRendered(w http.ResponseWriter, req *http.Request, pl *rendered, cacheControl string, skip bool) {
+	if q := carry(r, req.URL.RawQuery); q != "" {
+		body, head := pl.answer(cacheControl, skip, false)
+		body, head = signedAnswer(body, head, q)
+		serveBytes(w, req, head, body)
+		return
+	}
 	gzip := httploop.AcceptsGzip(req.Header.Get("Accept-Encoding")) && req.Header.Get("Range") == ""
 	body, head := pl.answer(cacheControl, skip, gzip)
 	serveBytes(w, req, head, body)
@@ -242,7 +258,7 @@ func (r *Registry) serveIFrames(w http.ResponseWriter, req *http.Request, s *Str
 		http.Error(w, "no I-frame playlist: the stream is not a rendition with video, or has no keyframe yet", http.StatusNotFound)
 		return
 	}
-	serveRendered(w, req, pl, r.playlistCacheControl(pl, false), false)
+	r.serveRendered(w, req, pl, r.playlistCacheControl(pl, false), false)
 }
 
 // playlistCacheControl is the Cache-Control of a playlist answer.

@@ -20,7 +20,7 @@ func (r *Registry) Lookup(req httploop.Request) (httploop.Answer, httploop.Verdi
 	// and is kept nowhere, so it need not be a copy.
 	p := unsafe.String(unsafe.SliceData(req.Path), len(req.Path))
 	stream, file, ok := SplitPath(p)
-	if !ok {
+	if !ok || !r.quickAllowed(p, req.Query) {
 		return httploop.Answer{}, httploop.Decline
 	}
 	s := r.Stream(stream)
@@ -35,8 +35,7 @@ func (r *Registry) Lookup(req httploop.Request) (httploop.Answer, httploop.Verdi
 		if pl == nil {
 			return httploop.Answer{}, httploop.Decline
 		}
-		body, h := pl.answer(r.playlistCacheControl(pl, false), false, req.Gzip)
-		return httploop.Answer{Head: h, Body: body}, httploop.Serve
+		return r.playlistAnswer(pl, r.playlistCacheControl(pl, false), false, req)
 	}
 	v, ok := s.byName.Load(file)
 	if !ok {
@@ -95,6 +94,18 @@ func (r *Registry) lookupPlaylist(s *Stream, req httploop.Request) (httploop.Ans
 	if pl == nil {
 		return httploop.Answer{}, httploop.Decline
 	}
-	body, h := pl.answer(r.playlistCacheControl(pl, blocking), br.skip, req.Gzip)
+	return r.playlistAnswer(pl, r.playlistCacheControl(pl, blocking), br.skip, req)
+}
+
+// playlistAnswer is the loops' answer with a rendered playlist: with play
+// authorization, the body with the request's query in its URIs (an
+// allocation per request: each viewer's differs).
+func (r *Registry) playlistAnswer(pl *rendered, cacheControl string, skip bool, req httploop.Request) (httploop.Answer, httploop.Verdict) {
+	if q := carry(r, req.Query); q != "" {
+		body, h := pl.answer(cacheControl, skip, false)
+		body, h = signedAnswer(body, h, q)
+		return httploop.Answer{Head: h, Body: body}, httploop.Serve
+	}
+	body, h := pl.answer(cacheControl, skip, req.Gzip)
 	return httploop.Answer{Head: h, Body: body}, httploop.Serve
 }

@@ -90,6 +90,9 @@ func (r *Registry) serveRecordingPlaylist(w http.ResponseWriter, req *http.Reque
 	if bytes.Contains(body, []byte("#EXT-X-ENDLIST")) || bytes.Contains(body, []byte("#EXT-X-STREAM-INF")) {
 		maxAge = recPlaylistMaxAge
 	}
+	if q := carry(r, req.URL.RawQuery); q != "" {
+		body = withQuery(body, q)
+	}
 	serveBytes(w, req, httploop.Head{
 		ContentType:  playlistType,
 		CacheControl: "public, max-age=" + strconv.Itoa(maxAge),

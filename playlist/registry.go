@@ -80,6 +80,9 @@ type Config struct {
 	// tests and comparisons. Without memfd (not Linux) media is on the
 	// heap anyway.
 	HeapMedia bool
+	// PlayAuth, if set, judges every viewer request (playauth.go); the
+	// playlists it allows carry the request's query in their URIs.
+	PlayAuth PlayAuth
 
 	inProcessStore bool        // Store keeps objects in this process: segments are not put in it
 	recordings     *recCatalog // the recordings known, for freshID and the API

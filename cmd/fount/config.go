@@ -14,6 +14,7 @@ import (
 
 	"github.com/fount-live/fount/ingest"
 	"github.com/fount-live/fount/playlist/httploop"
+	"github.com/fount-live/fount/playlist/playauth"
 	"github.com/fount-live/fount/segmenter"
 	"github.com/fount-live/fount/storage"
 )
@@ -51,6 +52,10 @@ type config struct {
 	WebhookURL      string
 	WebhookSecret   string
 	WebhookTimeout  time.Duration
+	PlayAuth        string        // --play-auth: none, token or webhook (docs/play-auth.md)
+	PlaySecret      string        // signs play tokens and play webhook requests
+	PlayWebhookURL  string        // with --play-auth webhook
+	PlayAuthCache   time.Duration // how long a play webhook answer holds
 	LogFormat       string
 	LogLevel        string
 	ConfigFile      string // --config; not itself a file key
@@ -99,6 +104,8 @@ func defaultConfig() config {
 		PartHoldBack:    0,
 		Auth:            "none",
 		WebhookTimeout:  3 * time.Second,
+		PlayAuth:        "none",
+		PlayAuthCache:   time.Minute,
 		LogFormat:       "text",
 		CORSOrigins:     "*",
 		LogLevel:        "info",
@@ -154,6 +161,10 @@ func (c *config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.WebhookURL, "webhook-url", c.WebhookURL, "with --auth webhook: URL that is POSTed each publish (and publish_ended, stream_ended events)")
 	fs.StringVar(&c.WebhookSecret, "webhook-secret", c.WebhookSecret, "HMAC-SHA256 secret signing webhook requests (prefer FOUNT_WEBHOOK_SECRET)")
 	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", c.WebhookTimeout, "how long a publish waits for the webhook's answer before it is refused")
+	fs.StringVar(&c.PlayAuth, "play-auth", c.PlayAuth, "viewer authorisation: none (anyone with the URL plays), token (signed URLs, ?expires=UNIX&token=HEX; see `fount token`) or webhook (--play-webhook-url answers)")
+	fs.StringVar(&c.PlaySecret, "play-secret", c.PlaySecret, "secret (16+ characters) signing play tokens and play webhook requests (prefer FOUNT_PLAY_SECRET)")
+	fs.StringVar(&c.PlayWebhookURL, "play-webhook-url", c.PlayWebhookURL, "with --play-auth webhook: URL POSTed (signed) on a viewer's first request; a 2xx allows, 401/403/404 refuses")
+	fs.DurationVar(&c.PlayAuthCache, "play-auth-cache", c.PlayAuthCache, "with --play-auth webhook: how long an answer holds for a viewer (its stream and query)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "open RTMP connections at most; at the limit a new connection closes the oldest one that has not published")
@@ -303,6 +314,7 @@ func (c *config) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("--auth %q: want none, keys or webhook", c.Auth))
 	}
+	errs = append(errs, c.validatePlayAuth()...)
 	if c.MaxConnections < 1 || c.MaxConnections > 1_000_000 {
 		errs = append(errs, fmt.Errorf("--max-connections %d: must be between 1 and 1000000", c.MaxConnections))
 	}
@@ -380,4 +392,26 @@ func (c *config) origins() (httploop.Origins, error) {
 		return httploop.Origins{}, errors.New(`want "*" or at least one origin`)
 	}
 	return httploop.NewOrigins(list)
+}
+
+// validatePlayAuth checks the --play-auth flags.
+func (c config) validatePlayAuth() (errs []error) {
+	short := len(c.PlaySecret) < playauth.MinSecretLen
+	switch c.PlayAuth {
+	case "none":
+	case "token":
+		if short {
+			errs = append(errs, fmt.Errorf("--play-auth token: needs --play-secret (or FOUNT_PLAY_SECRET) of at least %d characters, e.g. from `openssl rand -hex 32`", playauth.MinSecretLen))
+		}
+	case "webhook":
+		if c.PlayWebhookURL == "" || short {
+			errs = append(errs, fmt.Errorf("--play-auth webhook: needs --play-webhook-url and --play-secret (or FOUNT_PLAY_SECRET) of at least %d characters, which signs its requests", playauth.MinSecretLen))
+		}
+		if c.PlayAuthCache < time.Second || c.PlayAuthCache > 24*time.Hour {
+			errs = append(errs, fmt.Errorf("--play-auth-cache %s: must be between 1s and 24h", c.PlayAuthCache))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--play-auth %q: want none, token or webhook", c.PlayAuth))
+	}
+	return errs
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/fount-live/fount/ingest"
 	"github.com/fount-live/fount/playlist"
 	"github.com/fount-live/fount/playlist/httploop"
+	"github.com/fount-live/fount/playlist/playauth"
 	"github.com/fount-live/fount/segmenter"
 	"github.com/fount-live/fount/storage"
 )
@@ -89,7 +90,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 	if err != nil {
 		return err
 	}
-	reg, seg := newRegistry(cfg, log, store, auth.hook)
+	if auth.play, err = newPlayAuth(cfg, log); err != nil {
+		return err
+	}
+	reg, seg := newRegistry(cfg, log, store, auth)
 	if err := adopt(ctx, cfg, log, reg); err != nil {
 		return err
 	}
@@ -121,6 +125,7 @@ type publishAuth struct {
 	authorizer ingest.Authorizer
 	keys       *ingest.Keys    // --auth keys: watched, and reloaded on SIGHUP
 	hook       *ingest.Webhook // --auth webhook: also told of streams' ends
+	play       *playauth.Auth  // --play-auth: who may watch (nil: anyone)
 }
 
 // newAuth sets up --auth and logs the choice.
@@ -148,7 +153,8 @@ func newAuth(cfg config, log *slog.Logger) (publishAuth, error) {
 // newRegistry makes the registry of live streams, and the segmenter
 // configuration every publish starts from. hook, if set, is told when a
 // stream ends.
-func newRegistry(cfg config, log *slog.Logger, store storage.Store, hook *ingest.Webhook) (*playlist.Registry, segmenter.Config) {
+func newRegistry(cfg config, log *slog.Logger, store storage.Store, auth publishAuth) (*playlist.Registry, segmenter.Config) {
+	hook := auth.hook
 	reconnect := max(cfg.ReconnectWindow, time.Millisecond) // 0 means "end at once"
 	// The playlist copies what it keeps (to memory files), so every
 	// segment of a stream is built in one buffer.
@@ -164,6 +170,9 @@ func newRegistry(cfg config, log *slog.Logger, store storage.Store, hook *ingest
 		ReconnectWindow: reconnect,
 		MaxStreams:      cfg.MaxStreams,
 		Logger:          log,
+	}
+	if auth.play != nil {
+		plCfg.PlayAuth = auth.play
 	}
 	if hook != nil {
 		plCfg.OnStreamEnded = func(path string) { hook.Notify("stream_ended", map[string]any{"stream": path}) }
@@ -229,6 +238,9 @@ func newServers(cfg config, log *slog.Logger, reg *playlist.Registry, seg segmen
 	mets := newMetrics(rtmpSrv, reg, uploads, seg.Counters)
 	httpPanics := new(httpPanicCounts)
 	mets.reg.MustRegister(&limitsCollector{rtmp: rtmpSrv, pl: reg, seg: seg.Counters, http: httpPanics})
+	if auth.play != nil {
+		mets.reg.MustRegister(playAuthCollector{auth.play})
+	}
 	viewer, viewerHandler := newViewerServer(cfg, log, reg, mets, &httpPanics.viewer)
 	s := servers{rtmp: rtmpSrv, http: viewer}
 	if lns.httpCerts != nil {
