@@ -1,0 +1,5 @@
+//go:build !race
+
+package playauth
+
+const raceDetector = false
