@@ -29,6 +29,11 @@ type config struct {
 	HTTPSAddr       string // --https-addr: TLS beside a plain --http-addr; empty: off
 	HTTPTLSCert     string // --http-tls-cert/--http-tls-key: the viewer port's HTTPS; without
 	HTTPTLSKey      string // --https-addr, --http-addr itself speaks TLS
+	ACMEDomains     string // --acme-domains: the viewer port's certificate from an ACME CA instead (acme.go)
+	ACMEEmail       string
+	ACMECache       string
+	ACMEDirectory   string
+	ACMECAFile      string // roots for the ACME directory's own HTTPS: a test or private CA
 	APIAddr         string
 	APIToken        string
 	App             string
@@ -92,6 +97,7 @@ func defaultConfig() config {
 	return config{
 		RTMPAddr:        ":1935",
 		HTTPAddr:        ":8080",
+		ACMEDirectory:   letsEncrypt,
 		APIAddr:         "127.0.0.1:9997",
 		App:             "live",
 		SegmentDuration: 2 * time.Second,
@@ -137,7 +143,12 @@ func (c *config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "address viewers and CDNs fetch HLS from")
 	fs.StringVar(&c.HTTPTLSCert, "http-tls-cert", c.HTTPTLSCert, "PEM certificate (chain) for viewers' HTTPS (HTTP/2 and HTTP/1.1); without --https-addr, --http-addr then speaks TLS only; re-read on SIGHUP")
 	fs.StringVar(&c.HTTPTLSKey, "http-tls-key", c.HTTPTLSKey, "PEM private key for --http-tls-cert; re-read on SIGHUP")
-	fs.StringVar(&c.HTTPSAddr, "https-addr", c.HTTPSAddr, "address for viewers' HTTPS beside plain HTTP on --http-addr, e.g. :8443 (needs --http-tls-cert and --http-tls-key); empty: off")
+	fs.StringVar(&c.HTTPSAddr, "https-addr", c.HTTPSAddr, "address for viewers' HTTPS beside plain HTTP on --http-addr, e.g. :8443 (needs --http-tls-cert and --http-tls-key, or --acme-domains); empty: off")
+	fs.StringVar(&c.ACMEDomains, "acme-domains", c.ACMEDomains, "host names, separated by commas, whose certificate for viewers' HTTPS fount obtains and renews from an ACME CA (instead of --http-tls-cert/--http-tls-key); needs --acme-cache")
+	fs.StringVar(&c.ACMEEmail, "acme-email", c.ACMEEmail, "contact address given to the ACME CA (expiry and policy notices)")
+	fs.StringVar(&c.ACMECache, "acme-cache", c.ACMECache, "directory (mode 700) keeping the ACME account key and certificates, so that a restart does not ask the CA again")
+	fs.StringVar(&c.ACMEDirectory, "acme-directory", c.ACMEDirectory, "ACME directory URL (Let's Encrypt's staging: https://acme-staging-v02.api.letsencrypt.org/directory)")
+	fs.StringVar(&c.ACMECAFile, "acme-ca-file", c.ACMECAFile, "PEM CA certificate to trust, besides the system's, for the ACME directory's own HTTPS: for testing or a private CA")
 	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "address for /metrics, /healthz and /readyz (operators, not viewers); empty to disable")
 	fs.StringVar(&c.APIToken, "api-token", c.APIToken, "bearer token required by /api/v1 and /metrics (required when --api-addr is not loopback; prefer FOUNT_API_TOKEN)")
 	fs.StringVar(&c.App, "app", c.App, "RTMP application encoders publish to (rtmp://HOST/APP/KEY)")
@@ -233,10 +244,11 @@ func (c config) httpWriteTimeout() time.Duration {
 	return 3*segmenter.MaxSegmentDuration(c.SegmentDuration) + time.Minute
 }
 
-// viewerTLS reports whether viewers get HTTPS (--http-tls-cert), and
-// tlsOnly whether --http-addr itself speaks it (no --https-addr).
+// viewerTLS reports whether viewers get HTTPS (--http-tls-cert or
+// --acme-domains), and tlsOnly whether --http-addr itself speaks it (no
+// --https-addr).
 func (c config) viewerTLS() (on, tlsOnly bool) {
-	on = c.HTTPTLSCert != ""
+	on = c.HTTPTLSCert != "" || c.ACMEDomains != ""
 	return on, on && c.HTTPSAddr == ""
 }
 
@@ -295,9 +307,10 @@ func (c *config) validate() error {
 	if (c.HTTPTLSCert == "") != (c.HTTPTLSKey == "") {
 		errs = append(errs, errors.New("--http-tls-cert and --http-tls-key: give both or neither"))
 	}
-	if c.HTTPSAddr != "" && (c.HTTPTLSCert == "" || c.HTTPTLSKey == "") {
-		errs = append(errs, fmt.Errorf("--https-addr %s: needs --http-tls-cert and --http-tls-key", c.HTTPSAddr))
+	if c.HTTPSAddr != "" && (c.HTTPTLSCert == "" || c.HTTPTLSKey == "") && c.ACMEDomains == "" {
+		errs = append(errs, fmt.Errorf("--https-addr %s: needs --http-tls-cert and --http-tls-key, or --acme-domains", c.HTTPSAddr))
 	}
+	errs = append(errs, c.validateACME()...)
 	if c.APIAddr != "" && !isLoopback(c.APIAddr) && c.APIToken == "" {
 		errs = append(errs, fmt.Errorf("--api-addr %s is reachable from other machines: set --api-token (or FOUNT_API_TOKEN)", c.APIAddr))
 	}

@@ -1,10 +1,9 @@
 package main
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"net/http"
-
-	"github.com/fount-live/fount/ingest"
 )
 
 // httpsMaxStreams is HTTP/2's limit on concurrent requests per connection
@@ -22,11 +21,13 @@ const httpsMaxStreams = 250
 // header limits are the viewer port's (newHTTPServer): over HTTP/2 the
 // write timeout applies to each stream, so a blocking reload gets as long
 // as over HTTP/1.1; ReadHeaderTimeout also bounds the TLS handshake. The
-// certificate comes from certs at each handshake, so SIGHUP renews it.
-func newHTTPSServer(handler http.Handler, certs *ingest.CertReloader, log *slog.Logger, cfg config) *http.Server {
+// certificate comes from tlsCfg at each handshake: a CertReloader's, which
+// SIGHUP renews, or the ACME manager's, which renews itself; the latter
+// adds acme-tls/1 to ALPN, after h2 and http/1.1.
+func newHTTPSServer(handler http.Handler, tlsCfg *tls.Config, log *slog.Logger, cfg config) *http.Server {
 	s := newHTTPServer(handler, log, cfg)
-	s.TLSConfig = certs.TLSConfig()
-	s.TLSConfig.NextProtos = []string{"h2", "http/1.1"}
+	s.TLSConfig = tlsCfg
+	s.TLSConfig.NextProtos = append([]string{"h2", "http/1.1"}, tlsCfg.NextProtos...)
 	s.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: httpsMaxStreams}
 	return s
 }

@@ -39,7 +39,8 @@ type instance struct {
 	// httpWG: the viewer, HTTPS and API servers, until their Close.
 	httpWG sync.WaitGroup
 	// bgWG: the registry's sweeps, the stream keys' watch, the webhook's
-	// and the uploads' queues and the SIGHUP reloads, until stopBackground.
+	// and the uploads' queues, the SIGHUP reloads and the ACME
+	// certificates' warm-up, until stopBackground.
 	bgWG           sync.WaitGroup
 	stopBackground context.CancelFunc
 	// errc takes the servers' failures, a slot for each server goroutine
@@ -69,6 +70,9 @@ func (o *instance) start() {
 	}
 	if o.uploads != nil {
 		o.bgWG.Go(func() { o.uploads.Run(bgCtx) })
+	}
+	if a := o.lns.acme; a != nil {
+		o.bgWG.Go(func() { a.warm(bgCtx) })
 	}
 	if o.lns.rtmps != nil {
 		o.ingestWG.Go(func() { o.failed("rtmps", o.srv.rtmp.Serve(ingestCtx, o.lns.rtmps)) })
@@ -234,7 +238,13 @@ func (o *instance) shutdown(ctx context.Context, handingOver bool) {
 		cancel()
 	}
 	o.stopBackground()
+	if a := o.lns.acme; a != nil {
+		a.close() // ends the warm-up's and handshakes' requests to the CA
+	}
 	o.httpWG.Wait()
 	o.bgWG.Wait()
+	if a := o.lns.acme; a != nil {
+		a.close() // and the connections those left idle
+	}
 	signal.Stop(o.handover)
 }

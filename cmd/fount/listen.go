@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net"
 	"syscall"
 
@@ -43,11 +44,13 @@ type listeners struct {
 	// nil without it, also when --http-addr itself speaks TLS.
 	https     net.Listener
 	httpCerts *ingest.CertReloader // the viewers' HTTPS certificate, reloaded on SIGHUP; nil without it
+	acme      *acmeCerts           // or, with --acme-domains, the ACME CA's; nil without it
 }
 
 // openListeners opens the RTMP and viewer ports, and the API, RTMPS and
-// HTTPS ports if set, and loads the certificates. On a failure it closes those it opened.
-func openListeners(ctx context.Context, cfg config) (l listeners, err error) {
+// HTTPS ports if set, and loads the certificates (or, with --acme-domains,
+// sets up their ACME manager). On a failure it closes those it opened.
+func openListeners(ctx context.Context, cfg config, log *slog.Logger) (l listeners, err error) {
 	defer func() {
 		if err != nil {
 			l.close()
@@ -76,7 +79,11 @@ func openListeners(ctx context.Context, cfg config) (l listeners, err error) {
 		// applies them to the listener it gets, here a TLS one).
 		l.rtmps = tls.NewListener(ingest.RawReadListener(tcp), l.certs.TLSConfig())
 	}
-	if on, _ := cfg.viewerTLS(); on {
+	if cfg.ACMEDomains != "" {
+		if l.acme, err = newACMECerts(cfg, log); err != nil {
+			return l, err
+		}
+	} else if on, _ := cfg.viewerTLS(); on {
 		if l.httpCerts, err = ingest.NewNamedCertReloader("https", cfg.HTTPTLSCert, cfg.HTTPTLSKey); err != nil {
 			return l, err
 		}
@@ -89,8 +96,12 @@ func openListeners(ctx context.Context, cfg config) (l listeners, err error) {
 	return l, nil
 }
 
-// close closes the listeners that are open.
+// close closes the listeners that are open, and the ACME client's
+// connections.
 func (l listeners) close() {
+	if l.acme != nil {
+		l.acme.close()
+	}
 	for _, ln := range []net.Listener{l.rtmp, l.http, l.api, l.rtmps, l.https} {
 		if ln != nil {
 			ln.Close()

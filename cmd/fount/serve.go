@@ -97,7 +97,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 	if err := adopt(ctx, cfg, log, reg); err != nil {
 		return err
 	}
-	lns, err := openListeners(ctx, cfg)
+	lns, err := openListeners(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -216,7 +216,7 @@ func adopt(ctx context.Context, cfg config, log *slog.Logger, reg *playlist.Regi
 type servers struct {
 	rtmp  *ingest.Server   // the RTMP and RTMPS ports
 	http  *httploop.Server // the viewer port
-	https *http.Server     // viewers' HTTPS (--http-tls-cert); nil without it
+	https *http.Server     // viewers' HTTPS (--http-tls-cert or --acme-domains); nil without it
 	api   *http.Server     // nil without --api-addr
 }
 
@@ -241,10 +241,19 @@ func newServers(cfg config, log *slog.Logger, reg *playlist.Registry, seg segmen
 	if auth.play != nil {
 		mets.reg.MustRegister(playAuthCollector{auth.play})
 	}
-	viewer, viewerHandler := newViewerServer(cfg, log, reg, mets, &httpPanics.viewer)
+	var challenges http.Handler
+	if _, tlsOnly := cfg.viewerTLS(); lns.acme != nil && !tlsOnly {
+		// HTTP-01 on the plain port too, for a CA that reaches it as
+		// port 80 (TLS-ALPN-01 needs the TLS port reached as 443).
+		challenges = lns.acme.challengeHandler()
+	}
+	viewer, viewerHandler := newViewerServer(cfg, log, reg, mets, &httpPanics.viewer, challenges)
 	s := servers{rtmp: rtmpSrv, http: viewer}
-	if lns.httpCerts != nil {
-		s.https = newHTTPSServer(viewerHandler, lns.httpCerts, log, cfg)
+	switch {
+	case lns.httpCerts != nil:
+		s.https = newHTTPSServer(viewerHandler, lns.httpCerts.TLSConfig(), log, cfg)
+	case lns.acme != nil:
+		s.https = newHTTPSServer(viewerHandler, lns.acme.tlsConfig(), log, cfg)
 	}
 	if lns.api != nil {
 		apiMux := http.NewServeMux()
