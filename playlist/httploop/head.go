@@ -82,10 +82,15 @@ func (h *Head) fields(set fieldSet, close bool, ca corsAnswer, emit func(name st
 	}
 	if entity {
 		emit("Content-Type", text(h.ContentType))
-		emit("Etag", text(h.ETag))
+		if h.ETag != "" {
+			emit("Etag", text(h.ETag))
+		}
 	}
 	if ok && !h.Modified.IsZero() {
 		emit("Last-Modified", field{kind: timeField, t: h.Modified})
+	}
+	if entity && ca.allow != "" {
+		emit("Timing-Allow-Origin", text(ca.allow))
 	}
 	switch {
 	case entity && h.Gzip && ca.varyOrigin:
@@ -188,6 +193,10 @@ func appendError(b []byte, status int, msg string, head, close bool, date []byte
 	b = strconv.AppendInt(b, int64(len(msg)+1), 10)
 	b = append(b, "\r\nContent-Type: text/plain; charset=utf-8\r\nDate: "...)
 	b = append(b, date...)
+	if ca.allow != "" {
+		b = append(b, "\r\nTiming-Allow-Origin: "...)
+		b = append(b, ca.allow...)
+	}
 	if ca.varyOrigin {
 		b = append(b, "\r\nVary: Origin"...)
 	}

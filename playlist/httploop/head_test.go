@@ -26,7 +26,7 @@ func TestAppendResponse(t *testing.T) {
 	want := "HTTP/1.1 200 OK\r\nAccept-Ranges: bytes\r\nAccess-Control-Allow-Origin: *\r\n" +
 		"Access-Control-Expose-Headers: Content-Length, Content-Range, Date, ETag, Last-Modified, Age\r\n" +
 		"Cache-Control: public, max-age=31536000, immutable\r\nContent-Length: 3145728\r\nContent-Type: video/mp2t\r\n" +
-		"Etag: \"seg0.ts-3145728\"\r\nLast-Modified: Tue, 01 Dec 2026 09:11:12 GMT\r\nDate: " + date + "\r\n\r\n"
+		"Etag: \"seg0.ts-3145728\"\r\nLast-Modified: Tue, 01 Dec 2026 09:11:12 GMT\r\nTiming-Allow-Origin: *\r\nDate: " + date + "\r\n\r\n"
 	if string(got) != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
@@ -34,7 +34,7 @@ func TestAppendResponse(t *testing.T) {
 	want = "HTTP/1.1 200 OK\r\nAccept-Ranges: bytes\r\nAccess-Control-Allow-Origin: *\r\n" +
 		"Access-Control-Expose-Headers: Content-Length, Content-Range, Date, ETag, Last-Modified, Age\r\n" +
 		"Cache-Control: no-cache\r\nConnection: close\r\nContent-Encoding: gzip\r\nContent-Length: 321\r\n" +
-		"Content-Type: application/vnd.apple.mpegurl\r\nEtag: \"pl-gz\"\r\nVary: Accept-Encoding\r\nDate: " + date + "\r\n\r\n"
+		"Content-Type: application/vnd.apple.mpegurl\r\nEtag: \"pl-gz\"\r\nTiming-Allow-Origin: *\r\nVary: Accept-Encoding\r\nDate: " + date + "\r\n\r\n"
 	if string(got) != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
