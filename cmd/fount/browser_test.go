@@ -113,8 +113,9 @@ type playReport struct {
 		To float64 `json:"to"`
 	} `json:"seeks"`
 	VideoErrors []json.RawMessage `json:"videoErrors"`
-	Advance     float64           `json:"advance"` // currentTime at the end minus at the first 'playing'
-	Played      float64           `json:"played"`  // sum of video.played
+	Advance     float64           `json:"advance"`   // currentTime at the end minus at the first 'playing'
+	Played      float64           `json:"played"`    // sum of video.played
+	Protocols   map[string]int    `json:"protocols"` // stream requests by resource timing's nextHopProtocol
 	Latency     struct {
 		Samples int     `json:"samples"`
 		Min     float64 `json:"min"`

@@ -6,6 +6,7 @@
 // its line: the Go tests decide.
 
 import { createServer } from 'node:http';
+import { createServer as createTLSServer } from 'node:https';
 import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -25,6 +26,13 @@ const CHROMIUM_FLAGS = [
   '--disable-sync',
   '--autoplay-policy=no-user-gesture-required',
 ];
+// A test that serves over HTTPS (the page and fount) trusts its own
+// certificate by its key's hash, as Chromium allows from the command line;
+// FOUNT_PAGE_TLS_CERT/KEY then make the page's origin https too.
+if (process.env.FOUNT_CHROMIUM_SPKI) {
+  CHROMIUM_FLAGS.push(`--ignore-certificate-errors-spki-list=${process.env.FOUNT_CHROMIUM_SPKI}`);
+}
+const PAGE_TLS = process.env.FOUNT_PAGE_TLS_CERT && process.env.FOUNT_PAGE_TLS_KEY;
 
 // harness returns the shared steps for one run whose report is result
 // (which gets harnessError and browserVersion).
@@ -41,7 +49,7 @@ export function harness(result) {
     // '/hls.min.js') with that file under this directory; it returns the
     // page's URL.
     async serve(html, files = {}) {
-      server = createServer(async (req, res) => {
+      const handler = async (req, res) => {
         const path = new URL(req.url, 'http://x').pathname;
         try {
           if (path === '/') {
@@ -59,12 +67,18 @@ export function harness(result) {
           res.writeHead(500);
           res.end(String(e));
         }
-      });
+      };
+      server = PAGE_TLS
+        ? createTLSServer({
+          cert: await readFile(process.env.FOUNT_PAGE_TLS_CERT),
+          key: await readFile(process.env.FOUNT_PAGE_TLS_KEY),
+        }, handler)
+        : createServer(handler);
       await new Promise((resolve, reject) => {
         server.once('error', reject);
         server.listen(0, '127.0.0.1', resolve);
       });
-      return `http://127.0.0.1:${server.address().port}/`;
+      return `${PAGE_TLS ? 'https' : 'http'}://127.0.0.1:${server.address().port}/`;
     },
 
     // launch starts chromium with a fresh profile and returns its first

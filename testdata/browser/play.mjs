@@ -63,6 +63,9 @@ window.start = function (url, lowLatency) {
   };
   window.stats = s;
   if (!s.hlsSupported) return s;
+  // Every request's protocol (h2, http/1.1) from resource timing: room
+  // for all of them, not the default 250 entries.
+  performance.setResourceTimingBufferSize(100000);
 
   const hls = new Hls({ lowLatencyMode: lowLatency });
   window.hls = hls;
@@ -117,6 +120,13 @@ window.finish = function () {
   s.played = played;
   s.paused = video.paused;
   s.readyState = video.readyState;
+  s.protocols = {};
+  for (const e of performance.getEntriesByType('resource')) {
+    if (!e.name.includes('.m3u8') && !e.name.includes('.m4s') && !e.name.includes('.ts') &&
+        !e.name.includes('.mp4') && !e.name.includes('.key')) continue;
+    const p = e.nextHopProtocol || '(none)';
+    s.protocols[p] = (s.protocols[p] || 0) + 1;
+  }
   if (window.hls) {
     s.targetLatency = window.hls.targetLatency;
     s.latencyAtEnd = window.hls.latency;
