@@ -30,7 +30,7 @@ import (
 // asks, between fount and 500 simulated players, and checks that every
 // player gets every segment (classic) or part (LL-HLS) without a gap while
 // fount serves each media object only a few times: the edge collapses the
-// rest.
+// rest. Its "signed" case does the same with signed URLs.
 func TestCDNEdgeNginx(t *testing.T) {
 	lockEndToEnd(t)
 	requireTool(t, "nginx")
@@ -72,7 +72,7 @@ func TestCDNEdgeNginx(t *testing.T) {
 			awaitPlaylist(t, o.url("/live/cdn/index.m3u8"), 20*time.Second, "three segments", func(p *m3u8.MediaPlaylist, _ []byte) bool {
 				return p.Count() >= 3
 			})
-			edge := startNginx(t, o.http)
+			edge := startNginx(t, "cdn.conf.tmpl", o.http)
 
 			route := "segment"
 			if c.ll {
@@ -80,7 +80,7 @@ func TestCDNEdgeNginx(t *testing.T) {
 			}
 			before := scrape(t, o)
 			tracked := trackOrigin(o.url("/live/cdn/index.m3u8"), c.ll)
-			res := watchThroughEdge(t, edge, c.ll, viewers, watch)
+			res := watchThroughEdge(t, edge, c.ll, viewers, watch, nil)
 			appeared, trackerRequests := tracked()
 			after := scrape(t, o)
 			delta := func(route string) float64 {
@@ -125,12 +125,13 @@ func TestCDNEdgeNginx(t *testing.T) {
 			}
 		})
 	}
+	t.Run("signed", testCDNSigned) // cdn_signed_test.go
 }
 
 // startNginx runs nginx in the foreground as the test's own process, from
-// testdata/nginx/cdn.conf.tmpl, listening on a free loopback port in front
-// of upstream. It returns the edge's base URL.
-func startNginx(t *testing.T, upstream string) string {
+// testdata/nginx/conf (a template), listening on a free loopback port in
+// front of upstream. It returns the edge's base URL.
+func startNginx(t *testing.T, conf, upstream string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for _, d := range []string{"tmp", "cache"} {
@@ -138,7 +139,7 @@ func startNginx(t *testing.T, upstream string) string {
 			t.Fatal(err)
 		}
 	}
-	tmpl, err := template.ParseFiles(filepath.Join("..", "..", "testdata", "nginx", "cdn.conf.tmpl"))
+	tmpl, err := template.ParseFiles(filepath.Join("..", "..", "testdata", "nginx", conf))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,8 +149,8 @@ func startNginx(t *testing.T, upstream string) string {
 	}
 	listen := l.Addr().String()
 	l.Close()
-	var conf bytes.Buffer
-	if err := tmpl.Execute(&conf, map[string]any{
+	var cfg bytes.Buffer
+	if err := tmpl.Execute(&cfg, map[string]any{
 		// Workers of a root master run as nobody unless told otherwise, and
 		// nobody cannot write to the test's directory.
 		"Root":     os.Geteuid() == 0,
@@ -160,7 +161,7 @@ func startNginx(t *testing.T, upstream string) string {
 		t.Fatal(err)
 	}
 	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, conf.Bytes(), 0o600); err != nil {
+	if err := os.WriteFile(confPath, cfg.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out := &syncBuffer{}
@@ -200,7 +201,7 @@ func startNginx(t *testing.T, upstream string) string {
 		}
 		select {
 		case err := <-exited:
-			t.Fatalf("nginx exited: %v\n%s\nconfig:\n%s", err, errorLog(), conf.String())
+			t.Fatalf("nginx exited: %v\n%s\nconfig:\n%s", err, errorLog(), cfg.String())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -305,6 +306,7 @@ type viewer struct {
 	latencies []time.Duration
 	objects   []string
 	errs      []string
+	query     string // its signed URL's query (expires=…&token=…), or ""
 }
 
 func (v *viewer) fail(format string, args ...any) {
@@ -316,8 +318,9 @@ func (v *viewer) fail(format string, args ...any) {
 }
 
 // watchThroughEdge runs n viewers against base for d, joining over the
-// first two seconds, and stops them all at the end.
-func watchThroughEdge(t *testing.T, base string, ll bool, n int, d time.Duration) *edgeResult {
+// first two seconds, and stops them all at the end; query, if not nil,
+// gives viewer i its signed URL's query.
+func watchThroughEdge(t *testing.T, base string, ll bool, n int, d time.Duration, query func(i int) string) *edgeResult {
 	t.Helper()
 	tr := &http.Transport{
 		MaxIdleConns:        2 * n,
@@ -335,6 +338,9 @@ func watchThroughEdge(t *testing.T, base string, ll bool, n int, d time.Duration
 	var wg sync.WaitGroup
 	for i := range vs {
 		v := &viewer{id: i}
+		if query != nil {
+			v.query = query(i)
+		}
 		vs[i] = v
 		wg.Add(1)
 		go func() {
@@ -412,7 +418,7 @@ func (v *viewer) watchClassic(ctx context.Context, c *http.Client, base string) 
 	var started bool
 	interval := time.Second
 	for failures := 0; failures < 20; {
-		body, err := v.get(ctx, c, base+"index.m3u8")
+		body, err := v.get(ctx, c, v.signed(base+"index.m3u8"))
 		if err == errStopped {
 			return
 		}
@@ -468,7 +474,7 @@ func (v *viewer) watchClassic(ctx context.Context, c *http.Client, base string) 
 // request to join, then blocking reloads for the next part, downloading
 // each new part once, in order.
 func (v *viewer) watchLL(ctx context.Context, c *http.Client, base string) {
-	body, err := v.get(ctx, c, base+"index.m3u8")
+	body, err := v.get(ctx, c, v.signed(base+"index.m3u8"))
 	if err == errStopped {
 		return
 	}
@@ -492,7 +498,7 @@ func (v *viewer) watchLL(ctx context.Context, c *http.Client, base string) {
 	v.last = v.joined
 	for failures := 0; failures < 20; {
 		msn, part := pl.next()
-		body, err := v.get(ctx, c, fmt.Sprintf("%sindex.m3u8?_HLS_msn=%d&_HLS_part=%d", base, msn, part))
+		body, err := v.get(ctx, c, v.signed(fmt.Sprintf("%sindex.m3u8?_HLS_msn=%d&_HLS_part=%d", base, msn, part)))
 		if err == errStopped {
 			return
 		}
