@@ -45,6 +45,9 @@ type KeyServer interface {
 	PutKey(ctx context.Context, url, stream, id string, key []byte) error
 }
 
+// Encrypted reports whether the stream's segments are encrypted.
+func (s *Stream) Encrypted() bool { return s.keys != nil }
+
 // streamKey is one content key. uri is what EXT-X-KEY names: relative
 // ("keys/ID.key") when fount serves it, else the key server's URL.
 type streamKey struct {
