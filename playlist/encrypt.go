@@ -371,16 +371,23 @@ func SplitKeyPath(p string) (stream, id string, ok bool) {
 	if !ok {
 		return "", "", false
 	}
-	dir, file, ok := storage.SplitKey(p)
-	if !ok {
+	i := strings.LastIndex(p, "/"+keysDir+"/")
+	if i < 0 {
 		return "", "", false
 	}
-	stream, ok = strings.CutSuffix(dir, "/"+keysDir)
-	id, ok2 := strings.CutSuffix(file, keyExt)
-	if !ok || !ok2 || id == "" || storage.ValidName(id) != nil || !strings.Contains(stream, "/") {
+	stream, file := p[:i], p[i+len(keysDir)+2:]
+	id, ok = strings.CutSuffix(file, keyExt)
+	if n := strings.Count(stream, "/"); !ok || n < 1 || n > 2 || storage.ValidKey(stream) != nil || storage.ValidName(id) != nil {
 		return "", "", false
 	}
 	return stream, id, true
+}
+
+// recKeyed reports whether a key is in force at the end of a recording's
+// stored lines (a continued recording must end it before an EXT-X-MAP).
+func recKeyed(body []byte) bool {
+	i := bytes.LastIndex(body, []byte("#EXT-X-KEY:"))
+	return i >= 0 && !bytes.HasPrefix(body[i:], []byte(keyNone))
 }
 
 // serveKey answers a key fount holds: from the stream's memory, else from

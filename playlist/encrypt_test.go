@@ -336,13 +336,14 @@ func TestEncryptKeyServer(t *testing.T) {
 	seg()
 	waitFor(t, func() bool { ks.mu.Lock(); defer ks.mu.Unlock(); return len(ks.keys) == 2 }) // the first, and the next one ahead
 	seg()
+	waitFor(t, func() bool { ks.mu.Lock(); defer ks.mu.Unlock(); return len(ks.keys) == 3 }) // the third, asked ahead
+	waitFor(t, func() bool { return r.Stats().KeysCreated == 3 })
 	ks.mu.Lock()
 	ks.fail = true
 	ks.mu.Unlock()
-	time.Sleep(10 * time.Millisecond)
-	waitFor(t, func() bool { return r.Stats().KeysCreated == 3 }) // asked ahead, before the failure
 	seg()
-	// The third key was ready; asking for the fourth fails (3 attempts).
+	// The third key was ready; asking for the fourth fails (3 attempts),
+	// and the next segment keeps the third key.
 	waitFor(t, func() bool { return r.Stats().KeyStoreFailures >= keyPostAttempts })
 	seg()
 	_, body, _ := fetch(t, r.Handler(), "/live/kms/index.m3u8")
@@ -405,5 +406,24 @@ func TestEncryptRecording(t *testing.T) {
 	}
 	if code, _, _ := fetch(t, r.Handler(), "/live/rec/rec/"+recs[0].ID+"/recording.mp4"); code != 404 {
 		t.Errorf("encrypted download: %d, want 404", code)
+	}
+}
+
+func TestSplitKeyPath(t *testing.T) {
+	for _, tc := range []struct{ path, stream, id string }{
+		{"/live/show/keys/0a1b.key", "live/show", "0a1b"},
+		{"/live/show/720p/keys/0a1b.key", "live/show/720p", "0a1b"},
+		{"/live/keys/0a1b.key", "", ""},
+		{"/live/show/keys/0a1b.ts", "", ""},
+		{"/live/show/keys/.key", "", ""},
+		{"/live/../keys/x.key", "", ""},
+		{"/live/show/keys/a/b.key", "", ""},
+		{"/a/b/c/d/keys/x.key", "", ""},
+		{"/live/show/index.m3u8", "", ""},
+	} {
+		s, id, ok := SplitKeyPath(tc.path)
+		if ok != (tc.stream != "") || s != tc.stream || id != tc.id {
+			t.Errorf("%s: %q %q %v", tc.path, s, id, ok)
+		}
 	}
 }
