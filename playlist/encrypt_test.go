@@ -427,3 +427,44 @@ func TestSplitKeyPath(t *testing.T) {
 		}
 	}
 }
+
+// TestEncryptRenditions: renditions of an encrypted stream each key their
+// segments with keys at their own path, and list no I-frame playlist
+// (byte ranges into ciphertext).
+func TestEncryptRenditions(t *testing.T) {
+	r, clk := newEncRegistry(t, Config{})
+	h := r.Handler()
+	var rends []*Stream
+	for _, name := range []string{"720p", "360p"} {
+		s, err := r.PublishRendition("live/ab", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.SetInfo(MediaInfo{VideoCodecs: "avc1.64001f", AudioCodecs: "mp4a.40.2", Width: 640, Height: 360, FrameRate: 30, VideoRange: "SDR"})
+		rends = append(rends, s)
+	}
+	for i := range 3 {
+		for _, s := range rends {
+			addAt(t, s, clk, 10*time.Second+time.Duration(i)*2*time.Second, 2*time.Second, 4000)
+		}
+		clk.Add(2 * time.Second)
+	}
+	_, mv := body(t, h, "/live/ab/index.m3u8")
+	if strings.Contains(mv, "I-FRAME") {
+		t.Errorf("an encrypted stream lists I-frame playlists:\n%s", mv)
+	}
+	if code, _ := body(t, h, "/live/ab/720p/iframes.m3u8"); code != 404 {
+		t.Errorf("I-frame playlist: %d, want 404", code)
+	}
+	_, pl := body(t, h, "/live/ab/720p/index.m3u8")
+	k := keyedURIs(t, pl)["seg1.ts"]
+	code, key, _ := fetch(t, h, "/live/ab/720p/"+k[0])
+	if code != 200 || len(key) != 16 {
+		t.Fatalf("rendition key %s: %d\n%s", k[0], code, pl)
+	}
+	_, seg, _ := fetch(t, h, "/live/ab/720p/seg1.ts")
+	iv, _ := hex.DecodeString(k[1])
+	if got := decryptCBC(t, key, iv, seg); len(got) != 4000 {
+		t.Errorf("rendition segment decrypts to %d bytes", len(got))
+	}
+}
