@@ -214,6 +214,12 @@ func (w *Webhook) post(ctx context.Context, body []byte) (int, []byte, error) {
 	return resp.StatusCode, answer, nil
 }
 
+// Sign returns the X-Fount-Signature of a request with that timestamp
+// (X-Fount-Timestamp) and body, for other signed requests fount sends (the
+// key server's POSTs, docs/encryption.md), so that one receiver check,
+// VerifySignature, serves them all.
+func Sign(secret []byte, timestamp string, body []byte) string { return sign(secret, timestamp, body) }
+
 func sign(secret []byte, timestamp string, body []byte) string {
 	return signaturePrefix + hex.EncodeToString(mac(secret, timestamp, body))
 }

@@ -46,6 +46,13 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	if !r.allowed(w, req) {
 		return
 	}
+	if r.cfg.Encrypt || r.cfg.KeyDir != "" {
+		// Content keys, /APP/NAME/keys/ID.key (encrypt.go).
+		if stream, id, ok := SplitKeyPath(req.URL.Path); ok {
+			r.serveKey(w, req, stream, id)
+			return
+		}
+	}
 	if rp, id, file, ok := SplitRecordingPath(req.URL.Path); ok {
 		r.serveRecording(w, req, rp, id, file)
 		return

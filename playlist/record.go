@@ -84,6 +84,7 @@ type recorder struct {
 	lastInit int
 	target   int
 	disc     bool // the next listed segment follows a gap: tag a discontinuity
+	keyed    bool // an EXT-X-KEY is in force in body
 }
 
 // recPrefix is the key prefix of path's recording id.
@@ -131,6 +132,10 @@ func (s *Stream) recordLocked(e *entry) *recWrite {
 	}
 	rc.disc = false
 	if s.cfg.FMP4 && e.init != rc.lastInit {
+		if rc.keyed {
+			rc.body = append(rc.body, keyNone...)
+			rc.keyed = false
+		}
 		name := initName(e.init)
 		rc.body = append(rc.body, "#EXT-X-MAP:URI=\"../../"...)
 		rc.body = append(rc.body, name...)
@@ -138,6 +143,12 @@ func (s *Stream) recordLocked(e *entry) *recWrite {
 		rc.lastInit = e.init
 		in.Inits = append(in.Inits, name)
 	}
+	if e.key != nil {
+		rc.body = appendKeyLine(rc.body, e.key, "../../")
+	} else if rc.keyed {
+		rc.body = append(rc.body, keyNone...)
+	}
+	rc.keyed = e.key != nil
 	rc.body = append(rc.body, "#EXT-X-PROGRAM-DATE-TIME:"...)
 	rc.body = e.pdt.UTC().AppendFormat(rc.body, "2006-01-02T15:04:05.000Z07:00")
 	rc.body = append(rc.body, "\n#EXTINF:"...)

@@ -171,6 +171,7 @@ func (r *Registry) reopenRecording(ctx context.Context, s *Stream) {
 	}
 	body, target := recBody(obj.Data)
 	rc := &recorder{info: *open, body: body, target: target, lastInit: -1, disc: true}
+	rc.keyed = recKeyed(body)
 	if n := len(open.Inits); n > 0 {
 		fmt.Sscanf(open.Inits[n-1], "init%d.mp4", &rc.lastInit)
 	}

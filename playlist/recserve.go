@@ -113,6 +113,13 @@ func (r *Registry) serveDownload(w http.ResponseWriter, req *http.Request, strea
 	if !ok {
 		return
 	}
+	if bytes.Contains(pl, []byte("#EXT-X-KEY:METHOD=AES-128")) {
+		// Its segments are each encrypted on their own: joined, they are
+		// no file. The HLS recording plays.
+		w.Header().Set("Cache-Control", errorCacheControl)
+		http.Error(w, "an encrypted recording has no download; play its playlist", http.StatusNotFound)
+		return
+	}
 	if bytes.Contains(pl, []byte("#EXT-X-STREAM-INF")) {
 		for _, line := range strings.Split(string(pl), "\n") {
 			line = strings.TrimSpace(line)

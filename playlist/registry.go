@@ -84,6 +84,18 @@ type Config struct {
 	// playlists it allows carry the request's query in their URIs.
 	PlayAuth PlayAuth
 
+	// Encrypt encrypts every segment and part with AES-128 (encrypt.go),
+	// with a fresh key every KeyRotation segments (0: one per publish).
+	// Keys live in memory and, with KeyDir, in files there (cmd/fount
+	// refuses a store that outlives the process without one of them), or
+	// at a key server: KeyServer takes each new key at KeyURLTemplate
+	// expanded, and fount serves none.
+	Encrypt        bool
+	KeyRotation    int
+	KeyDir         string
+	KeyURLTemplate string
+	KeyServer      KeyServer
+
 	inProcessStore bool        // Store keeps objects in this process: segments are not put in it
 	recordings     *recCatalog // the recordings known, for freshID and the API
 }
@@ -238,6 +250,9 @@ func (r *Registry) newStreamLocked(ctx context.Context, path string, state State
 		target:  targetDurationFor(r.cfg.TargetDuration),
 		created: r.cfg.Now(),
 	}
+	if r.cfg.Encrypt {
+		s.keys = newKeyRing(s)
+	}
 	if t, ok := r.tombstones[path]; ok {
 		s.nextMSN, s.discSeq, s.target, s.nextInit = t.nextMSN, t.discSeq, max(s.target, t.target), t.nextInit
 		s.pendingDisc = true
@@ -367,6 +382,11 @@ type totals struct {
 	recordedBytes  atomic.Uint64 // media bytes listed in recordings
 	recDeleted     atomic.Uint64 // recordings deleted (API or retention)
 	recDeletedB    atomic.Uint64 // their media bytes
+
+	// Encryption (encrypt.go).
+	keysCreated        atomic.Uint64 // keys made (and stored or handed to the key server)
+	keyPostFailures    atomic.Uint64 // failed attempts to hand a key to the key server or key directory
+	keyRotationsMissed atomic.Uint64 // rotations that kept the previous key
 }
 
 // RegistryStats is a snapshot for metrics.
@@ -385,6 +405,9 @@ type RegistryStats struct {
 	MediaFiles         int64  // memory files holding segments and parts
 	MediaFileBytes     int64  // media bytes in them (outside the Go heap)
 	MediaFileErrors    uint64 // memory files that failed (that media is on the heap)
+	KeysCreated        uint64 // encryption keys made
+	KeyStoreFailures   uint64 // failed attempts to hand a new key to the key server or directory
+	KeyRotationsMissed uint64 // rotations that kept the previous key (the next was not ready)
 }
 
 // Stats returns a snapshot of the registry.
@@ -402,6 +425,9 @@ func (r *Registry) Stats() RegistryStats {
 		MediaFiles:         r.totals.memFiles.Load(),
 		MediaFileBytes:     r.totals.memFileBytes.Load(),
 		MediaFileErrors:    r.totals.memFileErrors.Load(),
+		KeysCreated:        r.totals.keysCreated.Load(),
+		KeyStoreFailures:   r.totals.keyPostFailures.Load(),
+		KeyRotationsMissed: r.totals.keyRotationsMissed.Load(),
 	}
 	for _, s := range r.Streams() {
 		st.Streams[s.State()]++

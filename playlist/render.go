@@ -24,6 +24,7 @@ type entry struct {
 	evicted       bool     // DVR: left the memory window (queued in Stream.evicted)
 	missing       bool     // storing it failed: served from memory while listed, but not recorded
 	lines         []byte   // its rendered lines without parts, made on first need (render)
+	key           *segKey  // Config.Encrypt: its key and IV (encrypt.go)
 }
 
 // part is one LL-HLS partial segment.
@@ -46,6 +47,8 @@ type openSegment struct {
 	end           int64    // where the next part goes in file
 	allInFile     bool     // every part so far went to file, in order
 	due           bool     // the last part is SegmentDue: the next one is likely the next segment's first
+	key           *segKey  // Config.Encrypt: the key and IV of the segment and its parts
+	clear         []byte   // Config.Encrypt: the parts' clear bytes, for the segment's own encryption
 }
 
 // renditionReport is an EXT-X-RENDITION-REPORT for another rendition of
@@ -166,6 +169,7 @@ func (p *mediaPlaylist) render(buf []byte, skip bool) []byte {
 		}
 	}
 	lastInit := -1
+	keyed := false // an EXT-X-KEY is in force: an EXT-X-MAP must end it (keyNone)
 	for i, s := range segs {
 		// A discontinuity counts in EXT-X-DISCONTINUITY-SEQUENCE only once
 		// its segment has slid out, so a listed one is always tagged.
@@ -173,9 +177,17 @@ func (p *mediaPlaylist) render(buf []byte, skip bool) []byte {
 			buf = append(buf, "#EXT-X-DISCONTINUITY\n"...)
 		}
 		if p.fmp4 && s.init != lastInit {
+			if keyed {
+				buf = append(buf, keyNone...)
+				keyed = false
+			}
 			buf = p.appendMap(buf, s.init)
 			lastInit = s.init
 		}
+		if keyed && s.key == nil {
+			buf = append(buf, keyNone...) // a clear segment after encrypted ones (restored)
+		}
+		keyed = s.key != nil
 		if i >= partsFrom {
 			buf = s.appendLines(buf, true)
 			continue
@@ -194,7 +206,16 @@ func (p *mediaPlaylist) render(buf []byte, skip bool) []byte {
 				buf = append(buf, "#EXT-X-DISCONTINUITY\n"...)
 			}
 			if p.fmp4 && p.open.init != lastInit {
+				if keyed {
+					buf = append(buf, keyNone...)
+					keyed = false
+				}
 				buf = p.appendMap(buf, p.open.init)
+			}
+			if p.open.key != nil {
+				buf = appendKeyLine(buf, p.open.key, "")
+			} else if keyed {
+				buf = append(buf, keyNone...)
 			}
 			buf = appendParts(buf, p.open.parts)
 		}
@@ -221,9 +242,15 @@ func (p *mediaPlaylist) render(buf []byte, skip bool) []byte {
 	return buf
 }
 
-// appendLines writes the segment's EXT-X-PROGRAM-DATE-TIME, its parts if
+// appendLines writes the segment's EXT-X-KEY, EXT-X-PROGRAM-DATE-TIME, its parts if
 // asked for, EXT-X-GAP, EXTINF and URI.
 func (e *entry) appendLines(buf []byte, parts bool) []byte {
+	if e.key != nil {
+		// Its own key line, IV and all, before each segment: a delta
+		// update or a sliding window never loses the key of the first
+		// segment it lists.
+		buf = appendKeyLine(buf, e.key, "")
+	}
 	buf = append(buf, "#EXT-X-PROGRAM-DATE-TIME:"...)
 	buf = e.pdt.UTC().AppendFormat(buf, "2006-01-02T15:04:05.000Z07:00")
 	buf = append(buf, '\n')

@@ -71,6 +71,7 @@ func parseStored(b []byte) (*restored, error) {
 		haveSeq  bool
 		msn      uint64
 		sawEXTM3 bool
+		key      *segKey // the segment's EXT-X-KEY (fount writes one before each)
 	)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
@@ -97,6 +98,10 @@ func parseStored(b []byte) (*restored, error) {
 			rs.target = v
 		case line == "#EXT-X-DISCONTINUITY":
 			disc = true
+		case strings.HasPrefix(line, "#EXT-X-KEY:"):
+			// Its key is in the key directory or at the key server,
+			// where the earlier process put it.
+			key = parseKeyLine(line)
 		case strings.HasPrefix(line, "#EXT-X-MAP:URI=\"init"):
 			v := strings.TrimSuffix(strings.TrimPrefix(line, "#EXT-X-MAP:URI=\"init"), ".mp4\"")
 			n, err := strconv.Atoi(v)
@@ -122,9 +127,9 @@ func parseStored(b []byte) (*restored, error) {
 			if !haveSeq || dur == 0 {
 				return nil, fmt.Errorf("segment %q without EXTINF or media sequence", line)
 			}
-			rs.segments = append(rs.segments, &entry{msn: msn, name: line, duration: dur, pdt: pdt, discontinuity: disc, init: init})
+			rs.segments = append(rs.segments, &entry{msn: msn, name: line, duration: dur, pdt: pdt, discontinuity: disc, init: init, key: key})
 			msn++
-			disc, dur = false, 0
+			disc, dur, key = false, 0, nil
 		}
 	}
 	if err := sc.Err(); err != nil {

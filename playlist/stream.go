@@ -126,6 +126,7 @@ type Stream struct {
 	nsamples      int
 	rec           *recorder     // the open recording (Config.Record)
 	lastEnd       time.Duration // Start + Duration of the last segment, on the stream's timeline
+	keys          *keyRing      // Config.Encrypt: the stream's keys (encrypt.go)
 	haveEnd       bool          // lastEnd is known (a segment since this process took the stream)
 
 	bytesIn  atomic.Uint64 // media bytes produced (segments)
@@ -188,6 +189,11 @@ func (s *Stream) partName(msn uint64, i int) string {
 // Part adds a finished part of the segment being built and wakes the
 // requests waiting for it.
 func (s *Stream) Part(p Part) error {
+	if s.keys != nil {
+		if err := s.keys.ensure(); err != nil {
+			return err
+		}
+	}
 	s.mu.Lock()
 	if s.state != StateLive {
 		s.mu.Unlock()
@@ -198,6 +204,9 @@ func (s *Stream) Part(p Part) error {
 		s.open.msn = s.nextMSN
 		s.open.discontinuity = s.pendingDisc
 		s.open.init = s.initVersion
+		if s.keys != nil {
+			s.open.key = s.keys.take(s.open.msn)
+		}
 	}
 	if len(s.open.parts) == 0 && s.open.file == nil {
 		// Parts are small and served from the mapping: room for a
@@ -206,7 +215,15 @@ func (s *Stream) Part(p Part) error {
 		s.open.file, s.open.end, s.open.allInFile = s.newMemFile(partsReserve+max(2*s.lastSegSize, 1<<20)), partsReserve, true
 	}
 	pt := &part{name: s.partName(s.nextMSN, len(s.open.parts)), duration: p.Duration, independent: p.Independent, data: p.Data}
-	pt.obj = s.placePartLocked(pt.name, p.Data)
+	data := p.Data
+	if k := s.open.key; k != nil {
+		// A part is its own resource: encrypted on its own. Its clear
+		// bytes are kept for the segment, which gets its own encryption.
+		s.open.clear = append(s.open.clear, p.Data...)
+		data = k.encrypt(p.Data)
+		pt.data = nil
+	}
+	pt.obj = s.placePartLocked(pt.name, data)
 	s.byName.Store(pt.name, pt.obj)
 	s.open.parts = append(s.open.parts, pt)
 	s.open.due = p.SegmentDue
@@ -223,6 +240,11 @@ func (s *Stream) Part(p Part) error {
 // playlist that lists the segment is published, so a viewer never sees a
 // URL that 404s.
 func (s *Stream) Segment(seg Segment) error {
+	if s.keys != nil {
+		if err := s.keys.ensure(); err != nil {
+			return err
+		}
+	}
 	s.mu.Lock()
 	if s.state != StateLive {
 		s.mu.Unlock()
@@ -248,7 +270,12 @@ func (s *Stream) Segment(seg Segment) error {
 		size:          size,
 		parts:         s.open.parts,
 		iframes:       slices.Clone(seg.IFrames), // the caller may reuse its slice
+		key:           s.open.key,
 	}
+	if s.keys != nil && e.key == nil {
+		e.key = s.keys.take(msn)
+	}
+	clearParts := s.open.clear
 	if s.group != nil && seg.Discontinuity {
 		s.group.mu.Lock()
 		s.group.markDisc(msn) // every rendition marks it, so their discontinuity sequences agree
@@ -276,6 +303,9 @@ func (s *Stream) Segment(seg Segment) error {
 	// bytes (PartsFollow), or the whole segment, which is then checked
 	// against the parts. Either way, when the parts are all in their
 	// memory file the segment is served from there, with nothing copied.
+	if e.key != nil {
+		return s.encryptedSegment(e, seg, clearParts, file)
+	}
 	prefix, partsFollow := seg.Data, seg.PartsFollow
 	if !partsFollow && file != nil && allInFile {
 		if pre, ok := partsPrefix(seg.Data, e.parts); ok {
@@ -330,7 +360,12 @@ func (s *Stream) Segment(seg Segment) error {
 		o = s.placeOwn(e, whole, owned, file)
 	}
 	s.byName.Store(e.name, o)
+	s.finishSegment(e, seg)
+	return nil
+}
 
+// finishSegment lists a segment whose bytes are placed and stored.
+func (s *Stream) finishSegment(e *entry, seg Segment) {
 	s.mu.Lock()
 	for _, p := range e.parts {
 		p.data = nil // served from the segment's file (or their own object) now
@@ -367,7 +402,6 @@ func (s *Stream) Segment(seg Segment) error {
 	if s.group != nil && (remeasured || first) {
 		s.group.changed()
 	}
-	return nil
 }
 
 // renderLocked renders the current state; s.mu must be held. It also wakes
@@ -552,6 +586,9 @@ func (s *Stream) resume() error {
 	s.state = StateLive
 	s.since = s.cfg.Now()
 	s.pendingDisc = s.nextMSN > 0
+	if s.keys != nil {
+		s.keys.reset() // a new publish, a new key
+	}
 	// Drop the ENDLIST (if any) at once rather than at the next segment.
 	s.showLocked(s.renderLocked())
 	return nil

@@ -99,6 +99,7 @@ type apiStream struct {
 	Segments     uint64        `json:"segments"`
 	Parts        uint64        `json:"parts"`
 	NextMSN      uint64        `json:"next_media_sequence"`
+	Encrypt      string        `json:"encrypt,omitempty"` // "aes-128"; never a key
 	// Renditions: a stream pushed in several has them listed here and
 	// each is a stream of its own at APP/NAME/RENDITION.
 	Rendition  string        `json:"rendition,omitempty"`
@@ -140,6 +141,9 @@ func (a *api) streamJSON(s *playlist.Stream, pubs map[string]ingest.PublisherSta
 	// counts full-quality viewers (a CDN counts as one).
 	if st.BitrateIn > 0 {
 		out.Viewers = int64(st.BitrateOut/st.BitrateIn + 0.5)
+	}
+	if s.Encrypted() {
+		out.Encrypt = "aes-128"
 	}
 	if r := s.Rendition(); r != "" {
 		out.Rendition = r

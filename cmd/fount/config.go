@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/fount-live/fount/ingest"
+	"github.com/fount-live/fount/playlist"
 	"github.com/fount-live/fount/playlist/httploop"
 	"github.com/fount-live/fount/playlist/playauth"
 	"github.com/fount-live/fount/segmenter"
@@ -78,6 +81,13 @@ type config struct {
 	HTTPLoops        int           // event loops for plain viewer GETs: 0 one per CPU, <0 none
 	CORSOrigins      string        // pages allowed to read viewer answers: "*" or a comma-separated list of origins
 
+	// Segment encryption (docs/encryption.md).
+	Encrypt         string // none or aes-128
+	KeyRotation     int    // segments per key; 0: one key per publish
+	KeyDir          string // where keys are kept, 0600; never the media store
+	KeyURLTemplate  string // an external key server: {stream} and {id} expanded
+	KeyServerSecret string // HMAC secret signing the POSTs to it
+
 	// Restarts (docs/scaling.md#restarts).
 	ReusePort     bool
 	HandoverGrace time.Duration
@@ -109,6 +119,7 @@ func defaultConfig() config {
 		PartDuration:    200 * time.Millisecond,
 		PartHoldBack:    0,
 		Auth:            "none",
+		Encrypt:         "none",
 		WebhookTimeout:  3 * time.Second,
 		PlayAuth:        "none",
 		PlayAuthCache:   time.Minute,
@@ -169,6 +180,11 @@ func (c *config) flags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.PartHoldBack, "part-hold-back", c.PartHoldBack, "LL-HLS PART-HOLD-BACK: how far behind live players aim to play (0: 3 part durations, what the spec recommends; at least 2, what it requires)")
 	fs.StringVar(&c.Auth, "auth", c.Auth, "publish authorisation: none (anyone may publish; the key is the name), keys (--keys-file) or webhook (--webhook-url)")
 	fs.StringVar(&c.KeysFile, "keys-file", c.KeysFile, "with --auth keys: YAML file mapping secret stream keys to public names; re-read on change and on SIGHUP")
+	fs.StringVar(&c.Encrypt, "encrypt", c.Encrypt, "segment encryption: none or aes-128 (every segment and part AES-128-CBC, keys at APP/NAME/keys/ID.key; docs/encryption.md)")
+	fs.IntVar(&c.KeyRotation, "key-rotation", c.KeyRotation, "with --encrypt aes-128: a fresh key every this many segments (0: one key per publish)")
+	fs.StringVar(&c.KeyDir, "key-dir", c.KeyDir, "with --encrypt aes-128: directory keeping the keys (files 0600), outside --storage; needed with dir: or s3: storage unless --key-url-template")
+	fs.StringVar(&c.KeyURLTemplate, "key-url-template", c.KeyURLTemplate, "with --encrypt aes-128: an external key server, e.g. https://kms.example/{stream}/{id}: fount POSTs each new key there (signed) and playlists name that URL")
+	fs.StringVar(&c.KeyServerSecret, "key-server-secret", c.KeyServerSecret, "HMAC-SHA256 secret signing the key server POSTs, as the webhook's (prefer FOUNT_KEY_SERVER_SECRET)")
 	fs.StringVar(&c.WebhookURL, "webhook-url", c.WebhookURL, "with --auth webhook: URL that is POSTed each publish (and publish_ended, stream_ended events)")
 	fs.StringVar(&c.WebhookSecret, "webhook-secret", c.WebhookSecret, "HMAC-SHA256 secret signing webhook requests (prefer FOUNT_WEBHOOK_SECRET)")
 	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", c.WebhookTimeout, "how long a publish waits for the webhook's answer before it is refused")
@@ -328,6 +344,7 @@ func (c *config) validate() error {
 		errs = append(errs, fmt.Errorf("--auth %q: want none, keys or webhook", c.Auth))
 	}
 	errs = append(errs, c.validatePlayAuth()...)
+	errs = append(errs, c.validateEncryption()...)
 	if c.MaxConnections < 1 || c.MaxConnections > 1_000_000 {
 		errs = append(errs, fmt.Errorf("--max-connections %d: must be between 1 and 1000000", c.MaxConnections))
 	}
@@ -369,6 +386,65 @@ func (c *config) validate() error {
 		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel))
 	}
 	return errors.Join(errs...)
+}
+
+// validateEncryption checks the --encrypt flags. Keys must live as long
+// as the segments they open: with a store that outlives the process
+// (restarts, DVR, recordings) they need --key-dir or a key server, and the
+// key directory must not be in the media store, which is public.
+func (c *config) validateEncryption() []error {
+	var errs []error
+	switch c.Encrypt {
+	case "none":
+		if c.KeyRotation != 0 || c.KeyDir != "" || c.KeyURLTemplate != "" {
+			errs = append(errs, errors.New("--key-rotation, --key-dir and --key-url-template need --encrypt aes-128"))
+		}
+		return errs
+	case "aes-128":
+	default:
+		return append(errs, fmt.Errorf("--encrypt %q: want none or aes-128", c.Encrypt))
+	}
+	if c.KeyRotation < 0 || c.KeyRotation > 1_000_000 {
+		errs = append(errs, fmt.Errorf("--key-rotation %d: must be between 0 (one key per publish) and 1000000", c.KeyRotation))
+	}
+	if c.KeyDir != "" && c.KeyURLTemplate != "" {
+		errs = append(errs, errors.New("--key-dir and --key-url-template: give one (the key server keeps the keys)"))
+	}
+	if c.KeyURLTemplate != "" {
+		u, err := url.Parse(sampleKeyURL(c.KeyURLTemplate))
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || !strings.Contains(c.KeyURLTemplate, "{id}") {
+			errs = append(errs, fmt.Errorf("--key-url-template %q: want an http(s) URL with {id} (and {stream})", c.KeyURLTemplate))
+		}
+		if c.KeyServerSecret == "" {
+			errs = append(errs, errors.New("--key-url-template: needs --key-server-secret (or FOUNT_KEY_SERVER_SECRET) to sign its POSTs"))
+		}
+	}
+	if storesOutside(c.Storage) && c.KeyDir == "" && c.KeyURLTemplate == "" {
+		errs = append(errs, fmt.Errorf("--encrypt aes-128 with --storage %q: the stored segments (restarts, --dvr-window, --record) outlive the process, so must their keys: give --key-dir DIR or --key-url-template", c.Storage))
+	}
+	if d, ok := strings.CutPrefix(c.Storage, "dir:"); ok && c.KeyDir != "" {
+		if within(c.KeyDir, d) {
+			errs = append(errs, fmt.Errorf("--key-dir %q is inside the media store %q, which viewers may read: keep keys elsewhere", c.KeyDir, d))
+		}
+	}
+	return errs
+}
+
+// sampleKeyURL fills a key URL template with sample values, to check
+// that what it makes is a URL.
+func sampleKeyURL(tmpl string) string {
+	return playlist.ExpandKeyURL(tmpl, "live/name", "0123456789abcdef")
+}
+
+// within reports whether dir is root or below it.
+func within(dir, root string) bool {
+	a, err1 := filepath.Abs(dir)
+	b, err2 := filepath.Abs(root)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(b, a)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 // envName is the variable that sets a flag: --rtmp-addr → FOUNT_RTMP_ADDR.

@@ -68,6 +68,9 @@ var (
 	descMediaFileErrs  = prometheus.NewDesc("fount_media_file_errors_total", "Memory files that could not be made or written; that media was kept on the Go heap instead (logged once).", nil, nil)
 	descTracksSkipped  = prometheus.NewDesc("fount_rtmp_tracks_skipped_total", "Publisher tracks skipped (each once per publish): a codec fount does not remux, one the segment format cannot carry, or an unreadable configuration. The other tracks go on.", nil, nil)
 	descMisaligned     = prometheus.NewDesc("fount_rendition_segments_misaligned_total", "Segments of a stream's renditions that did not line up with the other renditions' (their keyframes fall at other times): players may stall or skip when switching. See docs/abr.md.", nil, nil)
+	descKeysCreated    = prometheus.NewDesc("fount_encryption_keys_created_total", "AES-128 content keys made (--encrypt aes-128), each stored in --key-dir or taken by the key server before first use.", nil, nil)
+	descKeyFailures    = prometheus.NewDesc("fount_encryption_key_store_failures_total", "Failed attempts to hand a new key to the key server (or to write it to --key-dir); each is retried, then the previous key stays in use.", nil, nil)
+	descKeyRotMissed   = prometheus.NewDesc("fount_encryption_key_rotations_missed_total", "Key rotations that kept the previous key because the next one was not (yet) taken by the key server.", nil, nil)
 	descWraps          = prometheus.NewDesc("fount_timestamp_wraps_total", "RTMP timestamps that went past 2^32 ms (49.7 days) and were unwrapped; not an error.", nil, nil)
 )
 
@@ -81,7 +84,8 @@ type statsCollector struct {
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStreams, descPublishes, descRTMPConns, descIngestBytes, descSegments, descParts,
 		descWaiting, descErrors, descStreamBytes, descStreamSkew, descStreamUptime, descUploadsPending, descUploads,
-		descDiscont, descDropped, descWraps, descMisaligned, descTracksSkipped, descMediaFiles, descMediaFileBytes, descMediaFileErrs} {
+		descDiscont, descDropped, descWraps, descMisaligned, descTracksSkipped, descMediaFiles, descMediaFileBytes, descMediaFileErrs,
+		descKeysCreated, descKeyFailures, descKeyRotMissed} {
 		ch <- d
 	}
 }
@@ -111,6 +115,9 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descMediaFiles, prometheus.GaugeValue, float64(pl.MediaFiles))
 	ch <- prometheus.MustNewConstMetric(descMediaFileBytes, prometheus.GaugeValue, float64(pl.MediaFileBytes))
 	ch <- prometheus.MustNewConstMetric(descMediaFileErrs, prometheus.CounterValue, float64(pl.MediaFileErrors))
+	ch <- prometheus.MustNewConstMetric(descKeysCreated, prometheus.CounterValue, float64(pl.KeysCreated))
+	ch <- prometheus.MustNewConstMetric(descKeyFailures, prometheus.CounterValue, float64(pl.KeyStoreFailures))
+	ch <- prometheus.MustNewConstMetric(descKeyRotMissed, prometheus.CounterValue, float64(pl.KeyRotationsMissed))
 	if c.seg != nil {
 		ch <- prometheus.MustNewConstMetric(descDiscont, prometheus.CounterValue, float64(c.seg.TimestampJumps.Load()), "timestamp_jump")
 		ch <- prometheus.MustNewConstMetric(descDiscont, prometheus.CounterValue, float64(c.seg.ConfigChanges.Load()), "codec_config_change")

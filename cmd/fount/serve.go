@@ -174,6 +174,13 @@ func newRegistry(cfg config, log *slog.Logger, store storage.Store, auth publish
 	if auth.play != nil {
 		plCfg.PlayAuth = auth.play
 	}
+	if cfg.Encrypt == "aes-128" {
+		plCfg.Encrypt, plCfg.KeyRotation, plCfg.KeyDir, plCfg.KeyURLTemplate = true, cfg.KeyRotation, cfg.KeyDir, cfg.KeyURLTemplate
+		if cfg.KeyURLTemplate != "" {
+			plCfg.KeyServer = newKeyServer(cfg.KeyServerSecret)
+		}
+		log.Info("segment encryption: aes-128", "key_rotation", cfg.KeyRotation, "key_dir", cfg.KeyDir, "key_server", cfg.KeyURLTemplate != "")
+	}
 	if hook != nil {
 		plCfg.OnStreamEnded = func(path string) { hook.Notify("stream_ended", map[string]any{"stream": path}) }
 	}
