@@ -17,10 +17,11 @@ import (
 )
 
 // TestBrowserSecure is the paying viewer of issue 16: hls.js in Chromium,
-// on an https page, plays a signed stream from fount over HTTPS with
-// HTTP/2 (the test's CA trusted through Chromium's flags), classic and
-// LL-HLS. Every stream request the page made went over h2, as resource
-// timing reports, and none was refused.
+// on an https page, plays a signed, AES-128 encrypted stream (a new key
+// every two segments) from fount over HTTPS with HTTP/2 (the test's CA
+// trusted through Chromium's flags), classic and LL-HLS. Every stream
+// request the page made, keys included, went over h2, as resource timing
+// reports, and none was refused.
 func TestBrowserSecure(t *testing.T) {
 	lockEndToEnd(t)
 	for _, tool := range []string{"ffmpeg", "node", "npm", "chromium"} {
@@ -49,6 +50,7 @@ func TestBrowserSecure(t *testing.T) {
 				tc.mod(c)
 				c.HTTPTLSCert, c.HTTPTLSKey = certFile, keyFile
 				c.PlayAuth, c.PlaySecret = "token", testPlaySecret
+				c.Encrypt, c.KeyRotation = "aes-128", 2
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
@@ -59,8 +61,8 @@ func TestBrowserSecure(t *testing.T) {
 			awaitSegments(t, tlsClient(t, ca, true), url, 3, 20*time.Second)
 
 			r, line := playInBrowser(t, url, seconds, tc.ll)
-			t.Logf("played %d s: chromium %s, hls.js %s; requests by protocol %v; latency median %.3f s",
-				seconds, r.BrowserVersion, r.HLSVersion, r.Protocols, r.Latency.Median)
+			t.Logf("played %d s: chromium %s, hls.js %s; requests by protocol %v, %d keys; latency median %.3f s",
+				seconds, r.BrowserVersion, r.HLSVersion, r.Protocols, r.Keys, r.Latency.Median)
 			failed := false
 			fail := func(format string, args ...any) { t.Errorf(format, args...); failed = true }
 			if r.HarnessError != "" {
@@ -79,8 +81,8 @@ func TestBrowserSecure(t *testing.T) {
 			if r.Advance < seconds/2 {
 				fail("currentTime advanced %.3f s in %d s of playback", r.Advance, seconds)
 			}
-			if r.Protocols["h2"] < 5 || len(r.Protocols) != 1 {
-				fail("stream requests by protocol: %v, want all over h2", r.Protocols)
+			if r.Protocols["h2"] < 5 || len(r.Protocols) != 1 || r.Keys < 2 {
+				fail("stream requests by protocol: %v, %d of them keys; want all over h2, and two keys or more (rotation)", r.Protocols, r.Keys)
 			}
 			if n := deniedTotal(t, o); n != 0 {
 				fail("fount refused %v requests of the signed player", n)

@@ -116,6 +116,7 @@ type playReport struct {
 	Advance     float64           `json:"advance"`   // currentTime at the end minus at the first 'playing'
 	Played      float64           `json:"played"`    // sum of video.played
 	Protocols   map[string]int    `json:"protocols"` // stream requests by resource timing's nextHopProtocol
+	Keys        int               `json:"keys"`      // of which key requests
 	Latency     struct {
 		Samples int     `json:"samples"`
 		Min     float64 `json:"min"`

@@ -124,6 +124,7 @@ window.finish = function () {
   for (const e of performance.getEntriesByType('resource')) {
     if (!e.name.includes('.m3u8') && !e.name.includes('.m4s') && !e.name.includes('.ts') &&
         !e.name.includes('.mp4') && !e.name.includes('.key')) continue;
+    if (e.name.includes('.key')) s.keys = (s.keys || 0) + 1;
     const p = e.nextHopProtocol || '(none)';
     s.protocols[p] = (s.protocols[p] || 0) + 1;
   }
