@@ -1,13 +1,11 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -323,19 +321,7 @@ func TestACMEFlagErrors(t *testing.T) {
 		{"CA file missing", func(c *config) { acme(c); c.ACMECAFile = notPEM + ".missing" }, "--acme-ca-file: open " + notPEM + ".missing"},
 		{"cache not makeable", func(c *config) { acme(c); c.ACMECache = blocked }, "--acme-cache: mkdir " + notPEM + ": not a directory"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := defaultConfig()
-			cfg.RTMPAddr, cfg.HTTPAddr, cfg.APIAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-			tc.mod(&cfg)
-			err := cfg.validate()
-			if err == nil {
-				// The cache and the CA file are checked at start.
-				err = serve(context.Background(), cfg, slog.New(slog.DiscardHandler), func(running) { t.Error("fount started") })
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("got %v, want an error with %q", err, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { refusedAtStart(t, tc.mod, tc.want) })
 	}
 }
 

@@ -311,19 +311,7 @@ func TestHTTPSFlagErrors(t *testing.T) {
 		{"unreadable cert", func(c *config) { c.HTTPTLSCert, c.HTTPTLSKey = missing, key }, "https certificate " + missing + " / key " + key + ": open " + missing},
 		{"key not the cert's", func(c *config) { c.HTTPTLSCert, c.HTTPTLSKey = cert, cert }, "https certificate " + cert + " / key " + cert + ": "},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := defaultConfig()
-			cfg.RTMPAddr, cfg.HTTPAddr, cfg.APIAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-			tc.mod(&cfg)
-			err := cfg.validate()
-			if err == nil {
-				// The files are read at start.
-				err = serve(context.Background(), cfg, slog.New(slog.DiscardHandler), func(running) { t.Error("fount started") })
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("got %v, want an error with %q", err, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { refusedAtStart(t, tc.mod, tc.want) })
 	}
 }
 
@@ -343,5 +331,22 @@ func TestHTTPSConfigSources(t *testing.T) {
 	}
 	if err := cfg.validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// refusedAtStart checks that fount, set up by mod, refuses to start with an
+// error holding want: from the flags' checks, or from serve, which reads
+// files (certificates, an ACME cache or CA file) as it starts.
+func refusedAtStart(t *testing.T, mod func(*config), want string) {
+	t.Helper()
+	cfg := defaultConfig()
+	cfg.RTMPAddr, cfg.HTTPAddr, cfg.APIAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	mod(&cfg)
+	err := cfg.validate()
+	if err == nil {
+		err = serve(context.Background(), cfg, slog.New(slog.DiscardHandler), func(running) { t.Error("fount started") })
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v, want an error with %q", err, want)
 	}
 }
