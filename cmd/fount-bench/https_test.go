@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fount-live/fount/playlist/playauth"
 )
 
 // Over https:// each viewer has its own connection (its own TLS handshake),
@@ -72,5 +74,46 @@ func TestViewHTTPS(t *testing.T) {
 	cfg := viewConfig{common: common{duration: time.Second}, url: "https://127.0.0.1:1", paths: []string{"live/x"}, viewers: 1, mode: "auto", caFile: bad}
 	if err := runView(context.Background(), cfg, &strings.Builder{}, &strings.Builder{}); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
 		t.Errorf("bad --ca: %v", err)
+	}
+}
+
+// With --play-secret each viewer signs its playlist URL with its own
+// token, which its blocking reloads keep.
+func TestViewSigned(t *testing.T) {
+	const secret = "bench-play-secret-0123456789"
+	signer, _ := playauth.NewSigner([]byte(secret))
+	s := &liveServer{t0: time.Now().Add(-3 * partsPerSeg * 250 * time.Millisecond), partDur: 250 * time.Millisecond, window: 4, ll: true, hits: map[string]int{}}
+	var mu sync.Mutex
+	tokens, blocking, bad := map[string]bool{}, 0, 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, ".m3u8") {
+			mu.Lock()
+			if playauth.Check(signer, "live/x", r.URL.RawQuery, time.Now()) != "" {
+				bad++
+			}
+			tokens[r.URL.Query().Get("token")] = true
+			if r.URL.Query().Get("_HLS_msn") != "" {
+				blocking++
+			}
+			mu.Unlock()
+		}
+		s.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	cfg := viewConfig{common: common{duration: 2 * time.Second}, url: srv.URL, paths: []string{"live/x"}, viewers: 3, mode: "auto", secret: secret}
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := runView(context.Background(), cfg, &out, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if bad > 0 || len(tokens) != 3 || blocking == 0 {
+		t.Errorf("%d playlist requests without a valid token, %d distinct tokens (want 3), %d blocking reloads", bad, len(tokens), blocking)
+	}
+	if (&viewConfig{common: common{duration: time.Second}, url: srv.URL, paths: []string{"live/x"}, viewers: 1, mode: "auto", secret: "short"}).validate() == nil {
+		t.Error("a 5-character --play-secret was accepted")
 	}
 }

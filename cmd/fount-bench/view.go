@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/fount-live/fount/playlist/playauth"
 )
 
 type viewConfig struct {
@@ -33,6 +35,7 @@ type viewConfig struct {
 	mode    string
 	caFile  string // --ca: PEM certificates trusted for an https:// --url
 	http1   bool   // --http1: HTTP/1.1 over TLS, not HTTP/2
+	secret  string // --play-secret: sign each viewer's URL (fount --play-auth token)
 }
 
 func newViewCmd() *cobra.Command {
@@ -81,6 +84,7 @@ apart, not as failures.`,
 	fs.StringVar(&cfg.mode, "mode", "auto", "auto (LL-HLS when the playlist has EXT-X-PART-INF), classic or ll")
 	fs.StringVar(&cfg.caFile, "ca", "", "with an https:// --url: PEM file of the CA certificates to trust (default: the system's)")
 	fs.BoolVar(&cfg.http1, "http1", false, "with an https:// --url: HTTP/1.1 over TLS instead of HTTP/2")
+	fs.StringVar(&cfg.secret, "play-secret", os.Getenv("FOUNT_PLAY_SECRET"), "for fount --play-auth token: sign each viewer's playlist URL with this secret, each with its own expiry (so its own token); default FOUNT_PLAY_SECRET")
 	cfg.common.flags(cmd)
 	return cmd
 }
@@ -119,6 +123,11 @@ func (c *viewConfig) validate() error {
 	}
 	if err := checkHTTPURL("--url", c.url, c.allowRemote); err != nil {
 		errs = append(errs, err)
+	}
+	if c.secret != "" {
+		if _, err := playauth.NewSigner([]byte(c.secret)); err != nil {
+			errs = append(errs, fmt.Errorf("--play-secret: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -242,6 +251,10 @@ func runView(ctx context.Context, cfg viewConfig, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	var signer *playauth.Signer
+	if cfg.secret != "" {
+		signer, _ = playauth.NewSigner([]byte(cfg.secret)) // validated
+	}
 
 	runCtx, cancel := context.WithTimeout(ctx, cfg.duration)
 	defer cancel()
@@ -265,7 +278,13 @@ func runView(ctx context.Context, cfg viewConfig, stdout, stderr io.Writer) erro
 				defer t.CloseIdleConnections()
 				vc.Transport = t
 			}
-			v := &viewer{client: &vc, stats: st, mode: cfg.mode, url: base + "/" + strings.Trim(paths[i%len(paths)], "/") + "/index.m3u8"}
+			path := strings.Trim(paths[i%len(paths)], "/")
+			v := &viewer{client: &vc, stats: st, mode: cfg.mode, url: base + "/" + path + "/index.m3u8"}
+			if signer != nil {
+				// Its own token, as each paying viewer has: an expiry
+				// a second apart from the next viewer's.
+				v.url += "?" + signer.Query(path, started.Add(2*time.Hour+time.Duration(i)*time.Second))
+			}
 			v.run(runCtx)
 		}()
 	}

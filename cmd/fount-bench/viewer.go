@@ -205,7 +205,11 @@ func (v *viewer) followLL(ctx context.Context) {
 				v.stats.failure(kindPart, strconv.Itoa(status))
 			}
 		}
-		u := v.url + "?_HLS_msn=" + strconv.FormatUint(v.nextMSN, 10) + "&_HLS_part=" + strconv.Itoa(v.nextPart)
+		sep := "?"
+		if strings.IndexByte(v.url, '?') >= 0 {
+			sep = "&" // a signed URL's query (fount --play-auth token)
+		}
+		u := v.url + sep + "_HLS_msn=" + strconv.FormatUint(v.nextMSN, 10) + "&_HLS_part=" + strconv.Itoa(v.nextPart)
 		if !v.reload(ctx, kindBlocking, u) {
 			// Resynchronise with a plain reload after a pause.
 			for ctx.Err() == nil {
