@@ -6,15 +6,18 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	neturl "net/url"
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/grafov/m3u8"
 
+	"github.com/fount-live/fount/ingest"
 	"github.com/fount-live/fount/playlist/playauth"
 )
 
@@ -144,5 +147,55 @@ func TestTokenCommand(t *testing.T) {
 	t.Setenv("FOUNT_PLAY_SECRET", "")
 	if code := run(ctx, []string{"token", "live/show"}); code != exitUsage {
 		t.Errorf("fount token without a secret: exit %d, want 2", code)
+	}
+}
+
+// TestE2EPlayWebhook: with --play-auth webhook, the site's answer to a
+// viewer's first request lets ffprobe read the stream with the site's
+// own parameter (a ticket) in its URL, once for all its requests; a
+// ticket the site refuses gets the site's reason as a 403.
+func TestE2EPlayWebhook(t *testing.T) {
+	src := source(t)
+	requireTool(t, "ffprobe")
+	var posts atomic.Int64
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if !ingest.VerifySignature([]byte(testPlaySecret), r.Header.Get("X-Fount-Timestamp"), body, r.Header.Get("X-Fount-Signature")) {
+			t.Errorf("play webhook request not signed with the secret: %s", body)
+		}
+		posts.Add(1)
+		if bytes.Contains(body, []byte(`"query":"ticket=ok"`)) {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		http.Error(w, "no ticket for this show", http.StatusForbidden)
+	}))
+	defer site.Close()
+	o := startClassic(t, func(c *config) {
+		c.PlayAuth, c.PlaySecret, c.PlayWebhookURL = "webhook", testPlaySecret, site.URL
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	push := o.push(ctx, t, "show", []string{"-re", "-stream_loop", "-1", "-i", src}, "-c", "copy")
+	defer func() {
+		cancel()
+		push.Wait()
+	}()
+	url := o.url("/live/show/index.m3u8?ticket=ok")
+	awaitPlaylist(t, url, 20*time.Second, "two segments", func(p *m3u8.MediaPlaylist, _ []byte) bool {
+		return len(segments(p)) >= 2
+	})
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0", url).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "video") || !strings.Contains(string(out), "audio") {
+		t.Errorf("ffprobe with an allowed ticket: %v\n%s", err, out)
+	}
+	if n := posts.Load(); n != 1 {
+		t.Errorf("%d webhook POSTs for one viewer, want 1 (its answer holds for --play-auth-cache)", n)
+	}
+	code, body, _ := httpGet(t, o.url("/live/show/index.m3u8?ticket=nope"))
+	if code != http.StatusForbidden || string(body) != "no ticket for this show\n" {
+		t.Errorf("a refused ticket: %d %q, want 403 with the site's reason", code, body)
+	}
+	if got, _ := value(scrape(t, o), "fount_play_denied_total", map[string]string{"reason": "webhook_denied"}); got != 1 {
+		t.Errorf("fount_play_denied_total{reason=webhook_denied} = %v, want 1", got)
 	}
 }
