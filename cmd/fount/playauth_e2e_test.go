@@ -25,14 +25,18 @@ const testPlaySecret = "e2e-play-secret-0123456789"
 
 var dupMoov = regexp.MustCompile(`(?m)^(\[mov,mp4[^\]]*\] Found duplicated MOOV Atom\. Skipped it|\s+Last message repeated \d+ times)\n`)
 
-// TestE2EPlayToken: with --play-auth token, ffmpeg plays the LL-HLS stream
-// from the signed URL alone (every URI it follows carries the token),
+// TestE2EPlayToken: with --play-auth token, ffmpeg plays the LL-HLS stream,
+// AES-128 encrypted with a key every two segments, from the signed URL
+// alone (every URI it follows, keys included, carries the token),
 // and every request without a valid token for the stream is a 403 with
 // a reason, counted by reason.
 func TestE2EPlayToken(t *testing.T) {
 	src := source(t)
 	requireTool(t, "ffprobe")
-	o := startOrigin(t, func(c *config) { c.PlayAuth, c.PlaySecret = "token", testPlaySecret })
+	o := startOrigin(t, func(c *config) {
+		c.PlayAuth, c.PlaySecret = "token", testPlaySecret
+		c.Encrypt, c.KeyRotation = "aes-128", 2
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	push := o.push(ctx, t, "paid", []string{"-re", "-stream_loop", "-1", "-i", src}, "-c", "copy")
 	defer func() {
@@ -45,12 +49,20 @@ func TestE2EPlayToken(t *testing.T) {
 	}
 	good := signer.Query("live/paid", time.Now().Add(time.Hour))
 	url := o.url("/live/paid/index.m3u8?" + good)
-	awaitPlaylist(t, url, 20*time.Second, "two segments", func(p *m3u8.MediaPlaylist, _ []byte) bool {
+	_, body := awaitPlaylist(t, url, 20*time.Second, "two segments", func(p *m3u8.MediaPlaylist, _ []byte) bool {
 		return len(segments(p)) >= 2
 	})
+	keyURI := regexp.MustCompile(`#EXT-X-KEY:METHOD=AES-128,URI="(keys/[0-9a-f]+\.key)\?` + regexp.QuoteMeta(good) + `"`).FindSubmatch(body)
+	if keyURI == nil {
+		t.Fatalf("no AES-128 key URI carrying the token in\n%s", body)
+	}
+	if code, key, _ := httpGet(t, o.url("/live/paid/"+string(keyURI[1])+"?"+good)); code != http.StatusOK || len(key) != 16 {
+		t.Errorf("the key with the token: %d, %d bytes; want 200 and 16", code, len(key))
+	}
 
-	// A player: ffprobe sees both tracks, ffmpeg decodes 4 s without a
-	// warning, having followed the playlist's own URIs.
+	// A player: ffprobe sees both tracks, ffmpeg decrypts and decodes 6 s
+	// without a warning, having followed the playlist's own URIs (keys
+	// included).
 	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_type", "-of", "json", url).Output()
 	var streams struct {
 		Streams []struct {
@@ -67,7 +79,7 @@ func TestE2EPlayToken(t *testing.T) {
 	if !kinds["video"] || !kinds["audio"] {
 		t.Errorf("ffprobe of the signed URL found %v, want video and audio", kinds)
 	}
-	out, err = exec.Command("ffmpeg", "-hide_banner", "-v", "warning", "-i", url, "-t", "6", "-f", "null", "-").CombinedOutput()
+	out, err = exec.Command("ffmpeg", "-hide_banner", "-v", "warning", "-allowed_extensions", "ALL", "-i", url, "-t", "6", "-f", "null", "-").CombinedOutput()
 	// Debian's ffmpeg 5.1 reads a live fMP4 playlist's init again after
 	// each reload and warns of it, signed or not (seen on unsigned
 	// streams alike): not a fault of the stream.
@@ -83,7 +95,7 @@ func TestE2EPlayToken(t *testing.T) {
 		name, path, reason string
 	}{
 		{"no token", "/live/paid/index.m3u8", "missing_token"},
-		{"a key without a token", "/live/paid/keys/0.key", "missing_token"},
+		{"a key without a token", "/live/paid/" + string(keyURI[1]), "missing_token"},
 		{"expired", "/live/paid/index.m3u8?" + signer.Query("live/paid", time.Now().Add(-time.Minute)), "expired"},
 		{"tampered", "/live/paid/index.m3u8?" + tampered, "bad_token"},
 		{"another stream's token", "/live/paid/seg0.m4s?" + signer.Query("live/free", time.Now().Add(time.Hour)), "bad_token"},
