@@ -208,3 +208,38 @@ func TestPlayAuthOffKeepsGzip(t *testing.T) {
 		t.Errorf("%d, Content-Encoding %q: want a gzipped 200", w.Code, w.Header().Get("Content-Encoding"))
 	}
 }
+
+// BenchmarkLookupPlaylistSigned: the loops' answer to an LL-HLS playlist
+// request, plain and with a token (its URIs rewritten for the viewer).
+func BenchmarkLookupPlaylistSigned(b *testing.B) {
+	for _, signed := range []bool{false, true} {
+		name := "plain"
+		if signed {
+			name = "token"
+		}
+		b.Run(name, func(b *testing.B) {
+			r, clk := newLLRegistry(b)
+			signer, _ := playauth.NewSigner([]byte("0123456789abcdef"))
+			if signed {
+				r.cfg.PlayAuth, _ = playauth.NewToken([]byte("0123456789abcdef"), clk.Now)
+			}
+			s, _ := r.Publish("live/show")
+			s.Init([]byte("ftypmoov"))
+			for i := 0; i < 7; i++ {
+				addLLSegment(b, s, clk, 10)
+			}
+			addParts(b, s, 3)
+			req := httploop.Request{Path: []byte("/live/show/index.m3u8")}
+			if signed {
+				req.Query = []byte(signer.Query("live/show", clk.Now().Add(time.Hour)))
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				a, v := r.Lookup(req)
+				if v != httploop.Serve || len(a.Body) == 0 {
+					b.Fatal("not served")
+				}
+			}
+		})
+	}
+}
