@@ -405,9 +405,7 @@ func (s *Segmenter) muxVideo(f Frame, segStart bool) error {
 		return err
 	}
 	if s.meta.pending.Load() || len(s.meta.q) > 0 {
-		if err := s.muxMetadata(f.PTS); err != nil {
-			return err
-		}
+		s.muxMetadata(f.PTS)
 	}
 	if f.Key {
 		s.keyAt = append(s.keyAt, s.elapsed)
@@ -458,9 +456,7 @@ func (s *Segmenter) muxAudio(f Frame, segStart, jump bool) error {
 		return err
 	}
 	if s.meta.pending.Load() || len(s.meta.q) > 0 {
-		if err := s.muxMetadata(f.DTS); err != nil {
-			return err
-		}
+		s.muxMetadata(f.DTS)
 	}
 	s.segAudio = true
 	if audioOnly {

@@ -27,8 +27,15 @@ type TimedID3 struct {
 // MaxQueuedMetadata bounds the tags waiting for their time.
 const MaxQueuedMetadata = 64
 
-// ErrMetadataQueueFull refuses a tag while MaxQueuedMetadata wait.
-var ErrMetadataQueueFull = errors.New("segmenter: too many timed metadata tags waiting")
+// MaxMetadataSize is the largest tag AddMetadata takes: an MPEG-TS PES
+// (whose length field counts its header too) holds one tag.
+const MaxMetadataSize = 65000
+
+// Errors AddMetadata refuses a tag with.
+var (
+	ErrMetadataQueueFull = errors.New("segmenter: too many timed metadata tags waiting")
+	ErrMetadataTooLarge  = errors.New("segmenter: timed metadata tag too large")
+)
 
 // metaQueue holds the tags added from any goroutine (in, under mu) and
 // those the segmenter's goroutine took, in time order (q).
@@ -51,6 +58,9 @@ type queuedID3 struct {
 // for concurrent use with the other methods. The tag is not copied.
 func (s *Segmenter) AddMetadata(m TimedID3) error {
 	mq := &s.meta
+	if len(m.Tag) > MaxMetadataSize || len(m.Tag) == 0 {
+		return ErrMetadataTooLarge
+	}
 	if mq.n.Add(1) > MaxQueuedMetadata {
 		mq.n.Add(-1)
 		return ErrMetadataQueueFull
@@ -65,26 +75,26 @@ func (s *Segmenter) AddMetadata(m TimedID3) error {
 // muxMetadata writes the queued tags due at a frame of presentation time
 // pts that has just been muxed: after it (MPEG-TS: its PES follows the
 // frame's, so that a segment's PAT and PMT come first), in the same part.
-// Allocation-free when nothing is queued.
-func (s *Segmenter) muxMetadata(pts time.Duration) error {
+// A tag that cannot be muxed is logged and dropped: metadata never ends a
+// stream. Called only when something is queued.
+func (s *Segmenter) muxMetadata(pts time.Duration) {
 	mq := &s.meta
 	if mq.pending.Load() {
 		s.takeMetadata(pts)
 	}
-	var err error
 	for len(mq.q) > 0 && mq.q[0].pts <= pts {
 		m := mq.q[0]
 		mq.q = mq.q[1:]
 		mq.n.Add(-1)
-		if werr := s.mux.writeID3(m.pts, m.tag); werr != nil && err == nil {
-			err = werr
+		if err := s.mux.writeID3(m.pts, m.tag); err != nil {
+			s.log.Warn("timed metadata dropped", "pts", m.pts, "bytes", len(m.tag), "err", err)
+			continue
 		}
 		s.log.Debug("timed metadata muxed", "pts", m.pts, "bytes", len(m.tag))
 	}
 	if len(mq.q) == 0 {
 		mq.q = nil
 	}
-	return err
 }
 
 // takeMetadata moves the tags added since the last call into q, with their
