@@ -3,6 +3,7 @@ package segmenter
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"testing"
 	"time"
 
@@ -165,6 +166,58 @@ func TestFMP4Emsg(t *testing.T) {
 			e.PresentationTime != uint64(toTicks(want[i], 90000)) || e.EventDuration != 0xffffffff ||
 			!bytes.Equal(e.MessageData, tags[i]) {
 			t.Errorf("emsg %d: %+v, want presentation_time %d", i, e, toTicks(want[i], 90000))
+		}
+	}
+}
+
+// TestMetadataTimes: a tag at a program date time lands at the PTS that
+// PDT maps to (the segments' PDT plus media time); one whose time has
+// passed lands with the next frame; AddMetadata refuses an oversized tag
+// and a 65th waiting one.
+func TestMetadataTimes(t *testing.T) {
+	s, c, _ := newTest(t, Config{}, true, true)
+	tags := testTags(t)
+	g := newSynth(30, true, true)
+	g.run(t, s, time.Second)
+	if len(c.segs) != 0 || !s.open {
+		t.Fatal("want the first segment open")
+	}
+	pdt := s.segPDT.Add(2500 * time.Millisecond) // segStart is 0
+	if err := s.AddMetadata(TimedID3{Tag: tags[0], PDT: pdt}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddMetadata(TimedID3{Tag: tags[1], PTS: 100 * time.Millisecond, HasPTS: true}); err != nil {
+		t.Fatal(err)
+	}
+	f := g.next()
+	past := f.PTS
+	if err := s.WriteFrame(f); err != nil {
+		t.Fatal(err)
+	}
+	g.run(t, s, 4*time.Second)
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, seg := range c.segs {
+		for _, p := range demuxTS(t, seg.Data).pes {
+			if p.pid == id3PID {
+				got[string(p.data)] = p.pts
+			}
+		}
+	}
+	if got[string(tags[0])] != ts90k(2500*time.Millisecond) || got[string(tags[1])] != ts90k(past) {
+		t.Errorf("PTS %d and %d, want %d (the PDT's) and %d (the next frame's)",
+			got[string(tags[0])], got[string(tags[1])], ts90k(2500*time.Millisecond), ts90k(past))
+	}
+
+	if err := s.AddMetadata(TimedID3{Tag: make([]byte, MaxMetadataSize+1)}); !errors.Is(err, ErrMetadataTooLarge) {
+		t.Errorf("oversized tag: %v", err)
+	}
+	for i := range MaxQueuedMetadata + 1 {
+		err := s.AddMetadata(TimedID3{Tag: tags[0], PTS: time.Hour, HasPTS: true})
+		if (i < MaxQueuedMetadata) != (err == nil) || (err != nil && !errors.Is(err, ErrMetadataQueueFull)) {
+			t.Fatalf("tag %d: %v", i, err)
 		}
 	}
 }
