@@ -42,6 +42,7 @@ type handler struct {
 	buf      bytes.Buffer // reused for every media message
 	frames   uint64       // frames handed to sessions
 	meta     Metadata     // the last onMetaData
+	metaBody []byte       // the last onMetaData's ECMA array, as sent (textdata.go)
 	haveMeta bool
 
 	// The message being read: its timestamp, and onPacket as a func value
@@ -160,7 +161,7 @@ func (h *handler) OnPublish(_ *rtmp.StreamContext, _ uint32, cmd *message.NetStr
 	return nil
 }
 
-func (h *handler) OnSetDataFrame(_ uint32, data *message.NetStreamSetDataFrame) error {
+func (h *handler) OnSetDataFrame(ts uint32, data *message.NetStreamSetDataFrame) error {
 	if h.sess == nil {
 		return nil
 	}
@@ -179,6 +180,20 @@ func (h *handler) OnSetDataFrame(_ uint32, data *message.NetStreamSetDataFrame) 
 	h.meta, h.haveMeta = md, true
 	h.log.Log(context.Background(), lvl, "stream metadata", "width", md.Width, "height", md.Height, "fps", md.FrameRate, "encoder", md.Encoder)
 	h.sess.Metadata(md)
+	h.metadataUpdate(ts, data.Payload)
+	return nil
+}
+
+// OnUnknownDataMessage gets the data messages go-rtmp has no decoder of its
+// own for (those textdata.go registers).
+func (h *handler) OnUnknownDataMessage(ts uint32, data *message.DataMessage) error {
+	if h.sess == nil {
+		return nil
+	}
+	switch data.Name {
+	case "onTextData", "onMetaData":
+		return h.onDataEvent(ts, data.Name, data.Body)
+	}
 	return nil
 }
 

@@ -404,6 +404,9 @@ func (s *Segmenter) muxVideo(f Frame, segStart bool) error {
 	if err := s.mux.writeVideo(f, o); err != nil {
 		return err
 	}
+	if s.meta.pending.Load() || len(s.meta.q) > 0 {
+		s.muxMetadata(f.PTS)
+	}
 	if f.Key {
 		s.keyAt = append(s.keyAt, s.elapsed)
 	}
@@ -451,6 +454,9 @@ func (s *Segmenter) muxAudio(f Frame, segStart, jump bool) error {
 			return m.err
 		}
 		return err
+	}
+	if s.meta.pending.Load() || len(s.meta.q) > 0 {
+		s.muxMetadata(f.DTS)
 	}
 	s.segAudio = true
 	if audioOnly {

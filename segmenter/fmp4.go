@@ -156,6 +156,8 @@ type fmp4Muxer struct {
 	// written alone once its duration is known (the next video frame) or
 	// at the flush; audio added meanwhile waits for the next fragment.
 	keyAlone bool
+	emsg     []byte // emsg boxes for the next fragment (fmp4_emsg.go)
+	emsgID   uint32
 }
 
 func newFMP4Muxer(tracks Tracks) *fmp4Muxer {
@@ -313,6 +315,11 @@ func (m *fmp4Muxer) writeKeyFragment(nextVideo time.Duration, known bool, vEst t
 func (m *fmp4Muxer) writeFragment(v, a *fTrack, nextVideo time.Duration, known bool, vEst time.Duration) error {
 	if (v == nil || len(v.samples) == 0) && (a == nil || len(a.samples) == 0) {
 		return nil
+	}
+	if len(m.emsg) > 0 {
+		// Timed metadata goes before the moof of its fragment.
+		m.w.buf = append(m.w.buf, m.emsg...)
+		m.emsg = m.emsg[:0]
 	}
 	m.seq++
 	m.mfhd.SequenceNumber = m.seq

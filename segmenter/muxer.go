@@ -38,6 +38,11 @@ type muxer interface {
 	// writeAudio muxes one audio frame. A frame the container cannot carry
 	// is reported as a malformedError.
 	writeAudio(a *codec.Audio, f Frame, o muxOpts) error
+	// writeID3 muxes a timed ID3 tag at presentation time pts, right after
+	// the frame just written (MPEG-TS: a PES on the timed ID3 PID, declared
+	// in the PMT from the first tag on; fMP4: an emsg box before the moof of
+	// the fragment holding that frame).
+	writeID3(pts time.Duration, tag []byte) error
 	// flush ends a part, or a segment without parts: fMP4 writes the samples
 	// added since the last flush as one fragment; TS has nothing pending.
 	// nextVideo is the DTS of the next video frame when known; vEst is the

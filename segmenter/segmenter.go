@@ -183,6 +183,8 @@ type Segmenter struct {
 	iframesFree []IFrame // Config.ReuseBuffer: the last segment's IFrames array, for the next
 	keyAt       []time.Duration
 
+	meta metaQueue // timed ID3 tags (AddMetadata)
+
 	mu   sync.Mutex // guards info
 	info Info
 	ctr  *Counters // Config.Counters, or this segmenter's own

@@ -58,6 +58,7 @@ type tsMuxer struct {
 	hdr           [19]byte  // PES header scratch
 
 	video, audio tsStream
+	id3          tsStream // timed ID3 (ts_id3.go), declared at the first tag
 
 	annexB    []byte // the video access unit being written, Annex-B
 	audioBuf  []byte // the audio frame being written, with its ADTS header
@@ -217,6 +218,11 @@ func (t *tsMuxer) writeTables() error {
 			return fmt.Errorf("tables of %d bytes", len(t.tw.buf))
 		}
 		t.tables = append([]byte(nil), t.tw.buf...)
+		if t.id3.declared {
+			if err := addMetadataPointer(t.tables); err != nil {
+				return err
+			}
+		}
 		if len(t.tablesCC) != len(t.tables)/188 { // else the counters run on
 			t.tablesCC = t.tablesCC[:0]
 			for p := 0; p < len(t.tables); p += 188 {

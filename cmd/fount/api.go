@@ -254,6 +254,7 @@ func (a *api) routes(mux *http.ServeMux, metrics http.Handler, token string) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	a.recordingRoutes(mux, guard)
+	a.metadataRoutes(mux, guard)
 }
 
 // recordingRoutes adds the recordings (--record) to the API. Without

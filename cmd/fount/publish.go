@@ -24,6 +24,8 @@ type publisher struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session // latest session per stream path, for the API
+
+	metaStats metadataStats // timed metadata in, by source (api_metadata.go)
 }
 
 func (p *publisher) Publish(_ context.Context, req ingest.PublishRequest) (ingest.Session, error) {

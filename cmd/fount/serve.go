@@ -243,6 +243,7 @@ func newServers(cfg config, log *slog.Logger, reg *playlist.Registry, seg segmen
 		ChunkSize: uint32(cfg.RTMPChunkSize), MaxConnections: cfg.MaxConnections, MaxPublishers: cfg.MaxPublishers,
 	}, ingestPub)
 	mets := newMetrics(rtmpSrv, reg, uploads, seg.Counters)
+	mets.reg.MustRegister(metadataCollector{&pub.metaStats})
 	httpPanics := new(httpPanicCounts)
 	mets.reg.MustRegister(&limitsCollector{rtmp: rtmpSrv, pl: reg, seg: seg.Counters, http: httpPanics})
 	if auth.play != nil {
