@@ -171,6 +171,7 @@ func newRegistry(cfg config, log *slog.Logger, store storage.Store, auth publish
 		MaxStreams:      cfg.MaxStreams,
 		Logger:          log,
 	}
+	plCfg.AdMarkers, _ = playlist.ParseAdMarkers(cfg.AdMarkers) // checked by validate
 	if auth.play != nil {
 		plCfg.PlayAuth = auth.play
 	}
@@ -243,6 +244,7 @@ func newServers(cfg config, log *slog.Logger, reg *playlist.Registry, seg segmen
 		ChunkSize: uint32(cfg.RTMPChunkSize), MaxConnections: cfg.MaxConnections, MaxPublishers: cfg.MaxPublishers,
 	}, ingestPub)
 	mets := newMetrics(rtmpSrv, reg, uploads, seg.Counters)
+	mets.reg.MustRegister(cueCollector{&pub.cues})
 	httpPanics := new(httpPanicCounts)
 	mets.reg.MustRegister(&limitsCollector{rtmp: rtmpSrv, pl: reg, seg: seg.Counters, http: httpPanics})
 	if auth.play != nil {
