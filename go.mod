@@ -3,6 +3,7 @@ module github.com/fount-live/fount
 go 1.26.8
 
 require (
+	github.com/Comcast/scte35-go v1.4.6
 	github.com/Eyevinn/mp4ff v0.56.0
 	github.com/asticode/go-astits v1.16.0
 	github.com/aws/aws-sdk-go-v2 v1.48.0
@@ -43,6 +44,7 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/sso v1.39.5 // indirect
 	github.com/aws/aws-sdk-go-v2/service/ssooidc v1.44.5 // indirect
 	github.com/aws/aws-sdk-go-v2/service/sts v1.52.0 // indirect
+	github.com/bamiaux/iobit v0.0.0-20170418073505-498159a04883 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/bluenviron/mediacommon/v2 v2.9.5 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect

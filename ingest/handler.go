@@ -193,6 +193,8 @@ func (h *handler) OnUnknownDataMessage(ts uint32, data *message.DataMessage) err
 	switch data.Name {
 	case "onTextData", "onMetaData":
 		return h.onDataEvent(ts, data.Name, data.Body)
+	case "onCuePoint":
+		return h.onCuePoint(ts, data.Body)
 	}
 	return nil
 }

@@ -21,7 +21,7 @@ func init() {
 	// it. These decoders leave the body unread, so that it reaches
 	// handler.OnUnknownDataMessage, which reads it with fount's own AMF0
 	// reader. Set once, before any connection.
-	for _, name := range []string{"onTextData", "onMetaData"} {
+	for _, name := range []string{"onTextData", "onMetaData", "onCuePoint"} {
 		if _, ok := message.DataBodyDecoders[name]; !ok {
 			message.DataBodyDecoders[name] = passDataBody
 		}

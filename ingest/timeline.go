@@ -29,3 +29,12 @@ func (t *timeline) unwrap(ts uint32) time.Duration {
 	}
 	return time.Duration(t.now) * time.Millisecond
 }
+
+// peek places ts on the timeline without moving it: a data message's
+// timestamp, beside the media's.
+func (t *timeline) peek(ts uint32) time.Duration {
+	if !t.started {
+		return time.Duration(ts) * time.Millisecond
+	}
+	return time.Duration(t.now+int64(int32(ts-t.last))) * time.Millisecond
+}

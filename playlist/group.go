@@ -68,6 +68,8 @@ type variants struct {
 	recOpen int        // renditions whose recording recID is open (g.mu)
 	recMu   sync.Mutex // one write of the multivariant recording playlist at a time
 	recBody []byte     // the last one written (recMu)
+
+	dates map[string]*groupDates // the cues' dates, by ID (mu; daterange.go)
 }
 
 // members returns the renditions in publish order.

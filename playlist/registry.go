@@ -96,6 +96,9 @@ type Config struct {
 	KeyURLTemplate string
 	KeyServer      KeyServer
 
+	// AdMarkers: how ad breaks are marked (daterange.go).
+	AdMarkers AdMarkers
+
 	inProcessStore bool        // Store keeps objects in this process: segments are not put in it
 	recordings     *recCatalog // the recordings known, for freshID and the API
 }
@@ -269,6 +272,7 @@ func (r *Registry) newStreamLocked(ctx context.Context, path string, state State
 			s.initVersion = rs.segments[n-1].init
 			s.lastPDT = rs.segments[n-1].pdt
 		}
+		s.restoreCuesLocked(rs)
 		// Viewers see the stored window at once, without ENDLIST.
 		if rd := s.renderLocked(); rd != nil {
 			s.pl.Store(rd)

@@ -25,6 +25,7 @@ type entry struct {
 	missing       bool     // storing it failed: served from memory while listed, but not recorded
 	lines         []byte   // its rendered lines without parts, made on first need (render)
 	key           *segKey  // Config.Encrypt: its key and IV (encrypt.go)
+	cue           cueTag   // its EXT-X-CUE tag (daterange.go)
 }
 
 // part is one LL-HLS partial segment.
@@ -75,6 +76,10 @@ type mediaPlaylist struct {
 	open         *openSegment  // may have no parts yet
 	hint         string        // URI of the next part, for EXT-X-PRELOAD-HINT
 	reports      []renditionReport
+
+	// Ad breaks and interstitials (daterange.go).
+	dateranges []*dateRange
+	markers    AdMarkers
 }
 
 // targetDurationFor returns the EXT-X-TARGETDURATION for a segment duration:
@@ -168,6 +173,24 @@ func (p *mediaPlaylist) render(buf []byte, skip bool) []byte {
 			tail += segs[partsFrom].duration
 		}
 	}
+	// Dateranges whose segment is not listed (slid out: an open break;
+	// skipped in a delta update, which repeats them) come first; the
+	// others just before their segment.
+	var firstListed uint64
+	if len(segs) > 0 {
+		firstListed = segs[0].msn
+	} else if p.open != nil {
+		firstListed = p.open.msn
+	}
+	drs := p.markers.dateranges() && len(p.dateranges) > 0
+	if drs {
+		for _, d := range p.dateranges {
+			if d.msn < firstListed || len(segs) == 0 || d.msn > segs[len(segs)-1].msn {
+				buf = appendDateRange(buf, d)
+			}
+		}
+	}
+	cues := p.markers.cueTags()
 	lastInit := -1
 	keyed := false // an EXT-X-KEY is in force: an EXT-X-MAP must end it (keyNone)
 	for i, s := range segs {
@@ -188,6 +211,16 @@ func (p *mediaPlaylist) render(buf []byte, skip bool) []byte {
 			buf = append(buf, keyNone...) // a clear segment after encrypted ones (restored)
 		}
 		keyed = s.key != nil
+		if drs {
+			for _, d := range p.dateranges {
+				if d.msn == s.msn {
+					buf = appendDateRange(buf, d)
+				}
+			}
+		}
+		if cues && s.cue.kind != cueTagNone {
+			buf = appendCueTag(buf, s.cue)
+		}
 		if i >= partsFrom {
 			buf = s.appendLines(buf, true)
 			continue

@@ -16,11 +16,12 @@ import (
 
 // restored is what a stream's stored playlist tells about it.
 type restored struct {
-	firstMSN uint64
-	discSeq  uint64
-	target   int
-	segments []*entry
-	nextInit int
+	firstMSN   uint64
+	discSeq    uint64
+	target     int
+	segments   []*entry
+	nextInit   int
+	dateranges []*dateRange // their msn set to the segment that follows each
 }
 
 // restore reads the stream's playlist that an earlier process left in
@@ -72,6 +73,8 @@ func parseStored(b []byte) (*restored, error) {
 		msn      uint64
 		sawEXTM3 bool
 		key      *segKey // the segment's EXT-X-KEY (fount writes one before each)
+		cue      cueTag
+		drs      []*dateRange // before the next segment
 	)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
@@ -96,6 +99,21 @@ func parseStored(b []byte) (*restored, error) {
 				return nil, fmt.Errorf("bad target duration %q", line)
 			}
 			rs.target = v
+		case strings.HasPrefix(line, "#EXT-X-DATERANGE:"):
+			if d, ok := parseDateRange(line); ok {
+				drs = append(drs, d)
+			}
+		case strings.HasPrefix(line, "#EXT-X-CUE-OUT-CONT:"):
+			cue = parseCueCont(line)
+		case strings.HasPrefix(line, "#EXT-X-CUE-OUT"):
+			cue = cueTag{kind: cueTagOut}
+			if v, ok := strings.CutPrefix(line, "#EXT-X-CUE-OUT:DURATION="); ok {
+				if f, err := strconv.ParseFloat(v, 64); err == nil && f > 0 && f < 1e9 {
+					cue.duration = time.Duration(f * float64(time.Second))
+				}
+			}
+		case line == "#EXT-X-CUE-IN":
+			cue = cueTag{kind: cueTagIn}
 		case line == "#EXT-X-DISCONTINUITY":
 			disc = true
 		case strings.HasPrefix(line, "#EXT-X-KEY:"):
@@ -127,9 +145,16 @@ func parseStored(b []byte) (*restored, error) {
 			if !haveSeq || dur == 0 {
 				return nil, fmt.Errorf("segment %q without EXTINF or media sequence", line)
 			}
-			rs.segments = append(rs.segments, &entry{msn: msn, name: line, duration: dur, pdt: pdt, discontinuity: disc, init: init, key: key})
+			rs.segments = append(rs.segments, &entry{msn: msn, name: line, duration: dur, pdt: pdt, discontinuity: disc, init: init, key: key, cue: cue})
+			for _, d := range drs {
+				// Listed before its segment, or (an open break whose
+				// segment slid out) before the first: the segment it
+				// starts at is the one its START-DATE falls in.
+				d.msn = msn
+				rs.dateranges = append(rs.dateranges, d)
+			}
 			msn++
-			disc, dur, key = false, 0, nil
+			disc, dur, key, cue, drs = false, 0, nil, cueTag{}, nil
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -139,4 +164,23 @@ func parseStored(b []byte) (*restored, error) {
 		return nil, errors.New("not a media playlist")
 	}
 	return rs, nil
+}
+
+// parseCueCont reads an EXT-X-CUE-OUT-CONT:ElapsedTime=..,Duration=.. tag.
+func parseCueCont(line string) cueTag {
+	c := cueTag{kind: cueTagCont}
+	attrs, _ := parseAttrs(strings.TrimPrefix(line, "#EXT-X-CUE-OUT-CONT:"))
+	for _, a := range attrs {
+		f, err := strconv.ParseFloat(a.Value, 64)
+		if err != nil || f < 0 || f > 1e9 {
+			continue
+		}
+		switch a.Name {
+		case "ElapsedTime":
+			c.elapsed = time.Duration(f * float64(time.Second))
+		case "Duration":
+			c.duration = time.Duration(f * float64(time.Second))
+		}
+	}
+	return c
 }

@@ -40,6 +40,9 @@ type Segment struct {
 	// Start is the stream-timeline DTS of the segment's first frame:
 	// renditions line their segment numbers up by it.
 	Start time.Duration
+	// StartPTS is the stream-timeline PTS of its first frame: the cues
+	// due at or before it are marked on it (AddCue).
+	StartPTS time.Duration
 	// IFrames locate the segment's video keyframes, for the I-frame
 	// playlist; read during the call only.
 	IFrames []IFrame
@@ -128,6 +131,13 @@ type Stream struct {
 	lastEnd       time.Duration // Start + Duration of the last segment, on the stream's timeline
 	keys          *keyRing      // Config.Encrypt: the stream's keys (encrypt.go)
 	haveEnd       bool          // lastEnd is known (a segment since this process took the stream)
+	lastPDTEnd    time.Time     // the last segment's PDT plus its duration
+
+	// Ad breaks and interstitials (daterange.go).
+	pendingCues []Cue        // not yet due
+	dateranges  []*dateRange // listed, by start
+	openBreak   *dateRange   // the break started and not ended
+	lastCue     *LastCue
 
 	bytesIn  atomic.Uint64 // media bytes produced (segments)
 	bytesOut atomic.Uint64 // media bytes served to viewers (segments, parts, inits)
@@ -383,6 +393,8 @@ func (s *Stream) finishSegment(e *entry, seg Segment) {
 	}
 	e.iframeSeq = s.iframeSeq
 	s.iframeSeq += uint64(len(e.iframes))
+	s.lastPDTEnd = e.pdt.Add(e.duration)
+	s.takeCuesLocked(e, seg.StartPTS)
 	s.appendLocked(e)
 	rw := s.recordLocked(e)
 	r := s.renderLocked()
@@ -420,7 +432,10 @@ func (s *Stream) renderLocked() *rendered {
 	if s.group != nil {
 		reports = s.groupRenderLocked()
 	}
+	s.pruneDateRangesLocked()
 	p := mediaPlaylist{
+		dateranges:     s.dateranges,
+		markers:        s.cfg.AdMarkers,
 		reports:        reports,
 		targetDuration: s.target,
 		discSeq:        s.discSeq,

@@ -24,6 +24,9 @@ func (s *Segmenter) writeStarted(f Frame) error {
 		return nil
 	}
 	hasVideo := s.tracks&Video != 0
+	if f.Kind == Video || !hasVideo {
+		s.curPTS = f.PTS
+	}
 	if f.Kind == Video {
 		return s.writeVideo(f)
 	}
@@ -58,7 +61,7 @@ func (s *Segmenter) writeStarted(f Frame) error {
 	if jumped {
 		step = s.frameDuration(Audio)
 	}
-	if s.pendingDisc || s.elapsed+step+cutTolerance >= s.target {
+	if s.pendingDisc || s.elapsed+step+cutTolerance >= s.target || s.cutDue(f.PTS) {
 		// A Sink error is reported after the frame is muxed, so that the
 		// new segment still starts with it.
 		err := s.cut(Audio, f.DTS, s.elapsed+step, 0, false)
@@ -107,7 +110,7 @@ func (s *Segmenter) writeVideo(f Frame) error {
 	}
 	if f.Key {
 		s.noteKeyframe(f.DTS)
-		if s.pendingDisc || s.elapsed+step+cutTolerance >= s.target {
+		if s.pendingDisc || s.elapsed+step+cutTolerance >= s.target || s.cutDue(f.PTS) {
 			err := s.cut(Video, f.DTS, s.elapsed+step, f.DTS, !jumped)
 			return firstErr(err, s.afterVideo(s.muxVideo(f, true)))
 		}
@@ -194,6 +197,8 @@ func (s *Segmenter) noteKeyframe(dts time.Duration) {
 func (s *Segmenter) openSegment(k Kind, start time.Duration) error {
 	s.open = true
 	s.segStart = start
+	s.segStartPTS = s.curPTS
+	s.takeCuts(s.curPTS)
 	s.elapsed = 0
 	s.segDisc = s.pendingDisc && s.emitted > 0
 	if s.segDisc {
@@ -326,6 +331,7 @@ func (s *Segmenter) finish(duration, nextVideo time.Duration, known bool) error 
 		Data:            data,
 		Size:            size,
 		Start:           s.segStart,
+		StartPTS:        s.segStartPTS,
 		Duration:        duration,
 		ProgramDateTime: s.segPDT,
 		Discontinuity:   s.segDisc,

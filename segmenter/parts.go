@@ -113,7 +113,7 @@ func (s *Segmenter) segmentDue() bool {
 		k = Video
 	}
 	next := s.elapsed + max(s.nominalDuration(k), s.frameDuration(k))
-	return s.pendingDisc || next+cutTolerance >= s.target || s.overCap(next)
+	return s.pendingDisc || next+cutTolerance >= s.target || s.overCap(next) || s.cutSoon(max(s.nominalDuration(k), s.frameDuration(k)))
 }
 
 func (s *Segmenter) resetPart() {

@@ -188,6 +188,12 @@ type Segmenter struct {
 	mu   sync.Mutex // guards info
 	info Info
 	ctr  *Counters // Config.Counters, or this segmenter's own
+
+	// Requested cuts (CutAt), and the PTS of the frame being written and
+	// of the segment's first frame (Segment.StartPTS).
+	cuts        cutRequests
+	curPTS      time.Duration
+	segStartPTS time.Duration
 }
 
 // New returns a Segmenter that hands finished segments to sink.
@@ -218,6 +224,7 @@ func New(cfg Config, sink Sink) *Segmenter {
 	if s.ctr == nil {
 		s.ctr = new(Counters)
 	}
+	s.cuts.init()
 	return s
 }
 

@@ -65,6 +65,8 @@ type Counters struct {
 	// CappedSegments counts segments cut at MaxSegmentDuration or
 	// MaxSegmentBytes rather than at a keyframe after the target.
 	CappedSegments atomic.Uint64
+	// RequestedCuts counts segments opened at a requested cut (CutAt).
+	RequestedCuts atomic.Uint64
 }
 
 // DropReason says why a frame was not written.
@@ -151,6 +153,7 @@ type Segment struct {
 	Data            []byte        // a complete MPEG-TS or fMP4 (styp+fragments) segment, never modified after handing over; with Config.PartsOnly only the bytes before its first part
 	Size            int           // the whole segment's bytes: len(Data) unless Config.PartsOnly
 	Start           time.Duration // stream-timeline DTS of the segment's first frame (the opening keyframe when the stream has video)
+	StartPTS        time.Duration // stream-timeline PTS of that frame: what CutAt compares
 	Duration        time.Duration // next segment's Start minus this Start; for the final flushed one, last frame DTS + one frame duration - Start
 	ProgramDateTime time.Time     // wall clock (Config.Now) when the timeline's first segment (the stream's first, or the first after a discontinuity) opened, plus this segment's Start minus that segment's; never decreases
 	Discontinuity   bool          // timestamps jumped or codec config changed before this segment

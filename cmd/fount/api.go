@@ -105,6 +105,9 @@ type apiStream struct {
 	Rendition  string        `json:"rendition,omitempty"`
 	Renditions []string      `json:"renditions,omitempty"`
 	Alignment  *apiAlignment `json:"alignment,omitempty"`
+	// Cues: the open ad break, the cues waiting for their segment and the
+	// last one taken (docs/markers.md).
+	Cues playlist.CueState `json:"cues"`
 }
 
 // apiAlignment counts a rendition's segments that lined up with the other
@@ -153,6 +156,7 @@ func (a *api) streamJSON(s *playlist.Stream, pubs map[string]ingest.PublisherSta
 	for _, r := range s.Renditions() {
 		out.Renditions = append(out.Renditions, r.Rendition())
 	}
+	out.Cues = s.Cues()
 	if info, ok := a.pub.segmenterInfo(st.Path); ok {
 		out.Codecs, out.GOPSeconds, out.GOPTooLong = info.Codecs, info.GOP.Seconds(), info.GOPTooLong
 		if v := info.Video; v != nil {
@@ -253,6 +257,8 @@ func (a *api) routes(mux *http.ServeMux, metrics http.Handler, token string) {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}))
+	mux.Handle("POST /api/v1/streams/{app}/{name}/cues", guard(a.postCue))
+	mux.Handle("POST /api/v1/streams/{app}/{name}/interstitials", guard(a.postInterstitial))
 	a.recordingRoutes(mux, guard)
 	a.metadataRoutes(mux, guard)
 }

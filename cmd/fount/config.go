@@ -83,6 +83,7 @@ type config struct {
 
 	// Segment encryption (docs/encryption.md).
 	Encrypt         string // none or aes-128
+	AdMarkers       string // daterange, cue or both (docs/markers.md)
 	KeyRotation     int    // segments per key; 0: one key per publish
 	KeyDir          string // where keys are kept, 0600; never the media store
 	KeyURLTemplate  string // an external key server: {stream} and {id} expanded
@@ -120,6 +121,7 @@ func defaultConfig() config {
 		PartHoldBack:    0,
 		Auth:            "none",
 		Encrypt:         "none",
+		AdMarkers:       "daterange",
 		WebhookTimeout:  3 * time.Second,
 		PlayAuth:        "none",
 		PlayAuthCache:   time.Minute,
@@ -180,6 +182,7 @@ func (c *config) flags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.PartHoldBack, "part-hold-back", c.PartHoldBack, "LL-HLS PART-HOLD-BACK: how far behind live players aim to play (0: 3 part durations, what the spec recommends; at least 2, what it requires)")
 	fs.StringVar(&c.Auth, "auth", c.Auth, "publish authorisation: none (anyone may publish; the key is the name), keys (--keys-file) or webhook (--webhook-url)")
 	fs.StringVar(&c.KeysFile, "keys-file", c.KeysFile, "with --auth keys: YAML file mapping secret stream keys to public names; re-read on change and on SIGHUP")
+	fs.StringVar(&c.AdMarkers, "ad-markers", c.AdMarkers, "how ad breaks (SCTE-35 cues) are marked in media playlists: daterange (EXT-X-DATERANGE with SCTE35-OUT/IN), cue (EXT-X-CUE-OUT/CUE-OUT-CONT/CUE-IN) or both; docs/markers.md")
 	fs.StringVar(&c.Encrypt, "encrypt", c.Encrypt, "segment encryption: none or aes-128 (every segment and part AES-128-CBC, keys at APP/NAME/keys/ID.key; docs/encryption.md)")
 	fs.IntVar(&c.KeyRotation, "key-rotation", c.KeyRotation, "with --encrypt aes-128: a fresh key every this many segments (0: one key per publish)")
 	fs.StringVar(&c.KeyDir, "key-dir", c.KeyDir, "with --encrypt aes-128: directory keeping the keys (files 0600), outside --storage; needed with dir: or s3: storage unless --key-url-template")
@@ -394,6 +397,9 @@ func (c *config) validate() error {
 // key directory must not be in the media store, which is public.
 func (c *config) validateEncryption() []error {
 	var errs []error
+	if _, err := playlist.ParseAdMarkers(c.AdMarkers); err != nil {
+		errs = append(errs, fmt.Errorf("--ad-markers: %w", err))
+	}
 	switch c.Encrypt {
 	case "none":
 		if c.KeyRotation != 0 || c.KeyDir != "" || c.KeyURLTemplate != "" {

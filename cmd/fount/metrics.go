@@ -133,9 +133,16 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descUploads, prometheus.CounterValue, float64(u.Failed+u.Dropped), "failed")
 	}
 	for _, p := range in.Publishers {
-		ch <- prometheus.MustNewConstMetric(descStreamBytes, prometheus.CounterValue, float64(p.MediaBytes), p.Stream)
-		ch <- prometheus.MustNewConstMetric(descStreamSkew, prometheus.GaugeValue, p.AVSkew.Seconds(), p.Stream)
-		ch <- prometheus.MustNewConstMetric(descStreamUptime, prometheus.GaugeValue, float64(p.Started.UnixNano())/1e9, p.Stream)
+		// A grouped push has one publisher per rendition, all on one
+		// stream: each is labelled with its rendition's path, or the
+		// metrics collide and the whole scrape fails.
+		stream := p.Stream
+		if p.Variant != "" {
+			stream += "/" + p.Variant
+		}
+		ch <- prometheus.MustNewConstMetric(descStreamBytes, prometheus.CounterValue, float64(p.MediaBytes), stream)
+		ch <- prometheus.MustNewConstMetric(descStreamSkew, prometheus.GaugeValue, p.AVSkew.Seconds(), stream)
+		ch <- prometheus.MustNewConstMetric(descStreamUptime, prometheus.GaugeValue, float64(p.Started.UnixNano())/1e9, stream)
 	}
 }
 

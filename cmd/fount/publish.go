@@ -26,6 +26,7 @@ type publisher struct {
 	sessions map[string]*session // latest session per stream path, for the API
 
 	metaStats metadataStats // timed metadata in, by source (api_metadata.go)
+	cues      cueCounts     // cues taken, by kind and source (cue.go)
 }
 
 func (p *publisher) Publish(_ context.Context, req ingest.PublishRequest) (ingest.Session, error) {
@@ -102,6 +103,11 @@ type session struct {
 	remote string
 	kind   segmenter.Kind // a track session's one kind; 0 for a publisher's session
 	shift  *shift
+
+	// lastPTS is the PTS of the latest frame on the stream's timeline
+	// (after shift), for cues "now" (cue.go); haveFrame once it is set.
+	lastPTS   atomic.Int64
+	haveFrame atomic.Bool
 }
 
 func (s *session) segmenter() *segmenter.Segmenter {
@@ -110,6 +116,11 @@ func (s *session) segmenter() *segmenter.Segmenter {
 		cfg := s.cfg
 		cfg.Logger = s.log
 		seg = segmenter.New(cfg, &sink{st: s.stream, sess: s, partsOnly: cfg.PartsOnly && cfg.PartDuration > 0, rendition: s.stream.Rendition() != ""})
+		// Cues still waiting for their segment (the encoder reconnected
+		// before it came) are cut for by the new segmenter.
+		for _, at := range s.stream.PendingCueTimes() {
+			seg.CutAt(at)
+		}
 		s.seg.Store(seg)
 	}
 	return seg
@@ -179,6 +190,10 @@ func (s *session) Frame(f segmenter.Frame) error {
 	}
 	f.DTS += sh.off
 	f.PTS += sh.off
+	if f.Kind == segmenter.Video || !sh.video {
+		s.lastPTS.Store(int64(f.PTS))
+		s.haveFrame.Store(true)
+	}
 	return s.segmenter().WriteFrame(f)
 }
 
@@ -315,6 +330,7 @@ func (k *sink) Segment(seg segmenter.Segment) error {
 		ProgramDateTime: seg.ProgramDateTime,
 		Discontinuity:   seg.Discontinuity,
 		Start:           seg.Start,
+		StartPTS:        seg.StartPTS,
 		IFrames:         k.iframes,
 	}); err != nil {
 		return fmt.Errorf("playlist: %w", err)

@@ -171,6 +171,7 @@ func newRegistry(cfg config, log *slog.Logger, store storage.Store, auth publish
 		MaxStreams:      cfg.MaxStreams,
 		Logger:          log,
 	}
+	plCfg.AdMarkers, _ = playlist.ParseAdMarkers(cfg.AdMarkers) // checked by validate
 	if auth.play != nil {
 		plCfg.PlayAuth = auth.play
 	}
@@ -244,6 +245,7 @@ func newServers(cfg config, log *slog.Logger, reg *playlist.Registry, seg segmen
 	}, ingestPub)
 	mets := newMetrics(rtmpSrv, reg, uploads, seg.Counters)
 	mets.reg.MustRegister(metadataCollector{&pub.metaStats})
+	mets.reg.MustRegister(cueCollector{&pub.cues})
 	httpPanics := new(httpPanicCounts)
 	mets.reg.MustRegister(&limitsCollector{rtmp: rtmpSrv, pl: reg, seg: seg.Counters, http: httpPanics})
 	if auth.play != nil {
