@@ -23,6 +23,16 @@ import (
 // request the page made, keys included, went over h2, as resource timing
 // reports, and none was refused.
 func TestBrowserSecure(t *testing.T) {
+	if raceDetector {
+		// TLS, HTTP/2 and decryption in a fount several times slower
+		// under the race detector, beside Chromium and ffmpeg on 2 cores:
+		// LL playback then measures the detector (a blocking reload timed
+		// out and playback advanced 4.3 s of 12 in a loaded race run).
+		// The same paths' races are checked by TestE2EPlayToken,
+		// TestE2EHTTPS and TestE2EEncrypt; .ci/run plays this one
+		// without -race.
+		t.Skip("judged without the race detector: .ci/run runs it in its pass without -race")
+	}
 	lockEndToEnd(t)
 	for _, tool := range []string{"ffmpeg", "node", "npm", "chromium"} {
 		requireTool(t, tool)
@@ -69,11 +79,7 @@ func TestBrowserSecure(t *testing.T) {
 				fail("play.mjs could not play: %s", r.HarnessError)
 			}
 			for _, e := range r.Errors {
-				// Under the race detector LL playback measures the machine
-				// (TestBrowserHLSJS); a refusal or a fatal error never is.
-				if e.Fatal || e.HTTPStatus != 0 || !(raceDetector && tc.ll) {
-					fail("hls.js error at %.3f s: %s %s fatal=%v %s %s %d", e.At, e.Type, e.Details, e.Fatal, e.Reason, e.URL, e.HTTPStatus)
-				}
+				fail("hls.js error at %.3f s: %s %s fatal=%v %s %s %d", e.At, e.Type, e.Details, e.Fatal, e.Reason, e.URL, e.HTTPStatus)
 			}
 			for _, e := range r.VideoErrors {
 				fail("video element error: %s", e)
