@@ -53,7 +53,8 @@ type groupStart struct {
 // variants is the group of renditions of one stream.
 type variants struct {
 	parent     *Stream
-	multitrack bool // renditions are one encoder's tracks (video and audio apart)
+	multitrack bool      // renditions are one encoder's tracks (video and audio apart)
+	captions   *Captions // a captioned stream's one rendition (captions.go); set at creation
 
 	mu       sync.Mutex
 	members  []*Stream // in the order of their first publish
