@@ -105,6 +105,7 @@ type apiStream struct {
 	Rendition  string        `json:"rendition,omitempty"`
 	Renditions []string      `json:"renditions,omitempty"`
 	Alignment  *apiAlignment `json:"alignment,omitempty"`
+	Captions   *apiCaptions  `json:"captions,omitempty"` // captions.go
 }
 
 // apiAlignment counts a rendition's segments that lined up with the other
@@ -153,6 +154,7 @@ func (a *api) streamJSON(s *playlist.Stream, pubs map[string]ingest.PublisherSta
 	for _, r := range s.Renditions() {
 		out.Renditions = append(out.Renditions, r.Rendition())
 	}
+	out.Captions = a.captionsJSON(s)
 	if info, ok := a.pub.segmenterInfo(st.Path); ok {
 		out.Codecs, out.GOPSeconds, out.GOPTooLong = info.Codecs, info.GOP.Seconds(), info.GOPTooLong
 		if v := info.Video; v != nil {

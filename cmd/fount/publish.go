@@ -21,6 +21,7 @@ type publisher struct {
 	seg  segmenter.Config
 	log  *slog.Logger
 	hook *ingest.Webhook // nil unless --auth webhook
+	cc   captionFlags    // --captions (captions.go)
 
 	mu       sync.Mutex
 	sessions map[string]*session // latest session per stream path, for the API
@@ -39,6 +40,13 @@ func (p *publisher) Publish(_ context.Context, req ingest.PublishRequest) (inges
 	}
 	if err != nil {
 		return nil, err
+	}
+	if st.Captions() != nil {
+		cs, err := p.captionedSession(st, req.Remote.String())
+		if err != nil {
+			return nil, err
+		}
+		return cs, nil
 	}
 	s := p.newSession(st, p.seg, req.Remote.String())
 	if st.IsGroup() {
@@ -100,6 +108,8 @@ type session struct {
 	remote string
 	kind   segmenter.Kind // a track session's one kind; 0 for a publisher's session
 	shift  *shift
+	sink   *sink   // the segmenter's, once made
+	cc     ccWatch // captions in the video (captions.go)
 }
 
 func (s *session) segmenter() *segmenter.Segmenter {
@@ -107,7 +117,8 @@ func (s *session) segmenter() *segmenter.Segmenter {
 	if seg == nil {
 		cfg := s.cfg
 		cfg.Logger = s.log
-		seg = segmenter.New(cfg, &sink{st: s.stream, sess: s, partsOnly: cfg.PartsOnly && cfg.PartDuration > 0, rendition: s.stream.Rendition() != ""})
+		s.sink = &sink{st: s.stream, sess: s, partsOnly: cfg.PartsOnly && cfg.PartDuration > 0, rendition: s.stream.Rendition() != ""}
+		seg = segmenter.New(cfg, s.sink)
 		s.seg.Store(seg)
 	}
 	return seg
@@ -155,6 +166,7 @@ func (s *session) TrackSession(kind segmenter.Kind, id uint8) (ingest.Session, e
 
 func (s *session) VideoConfig(v *codec.Video) error {
 	s.shift.video = true
+	s.captionsVideo(v)
 	return s.segmenter().SetVideoConfig(v)
 }
 
@@ -177,6 +189,9 @@ func (s *session) Frame(f segmenter.Frame) error {
 	}
 	f.DTS += sh.off
 	f.PTS += sh.off
+	if f.Key && f.Kind == segmenter.Video && s.pub.cc.Mode != "off" {
+		s.captionsKeyframe(f)
+	}
 	return s.segmenter().WriteFrame(f)
 }
 
