@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/bits"
+	"sort"
 
 	"github.com/fount-live/fount/ingest/flv"
 )
@@ -95,24 +96,43 @@ func SEI(pairs ...Pair) []byte {
 // Captions returns the tags with one field-1 pair inserted into every
 // coded AVC frame, as a 608 encoder sends at the frame rate: the pop-on
 // caption text starting at every everyFrames-th frame, padding between.
+// The pairs go in presentation order: cc_data belongs to its picture, and
+// a decoder reads it as pictures are shown (with B-frames, not in the
+// order they are coded).
 func Captions(tags []flv.Tag, text string, everyFrames int) ([]flv.Tag, error) {
 	cue := PopOn(text)
 	if everyFrames < len(cue) {
 		return nil, errors.New("cctest: captions repeat faster than they are sent")
 	}
+	coded := func(g flv.Tag) bool {
+		d := g.Data
+		return g.Type == flv.TagVideo && len(d) >= 5 && d[0]&0x0f == flv.CodecAVC && d[1] == flv.AVCNALU
+	}
+	var order []int // the coded frames' tag indexes, in presentation order
+	pts := make(map[int]int64)
+	for i, g := range tags {
+		if coded(g) {
+			cts := int32(uint32(g.Data[2])<<16|uint32(g.Data[3])<<8|uint32(g.Data[4])) << 8 >> 8
+			pts[i] = int64(g.Timestamp) + int64(cts)
+			order = append(order, i)
+		}
+	}
+	sort.SliceStable(order, func(a, b int) bool { return pts[order[a]] < pts[order[b]] })
+	shown := make(map[int]int, len(order)) // tag index → presentation rank
+	for rank, i := range order {
+		shown[i] = rank
+	}
 	out := make([]flv.Tag, len(tags))
-	frame := 0
 	for i, g := range tags {
 		out[i] = g
 		d := g.Data
-		if g.Type != flv.TagVideo || len(d) < 5 || d[0]&0x0f != flv.CodecAVC || d[1] != flv.AVCNALU {
+		if !coded(g) {
 			continue
 		}
 		p := Padding
-		if k := frame % everyFrames; k < len(cue) {
+		if k := shown[i] % everyFrames; k < len(cue) {
 			p = cue[k]
 		}
-		frame++
 		sei := SEI(p)
 		nd := make([]byte, 0, len(d)+4+len(sei))
 		nd = append(nd, d[:5]...)

@@ -51,7 +51,7 @@ func TestCaptionedFLV(t *testing.T) {
 		return string(out)
 	}
 	run("ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30",
-		"-t", "4", "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-pix_fmt", "yuv420p", "-f", "flv", src)
+		"-t", "4", "-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-g", "30", "-pix_fmt", "yuv420p", "-f", "flv", src)
 	tags, err := flv.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)

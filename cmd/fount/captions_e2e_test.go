@@ -1,0 +1,114 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/grafov/m3u8"
+
+	"github.com/fount-live/fount/ingest/flv"
+	"github.com/fount-live/fount/segmenter/codec/cctest"
+)
+
+// captionText is what the caption tests send in CEA-608 (CC1, pop-on).
+const captionText = "HELLO FOUNT"
+
+// captionedTags returns the test source with captionText in CEA-608
+// cc_data SEI on every video frame, shown anew every 2 s (60 frames).
+func captionedTags(t *testing.T) []flvTag {
+	t.Helper()
+	src := readFLV(t, source(t))
+	tags := make([]flv.Tag, len(src))
+	for i, g := range src {
+		tags[i] = flv.Tag{Type: g.typ, Timestamp: uint32(g.ts), Data: g.data}
+	}
+	cc, err := cctest.Captions(tags, captionText, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]flvTag, len(cc))
+	for i, g := range cc {
+		out[i] = flvTag{typ: g.Type, ts: int64(g.Timestamp), data: g.Data}
+	}
+	return out
+}
+
+// TestE2ECaptions: a publisher whose H.264 carries CEA-608 in SEI gets a
+// multivariant playlist signalling CC1 at its URL, its media playlist at
+// APP/NAME/main/, and the caption bytes pass through the remux untouched:
+// ffprobe reports Closed Captions on fount's segments and ffmpeg's 608
+// decoder reads the text sent, in MPEG-TS and in fMP4. The API shows the
+// captions.
+func TestE2ECaptions(t *testing.T) {
+	requireTool(t, "ffprobe")
+	lockEndToEnd(t)
+	tags := captionedTags(t)
+	for _, format := range []string{"ts", "fmp4"} {
+		t.Run(format, func(t *testing.T) {
+			o := startOrigin(t, func(c *config) {
+				c.SegmentFormat = format
+				c.Captions.Name, c.Captions.Language = "Deutsch", "de"
+			})
+			c, sid := publishRTMP(t, o.rtmp, "cc")
+			if err := c.sendTags(sid, tags); err != nil {
+				t.Fatal(err)
+			}
+			p, _ := awaitPlaylist(t, o.url("/live/cc/main/index.m3u8"), 20*time.Second, "3 segments",
+				func(p *m3u8.MediaPlaylist, _ []byte) bool { return p.Count() >= 3 })
+			code, mv, _ := httpGet(t, o.url("/live/cc/index.m3u8"))
+			if code != 200 || !strings.Contains(string(mv), `#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID="cc",NAME="Deutsch",LANGUAGE="de",DEFAULT=YES,AUTOSELECT=YES,INSTREAM-ID="CC1"`) ||
+				!strings.Contains(string(mv), `CLOSED-CAPTIONS="cc"`) || !strings.Contains(string(mv), "\nmain/index.m3u8\n") {
+				t.Fatalf("multivariant playlist (%d):\n%s", code, mv)
+			}
+
+			// The first segments, after the init segment in fMP4, as one file.
+			var media []byte
+			if p.Map != nil {
+				_, b, _ := httpGet(t, o.url("/live/cc/main/"+p.Map.URI))
+				media = append(media, b...)
+			}
+			for _, s := range segments(p)[:3] {
+				if s.Map != nil && p.Map == nil {
+					_, b, _ := httpGet(t, o.url("/live/cc/main/"+s.Map.URI))
+					media = append(media, b...)
+				}
+				code, b, _ := httpGet(t, o.url("/live/cc/main/"+s.URI))
+				if code != 200 {
+					t.Fatalf("%s: %d", s.URI, code)
+				}
+				media = append(media, b...)
+			}
+			file := filepath.Join(t.TempDir(), "media."+format)
+			if err := os.WriteFile(file, media, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command("ffprobe", "-hide_banner", file).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "Closed Captions") {
+				t.Fatalf("ffprobe does not report Closed Captions on fount's segments (%v):\n%s", err, out)
+			}
+			srt := filepath.Join(t.TempDir(), "cc.srt")
+			if out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "movie="+file+"[out0+subcc]", "-map", "0:s", srt).CombinedOutput(); err != nil {
+				t.Fatalf("ffmpeg reading the captions: %v\n%s", err, out)
+			}
+			if b, _ := os.ReadFile(srt); strings.Count(string(b), captionText) < 2 {
+				t.Fatalf("captions read from fount's segments: %q, want %q in each caption", b, captionText)
+			}
+
+			var st apiStream
+			if code, b, _ := httpGet(t, "http://"+o.api+"/api/v1/streams/live/cc"); code != 200 || json.Unmarshal(b, &st) != nil {
+				t.Fatalf("API: %d %s", code, b)
+			}
+			if cc := st.Captions; cc == nil || !cc.Signalled || cc.InstreamID != "CC1" || cc.Language != "de" || cc.InVideo != "608" || len(st.Renditions) != 1 || st.Renditions[0] != "main" {
+				t.Fatalf("API: captions %+v, renditions %v", cc, st.Renditions)
+			}
+			if !strings.Contains(o.logs.String(), "captions signalled") {
+				t.Fatal("no log line says the captions are signalled")
+			}
+		})
+	}
+}
