@@ -18,11 +18,11 @@ import (
 // captionText is what the caption tests send in CEA-608 (CC1, pop-on).
 const captionText = "HELLO FOUNT"
 
-// captionedTags returns the test source with captionText in CEA-608
+// captionedTags returns the FLV file src with captionText in CEA-608
 // cc_data SEI on every video frame, shown anew every 2 s (60 frames).
-func captionedTags(t *testing.T) []flvTag {
+func captionedTags(t *testing.T, file string) []flvTag {
 	t.Helper()
-	src := readFLV(t, source(t))
+	src := readFLV(t, file)
 	tags := make([]flv.Tag, len(src))
 	for i, g := range src {
 		tags[i] = flv.Tag{Type: g.typ, Timestamp: uint32(g.ts), Data: g.data}
@@ -47,7 +47,7 @@ func captionedTags(t *testing.T) []flvTag {
 func TestE2ECaptions(t *testing.T) {
 	requireTool(t, "ffprobe")
 	lockEndToEnd(t)
-	tags := captionedTags(t)
+	tags := captionedTags(t, source(t)) // B-frames: cc_data in decode order is not in display order
 	for _, format := range []string{"ts", "fmp4"} {
 		t.Run(format, func(t *testing.T) {
 			o := startOrigin(t, func(c *config) {

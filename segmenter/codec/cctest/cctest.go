@@ -40,6 +40,7 @@ var (
 	rcl = pair(0x14, 0x20) // resume caption loading: pop-on
 	enm = pair(0x14, 0x2e) // erase non-displayed memory
 	eoc = pair(0x14, 0x2f) // end of caption: swap memories, show it
+	edm = pair(0x14, 0x2c) // erase displayed memory: the caption goes
 	pac = pair(0x14, 0x60) // row 15, column 0, white
 )
 
@@ -95,13 +96,15 @@ func SEI(pairs ...Pair) []byte {
 
 // Captions returns the tags with one field-1 pair inserted into every
 // coded AVC frame, as a 608 encoder sends at the frame rate: the pop-on
-// caption text starting at every everyFrames-th frame, padding between.
+// caption text starting at every everyFrames-th frame, erased from the
+// screen three quarters of the way to the next (so that each showing is a
+// caption of its own), padding between.
 // The pairs go in presentation order: cc_data belongs to its picture, and
 // a decoder reads it as pictures are shown (with B-frames, not in the
 // order they are coded).
 func Captions(tags []flv.Tag, text string, everyFrames int) ([]flv.Tag, error) {
 	cue := PopOn(text)
-	if everyFrames < len(cue) {
+	if everyFrames*3/4 < len(cue) {
 		return nil, errors.New("cctest: captions repeat faster than they are sent")
 	}
 	coded := func(g flv.Tag) bool {
@@ -130,8 +133,12 @@ func Captions(tags []flv.Tag, text string, everyFrames int) ([]flv.Tag, error) {
 			continue
 		}
 		p := Padding
-		if k := shown[i] % everyFrames; k < len(cue) {
+		k := shown[i] % everyFrames
+		switch clear := everyFrames * 3 / 4; {
+		case k < len(cue):
 			p = cue[k]
+		case k == clear || k == clear+1:
+			p = edm
 		}
 		sei := SEI(p)
 		nd := make([]byte, 0, len(d)+4+len(sei))
