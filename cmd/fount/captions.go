@@ -144,6 +144,7 @@ func (p *publisher) captionedSession(st *playlist.Stream, remote string) (*sessi
 		return nil, err
 	}
 	s := p.newSession(rend, p.seg, remote)
+	s.name = st.Path()
 	s.cc.decided = true
 	return s, nil
 }

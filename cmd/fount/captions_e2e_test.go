@@ -112,3 +112,85 @@ func TestE2ECaptions(t *testing.T) {
 		})
 	}
 }
+
+// TestE2ECaptionsModes: --captions auto leaves a stream without captions
+// as it was (its media playlist at its URL), on declares captions for any
+// stream with video, off signals none; a captioned stream keeps its shape
+// when its encoder comes back without captions.
+func TestE2ECaptionsModes(t *testing.T) {
+	requireTool(t, "ffmpeg")
+	plain := readFLV(t, source(t))
+	captioned := captionedTags(t, source(t))
+	isMultivariant := func(t *testing.T, o *origin, name string) bool {
+		t.Helper()
+		url := o.url("/live/" + name + "/index.m3u8")
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if code, b, _ := httpGet(t, url); code == 200 {
+				return strings.Contains(string(b), "#EXT-X-STREAM-INF")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("%s: no playlist", url)
+		return false
+	}
+	push := func(t *testing.T, o *origin, name string, tags []flvTag) *rtmpClient {
+		c, sid := publishRTMP(t, o.rtmp, name)
+		if err := c.sendTags(sid, tags); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	t.Run("auto", func(t *testing.T) {
+		o := startOrigin(t, nil)
+		push(t, o, "plain", plain)
+		if isMultivariant(t, o, "plain") {
+			t.Error("a stream without captions got a multivariant playlist")
+		}
+		c := push(t, o, "cc", captioned)
+		if !isMultivariant(t, o, "cc") {
+			t.Fatal("a captioned stream has no multivariant playlist")
+		}
+		// The encoder comes back without captions: same shape, same rendition.
+		awaitPlaylist(t, o.url("/live/cc/main/index.m3u8"), 10*time.Second, "segments", func(p *m3u8.MediaPlaylist, _ []byte) bool { return p.Count() >= 2 })
+		c.conn.Close()
+		deadline := time.Now().Add(10 * time.Second)
+		for o.reg.Stream("live/cc/main").State() == "live" && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		push(t, o, "cc", retime(plain, false, func(_ byte, ts int64) int64 { return ts + 12000 }))
+		awaitPlaylist(t, o.url("/live/cc/main/index.m3u8"), 10*time.Second, "a discontinuity", func(_ *m3u8.MediaPlaylist, b []byte) bool {
+			return strings.Contains(string(b), "#EXT-X-DISCONTINUITY")
+		})
+		if !isMultivariant(t, o, "cc") {
+			t.Fatal("the captioned stream lost its multivariant playlist on reconnect")
+		}
+	})
+	t.Run("on", func(t *testing.T) {
+		o := startOrigin(t, func(c *config) { c.Captions.Mode = "on" })
+		push(t, o, "plain", plain)
+		if !isMultivariant(t, o, "plain") {
+			t.Error("--captions on: no multivariant playlist")
+		}
+	})
+	t.Run("off", func(t *testing.T) {
+		o := startOrigin(t, func(c *config) { c.Captions.Mode = "off" })
+		push(t, o, "cc", captioned)
+		if isMultivariant(t, o, "cc") {
+			t.Error("--captions off: a multivariant playlist")
+		}
+	})
+}
+
+func TestCaptionFlags(t *testing.T) {
+	for _, c := range []captionFlags{defaultCaptionFlags(), {"on", "Español", "es-419"}, {"off", "x", "de"}} {
+		if err := c.validate(); err != nil {
+			t.Errorf("%+v: %v", c, err)
+		}
+	}
+	for _, c := range []captionFlags{{"yes", "English", "en"}, {"auto", `"`, "en"}, {"auto", "English", "en US"}} {
+		if err := c.validate(); err == nil {
+			t.Errorf("%+v accepted", c)
+		}
+	}
+}

@@ -62,7 +62,7 @@ func (p *publisher) newSession(st *playlist.Stream, cfg segmenter.Config, remote
 	// Every publisher's clock is checked against its stream's timeline:
 	// a rendition's against the others', a single stream's against where
 	// its previous publisher left it (playlist.Stream.TimelineOffset).
-	s := &session{pub: p, stream: st, cfg: cfg, log: p.log.With("stream", st.Path()), hook: p.hook, remote: remote, shift: &shift{}}
+	s := &session{pub: p, stream: st, cfg: cfg, log: p.log.With("stream", st.Path()), hook: p.hook, name: st.Path(), remote: remote, shift: &shift{}}
 	p.mu.Lock()
 	if p.sessions == nil {
 		p.sessions = make(map[string]*session)
@@ -105,6 +105,7 @@ type session struct {
 	seg atomic.Pointer[segmenter.Segmenter]
 
 	hook   *ingest.Webhook
+	name   string // the stream published, for the webhook: a captioned stream's session feeds its rendition
 	remote string
 	kind   segmenter.Kind // a track session's one kind; 0 for a publisher's session
 	shift  *shift
@@ -273,7 +274,7 @@ func (s *session) Close() {
 	defer func() {
 		s.stream.Unpublish()
 		if s.hook != nil {
-			s.hook.Notify("publish_ended", map[string]any{"stream": s.stream.Path(), "client_ip": s.remote})
+			s.hook.Notify("publish_ended", map[string]any{"stream": s.name, "client_ip": s.remote})
 		}
 	}()
 	if seg := s.seg.Load(); seg != nil {
