@@ -51,6 +51,7 @@ type handler struct {
 
 	videoTracks, audioTracks []*track
 	unknownLayoutLogged      bool
+	badTextLogged            bool // caption text (captiontext.go)
 
 	// How tracks map onto sessions, decided at the first coded frame;
 	// splitter is h.sess once the shape is shapeSplit.
