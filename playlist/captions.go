@@ -48,9 +48,9 @@ func (c *Captions) mediaTag() string {
 		`",LANGUAGE="` + c.Language + `",DEFAULT=YES,AUTOSELECT=YES,INSTREAM-ID="CC1"` + "\n"
 }
 
-// withCaptions puts the captions' EXT-X-MEDIA before the first variant or
-// other EXT-X-MEDIA of an encoded multivariant playlist.
-func (c *Captions) addTo(body string) string {
+// addTo puts an EXT-X-MEDIA line before the first variant or other
+// EXT-X-MEDIA of an encoded multivariant playlist.
+func (*Captions) addTo(body, line string) string {
 	i := strings.Index(body, "#EXT-X-MEDIA:")
 	if j := strings.Index(body, "#EXT-X-STREAM-INF:"); i < 0 || j >= 0 && j < i {
 		i = j
@@ -58,7 +58,7 @@ func (c *Captions) addTo(body string) string {
 	if i < 0 {
 		return body
 	}
-	return body[:i] + c.mediaTag() + body[i:]
+	return body[:i] + line + body[i:]
 }
 
 // Captioned turns a stream just published (Publish), that never had a
@@ -104,4 +104,46 @@ func (s *Stream) Captions() *Captions {
 		return nil
 	}
 	return g.captions
+}
+
+// A captioned stream whose encoder also sends caption text (onTextData,
+// onCaption) gets a WebVTT subtitle rendition, SubtitlesRendition, listed
+// as EXT-X-MEDIA TYPE=SUBTITLES from its first segment on. Its segments
+// are WebVTT files (segN.vtt) lined up with the media's by start time,
+// whole (no LL-HLS parts) and never in fMP4.
+
+// SubtitlesRendition is the WebVTT rendition of a captioned stream:
+// APP/NAME/subs/index.m3u8.
+const SubtitlesRendition = "subs"
+
+// subsGroup is the GROUP-ID of the subtitles' EXT-X-MEDIA.
+const subsGroup = "subs"
+
+const vttType = "text/vtt; charset=utf-8"
+
+// Subtitles returns the WebVTT rendition of rend's captioned group, made
+// at the first call (and taken again on a later publish); its segments
+// are handed over as WebVTT.
+func (r *Registry) Subtitles(rend *Stream) (*Stream, error) {
+	g := rend.group
+	if g == nil || g.captions == nil {
+		return nil, fmt.Errorf("subtitles of %s: %w: not a captioned stream", rend.path, ErrShape)
+	}
+	r.mu.Lock()
+	s, err := r.memberLocked(g.parent, SubtitlesRendition)
+	if err == nil {
+		s.vtt.Store(true) // before its first segment
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("subtitles of %s: %w", rend.path, err)
+	}
+	s.SetInfo(MediaInfo{Name: g.captions.Name, Language: g.captions.Language, Subtitles: true})
+	return s, nil
+}
+
+// subtitlesTag is the EXT-X-MEDIA line of a subtitles rendition.
+func subtitlesTag(info *MediaInfo, uri string) string {
+	return `#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="` + subsGroup + `",NAME="` + info.Name + `",LANGUAGE="` + info.Language +
+		`",DEFAULT=NO,AUTOSELECT=YES,URI="` + uri + `"` + "\n"
 }

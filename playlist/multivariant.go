@@ -22,8 +22,9 @@ type MediaInfo struct {
 	Width, Height int
 	FrameRate     float64
 	VideoRange    string // "SDR", "PQ" or "HLG"
-	Name          string // audio renditions: the NAME the player shows
+	Name          string // audio and subtitles renditions: the NAME the player shows
 	Language      string
+	Subtitles     bool // a WebVTT rendition (captions.go)
 }
 
 // SetInfo sets what the rendition carries, for the multivariant playlist.
@@ -160,7 +161,14 @@ func renderMultivariant(rows []variantRow, rec string, cc *Captions) []byte {
 		uriOf = func(rend string) string { return "../../" + rend + "/" + recDir + "/" + rec + "/" + playlistName }
 	}
 	var video, audio []variantRow
+	var subs *variantRow
 	for _, rw := range rows {
+		if rw.info.Subtitles {
+			if rec == "" { // recordings list their media only
+				subs = &rw
+			}
+			continue
+		}
 		if rw.info.VideoCodecs != "" {
 			video = append(video, rw)
 		} else if rw.info.AudioCodecs != "" {
@@ -199,6 +207,9 @@ func renderMultivariant(rows []variantRow, rec string, cc *Captions) []byte {
 		if cc != nil && rw.info.VideoCodecs != "" {
 			vp.Captions = ccGroup
 		}
+		if subs != nil {
+			vp.Subtitles = subsGroup
+		}
 		if len(groups) == 0 {
 			if vp.Codecs == "" {
 				vp.Codecs = rw.info.AudioCodecs
@@ -227,7 +238,10 @@ func renderMultivariant(rows []variantRow, rec string, cc *Captions) []byte {
 	// grafov/m3u8 writes PROGRAM-ID, removed from HLS in protocol version 6.
 	body := strings.ReplaceAll(mp.Encode().String(), "PROGRAM-ID=0,", "")
 	if cc != nil && strings.Contains(body, "CLOSED-CAPTIONS=") {
-		body = cc.addTo(body)
+		body = cc.addTo(body, cc.mediaTag())
+	}
+	if subs != nil {
+		body = cc.addTo(body, subtitlesTag(subs.info, uriOf(subs.s.rendition)))
 	}
 	return []byte(body)
 }

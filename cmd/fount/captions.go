@@ -65,7 +65,9 @@ type ccWatch struct {
 	decided    bool // the first keyframe was seen: the stream's shape is chosen
 	last       codec.Captions
 	badLogged  bool
+	textLogged bool
 	seen       atomic.Uint32 // codec.Captions of the latest keyframe
+	texts      atomic.Uint64 // caption text messages taken (captions_vtt.go)
 }
 
 // captionsVideo notes the codec whose frames are checked.
@@ -159,6 +161,10 @@ type apiCaptions struct {
 	// InVideo: what the latest keyframe's SEI carried, "608", "708",
 	// "608,708", or "" (none, or no keyframe checked).
 	InVideo string `json:"in_video"`
+	// Texts: caption text messages (onTextData, onCaption) taken by the
+	// publish, served as the WebVTT rendition Subtitles.
+	Texts     uint64 `json:"texts"`
+	Subtitles string `json:"subtitles,omitempty"`
 }
 
 // captionsJSON is a stream's captions for the API; nil when there is
@@ -177,6 +183,10 @@ func (a *api) captionsJSON(s *playlist.Stream) *apiCaptions {
 	a.pub.mu.Unlock()
 	if sess != nil {
 		out.InVideo = codec.Captions(sess.cc.seen.Load()).String()
+		out.Texts = sess.cc.texts.Load()
+	}
+	if out.Texts > 0 {
+		out.Subtitles = playlist.SubtitlesRendition
 	}
 	if !out.Signalled && out.InVideo == "" {
 		return nil

@@ -109,8 +109,10 @@ type session struct {
 	remote string
 	kind   segmenter.Kind // a track session's one kind; 0 for a publisher's session
 	shift  *shift
-	sink   *sink   // the segmenter's, once made
-	cc     ccWatch // captions in the video (captions.go)
+	sink   *sink            // the segmenter's, once made
+	cc     ccWatch          // captions in the video (captions.go)
+	subs   *playlist.Stream // the WebVTT rendition, once caption text came (captions_vtt.go)
+	vtt    *vttTrack
 }
 
 func (s *session) segmenter() *segmenter.Segmenter {
@@ -272,6 +274,9 @@ func (s *session) Close() {
 	// panic; ingest recovers and logs it), the stream still goes idle and
 	// its encoder can reconnect.
 	defer func() {
+		if s.subs != nil {
+			s.subs.Unpublish()
+		}
 		s.stream.Unpublish()
 		if s.hook != nil {
 			s.hook.Notify("publish_ended", map[string]any{"stream": s.name, "client_ip": s.remote})
@@ -333,6 +338,7 @@ func (k *sink) Segment(seg segmenter.Segment) error {
 	}); err != nil {
 		return fmt.Errorf("playlist: %w", err)
 	}
+	k.sess.subtitlesSegment(seg)
 	return nil
 }
 
