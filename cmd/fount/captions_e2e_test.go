@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/grafov/m3u8"
+	"github.com/yutopp/go-amf0"
 
 	"github.com/fount-live/fount/ingest/flv"
 	"github.com/fount-live/fount/segmenter/codec/cctest"
@@ -192,5 +195,108 @@ func TestCaptionFlags(t *testing.T) {
 		if err := c.validate(); err == nil {
 			t.Errorf("%+v accepted", c)
 		}
+	}
+}
+
+// captionTextAt is when TestE2ECaptionText and TestBrowserCaptions send
+// caption text n (n = 0…5): 1 s, 3 s, … 11 s into the 12 s source.
+func captionTextAt(n int) time.Duration { return time.Duration(2*n+1) * time.Second }
+
+func captionTextOf(n int) string { return fmt.Sprintf("SUBTITLE %d", n) }
+
+// textFor is the caption text shown at media time sec, on the 12 s
+// source's timeline (looped): each text until the next.
+func textFor(sec float64) string {
+	n := int(math.Floor((math.Mod(sec, 12) - 1 + 0.05) / 2))
+	if n < 0 {
+		n = 5 // before the first text of a loop: the last of the one before
+	}
+	return captionTextOf(n)
+}
+
+// TestE2ECaptionText: onTextData caption text, as ffmpeg's FLV muxer sends
+// it ({type: "Text", text}), becomes the captioned stream's WebVTT
+// rendition: listed as SUBTITLES, its segments numbered and timed as the
+// media's, each with the X-TIMESTAMP-MAP of its start, holding the texts at
+// their times; with LL-HLS fMP4 media, the WebVTT playlist has no parts.
+func TestE2ECaptionText(t *testing.T) {
+	tags := captionedTags(t, source(t))
+	o := startOrigin(t, nil) // LL-HLS, fMP4
+	c, sid := publishRTMP(t, o.rtmp, "tt")
+	next := 0
+	for _, g := range tags {
+		for next < 6 && !g.config() && g.typ != tagScript && g.ts >= captionTextAt(next).Milliseconds() {
+			body := amf("onTextData", amf0.ECMAArray{"type": "Text", "text": captionTextOf(next)})
+			if err := c.writeMsg(5, 18, sid, uint32(captionTextAt(next).Milliseconds()), body); err != nil {
+				t.Fatal(err)
+			}
+			next++
+		}
+		if err := c.sendTags(sid, []flvTag{g}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subs, _ := awaitPlaylist(t, o.url("/live/tt/subs/index.m3u8"), 20*time.Second, "5 WebVTT segments",
+		func(p *m3u8.MediaPlaylist, _ []byte) bool { return p.Count() >= 5 })
+	main, _ := awaitPlaylist(t, o.url("/live/tt/main/index.m3u8"), 5*time.Second, "the media", func(p *m3u8.MediaPlaylist, _ []byte) bool { return p.Count() >= 5 })
+	_, mv, _ := httpGet(t, o.url("/live/tt/index.m3u8"))
+	if !strings.Contains(string(mv), `#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="English",LANGUAGE="en",DEFAULT=NO,AUTOSELECT=YES,URI="subs/index.m3u8"`) ||
+		!strings.Contains(string(mv), `SUBTITLES="subs"`) {
+		t.Fatalf("multivariant playlist:\n%s", mv)
+	}
+	_, raw, _ := httpGet(t, o.url("/live/tt/subs/index.m3u8"))
+	if strings.Contains(string(raw), "#EXT-X-PART") || strings.Contains(string(raw), "#EXT-X-MAP") || strings.Contains(string(raw), "PRELOAD-HINT") {
+		t.Fatalf("the WebVTT playlist has parts or a map:\n%s", raw)
+	}
+	// Numbered and timed as the media.
+	if subs.SeqNo > main.SeqNo+uint64(main.Count()) || main.SeqNo > subs.SeqNo+uint64(subs.Count()) {
+		t.Fatalf("WebVTT numbers from %d, media from %d", subs.SeqNo, main.SeqNo)
+	}
+	mediaDur := map[uint64]float64{}
+	for i, s := range segments(main) {
+		mediaDur[main.SeqNo+uint64(i)] = s.Duration
+	}
+	var prevMPEGTS int64 = -1
+	var prevDur float64
+	cues := 0
+	for i, s := range segments(subs) {
+		msn := subs.SeqNo + uint64(i)
+		if d, ok := mediaDur[msn]; ok && math.Abs(d-s.Duration) > 0.001 {
+			t.Errorf("WebVTT segment %d lasts %.3f s, the media's %.3f s", msn, s.Duration, d)
+		}
+		code, b, hdr := httpGet(t, o.url("/live/tt/subs/"+s.URI))
+		if code != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/vtt") || !strings.HasSuffix(s.URI, ".vtt") {
+			t.Fatalf("%s: %d %s", s.URI, code, hdr.Get("Content-Type"))
+		}
+		lines := strings.Split(string(b), "\n")
+		var mpegts int64
+		if len(lines) < 2 || lines[0] != "WEBVTT" || !strings.HasSuffix(lines[1], ",LOCAL:00:00:00.000") {
+			t.Fatalf("%s:\n%s", s.URI, b)
+		}
+		if _, err := fmt.Sscanf(lines[1], "X-TIMESTAMP-MAP=MPEGTS:%d,", &mpegts); err != nil {
+			t.Fatalf("%s: %v\n%s", s.URI, err, b)
+		}
+		if prevMPEGTS >= 0 && math.Abs(float64(mpegts-prevMPEGTS)/90000-prevDur) > 0.002 {
+			t.Errorf("%s starts %.3f s after the one before, which lasts %.3f s", s.URI, float64(mpegts-prevMPEGTS)/90000, prevDur)
+		}
+		prevMPEGTS, prevDur = mpegts, s.Duration
+		for j := 2; j+1 < len(lines); j++ {
+			var h1, m1, s1, ms1, h2, m2, s2, ms2 int
+			if n, _ := fmt.Sscanf(lines[j], "%d:%d:%d.%d --> %d:%d:%d.%d", &h1, &m1, &s1, &ms1, &h2, &m2, &s2, &ms2); n != 8 {
+				continue
+			}
+			start := float64(mpegts)/90000 + float64(h1*3600+m1*60+s1) + float64(ms1)/1000
+			end := float64(mpegts)/90000 + float64(h2*3600+m2*60+s2) + float64(ms2)/1000
+			if end > float64(mpegts)/90000+s.Duration+0.001 || end <= start {
+				t.Errorf("%s: cue %s leaves its segment", s.URI, lines[j])
+			}
+			if want := textFor(start); lines[j+1] != want {
+				t.Errorf("%s: cue at %.3f s holds %q, want %q", s.URI, start, lines[j+1], want)
+			}
+			cues++
+		}
+	}
+	if cues < 4 {
+		t.Fatalf("%d cues in the WebVTT segments", cues)
 	}
 }
