@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -52,9 +53,11 @@ type captionsReport struct {
 }
 
 // TestBrowserCaptions: hls.js in Debian's Chromium plays a stream whose
-// H.264 carries CEA-608 captions; from fount's multivariant playlist it
-// knows CC1 by its NAME and LANGUAGE, and its native CC1 text track holds
-// cues with the text the encoder sent.
+// H.264 carries CEA-608 captions and whose encoder (ffmpeg) sends caption
+// text as onTextData; from fount's multivariant playlist it knows CC1 by
+// its NAME and LANGUAGE, and its native CC1 text track holds cues with the
+// text the encoder sent; the WebVTT rendition is its subtitle track, whose
+// cues hold the texts sent at their times.
 func TestBrowserCaptions(t *testing.T) {
 	lockEndToEndLogged(t)
 	for _, tool := range []string{"ffmpeg", "node", "npm", "chromium"} {
@@ -76,9 +79,25 @@ func TestBrowserCaptions(t *testing.T) {
 	for i, g := range tags {
 		src[i] = flv.Tag{Type: g.typ, Timestamp: uint32(g.ts), Data: g.data}
 	}
-	file := filepath.Join(t.TempDir(), "cc.flv")
-	if err := os.WriteFile(file, cctest.WriteFLV(src), 0o644); err != nil {
+	dir := t.TempDir()
+	ccFile := filepath.Join(dir, "cc.flv")
+	if err := os.WriteFile(ccFile, cctest.WriteFLV(src), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	// Caption text too: ffmpeg's FLV muxer sends a text subtitle stream as
+	// onTextData, at each subtitle's start.
+	var srt strings.Builder
+	for n := range 6 {
+		at := captionTextAt(n)
+		fmt.Fprintf(&srt, "%d\n00:00:%02d,000 --> 00:00:%02d,500\n%s\n\n", n+1, int(at.Seconds()), int(at.Seconds()), captionTextOf(n))
+	}
+	srtFile, file := filepath.Join(dir, "text.srt"), filepath.Join(dir, "cc-text.flv")
+	if err := os.WriteFile(srtFile, []byte(srt.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-i", ccFile, "-i", srtFile,
+		"-map", "0", "-map", "1", "-c:v", "copy", "-c:a", "copy", "-c:s", "text", "-f", "flv", file).CombinedOutput(); err != nil {
+		t.Fatalf("adding the text: %v\n%s", err, out)
 	}
 	// Classic HLS in MPEG-TS, for two limits of hls.js 1.7.4's native CC
 	// (timeline-controller.ts): it resets its 608 decoder when a fragment
@@ -91,7 +110,7 @@ func TestBrowserCaptions(t *testing.T) {
 	o := startClassic(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	push := o.push(ctx, t, "cc", []string{"-re", "-stream_loop", "1", "-i", file}, "-c", "copy")
+	push := o.push(ctx, t, "cc", []string{"-re", "-stream_loop", "1", "-i", file}, "-map", "0", "-c", "copy")
 	defer push.Wait()
 	awaitPlaylist(t, o.url("/live/cc/main/index.m3u8"), 20*time.Second, "a segment",
 		func(p *m3u8.MediaPlaylist, _ []byte) bool { return p.Count() >= 1 })
@@ -132,5 +151,26 @@ func TestBrowserCaptions(t *testing.T) {
 	}
 	if cues < 2 {
 		t.Errorf("%d cues on a CC1 captions track labelled English (en), want 2 or more (text tracks: %+v)", cues, r.TextTracks)
+	}
+
+	// The WebVTT rendition: one subtitle track, whose cues hold the texts
+	// sent at their times.
+	if len(r.ManifestSubtitles) != 1 || r.ManifestSubtitles[0].Name != "English" || r.ManifestSubtitles[0].Lang != "en" || len(r.SubtitleTracks) != 1 {
+		t.Errorf("hls.js subtitles: in the playlist %+v, tracks %+v; want one, English (en)", r.ManifestSubtitles, r.SubtitleTracks)
+	}
+	subCues := 0
+	for _, tt := range r.TextTracks {
+		if tt.Kind != "subtitles" {
+			continue
+		}
+		for _, c := range tt.Cues {
+			if want := textFor(c.Start); c.Text != want {
+				t.Errorf("subtitle cue %.3f–%.3f holds %q, want %q", c.Start, c.End, c.Text, want)
+			}
+			subCues++
+		}
+	}
+	if subCues < 3 {
+		t.Errorf("%d subtitle cues, want 3 or more (text tracks: %+v)", subCues, r.TextTracks)
 	}
 }
