@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/yutopp/go-rtmp/message"
@@ -42,23 +41,8 @@ const (
 	onCaption  = "onCaption"
 )
 
-// go-rtmp v0.0.7 drops a data message whose name has no body decoder
-// before any handler sees it (conn.go: UnknownDataBodyDecodeError is
-// ignored). A decoder that reads nothing passes these on, their bodies
-// unread, to OnUnknownDataMessage, which reads them with fount's own AMF0
-// reader. Written once, before any connection reads the map.
-func init() {
-	for _, name := range []string{onTextData, onCaption} {
-		message.DataBodyDecoders[name] = func(io.Reader, message.AMFDecoder, *message.AMFConvertible) error { return nil }
-	}
-}
-
-// OnUnknownDataMessage takes caption text data messages; other data
-// messages are ignored, as before.
-func (h *handler) OnUnknownDataMessage(ts uint32, data *message.DataMessage) error {
-	if data.Name != onTextData && data.Name != onCaption {
-		return nil
-	}
+// captionText hands a caption text data message to the session.
+func (h *handler) captionText(ts uint32, data *message.DataMessage) error {
 	cs, ok := h.sess.(CaptionTextSession)
 	if !ok || h.sess == nil {
 		return nil

@@ -311,6 +311,27 @@ func (h *handler) OnUnknownMessage(_ uint32, msg message.Message) error {
 	return nil
 }
 
+// The data messages (besides @setDataFrame) fount reads: go-rtmp v0.0.7 drops a data message whose name has no body decoder
+// before any handler sees it (conn.go ignores UnknownDataBodyDecodeError);
+// a decoder that reads nothing passes these on, their bodies unread, to
+// OnUnknownDataMessage, which reads them with fount's own AMF0 reader.
+// registered once, before any connection reads go-rtmp's map.
+func init() {
+	for _, name := range []string{onTextData, onCaption} {
+		message.DataBodyDecoders[name] = func(io.Reader, message.AMFDecoder, *message.AMFConvertible) error { return nil }
+	}
+}
+
+// OnUnknownDataMessage dispatches the data messages registered above; any
+// other is ignored, as before.
+func (h *handler) OnUnknownDataMessage(ts uint32, data *message.DataMessage) error {
+	switch data.Name {
+	case onTextData, onCaption:
+		return h.captionText(ts, data) // captiontext.go
+	}
+	return nil
+}
+
 func (h *handler) noSession(err error, kind string) error {
 	if err != nil {
 		return err
