@@ -311,11 +311,12 @@ func (h *handler) OnUnknownMessage(_ uint32, msg message.Message) error {
 	return nil
 }
 
-// The data messages (besides @setDataFrame) fount reads: go-rtmp v0.0.7 drops a data message whose name has no body decoder
+// init registers the data messages fount reads besides @setDataFrame.
+// go-rtmp v0.0.7 drops a data message whose name has no body decoder
 // before any handler sees it (conn.go ignores UnknownDataBodyDecodeError);
 // a decoder that reads nothing passes these on, their bodies unread, to
-// OnUnknownDataMessage, which reads them with fount's own AMF0 reader.
-// registered once, before any connection reads go-rtmp's map.
+// OnUnknownDataMessage, which reads them with fount's own AMF0 reader. It
+// runs once, before any connection reads go-rtmp's map.
 func init() {
 	for _, name := range []string{onTextData, onCaption} {
 		message.DataBodyDecoders[name] = func(io.Reader, message.AMFDecoder, *message.AMFConvertible) error { return nil }
