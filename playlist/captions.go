@@ -147,3 +147,52 @@ func subtitlesTag(info *MediaInfo, uri string) string {
 	return `#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="` + subsGroup + `",NAME="` + info.Name + `",LANGUAGE="` + info.Language +
 		`",DEFAULT=NO,AUTOSELECT=YES,URI="` + uri + `"` + "\n"
 }
+
+// A stream with renditions (grouped pushes, or a multitrack push) whose
+// video carries captions signals them too, when a rendition finds them
+// before the group's multivariant playlist is first rendered: its
+// players never see the playlist change. Its renditions are the encoder's,
+// so nothing else changes.
+
+// signalled is the caption service the group's multivariant playlist
+// lists; nil for none.
+func (g *variants) signalled() *Captions {
+	if g.captions != nil {
+		return g.captions
+	}
+	return g.groupCC.Load()
+}
+
+// CaptionGroup has the group of rendition rend signal cc, and reports
+// whether it does: true when it already did, or when its multivariant
+// playlist was never rendered; false for a stream without renditions.
+func (r *Registry) CaptionGroup(rend *Stream, cc Captions) bool {
+	g := rend.group
+	if g == nil {
+		return false
+	}
+	if g.signalled() != nil {
+		return true
+	}
+	g.renderMu.Lock() // no render in between
+	ok := g.parent.pl.Load() == nil
+	if ok {
+		g.groupCC.Store(&cc)
+	}
+	g.renderMu.Unlock()
+	return ok
+}
+
+// SignalledCaptions returns the caption service the stream's (or its
+// group's) multivariant playlist lists: a captioned stream's, or a group
+// of renditions' (CaptionGroup); nil for none.
+func (s *Stream) SignalledCaptions() *Captions {
+	g := s.variants()
+	if g == nil {
+		g = s.group
+	}
+	if g == nil {
+		return nil
+	}
+	return g.signalled()
+}

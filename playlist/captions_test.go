@@ -96,3 +96,46 @@ func TestCaptionsValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestCaptionGroup: a group of renditions signals captions found before
+// its multivariant playlist is first out, on every variant, and not after.
+func TestCaptionGroup(t *testing.T) {
+	r, clk := newTestRegistry(t, durableStore())
+	h := r.Handler()
+	cc := Captions{Name: "English", Language: "en"}
+	hi, err := r.PublishRendition("live/ev", "hi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.CaptionGroup(hi, cc) || hi.SignalledCaptions() == nil || r.Stream("live/ev").SignalledCaptions() == nil {
+		t.Fatal("captions found before any playlist are not signalled")
+	}
+	lo, err := r.PublishRendition("live/ev", "lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.CaptionGroup(lo, cc) {
+		t.Fatal("a second rendition's captions: already signalled, want true")
+	}
+	for _, s := range []*Stream{hi, lo} {
+		s.SetInfo(MediaInfo{VideoCodecs: "avc1.64001f", AudioCodecs: "mp4a.40.2", Width: 640, Height: 360})
+		addAt(t, s, clk, 0, 2*time.Second, 1000)
+	}
+	_, b := body(t, h, "/live/ev/index.m3u8")
+	if strings.Count(b, `CLOSED-CAPTIONS="cc"`) != 2 || strings.Count(b, `TYPE=CLOSED-CAPTIONS`) != 1 {
+		t.Fatalf("multivariant playlist:\n%s", b)
+	}
+	if hi.Captions() != nil {
+		t.Fatal("a rendition of a group is not a captioned stream of its own")
+	}
+	// Too late: the other group's playlist is out.
+	a, _ := r.PublishRendition("live/late", "a")
+	a.SetInfo(MediaInfo{VideoCodecs: "avc1.64001f", Width: 640, Height: 360})
+	addAt(t, a, clk, 0, 2*time.Second, 1000)
+	if r.CaptionGroup(a, cc) {
+		t.Fatal("captions signalled after the multivariant playlist was out")
+	}
+	if _, b := body(t, h, "/live/late/index.m3u8"); strings.Contains(b, "CLOSED-CAPTIONS") {
+		t.Fatalf("multivariant playlist:\n%s", b)
+	}
+}

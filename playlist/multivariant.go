@@ -106,7 +106,7 @@ func (g *variants) changed() {
 		p.state, p.since = state, p.cfg.Now()
 	}
 	p.mu.Unlock()
-	body := renderMultivariant(rows, "", g.captions)
+	body := renderMultivariant(rows, "", g.signalled())
 	if body == nil {
 		p.pl.Store(nil)
 		return

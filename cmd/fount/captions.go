@@ -88,7 +88,7 @@ func (s *session) captionsKeyframe(f segmenter.Frame) {
 	w.seen.Store(uint32(c))
 	if c != w.last {
 		if c&codec.CEA608 != 0 || c&codec.CEA708 != 0 {
-			s.log.Info("captions found in the video", "captions", c.String(), "signalled", s.stream.Captions() != nil || !w.decided && s.pub.cc.Mode != "off" && c&codec.CEA608 != 0)
+			s.log.Info("captions found in the video", "captions", c.String())
 		} else {
 			s.log.Info("captions gone from the video")
 		}
@@ -106,13 +106,24 @@ func (s *session) captionsKeyframe(f segmenter.Frame) {
 // captioned turns the session's stream, at its first keyframe, into a
 // captioned one and moves the session onto its rendition.
 func (s *session) captioned() {
-	if s.stream.Captions() != nil || s.stream.Rendition() != "" {
-		if s.stream.Rendition() != "" && s.stream.Captions() == nil {
-			s.log.Info("captions in a rendition of a stream with renditions are passed through, not signalled")
+	cc := playlist.Captions{Name: s.pub.cc.Name, Language: s.pub.cc.Language}
+	if s.stream.Captions() != nil {
+		return
+	}
+	if s.stream.Rendition() != "" {
+		// A rendition of a group: the group signals them, if it is not
+		// too late.
+		if s.stream.SignalledCaptions() != nil {
+			return
+		}
+		if s.pub.reg.CaptionGroup(s.stream, cc) {
+			s.log.Info("captions signalled for the stream's renditions", "name", cc.Name, "language", cc.Language)
+		} else {
+			s.log.Info("captions are passed through but not signalled: the stream's multivariant playlist was out before they came")
 		}
 		return
 	}
-	rend, err := s.pub.reg.Captioned(s.stream, playlist.Captions{Name: s.pub.cc.Name, Language: s.pub.cc.Language})
+	rend, err := s.pub.reg.Captioned(s.stream, cc)
 	if err != nil {
 		s.log.Info("captions are passed through but not signalled: the stream's shape was fixed before they came", "err", err)
 		return
@@ -171,7 +182,7 @@ type apiCaptions struct {
 // nothing to say.
 func (a *api) captionsJSON(s *playlist.Stream) *apiCaptions {
 	out := &apiCaptions{}
-	if cc := s.Captions(); cc != nil {
+	if cc := s.SignalledCaptions(); cc != nil {
 		out.Signalled, out.Name, out.Language, out.InstreamID = true, cc.Name, cc.Language, "CC1"
 	}
 	path := s.Path()

@@ -169,6 +169,19 @@ func TestE2ECaptionsModes(t *testing.T) {
 			t.Fatal("the captioned stream lost its multivariant playlist on reconnect")
 		}
 	})
+	t.Run("renditions", func(t *testing.T) {
+		// Grouped pushes whose video carries captions: the group signals
+		// them on every variant.
+		o := startOrigin(t, nil)
+		for _, rend := range []string{"hi", "lo"} {
+			push(t, o, "ev?variant="+rend, captioned)
+		}
+		awaitPlaylist(t, o.url("/live/ev/lo/index.m3u8"), 10*time.Second, "segments", func(p *m3u8.MediaPlaylist, _ []byte) bool { return p.Count() >= 2 })
+		_, b, _ := httpGet(t, o.url("/live/ev/index.m3u8"))
+		if strings.Count(string(b), `CLOSED-CAPTIONS="cc"`) != 2 || !strings.Contains(string(b), `INSTREAM-ID="CC1"`) {
+			t.Fatalf("multivariant playlist:\n%s", b)
+		}
+	})
 	t.Run("on", func(t *testing.T) {
 		o := startOrigin(t, func(c *config) { c.Captions.Mode = "on" })
 		push(t, o, "plain", plain)

@@ -143,7 +143,7 @@ func (s *session) CaptionText(at time.Duration, ct ingest.CaptionText) {
 		return
 	}
 	at += s.shift.off
-	if s.stream.Captions() == nil && !s.cc.decided {
+	if s.stream.Captions() == nil && !s.cc.decided && s.stream.Rendition() == "" {
 		s.cc.decided = true // the text comes first: it decides
 		s.captioned()
 	}
