@@ -52,6 +52,7 @@ type handler struct {
 
 	videoTracks, audioTracks []*track
 	unknownLayoutLogged      bool
+	badTextLogged            bool // caption text (captiontext.go)
 
 	// How tracks map onto sessions, decided at the first coded frame;
 	// splitter is h.sess once the shape is shapeSplit.
@@ -185,16 +186,29 @@ func (h *handler) OnSetDataFrame(ts uint32, data *message.NetStreamSetDataFrame)
 }
 
 // OnUnknownDataMessage gets the data messages go-rtmp has no decoder of its
-// own for (those textdata.go registers).
+// own for (those textdata.go registers), their bodies unread. onTextData
+// is both timed metadata (ID3) and caption text (the WebVTT rendition),
+// as the session takes either; so its body is read once for both.
 func (h *handler) OnUnknownDataMessage(ts uint32, data *message.DataMessage) error {
-	if h.sess == nil {
+	if h.sess == nil || data.Encoding != message.EncodingTypeAMF0 {
 		return nil
 	}
 	switch data.Name {
-	case "onTextData", "onMetaData":
-		return h.onDataEvent(ts, data.Name, data.Body)
+	case onTextData, onCaption, "onMetaData":
 	case "onCuePoint":
 		return h.onCuePoint(ts, data.Body)
+	default:
+		return nil
+	}
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(io.LimitReader(data.Body, maxAMFMessageSize+1)); err != nil {
+		return fmt.Errorf("reading %s: %w", data.Name, err)
+	}
+	if data.Name != onCaption {
+		h.onDataEvent(ts, data.Name, buf.Bytes())
+	}
+	if data.Name != "onMetaData" {
+		h.captionText(ts, data.Name, buf.Bytes())
 	}
 	return nil
 }

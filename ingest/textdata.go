@@ -3,7 +3,6 @@ package ingest
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"strconv"
 	"time"
@@ -21,7 +20,7 @@ func init() {
 	// it. These decoders leave the body unread, so that it reaches
 	// handler.OnUnknownDataMessage, which reads it with fount's own AMF0
 	// reader. Set once, before any connection.
-	for _, name := range []string{"onTextData", "onMetaData", "onCuePoint"} {
+	for _, name := range []string{onTextData, onCaption, "onMetaData", "onCuePoint"} {
 		if _, ok := message.DataBodyDecoders[name]; !ok {
 			message.DataBodyDecoders[name] = passDataBody
 		}
@@ -126,17 +125,12 @@ func (h *handler) dataTime(ts uint32) (time.Duration, bool) {
 
 // onDataEvent handles an onTextData data message, or a bare onMetaData
 // (which some encoders send mid-stream rather than @setDataFrame).
-func (h *handler) onDataEvent(ts uint32, name string, body io.Reader) error {
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(io.LimitReader(body, maxAMFMessageSize+1)); err != nil {
-		return fmt.Errorf("reading %s: %w", name, err)
-	}
+func (h *handler) onDataEvent(ts uint32, name string, body []byte) {
 	if name == "onMetaData" {
-		h.metadataBody(ts, buf.Bytes())
-		return nil
+		h.metadataBody(ts, body)
+		return
 	}
-	h.timedMetadata(ts, name, buf.Bytes())
-	return nil
+	h.timedMetadata(ts, name, body)
 }
 
 // metadataUpdate is told each @setDataFrame onMetaData payload (its name,

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fount-live/fount/storage"
@@ -53,7 +54,11 @@ type groupStart struct {
 // variants is the group of renditions of one stream.
 type variants struct {
 	parent     *Stream
-	multitrack bool // renditions are one encoder's tracks (video and audio apart)
+	multitrack bool      // renditions are one encoder's tracks (video and audio apart)
+	captions   *Captions // a captioned stream's one rendition (captions.go); set at creation
+	// groupCC: the captions of a group of renditions (pushed or tracks),
+	// set before its multivariant playlist is first rendered (captions.go).
+	groupCC atomic.Pointer[Captions]
 
 	mu       sync.Mutex
 	members  []*Stream // in the order of their first publish

@@ -22,8 +22,9 @@ type MediaInfo struct {
 	Width, Height int
 	FrameRate     float64
 	VideoRange    string // "SDR", "PQ" or "HLG"
-	Name          string // audio renditions: the NAME the player shows
+	Name          string // audio and subtitles renditions: the NAME the player shows
 	Language      string
+	Subtitles     bool // a WebVTT rendition (captions.go)
 }
 
 // SetInfo sets what the rendition carries, for the multivariant playlist.
@@ -105,7 +106,7 @@ func (g *variants) changed() {
 		p.state, p.since = state, p.cfg.Now()
 	}
 	p.mu.Unlock()
-	body := renderMultivariant(rows, "")
+	body := renderMultivariant(rows, "", g.signalled())
 	if body == nil {
 		p.pl.Store(nil)
 		return
@@ -154,13 +155,20 @@ func (g *variants) rows() ([]variantRow, State) {
 // grafov/m3u8; nil when there is nothing to list. With a recording id it
 // is that recording's, at APP/NAME/rec/ID/: its renditions are their
 // recordings, and it has no I-frame playlists.
-func renderMultivariant(rows []variantRow, rec string) []byte {
+func renderMultivariant(rows []variantRow, rec string, cc *Captions) []byte {
 	uriOf := func(rend string) string { return rend + "/" + playlistName }
 	if rec != "" {
 		uriOf = func(rend string) string { return "../../" + rend + "/" + recDir + "/" + rec + "/" + playlistName }
 	}
 	var video, audio []variantRow
+	var subs *variantRow
 	for _, rw := range rows {
+		if rw.info.Subtitles {
+			if rec == "" { // recordings list their media only
+				subs = &rw
+			}
+			continue
+		}
 		if rw.info.VideoCodecs != "" {
 			video = append(video, rw)
 		} else if rw.info.AudioCodecs != "" {
@@ -193,8 +201,14 @@ func renderMultivariant(rows []variantRow, rec string) []byte {
 			Bandwidth: clamp32(rw.peak), AverageBandwidth: clamp32(rw.avg),
 			Codecs: rw.info.VideoCodecs, Resolution: resolution(rw.info),
 			FrameRate: rw.info.FrameRate, VideoRange: rw.info.VideoRange,
-			// CLOSED-CAPTIONS is left out: captions in the video pass
-			// through but are not detected, and NONE would hide them.
+			// CLOSED-CAPTIONS only when captions were found or declared
+			// (captions.go): NONE would hide captions fount missed.
+		}
+		if cc != nil && rw.info.VideoCodecs != "" {
+			vp.Captions = ccGroup
+		}
+		if subs != nil {
+			vp.Subtitles = subsGroup
 		}
 		if len(groups) == 0 {
 			if vp.Codecs == "" {
@@ -222,7 +236,14 @@ func renderMultivariant(rows []variantRow, rec string) []byte {
 			Codecs: rw.info.VideoCodecs, Resolution: resolution(rw.info), VideoRange: rw.info.VideoRange})
 	}
 	// grafov/m3u8 writes PROGRAM-ID, removed from HLS in protocol version 6.
-	return []byte(strings.ReplaceAll(mp.Encode().String(), "PROGRAM-ID=0,", ""))
+	body := strings.ReplaceAll(mp.Encode().String(), "PROGRAM-ID=0,", "")
+	if cc != nil && strings.Contains(body, "CLOSED-CAPTIONS=") {
+		body = cc.addTo(body, cc.mediaTag())
+	}
+	if subs != nil {
+		body = cc.addTo(body, subtitlesTag(subs.info, uriOf(subs.s.rendition)))
+	}
+	return []byte(body)
 }
 
 // audioGroups makes one group per audio codec, in publish order, the first

@@ -476,7 +476,7 @@ func (g *variants) writeRecording(id string) {
 		}
 		rows = append(rows, variantRow{s: s, info: info, peak: s.bw.peak.Load(), avg: s.bw.avg.Load(), order: i})
 	}
-	body := renderMultivariant(rows, id)
+	body := renderMultivariant(rows, id, g.signalled())
 	if body == nil {
 		return
 	}

@@ -215,7 +215,7 @@ func (r *Registry) Publish(path string) (*Stream, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if s, ok := r.streams[path]; ok {
-		if s.variants() != nil && !s.variants().multitrack {
+		if g := s.variants(); g != nil && !g.multitrack && g.captions == nil {
 			return nil, fmt.Errorf("publish %s: %w: it has renditions, pushed with ?variant=NAME", path, ErrShape)
 		}
 		if s.group != nil {

@@ -130,12 +130,12 @@ func (s *Stream) groupRenderLocked() []renditionReport {
 	}
 	s.reportMSN.Store(lastMSN)
 	s.reportPart.Store(lastPart)
-	if s.cfg.PartTarget <= 0 {
-		return nil // rendition reports are an LL-HLS tag
+	if s.cfg.PartTarget <= 0 || s.vtt.Load() {
+		return nil // rendition reports are an LL-HLS tag; WebVTT has no parts
 	}
 	var reports []renditionReport
 	for _, o := range members {
-		if o == s || o.pl.Load() == nil {
+		if o == s || o.vtt.Load() || o.pl.Load() == nil {
 			continue
 		}
 		reports = append(reports, renditionReport{uri: "../" + o.rendition + "/" + playlistName, lastMSN: o.reportMSN.Load(), lastPart: int(o.reportPart.Load())})

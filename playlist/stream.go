@@ -160,6 +160,7 @@ type Stream struct {
 	reportPart     atomic.Int64 // -1: no parts
 	alignedSegs    atomic.Uint64
 	misalignedSegs atomic.Uint64
+	vtt            atomic.Bool // a WebVTT subtitle rendition (captions.go); set before its first segment
 }
 
 // Path returns "app/name".
@@ -173,6 +174,9 @@ func (s *Stream) State() State {
 }
 
 func (s *Stream) ext() string {
+	if s.vtt.Load() {
+		return ".vtt"
+	}
 	if s.cfg.FMP4 {
 		return ".m4s"
 	}
@@ -180,6 +184,9 @@ func (s *Stream) ext() string {
 }
 
 func (s *Stream) mediaType() string {
+	if s.vtt.Load() {
+		return vttType
+	}
 	if s.cfg.FMP4 {
 		return mp4Type
 	}
@@ -292,7 +299,7 @@ func (s *Stream) Segment(seg Segment) error {
 		s.group.mu.Unlock()
 	}
 	file, allInFile := s.open.file, s.open.allInFile
-	if s.cfg.FMP4 {
+	if s.cfg.FMP4 && !s.vtt.Load() {
 		// The init in force when the segment began: the segmenter hands
 		// a new init over before the first part of the segment needing it.
 		e.init = s.initVersion
@@ -441,10 +448,13 @@ func (s *Stream) renderLocked() *rendered {
 		discSeq:        s.discSeq,
 		segments:       s.window,
 		ended:          s.state == StateEnded,
-		fmp4:           s.cfg.FMP4,
+		fmp4:           s.cfg.FMP4 && !s.vtt.Load(),
 		initName:       initName,
 		partTarget:     s.cfg.PartTarget,
 		partHoldBack:   s.cfg.PartHoldBack,
+	}
+	if s.vtt.Load() {
+		p.partTarget, p.partHoldBack = 0, 0 // WebVTT segments come whole (captions.go)
 	}
 	if p.partTarget > 0 {
 		open := s.open

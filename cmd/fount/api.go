@@ -107,7 +107,8 @@ type apiStream struct {
 	Alignment  *apiAlignment `json:"alignment,omitempty"`
 	// Cues: the open ad break, the cues waiting for their segment and the
 	// last one taken (docs/markers.md).
-	Cues playlist.CueState `json:"cues"`
+	Cues     playlist.CueState `json:"cues"`
+	Captions *apiCaptions      `json:"captions,omitempty"` // captions.go
 }
 
 // apiAlignment counts a rendition's segments that lined up with the other
@@ -157,6 +158,7 @@ func (a *api) streamJSON(s *playlist.Stream, pubs map[string]ingest.PublisherSta
 		out.Renditions = append(out.Renditions, r.Rendition())
 	}
 	out.Cues = s.Cues()
+	out.Captions = a.captionsJSON(s)
 	if info, ok := a.pub.segmenterInfo(st.Path); ok {
 		out.Codecs, out.GOPSeconds, out.GOPTooLong = info.Codecs, info.GOP.Seconds(), info.GOPTooLong
 		if v := info.Video; v != nil {

@@ -21,6 +21,7 @@ type publisher struct {
 	seg  segmenter.Config
 	log  *slog.Logger
 	hook *ingest.Webhook // nil unless --auth webhook
+	cc   captionFlags    // --captions (captions.go)
 
 	mu       sync.Mutex
 	sessions map[string]*session // latest session per stream path, for the API
@@ -43,6 +44,13 @@ func (p *publisher) Publish(_ context.Context, req ingest.PublishRequest) (inges
 	if err != nil {
 		return nil, err
 	}
+	if st.Captions() != nil {
+		cs, err := p.captionedSession(st, req.Remote.String())
+		if err != nil {
+			return nil, err
+		}
+		return cs, nil
+	}
 	s := p.newSession(st, p.seg, req.Remote.String())
 	if st.IsGroup() {
 		// A multitrack stream's encoder back with one track of each kind:
@@ -57,7 +65,7 @@ func (p *publisher) newSession(st *playlist.Stream, cfg segmenter.Config, remote
 	// Every publisher's clock is checked against its stream's timeline:
 	// a rendition's against the others', a single stream's against where
 	// its previous publisher left it (playlist.Stream.TimelineOffset).
-	s := &session{pub: p, stream: st, cfg: cfg, log: p.log.With("stream", st.Path()), hook: p.hook, remote: remote, shift: &shift{}}
+	s := &session{pub: p, stream: st, cfg: cfg, log: p.log.With("stream", st.Path()), hook: p.hook, name: st.Path(), remote: remote, shift: &shift{}}
 	p.mu.Lock()
 	if p.sessions == nil {
 		p.sessions = make(map[string]*session)
@@ -100,6 +108,7 @@ type session struct {
 	seg atomic.Pointer[segmenter.Segmenter]
 
 	hook   *ingest.Webhook
+	name   string // the stream published, for the webhook: a captioned stream's session feeds its rendition
 	remote string
 	kind   segmenter.Kind // a track session's one kind; 0 for a publisher's session
 	shift  *shift
@@ -108,6 +117,10 @@ type session struct {
 	// (after shift), for cues "now" (cue.go); haveFrame once it is set.
 	lastPTS   atomic.Int64
 	haveFrame atomic.Bool
+	sink      *sink            // the segmenter's, once made
+	cc        ccWatch          // captions in the video (captions.go)
+	subs      *playlist.Stream // the WebVTT rendition, once caption text came (captions_vtt.go)
+	vtt       *vttTrack
 }
 
 func (s *session) segmenter() *segmenter.Segmenter {
@@ -115,7 +128,8 @@ func (s *session) segmenter() *segmenter.Segmenter {
 	if seg == nil {
 		cfg := s.cfg
 		cfg.Logger = s.log
-		seg = segmenter.New(cfg, &sink{st: s.stream, sess: s, partsOnly: cfg.PartsOnly && cfg.PartDuration > 0, rendition: s.stream.Rendition() != ""})
+		s.sink = &sink{st: s.stream, sess: s, partsOnly: cfg.PartsOnly && cfg.PartDuration > 0, rendition: s.stream.Rendition() != ""}
+		seg = segmenter.New(cfg, s.sink)
 		// Cues still waiting for their segment (the encoder reconnected
 		// before it came) are cut for by the new segmenter.
 		for _, at := range s.stream.PendingCueTimes() {
@@ -168,6 +182,7 @@ func (s *session) TrackSession(kind segmenter.Kind, id uint8) (ingest.Session, e
 
 func (s *session) VideoConfig(v *codec.Video) error {
 	s.shift.video = true
+	s.captionsVideo(v)
 	return s.segmenter().SetVideoConfig(v)
 }
 
@@ -193,6 +208,9 @@ func (s *session) Frame(f segmenter.Frame) error {
 	if f.Kind == segmenter.Video || !sh.video {
 		s.lastPTS.Store(int64(f.PTS))
 		s.haveFrame.Store(true)
+	}
+	if f.Key && f.Kind == segmenter.Video && s.pub.cc.Mode != "off" {
+		s.captionsKeyframe(f)
 	}
 	return s.segmenter().WriteFrame(f)
 }
@@ -273,9 +291,12 @@ func (s *session) Close() {
 	// panic; ingest recovers and logs it), the stream still goes idle and
 	// its encoder can reconnect.
 	defer func() {
+		if s.subs != nil {
+			s.subs.Unpublish()
+		}
 		s.stream.Unpublish()
 		if s.hook != nil {
-			s.hook.Notify("publish_ended", map[string]any{"stream": s.stream.Path(), "client_ip": s.remote})
+			s.hook.Notify("publish_ended", map[string]any{"stream": s.name, "client_ip": s.remote})
 		}
 	}()
 	if seg := s.seg.Load(); seg != nil {
@@ -335,6 +356,7 @@ func (k *sink) Segment(seg segmenter.Segment) error {
 	}); err != nil {
 		return fmt.Errorf("playlist: %w", err)
 	}
+	k.sess.subtitlesSegment(seg)
 	return nil
 }
 

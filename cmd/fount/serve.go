@@ -233,7 +233,7 @@ type servers struct {
 // the registry; the viewer port's server, its HTTPS server with
 // --http-tls-cert; and the API's, if it listens.
 func newServers(cfg config, log *slog.Logger, reg *playlist.Registry, seg segmenter.Config, auth publishAuth, uploads *storage.Async, lns listeners) servers {
-	pub := &publisher{reg: reg, log: log, seg: seg, hook: auth.hook}
+	pub := &publisher{reg: reg, log: log, seg: seg, hook: auth.hook, cc: cfg.Captions}
 	var ingestPub ingest.Publisher = pub
 	if cfg.hooks != nil && cfg.hooks.publisher != nil {
 		ingestPub = cfg.hooks.publisher(pub)
