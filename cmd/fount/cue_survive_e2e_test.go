@@ -183,9 +183,9 @@ func lastElapsed(body []byte) float64 {
 }
 
 // closeBreak posts an "in" cue without an ID (the open break ends) and
-// checks where it lands: SCTE35-IN (a splice_insert back into the network)
-// and DURATION on the break's daterange, EXT-X-CUE-IN on a segment that
-// begins with a keyframe, before the break's planned end.
+// checks where it lands: SCTE35-IN (the API's splice_insert back into the
+// network) and DURATION on the break's daterange, before the break's
+// planned end (so not its auto-return), and checkBreakEnd.
 func closeBreak(t *testing.T, o *origin, spec map[string]any, name, id string, planned float64) {
 	t.Helper()
 	in := apiPost(t, o, spec, "/api/v1/streams/live/"+name+"/cues", cuesPath, map[string]any{"type": "in"}, 202)
@@ -197,8 +197,7 @@ func closeBreak(t *testing.T, o *origin, spec map[string]any, name, id string, p
 		return d != nil && d["SCTE35-IN"] != "" && strings.Contains(string(b), "#EXT-X-CUE-IN\n")
 	})
 	d := dateRangeAttrs(body, id)
-	dur, _ := strconv.ParseFloat(d["DURATION"], 64)
-	if dur <= 0 || dur >= planned {
+	if dur := checkBreakEnd(t, o, name, id, "api", body); dur <= 0 || dur >= planned {
 		t.Errorf("DURATION %q: want the time to the API's in, under the planned %.0f s (not the auto-return)", d["DURATION"], planned)
 	}
 	b, _ := hex.DecodeString(strings.TrimPrefix(d["SCTE35-IN"], "0x"))
@@ -209,6 +208,16 @@ func closeBreak(t *testing.T, o *origin, spec map[string]any, name, id string, p
 	if ins, ok := sis.SpliceCommand.(*scte35.SpliceInsert); !ok || ins.OutOfNetworkIndicator || "0x"+hex.EncodeToString(b) != in["scte35"] {
 		t.Errorf("SCTE35-IN %+v, want the API's splice_insert back into the network", sis.SpliceCommand)
 	}
+}
+
+// checkBreakEnd checks an ended break: its DURATION is the CUE-IN
+// segment's date minus START-DATE, that segment begins with a keyframe,
+// and the API shows no open break and the end as the last cue, from
+// source. It returns DURATION in seconds.
+func checkBreakEnd(t *testing.T, o *origin, name, id, source string, body []byte) float64 {
+	t.Helper()
+	d := dateRangeAttrs(body, id)
+	dur, _ := strconv.ParseFloat(d["DURATION"], 64)
 	start, _ := time.Parse(time.RFC3339Nano, d["START-DATE"])
 	var inSeg *cueSeg
 	segs := cueSegments(body)
@@ -230,9 +239,10 @@ func closeBreak(t *testing.T, o *origin, spec map[string]any, name, id string, p
 		t.Errorf("%s (CUE-IN) does not start with a keyframe: %q %v", inSeg.uri, out, err)
 	}
 	st := streamCues(t, o, "live/"+name)
-	if st.Cues.OpenBreak != nil || st.Cues.LastCue == nil || st.Cues.LastCue.ID != id || st.Cues.LastCue.Type != "in" || st.Cues.LastCue.Source != "api" {
-		t.Errorf("API after the in cue: open %+v, last %+v", st.Cues.OpenBreak, st.Cues.LastCue)
+	if st.Cues.OpenBreak != nil || st.Cues.LastCue == nil || st.Cues.LastCue.ID != id || st.Cues.LastCue.Type != "in" || st.Cues.LastCue.Source != source {
+		t.Errorf("API after the break's end: open %+v, last %+v (want an in from %s)", st.Cues.OpenBreak, st.Cues.LastCue, source)
 	}
+	return dur
 }
 
 // checkAPIOpen checks that the API shows the break open, as it was opened.
@@ -288,8 +298,10 @@ func TestE2ECueReconnect(t *testing.T) {
 // stays open in the process that continues the stream: after a graceful
 // restart (SIGTERM; the stream is continued when its encoder publishes
 // again) and after a handover (SIGUSR2; the successor adopts the stream and
-// serves it before the encoder is back). Same ID and START-DATE, the API
-// shows it open, its 30 s auto-return has not fired, and an "in" ends it.
+// serves it before the encoder is back). Same ID and START-DATE, and the
+// API shows it open. After the restart an "in" ends it, before its 30 s
+// auto-return; after the handover its 10 s auto-return, restored from the
+// stored PLANNED-DURATION, ends it by date.
 func TestE2ECueRestart(t *testing.T) {
 	src := source(t)
 	requireTool(t, "ffprobe")
@@ -310,7 +322,7 @@ func TestE2ECueRestart(t *testing.T) {
 			ctx1, drop := context.WithCancel(ctx)
 			push := o1.push(ctx1, t, name, loop(src), "-c", "copy")
 			awaitPlaylist(t, url(o1), 15*time.Second, "a segment", func(p *m3u8.MediaPlaylist, _ []byte) bool { return p.Count() >= 1 })
-			const planned = 30
+			planned := map[bool]float64{false: 30, true: 10}[handover]
 			id, start := openBreak(t, o1, spec, name, map[string]any{"type": "out", "duration": planned})
 			if handover {
 				stopByHandover(t, o1)
@@ -342,7 +354,19 @@ func TestE2ECueRestart(t *testing.T) {
 			})
 			checkStillOpen(t, body, id, start, before)
 			checkAPIOpen(t, o2, name, id, start)
-			closeBreak(t, o2, spec, name, id, planned)
+			if !handover {
+				closeBreak(t, o2, spec, name, id, planned)
+				return
+			}
+			_, body = awaitPlaylist(t, url(o2), 20*time.Second, "the break's auto-return", func(_ *m3u8.MediaPlaylist, b []byte) bool {
+				d := dateRangeAttrs(b, id)
+				return d != nil && d["DURATION"] != ""
+			})
+			// The first segment dated at or after START-DATE + 10 s ends
+			// it: the segments are 2 s long.
+			if dur := checkBreakEnd(t, o2, name, id, "restore", body); dur < planned || dur > planned+2.1 {
+				t.Errorf("the restored auto-return ended the break after %.3f s, want %.0f to %.1f", dur, planned, planned+2.1)
+			}
 		})
 	}
 }
