@@ -117,10 +117,12 @@ func TestBrowserInterstitials(t *testing.T) {
 	if code != 200 || json.Unmarshal(raw, &spec) != nil {
 		t.Fatalf("openapi.json: %d", code)
 	}
-	// 2.5 s past the last segment's end: after the frames already in (the
-	// segment being built), and about 8 s ahead of where hls.js joins
-	// (three target durations behind the end).
-	at := o.reg.Stream("live/inter").LiveEdgeDate().Add(2500 * time.Millisecond)
+	// 3.5 s past the last segment's end: after the frames already in (the
+	// segment being built, under 2 s of them, and some slack for a busy
+	// machine); the cut is at the keyframe 4 s past it either way (2 s
+	// GOPs), about 10 s ahead of where hls.js joins (three target
+	// durations behind the end).
+	at := o.reg.Stream("live/inter").LiveEdgeDate().Add(3500 * time.Millisecond)
 	ans := apiPost(t, o, spec, "/api/v1/streams/live/inter/interstitials", "/api/v1/streams/{app}/{name}/interstitials",
 		map[string]any{"asset_uri": assetURL, "duration": 4, "restrict": "SKIP,JUMP", "at": at.Format(time.RFC3339Nano)}, 202)
 	id := ans["id"].(string)
