@@ -461,11 +461,16 @@ func (s *Stream) pruneDateRangesLocked() {
 
 // appendDateRange writes one EXT-X-DATERANGE.
 func appendDateRange(buf []byte, d *dateRange) []byte {
-	buf = append(buf, "#EXT-X-DATERANGE:ID="...)
-	buf = strconv.AppendQuote(buf, d.id)
+	// A quoted-string has no escapes (RFC 8216bis 4.2): the value goes
+	// between the quotes as it is (the API refuses quotes and line
+	// breaks); Go's quoting would turn a backslash into two.
+	buf = append(buf, "#EXT-X-DATERANGE:ID=\""...)
+	buf = append(buf, d.id...)
+	buf = append(buf, '"')
 	if d.class != "" {
-		buf = append(buf, ",CLASS="...)
-		buf = strconv.AppendQuote(buf, d.class)
+		buf = append(buf, ",CLASS=\""...)
+		buf = append(buf, d.class...)
+		buf = append(buf, '"')
 	}
 	buf = append(buf, ",START-DATE=\""...)
 	buf = d.start.UTC().AppendFormat(buf, "2006-01-02T15:04:05.000Z07:00")

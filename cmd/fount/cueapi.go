@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -289,9 +290,10 @@ func (a *api) postInterstitial(w http.ResponseWriter, r *http.Request) {
 		c.Attrs = append(c.Attrs, playlist.Attr{Name: "X-RESUME-OFFSET", Value: strconv.FormatFloat(*o, 'f', 3, 64)})
 	}
 	if req.Restrict != "" {
-		for _, v := range strings.Split(req.Restrict, ",") {
-			if v != "SKIP" && v != "JUMP" {
-				writeJSON(w, http.StatusBadRequest, apiError{`restrict is a list of SKIP and JUMP, e.g. "SKIP,JUMP"`})
+		vals := strings.Split(req.Restrict, ",")
+		for i, v := range vals {
+			if v != "SKIP" && v != "JUMP" || slices.Contains(vals[:i], v) {
+				writeJSON(w, http.StatusBadRequest, apiError{`restrict is a list of SKIP and JUMP, each at most once, e.g. "SKIP,JUMP"`})
 				return
 			}
 		}
