@@ -114,11 +114,9 @@ func (p *publisher) addCue(st *playlist.Stream, c playlist.Cue) error {
 
 // nextEventID numbers the splice events fount makes itself: seeded from
 // the clock, so that a restarted process does not reuse a listed ID.
-var eventSeq atomic.Uint32
-
-func nextEventID() uint32 {
-	eventSeq.CompareAndSwap(0, uint32(time.Now().Unix()))
-	return eventSeq.Add(1)
+func (p *publisher) nextEventID() uint32 {
+	p.eventSeq.CompareAndSwap(0, uint32(time.Now().Unix()))
+	return p.eventSeq.Add(1)
 }
 
 // parseSplice reads a splice_info_section given as base64 or as hex

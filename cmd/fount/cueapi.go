@@ -190,12 +190,12 @@ func (a *api) postCue(w http.ResponseWriter, r *http.Request) {
 		c.ID = id
 	}
 	if c.ID == "" {
-		eventID = nextEventID()
+		eventID = a.pub.nextEventID()
 		c.ID = "splice-" + strconv.FormatUint(uint64(eventID), 10)
 	} else if n, err := strconv.ParseUint(strings.TrimPrefix(c.ID, "splice-"), 10, 32); err == nil {
 		eventID = uint32(n)
 	} else {
-		eventID = nextEventID()
+		eventID = a.pub.nextEventID()
 	}
 	if !validID(c.ID) {
 		writeJSON(w, http.StatusBadRequest, apiError{"id: 1 to 128 printable characters, no double quote"})
@@ -300,7 +300,7 @@ func (a *api) postInterstitial(w http.ResponseWriter, r *http.Request) {
 		c.Attrs = append(c.Attrs, playlist.Attr{Name: "X-RESTRICT", Value: req.Restrict, Quoted: true})
 	}
 	if c.ID == "" {
-		c.ID = "interstitial-" + strconv.FormatUint(uint64(nextEventID()), 10)
+		c.ID = "interstitial-" + strconv.FormatUint(uint64(a.pub.nextEventID()), 10)
 	}
 	if !validID(c.ID) {
 		writeJSON(w, http.StatusBadRequest, apiError{"id: 1 to 128 printable characters, no double quote"})

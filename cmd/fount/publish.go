@@ -28,6 +28,7 @@ type publisher struct {
 
 	metaStats metadataStats // timed metadata in, by source (api_metadata.go)
 	cues      cueCounts     // cues taken, by kind and source (cue.go)
+	eventSeq  atomic.Uint32 // the last splice event ID fount made (cue.go)
 }
 
 func (p *publisher) Publish(_ context.Context, req ingest.PublishRequest) (ingest.Session, error) {
