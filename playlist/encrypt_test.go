@@ -333,11 +333,21 @@ func TestEncryptKeyServer(t *testing.T) {
 		}
 		clk.Add(2 * time.Second)
 	}
+	// nextReady: the key asked ahead has reached the ring (the server
+	// having it is not enough: the ring takes it a moment later, and a
+	// rotation before that keeps the current key).
+	nextReady := func() bool {
+		s.keys.mu.Lock()
+		defer s.keys.mu.Unlock()
+		return s.keys.pending != nil && len(s.keys.pending) == 1
+	}
 	seg()
 	waitFor(t, func() bool { ks.mu.Lock(); defer ks.mu.Unlock(); return len(ks.keys) == 2 }) // the first, and the next one ahead
+	waitFor(t, nextReady)
 	seg()
 	waitFor(t, func() bool { ks.mu.Lock(); defer ks.mu.Unlock(); return len(ks.keys) == 3 }) // the third, asked ahead
 	waitFor(t, func() bool { return r.Stats().KeysCreated == 3 })
+	waitFor(t, nextReady)
 	ks.mu.Lock()
 	ks.fail = true
 	ks.mu.Unlock()
