@@ -68,12 +68,7 @@ func TestBrowserCaptions(t *testing.T) {
 	// the order the pictures are coded, not shown (it does not reorder the
 	// SEI samples by PTS), which garbles captions of a stream with
 	// B-frames; ffmpeg reorders them (TestE2ECaptions).
-	noB := filepath.Join(t.TempDir(), "nob.flv")
-	if out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
-		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "12", "-c:v", "libx264", "-preset", "veryfast", "-bf", "0",
-		"-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k", noB).CombinedOutput(); err != nil {
-		t.Fatalf("making the source: %v\n%s", err, out)
-	}
+	noB := sourceNoBFrames(t)
 	tags := captionedTags(t, noB)
 	src := make([]flv.Tag, len(tags))
 	for i, g := range tags {

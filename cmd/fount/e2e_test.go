@@ -41,6 +41,8 @@ var (
 	sourceOnce sync.Once
 	sourceDir  string
 	sourceErr  error
+	noBOnce    sync.Once
+	noBErr     error
 )
 
 // source returns a recorded test stream: x264 with B-frames (so PTS != DTS)
@@ -54,21 +56,39 @@ func source(t testing.TB) string {
 		if sourceErr != nil {
 			return
 		}
-		out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
-			"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
-			"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-			"-t", "12", "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high",
-			"-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-bf", "2", "-pix_fmt", "yuv420p",
-			"-c:a", "aac", "-ac", "2", "-b:a", "96k",
-			filepath.Join(sourceDir, "show.flv")).CombinedOutput()
-		if err != nil {
-			sourceErr = fmt.Errorf("making the test source: %v\n%s", err, out)
-		}
+		sourceErr = encodeSource(filepath.Join(sourceDir, "show.flv"), 2)
 	})
 	if sourceErr != nil {
 		t.Fatal(sourceErr)
 	}
 	return filepath.Join(sourceDir, "show.flv")
+}
+
+// sourceNoBFrames is source's stream without B-frames (PTS == DTS), for
+// what hls.js 1.7.4 mishandles with them: 608 captions in coded order
+// (TestBrowserCaptions), an interstitial's boundary (TestBrowserInterstitials).
+func sourceNoBFrames(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Dir(source(t))
+	noBOnce.Do(func() { noBErr = encodeSource(filepath.Join(dir, "nob.flv"), 0) })
+	if noBErr != nil {
+		t.Fatal(noBErr)
+	}
+	return filepath.Join(dir, "nob.flv")
+}
+
+// encodeSource writes the test stream to file with bframes B-frames.
+func encodeSource(file string, bframes int) error {
+	out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-nostdin",
+		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-t", "12", "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high",
+		"-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-bf", strconv.Itoa(bframes), "-pix_fmt", "yuv420p",
+		"-c:a", "aac", "-ac", "2", "-b:a", "96k", file).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("making the test source %s: %v\n%s", file, err, out)
+	}
+	return nil
 }
 
 func TestMain(m *testing.M) {

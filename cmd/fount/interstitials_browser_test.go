@@ -65,13 +65,7 @@ func TestBrowserInterstitials(t *testing.T) {
 	// primary is buffered (audio and video) to within 10 ms of the
 	// boundary, which it places at the video's end: it stalled there and
 	// never loaded the asset (see docs/markers.md, Interstitials).
-	src := filepath.Join(t.TempDir(), "live.flv")
-	if out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
-		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-		"-t", "12", "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-bf", "0", "-pix_fmt", "yuv420p",
-		"-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-c:a", "aac", "-ac", "2", "-b:a", "96k", src).CombinedOutput(); err != nil {
-		t.Fatalf("making the live source: %v\n%s", err, out)
-	}
+	src := sourceNoBFrames(t)
 
 	// The asset: 4 s of fMP4 HLS, VOD, with the live stream's codecs and
 	// size (so hls.js may append it in place), in four 1 s segments.
