@@ -419,14 +419,11 @@ func (s *Stream) nextPartLocked(msn uint64, idx int) bool {
 // more parts of the open segment come first.
 func (r *Registry) awaitPart(w http.ResponseWriter, req *http.Request, s *Stream, file string, msn uint64, idx int) {
 	cond := func() (bool, bool) {
-		// Under the lock: Part stores the part's name and counts it in one
-		// locked step, so a look-up before the lock could miss the part
-		// and then find it counted — no longer "next" — and answer 404.
-		s.mu.Lock()
-		defer s.mu.Unlock()
 		if _, ok := s.byName.Load(file); ok {
 			return true, false
 		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		return false, !s.nextPartLocked(msn, idx)
 	}
 	switch r.wait(req.Context(), s, cond) {
