@@ -423,8 +423,15 @@ func (r *Registry) awaitPart(w http.ResponseWriter, req *http.Request, s *Stream
 			return true, false
 		}
 		s.mu.Lock()
-		defer s.mu.Unlock()
-		return false, !s.nextPartLocked(msn, idx)
+		next := s.nextPartLocked(msn, idx)
+		s.mu.Unlock()
+		if !next {
+			// Handed over since the look-up above (Part stores and counts
+			// it in one locked step): found now, or truly not next.
+			_, ok := s.byName.Load(file)
+			return ok, !ok
+		}
+		return false, false
 	}
 	switch r.wait(req.Context(), s, cond) {
 	case waitReady:
