@@ -1,5 +1,7 @@
 package segmenter
 
+import "time"
+
 // refinePDT moves the PDT anchor earlier while the segment that set it is
 // still open: to the earliest wall clock its primary frames imply (arrival
 // minus media time since the anchor), never before the end of what was
@@ -13,7 +15,7 @@ func (s *Segmenter) refinePDT() {
 	if !s.pdtRefine {
 		return
 	}
-	wall := s.now().Add(-s.elapsed)
+	wall := s.wallNow().Add(-s.elapsed)
 	if !wall.Before(s.pdtWall) {
 		return
 	}
@@ -23,3 +25,11 @@ func (s *Segmenter) refinePDT() {
 	s.pdtWall = wall
 	s.segPDT, s.lastPDT = wall, wall
 }
+
+// wallNow is the wall clock without its monotonic reading. A PDT is a
+// date: differences between PDTs (a break's DURATION, elapsed times) must
+// be what the playlist's dates say. Two anchors taken with monotonic
+// readings (before and after a reconnect) subtract on the monotonic clock,
+// which drifts from the wall clock whenever NTP adjusts it; a DURATION
+// came out 30 ms off its own START-DATE and CUE-IN date.
+func (s *Segmenter) wallNow() time.Time { return s.now().Round(0) }

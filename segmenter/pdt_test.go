@@ -95,3 +95,27 @@ func TestProgramDateTimeSkipsStartupBurst(t *testing.T) {
 		}
 	}
 }
+
+// A PDT is a date: it carries no monotonic clock reading, so differences
+// between PDTs taken from two anchors (a reconnect's discontinuity) are
+// the differences of the dates written, even when NTP moved the wall clock
+// between them.
+func TestProgramDateTimeHasNoMonotonicReading(t *testing.T) {
+	s, c, _ := newTest(t, Config{Expect: Video | Audio, Now: time.Now}, true, true)
+	g := newSynth(30, true, true)
+	g.run(t, s, 4*time.Second)
+	g.base += time.Hour
+	g.run(t, s, 8*time.Second)
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.segs) < 3 {
+		t.Fatalf("%d segments", len(c.segs))
+	}
+	for i, seg := range c.segs {
+		// Round(0) strips the monotonic reading; == compares it too.
+		if seg.ProgramDateTime != seg.ProgramDateTime.Round(0) {
+			t.Errorf("segment %d: PDT %v carries a monotonic clock reading", i, seg.ProgramDateTime)
+		}
+	}
+}

@@ -230,7 +230,7 @@ func checkBreakEnd(t *testing.T, o *origin, name, id, source string, body []byte
 		t.Fatalf("no segment carries EXT-X-CUE-IN:\n%s", body)
 	}
 	if got := inSeg.pdt.Sub(start).Seconds(); got-dur > 0.002 || dur-got > 0.002 {
-		t.Errorf("DURATION %.3f is not the CUE-IN segment's date minus START-DATE (%.3f)", dur, got)
+		t.Errorf("DURATION %.3f is not the CUE-IN segment's date minus START-DATE (%.3f):\n%s", dur, got, body)
 	}
 	seg := fetchTo(t, o.url("/live/"+name+"/"+inSeg.uri), initOf(t, o, "/live/"+name+"/", body))
 	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "frame=key_frame,pict_type",
