@@ -433,6 +433,32 @@ func (s *Stream) endBreakLocked(b *dateRange, e *entry, in []byte) {
 	e.cue = cueTag{kind: cueTagIn}
 }
 
+// endAtStreamEndLocked ends an open break when its stream ends for good:
+// its DURATION runs to the end of the last segment (no segment follows to
+// carry EXT-X-CUE-IN), so a playlist stored with ENDLIST never leaves a
+// break open for a later publish of the name to reopen. Cues not yet due
+// go too. s.mu is held.
+func (s *Stream) endAtStreamEndLocked() {
+	if n := len(s.pendingCues); n > 0 {
+		s.log.Info("cues dropped: the stream ended before they were due", "stream", s.path, "cues", n)
+		clear(s.pendingCues)
+		s.pendingCues = s.pendingCues[:0]
+	}
+	b := s.openBreak
+	if b == nil {
+		return
+	}
+	end := s.lastPDTEnd
+	if end.Before(b.start) {
+		end = b.start
+	}
+	b.duration = s.sharedDuration(b.id, end.Sub(b.start))
+	b.ended = true
+	s.openBreak = nil
+	s.lastCue = &LastCue{ID: b.id, Kind: CueIn.String(), Date: end.UTC(), MediaSequence: s.nextMSN, Source: "stream-end"}
+	s.log.Info("ad break ended with the stream", "stream", s.path, "id", b.id, "duration", b.duration)
+}
+
 func (s *Stream) addDateRangeLocked(d *dateRange) {
 	if len(s.dateranges) >= maxDateRanges {
 		i := 0

@@ -143,6 +143,39 @@ func TestOpenBreakSlidesAndRestores(t *testing.T) {
 	_ = context.Background()
 }
 
+// A stream that ends for good (no reconnect within the window) ends its
+// open break with it: DURATION to the end of the last segment, cues not yet
+// due dropped, and a restarted process publishing the name again finds no
+// break to reopen. A shutdown (EndAll) leaves it open: the next process
+// continues it (TestOpenBreakSlidesAndRestores).
+func TestOpenBreakEndsWithTheStream(t *testing.T) {
+	store := durableStore()
+	r, clk := newTestRegistry(t, store)
+	s, _ := r.Publish("live/gone")
+	addCueSegments(t, s, clk, 0, 1, 2*time.Second)
+	s.AddCue(Cue{Kind: CueOut, ID: "brk", At: 2 * time.Second, Duration: 60 * time.Second, SCTE35: testSplice})
+	s.AddCue(Cue{Kind: CueCmd, ID: "later", At: 50 * time.Second, SCTE35: testSplice})
+	addCueSegments(t, s, clk, 1, 2, 2*time.Second) // the break opens at 2 s; the last segment ends at 6 s
+	s.Unpublish()
+	clk.Add(r.cfg.ReconnectWindow + time.Second)
+	r.Sweep()
+	b := plBody(s)
+	if !strings.Contains(b, `#EXT-X-DATERANGE:ID="brk",START-DATE="2026-11-24T12:00:02.000Z",DURATION=4.000,PLANNED-DURATION=60.000`) || !strings.HasSuffix(b, "#EXT-X-ENDLIST\n") {
+		t.Fatalf("ended stream's break:\n%s", b)
+	}
+	if st := s.Cues(); st.OpenBreak != nil || st.Pending != 0 || st.LastCue == nil || st.LastCue.Kind != "in" || st.LastCue.Source != "stream-end" {
+		t.Fatalf("cue state after the stream's end %+v %+v", st, st.LastCue)
+	}
+	r2 := NewRegistry(r.cfg)
+	s2, err := r2.Publish("live/gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := s2.Cues(); st.OpenBreak != nil || st.Pending != 0 {
+		t.Fatalf("a later publish reopened the ended stream's break: %+v", st)
+	}
+}
+
 // A delta update repeats every daterange (fount does not say
 // CAN-SKIP-DATERANGES).
 func TestDateRangeInDeltaUpdate(t *testing.T) {

@@ -22,7 +22,7 @@ func TestAdoptHandedOverStream(t *testing.T) {
 	ended, _ := old.Publish("live/done")
 	addSegments(t, ended, clk, 1, 2*time.Second)
 	ended.Unpublish()
-	ended.end() // SIGTERM'd earlier: nothing to adopt
+	ended.end(false) // SIGTERM'd earlier: nothing to adopt
 
 	r, clk2 := newTestRegistry(t, store)
 	clk2.Add(clk.Now().Sub(clk2.Now()) + time.Second)

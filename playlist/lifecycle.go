@@ -34,14 +34,20 @@ func (s *Stream) groupChanged() {
 	}
 }
 
-// end appends EXT-X-ENDLIST.
-func (s *Stream) end() {
+// end appends EXT-X-ENDLIST. final: the stream is over (no reconnect
+// within the window), not just this process (shutdown, handover), so an
+// open ad break ends with it and cues not yet due are dropped; across a
+// restart both carry on (daterange.go).
+func (s *Stream) end(final bool) {
 	s.mu.Lock()
 	if s.state == StateEnded {
 		s.mu.Unlock()
 		return
 	}
 	s.state = StateEnded
+	if final {
+		s.endAtStreamEndLocked()
+	}
 	s.since = s.cfg.Now()
 	s.abandonOpenLocked()
 	r := s.renderLocked()

@@ -122,7 +122,7 @@ func TestServerBlocksAsNetHTTP(t *testing.T) {
 		{"timeout, HEAD", "HEAD /live/show/seg1.2.m4s HTTP/1.1\r\n" + host + "\r\n", 1, true, true, nil},
 		{"timeout, close", get("/live/show/seg1.2.m4s", "Connection: close\r\n"), 1, true, true, nil},
 		{"ends", get("/live/show/index.m3u8?_HLS_msn=1&_HLS_part=2"), 1, true, true,
-			func(t *testing.T, s *Stream, _ *fakeClock) { s.end() }},
+			func(t *testing.T, s *Stream, _ *fakeClock) { s.end(true) }},
 		{"publisher leaves, part", get("/live/show/seg1.2.m4s"), 1, true, false,
 			func(t *testing.T, s *Stream, _ *fakeClock) { s.Unpublish() }},
 		{"too far", get("/live/show/index.m3u8?_HLS_msn=4"), 1, false, false, nil},

@@ -454,6 +454,6 @@ func (r *Registry) Ready(ctx context.Context) error {
 // EndAll appends EXT-X-ENDLIST to every stream, for shutdown.
 func (r *Registry) EndAll() {
 	for _, s := range r.Streams() {
-		s.end()
+		s.end(false)
 	}
 }

@@ -80,7 +80,7 @@ func (s *Stream) sweep(now time.Time) (expired bool) {
 	if s.state == StateIdle && s.variants() == nil && now.Sub(s.since) >= s.cfg.ReconnectWindow {
 		s.mu.Unlock()
 		s.log.Info("stream ended: no reconnect within the window", "stream", s.path, "reconnect_window", s.cfg.ReconnectWindow)
-		s.end()
+		s.end(true)
 		if s.cfg.OnStreamEnded != nil {
 			s.cfg.OnStreamEnded(s.path)
 		}
