@@ -33,7 +33,12 @@ Play:     http://HOST:8080/live/KEY/index.m3u8
 Every flag can also be set from the environment as FOUNT_<FLAG>, e.g.
 FOUNT_HTTP_ADDR=:8081, or in a YAML file given with --config (keys are the
 flag names). A flag on the command line wins over the environment, which
-wins over the file.`,
+wins over the file.
+
+Per-stream settings (captions, captions-name, captions-language for one
+APP/NAME) go in the config file only, under its streams key; they win over
+the flags for that stream. The file is read at start: a change to it takes
+a restart (SIGHUP does not re-read it). See docs/config.md.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return usageError{fmt.Errorf("serve takes no arguments, got %q", args)}
@@ -57,7 +62,7 @@ wins over the file.`,
 	}
 	cfg.flags(cmd.Flags())
 	// Not in (*config).flags, so that a config file cannot name itself.
-	cmd.Flags().StringVar(&cfg.ConfigFile, "config", "", "YAML file with the same keys as the flags (check it with 'fount config check FILE')")
+	cmd.Flags().StringVar(&cfg.ConfigFile, "config", "", "YAML file with the same keys as the flags, plus streams: per-stream settings (check it with 'fount config check FILE')")
 	return cmd
 }
 
@@ -233,7 +238,7 @@ type servers struct {
 // the registry; the viewer port's server, its HTTPS server with
 // --http-tls-cert; and the API's, if it listens.
 func newServers(cfg config, log *slog.Logger, reg *playlist.Registry, seg segmenter.Config, auth publishAuth, uploads *storage.Async, lns listeners) servers {
-	pub := &publisher{reg: reg, log: log, seg: seg, hook: auth.hook, cc: cfg.Captions}
+	pub := &publisher{reg: reg, log: log, seg: seg, hook: auth.hook, cc: cfg.Captions, streams: cfg.Streams}
 	var ingestPub ingest.Publisher = pub
 	if cfg.hooks != nil && cfg.hooks.publisher != nil {
 		ingestPub = cfg.hooks.publisher(pub)
