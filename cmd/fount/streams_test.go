@@ -23,6 +23,8 @@ streams:
     captions-language: de
   live/lab:
     captions: "off"
+  live/lab2:
+    captions: off        # YAML 1.1's boolean, but yaml.v3 keeps the text
   live/quiet: {}
   live/alias: &same
     captions: on
@@ -42,6 +44,7 @@ streams:
 	for path, want := range map[string]captionFlags{
 		"live/buehne":  {Mode: "auto", Name: "Deutsch", Language: "de"},
 		"live/lab":     {Mode: "off", Name: "Global", Language: "fr"},
+		"live/lab2":    {Mode: "off", Name: "Global", Language: "fr"},
 		"live/quiet":   global,
 		"live/alias":   {Mode: "on", Name: "Global", Language: "pt-BR"},
 		"live/alias2":  {Mode: "on", Name: "Global", Language: "pt-BR"},
