@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -222,5 +223,26 @@ streams:
 		if !strings.HasPrefix(line, path+": ") || strings.HasPrefix(line, path+": "+path) {
 			t.Errorf("problem without the file name, or with it twice: %q", line)
 		}
+	}
+}
+
+// fount serve exits 2, before listening on anything, for a bad streams
+// key, for one outside --app, and for --streams or FOUNT_STREAMS.
+func TestServeStreamsErrors(t *testing.T) {
+	ctx := context.Background()
+	bad := writeConfig(t, "streams:\n  live/a:\n    captions-language: de_DE\n")
+	elsewhere := writeConfig(t, "streams:\n  studio/a:\n    captions-language: de\n")
+	for _, args := range [][]string{
+		{"serve", "--config", bad},
+		{"serve", "--config", elsewhere},
+		{"serve", "--streams", "live/a"},
+	} {
+		if code := run(ctx, args); code != exitUsage {
+			t.Errorf("%q: exit %d, want 2", args, code)
+		}
+	}
+	t.Setenv("FOUNT_STREAMS", "live/a")
+	if code := run(ctx, []string{"serve"}); code != exitUsage {
+		t.Errorf("FOUNT_STREAMS: exit %d, want 2", code)
 	}
 }
