@@ -18,12 +18,14 @@ import (
 
 // publisher wires a publish to its playlist stream through a segmenter.
 type publisher struct {
-	reg     *playlist.Registry
-	seg     segmenter.Config
-	log     *slog.Logger
-	hook    *ingest.Webhook // nil unless --auth webhook
-	cc      captionFlags    // --captions (captions.go)
-	streams *streamTable    // per-stream settings from the config file (streams.go); nil for none
+	reg  *playlist.Registry
+	seg  segmenter.Config
+	log  *slog.Logger
+	hook *ingest.Webhook // nil unless --auth webhook
+	cc   captionFlags    // --captions (captions.go)
+	// streams are the per-stream settings from the config file
+	// (streams.go), swapped on SIGHUP; nil for none.
+	streams atomic.Pointer[streamTable]
 
 	mu       sync.Mutex
 	sessions map[string]*session // latest session per stream path, for the API
@@ -69,7 +71,7 @@ func (p *publisher) newSession(st *playlist.Stream, cfg segmenter.Config, remote
 	// a rendition's against the others', a single stream's against where
 	// its previous publisher left it (playlist.Stream.TimelineOffset).
 	s := &session{pub: p, stream: st, cfg: cfg, log: p.log.With("stream", st.Path()), hook: p.hook, name: st.Path(), remote: remote, shift: &shift{}}
-	s.ccCfg = p.streams.captionsFor(storage.TopStream(st.Path()), p.cc)
+	s.ccCfg = p.streams.Load().captionsFor(storage.TopStream(st.Path()), p.cc)
 	p.mu.Lock()
 	if p.sessions == nil {
 		p.sessions = make(map[string]*session)

@@ -37,8 +37,8 @@ wins over the file.
 
 Per-stream settings (captions, captions-name, captions-language for one
 APP/NAME) go in the config file only, under its streams key; they win over
-the flags for that stream. The file is read at start: a change to it takes
-a restart (SIGHUP does not re-read it). See docs/config.md.`,
+the flags for that stream. SIGHUP re-reads that key (for publishes from
+then on); the file's other keys take a restart. See docs/config.md.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return usageError{fmt.Errorf("serve takes no arguments, got %q", args)}
@@ -231,6 +231,7 @@ type servers struct {
 	http  *httploop.Server // the viewer port
 	https *http.Server     // viewers' HTTPS (--http-tls-cert or --acme-domains); nil without it
 	api   *http.Server     // nil without --api-addr
+	pub   *publisher       // per-stream settings reloaded on SIGHUP (streams.go)
 }
 
 // newServers builds the RTMP server, with the publisher that gives each
@@ -238,7 +239,8 @@ type servers struct {
 // the registry; the viewer port's server, its HTTPS server with
 // --http-tls-cert; and the API's, if it listens.
 func newServers(cfg config, log *slog.Logger, reg *playlist.Registry, seg segmenter.Config, auth publishAuth, uploads *storage.Async, lns listeners) servers {
-	pub := &publisher{reg: reg, log: log, seg: seg, hook: auth.hook, cc: cfg.Captions, streams: cfg.Streams}
+	pub := &publisher{reg: reg, log: log, seg: seg, hook: auth.hook, cc: cfg.Captions}
+	pub.streams.Store(cfg.Streams)
 	var ingestPub ingest.Publisher = pub
 	if cfg.hooks != nil && cfg.hooks.publisher != nil {
 		ingestPub = cfg.hooks.publisher(pub)
@@ -263,7 +265,7 @@ func newServers(cfg config, log *slog.Logger, reg *playlist.Registry, seg segmen
 		challenges = lns.acme.challengeHandler()
 	}
 	viewer, viewerHandler := newViewerServer(cfg, log, reg, mets, &httpPanics.viewer, challenges)
-	s := servers{rtmp: rtmpSrv, http: viewer}
+	s := servers{rtmp: rtmpSrv, http: viewer, pub: pub}
 	switch {
 	case lns.httpCerts != nil:
 		s.https = newHTTPSServer(viewerHandler, lns.httpCerts.TLSConfig(), log, cfg)

@@ -25,7 +25,7 @@ import (
 // variable form. The key is registered as a hidden flag all the same, so
 // that the file loader finds where to put it, and --streams or
 // FOUNT_STREAMS is refused with a message saying where it belongs. The
-// file is read at start: a change takes a restart (or a handover).
+// streams key alone is re-read on SIGHUP (reloadStreams).
 
 // streamsKey is the config file key, and the hidden flag behind it.
 const streamsKey = "streams"
@@ -222,4 +222,29 @@ func (t *streamTable) captionsFor(path string, global captionFlags) captionFlags
 		cc.Language = s.CaptionsLanguage
 	}
 	return cc
+}
+
+// reloadStreams re-reads the config file's streams key (SIGHUP), for the
+// publishes from then on: a stream already signalling captions keeps what
+// its players were given. A file with any problem, in any key, leaves the
+// settings in use; the file's other keys are not applied (they take a
+// restart).
+func (o *instance) reloadStreams() {
+	cfg := defaultConfig()
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	cfg.flags(fs)
+	err := loadConfigFile(fs, o.cfg.ConfigFile, func(*pflag.Flag) bool { return false })
+	if err == nil {
+		err = errors.Join(cfg.Streams.validate(o.cfg.App)...)
+	}
+	if err != nil {
+		o.log.Error("SIGHUP: keeping the per-stream settings in use: the config file has problems", "err", err)
+		return
+	}
+	o.srv.pub.streams.Store(cfg.Streams)
+	n := 0
+	if cfg.Streams != nil {
+		n = len(cfg.Streams.byPath)
+	}
+	o.log.Info("SIGHUP: per-stream settings reloaded (the config file's other keys take a restart)", "file", o.cfg.ConfigFile, "streams", n)
 }

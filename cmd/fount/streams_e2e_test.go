@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,7 +17,8 @@ import (
 // for live/lab, three captioned publishes to one origin: live/buehne's
 // multivariant playlist signals Deutsch/de (and the API says so),
 // live/stage's the file's global English/en, and live/lab serves its
-// media playlist, signalling nothing.
+// media playlist, signalling nothing. After the file gains live/scene and
+// SIGHUP, a publish to live/scene signals its Français/fr.
 func TestE2ECaptionsPerStream(t *testing.T) {
 	requireTool(t, "ffmpeg")
 	var tags []flvTag // 5 s are two segments and more: enough for the playlists
@@ -41,8 +44,9 @@ streams:
 		if err := applyConfigFile(fs, file); err != nil {
 			t.Fatal(err)
 		}
+		c.ConfigFile = file // for SIGHUP
 	})
-	for _, name := range []string{"buehne", "stage", "lab"} {
+	push := func(name string) {
 		c, sid := publishRTMP(t, o.rtmp, name)
 		if err := c.sendTags(sid, tags); err != nil {
 			t.Fatal(err)
@@ -51,7 +55,8 @@ streams:
 	mediaTag := func(name, lang string) string {
 		return `#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID="cc",NAME="` + name + `",LANGUAGE="` + lang + `",DEFAULT=YES,AUTOSELECT=YES,INSTREAM-ID="CC1"`
 	}
-	for name, want := range map[string]string{"buehne": mediaTag("Deutsch", "de"), "stage": mediaTag("English", "en")} {
+	signals := func(name, want string) {
+		t.Helper()
 		awaitPlaylist(t, o.url("/live/"+name+"/main/index.m3u8"), 10*time.Second, name+"'s first segment",
 			func(p *m3u8.MediaPlaylist, _ []byte) bool { return p.Count() >= 1 })
 		code, mv, _ := httpGet(t, o.url("/live/"+name+"/index.m3u8"))
@@ -59,6 +64,11 @@ streams:
 			t.Errorf("live/%s: multivariant playlist (%d) without %s:\n%s", name, code, want, mv)
 		}
 	}
+	for _, name := range []string{"buehne", "stage", "lab"} {
+		push(name)
+	}
+	signals("buehne", mediaTag("Deutsch", "de"))
+	signals("stage", mediaTag("English", "en"))
 	awaitPlaylist(t, o.url("/live/lab/index.m3u8"), 10*time.Second, "live/lab's media playlist (captions off)",
 		func(p *m3u8.MediaPlaylist, _ []byte) bool { return p.Count() >= 1 })
 
@@ -69,4 +79,22 @@ streams:
 	if cc := st.Captions; cc == nil || !cc.Signalled || cc.Name != "Deutsch" || cc.Language != "de" {
 		t.Errorf("API: live/buehne's captions %+v, want Deutsch/de signalled", cc)
 	}
+
+	// SIGHUP re-reads the streams key, for the publishes that follow.
+	more := "streams:\n  live/scene:\n    captions-name: Français\n    captions-language: fr\n"
+	if err := os.WriteFile(file, []byte(more), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(o.logs.String(), "per-stream settings reloaded") {
+		if time.Now().After(deadline) {
+			t.Fatal("no reload within 5 s of SIGHUP")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	push("scene")
+	signals("scene", mediaTag("Français", "fr"))
 }

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"os"
 	"strings"
 	"testing"
 )
@@ -244,5 +247,42 @@ func TestServeStreamsErrors(t *testing.T) {
 	t.Setenv("FOUNT_STREAMS", "live/a")
 	if code := run(ctx, []string{"serve"}); code != exitUsage {
 		t.Errorf("FOUNT_STREAMS: exit %d, want 2", code)
+	}
+}
+
+// SIGHUP's reload of the streams key: a good file replaces the settings
+// (a file without the key clears them); a file with any problem leaves
+// them as they were, and says why.
+func TestStreamsReload(t *testing.T) {
+	path := writeConfig(t, "streams:\n  live/a:\n    captions-language: de\n")
+	var logs bytes.Buffer
+	o := &instance{cfg: config{ConfigFile: path, App: "live"}, log: slog.New(slog.NewTextHandler(&logs, nil)), srv: servers{pub: &publisher{}}}
+	lang := func() string {
+		return o.srv.pub.streams.Load().captionsFor("live/a", captionFlags{Language: "en"}).Language
+	}
+	o.reloadStreams()
+	if lang() != "de" || !strings.Contains(logs.String(), "per-stream settings reloaded") {
+		t.Fatalf("after a good file: language %q; log:\n%s", lang(), logs.String())
+	}
+	for _, body := range []string{
+		"streams:\n  live/a:\n    captions-language: de_DE\n", // a bad value
+		"streams:\n  studio/a:\n    captions-language: fr\n",  // outside --app
+		"playlist-size: x\nstreams:\n  live/a: {captions-language: fr}\n",
+	} {
+		logs.Reset()
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		o.reloadStreams()
+		if lang() != "de" || !strings.Contains(logs.String(), "keeping the per-stream settings in use") {
+			t.Errorf("after %q: language %q; log:\n%s", body, lang(), logs.String())
+		}
+	}
+	if err := os.WriteFile(path, []byte("captions-language: fr\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o.reloadStreams()
+	if lang() != "en" {
+		t.Errorf("after a file without streams: language %q, want the global en", lang())
 	}
 }
