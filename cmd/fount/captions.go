@@ -39,7 +39,7 @@ type captionFlags struct {
 }
 
 func (c *captionFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&c.Mode, "captions", c.Mode, "CEA-608 captions in the video's SEI: auto (signal them, CLOSED-CAPTIONS and a multivariant playlist, for a stream whose first keyframe carries them), on (signal them for every stream with video) or off")
+	fs.StringVar(&c.Mode, "captions", c.Mode, "CEA-608 captions in the video's SEI: auto (signal them, CLOSED-CAPTIONS and a multivariant playlist, for a stream whose first keyframe carries them), on (signal them for every stream with video) or off; per stream: the config file's streams key")
 	fs.StringVar(&c.Name, "captions-name", c.Name, "NAME of the captions' EXT-X-MEDIA (CC1), what players' caption menus show; per stream: the config file's streams key")
 	fs.StringVar(&c.Language, "captions-language", c.Language, "LANGUAGE of the captions' EXT-X-MEDIA (CC1), a BCP 47 tag; per stream: the config file's streams key")
 }

@@ -290,10 +290,10 @@ func newConfigCmd() *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use:   "check FILE",
 		Short: "Check a config file: every key known, every value valid",
-		Long: `Check a config file: every key must be a flag of fount serve, every value
-must parse, and the resulting settings must pass the same checks fount serve
-makes. Flags and FOUNT_* variables are ignored. Prints "FILE: ok", or every
-problem and exits 2.`,
+		Long: `Check a config file: every key must be a flag of fount serve (or streams,
+the per-stream settings), every value must parse, and the resulting settings
+must pass the same checks fount serve makes. Flags and FOUNT_* variables
+are ignored. Prints "FILE: ok", or every problem and exits 2.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageError{fmt.Errorf("config check takes one FILE, got %d arguments", len(args))}
