@@ -24,6 +24,9 @@ import (
 //   - --captions on: every stream with video is captioned (declared).
 //   - --captions off: nothing is looked at or signalled.
 //
+// A stream's own settings in the config file (streams.go) stand in for
+// the three flags; a session takes them once, at its publish (ccCfg).
+//
 // Every keyframe is checked after that too, for the API and the logs
 // (captions that come or go), never other frames: a keyframe's SEI NAL
 // units only, without allocating.
@@ -36,21 +39,28 @@ type captionFlags struct {
 }
 
 func (c *captionFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&c.Mode, "captions", c.Mode, "CEA-608 captions in the video's SEI: auto (signal them, CLOSED-CAPTIONS and a multivariant playlist, for a stream whose first keyframe carries them), on (signal them for every stream with video) or off")
-	fs.StringVar(&c.Name, "captions-name", c.Name, "NAME of the captions' EXT-X-MEDIA (CC1), what players' caption menus show")
-	fs.StringVar(&c.Language, "captions-language", c.Language, "LANGUAGE of the captions' EXT-X-MEDIA (CC1), a BCP 47 tag")
+	fs.StringVar(&c.Mode, "captions", c.Mode, "CEA-608 captions in the video's SEI: auto (signal them, CLOSED-CAPTIONS and a multivariant playlist, for a stream whose first keyframe carries them), on (signal them for every stream with video) or off; per stream: the config file's streams key")
+	fs.StringVar(&c.Name, "captions-name", c.Name, "NAME of the captions' EXT-X-MEDIA (CC1), what players' caption menus show; per stream: the config file's streams key")
+	fs.StringVar(&c.Language, "captions-language", c.Language, "LANGUAGE of the captions' EXT-X-MEDIA (CC1), a BCP 47 tag; per stream: the config file's streams key")
 }
 
 func (c captionFlags) validate() error {
-	switch c.Mode {
-	case "auto", "on", "off":
-	default:
-		return fmt.Errorf("--captions %q: want auto, on or off", c.Mode)
+	if err := validCaptionsMode(c.Mode); err != nil {
+		return fmt.Errorf("--captions %w", err)
 	}
 	if err := (playlist.Captions{Name: c.Name, Language: c.Language}).Validate(); err != nil {
 		return fmt.Errorf("--captions-name/--captions-language: %w", err)
 	}
 	return nil
+}
+
+// validCaptionsMode checks a --captions value (or a stream's captions).
+func validCaptionsMode(mode string) error {
+	switch mode {
+	case "auto", "on", "off":
+		return nil
+	}
+	return fmt.Errorf("%q: want auto, on or off", mode)
 }
 
 func defaultCaptionFlags() captionFlags {
@@ -98,7 +108,7 @@ func (s *session) captionsKeyframe(f segmenter.Frame) {
 		return
 	}
 	w.decided = true
-	if s.pub.cc.Mode == "on" || c&codec.CEA608 != 0 {
+	if s.ccCfg.Mode == "on" || c&codec.CEA608 != 0 {
 		s.captioned()
 	}
 }
@@ -106,7 +116,7 @@ func (s *session) captionsKeyframe(f segmenter.Frame) {
 // captioned turns the session's stream, at its first keyframe, into a
 // captioned one and moves the session onto its rendition.
 func (s *session) captioned() {
-	cc := playlist.Captions{Name: s.pub.cc.Name, Language: s.pub.cc.Language}
+	cc := playlist.Captions{Name: s.ccCfg.Name, Language: s.ccCfg.Language}
 	if s.stream.Captions() != nil {
 		return
 	}
@@ -128,7 +138,7 @@ func (s *session) captioned() {
 		s.log.Info("captions are passed through but not signalled: the stream's shape was fixed before they came", "err", err)
 		return
 	}
-	s.log.Info("captions signalled: the stream serves a multivariant playlist", "rendition", rend.Path(), "name", s.pub.cc.Name, "language", s.pub.cc.Language)
+	s.log.Info("captions signalled: the stream serves a multivariant playlist", "rendition", rend.Path(), "name", cc.Name, "language", cc.Language)
 	s.moveTo(rend)
 }
 

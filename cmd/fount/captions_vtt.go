@@ -139,7 +139,7 @@ func appendCueText(b []byte, text string) []byte {
 // CaptionText takes a caption text message: the stream is captioned (at
 // once, if its shape is not chosen yet) and gets its subtitles rendition.
 func (s *session) CaptionText(at time.Duration, ct ingest.CaptionText) {
-	if s.pub.cc.Mode == "off" || s.kind != 0 {
+	if s.ccCfg.Mode == "off" || s.kind != 0 {
 		return
 	}
 	at += s.shift.off

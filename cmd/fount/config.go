@@ -53,6 +53,7 @@ type config struct {
 	S3SecretKey     string
 	SegmentFormat   string
 	Captions        captionFlags // --captions, --captions-name, --captions-language (captions.go)
+	Streams         *streamTable // the config file's streams key: per-stream settings (streams.go); nil without
 	LowLatency      bool
 	PartDuration    time.Duration
 	PartHoldBack    time.Duration
@@ -180,6 +181,7 @@ func (c *config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.S3SecretKey, "s3-secret-key", c.S3SecretKey, "S3 secret key (default: AWS_SECRET_ACCESS_KEY)")
 	fs.StringVar(&c.SegmentFormat, "segment-format", c.SegmentFormat, "segment container: fmp4 (CMAF) or ts (MPEG-TS)")
 	c.Captions.register(fs)
+	c.registerStreams(fs)
 	fs.BoolVar(&c.LowLatency, "low-latency", c.LowLatency, "serve Low-Latency HLS: parts, blocking playlist reloads, preload hints (--low-latency=false for classic HLS)")
 	fs.DurationVar(&c.PartDuration, "part-duration", c.PartDuration, "LL-HLS part target duration")
 	fs.DurationVar(&c.PartHoldBack, "part-hold-back", c.PartHoldBack, "LL-HLS PART-HOLD-BACK: how far behind live players aim to play (0: 3 part durations, what the spec recommends; at least 2, what it requires)")
@@ -317,6 +319,7 @@ func (c *config) validate() error {
 	if err := c.Captions.validate(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.Streams.validate(c.App)...)
 	if c.LowLatency && (c.PartDuration < 50*time.Millisecond || c.PartDuration > c.SegmentDuration/2) {
 		errs = append(errs, fmt.Errorf("--part-duration %s: must be between 50ms and half the segment duration (%s)", c.PartDuration, c.SegmentDuration/2))
 	}

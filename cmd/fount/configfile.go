@@ -21,7 +21,9 @@ import (
 // defaults. File keys are flag names ("rtmp-addr", "segment-duration", ...);
 // values are YAML scalars, parsed as the flag would parse them ("2s" for a
 // duration). Every problem in the file is reported, each naming the file and
-// the key, including values that a flag or variable overrides.
+// the key, including values that a flag or variable overrides. The one key
+// that is no flag's value, streams (per-stream settings, streams.go), goes
+// to the hidden flag that holds it.
 func applyConfigFile(fs *pflag.FlagSet, path string) error {
 	return loadConfigFile(fs, path, func(f *pflag.Flag) bool {
 		if f.Changed {
@@ -76,6 +78,12 @@ func loadConfigFile(fs *pflag.FlagSet, path string, overridden func(*pflag.Flag)
 			continue
 		}
 		f := fs.Lookup(key)
+		if f != nil {
+			if sf, ok := f.Value.(streamsFlag); ok {
+				*sf.dst = parseStreams(path, v, fail) // streams.go
+				continue
+			}
+		}
 		if f == nil || key == "help" || f.Hidden {
 			if s := closestFlag(fs, key); s != "" {
 				fail("unknown key %q (line %d); did you mean %s?", key, k.Line, s)
@@ -197,13 +205,19 @@ func checkFlagValue(f *pflag.Flag, value string) error {
 
 // closestFlag suggests the flag a mistyped key probably meant, or "".
 func closestFlag(fs *pflag.FlagSet, key string) string {
-	norm := normalizeKey(key)
 	var names []string
 	fs.VisitAll(func(f *pflag.Flag) {
-		if f.Name != "help" && f.Name != "config" && !f.Hidden {
+		if _, streams := f.Value.(streamsFlag); streams || f.Name != "help" && f.Name != "config" && !f.Hidden {
 			names = append(names, f.Name)
 		}
 	})
+	return closestName(names, key)
+}
+
+// closestName suggests the name a mistyped key probably meant, or "".
+func closestName(names []string, key string) string {
+	norm := normalizeKey(key)
+	names = append([]string(nil), names...)
 	sort.Strings(names)
 	best, bestDist := "", -1
 	for _, name := range names {
@@ -276,10 +290,10 @@ func newConfigCmd() *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use:   "check FILE",
 		Short: "Check a config file: every key known, every value valid",
-		Long: `Check a config file: every key must be a flag of fount serve, every value
-must parse, and the resulting settings must pass the same checks fount serve
-makes. Flags and FOUNT_* variables are ignored. Prints "FILE: ok", or every
-problem and exits 2.`,
+		Long: `Check a config file: every key must be a flag of fount serve (or streams,
+the per-stream settings), every value must parse, and the resulting settings
+must pass the same checks fount serve makes. Flags and FOUNT_* variables
+are ignored. Prints "FILE: ok", or every problem and exits 2.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageError{fmt.Errorf("config check takes one FILE, got %d arguments", len(args))}
@@ -301,7 +315,10 @@ problem and exits 2.`,
 			}
 			if err := cfg.validate(); err != nil {
 				for _, e := range unjoin(err) {
-					errs = append(errs, fmt.Errorf("%s: %w", path, e))
+					if !strings.HasPrefix(e.Error(), path+": ") { // a problem of the file's streams names it already
+						e = fmt.Errorf("%s: %w", path, e)
+					}
+					errs = append(errs, e)
 				}
 			}
 			if len(errs) > 0 {

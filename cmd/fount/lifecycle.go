@@ -124,8 +124,9 @@ func (o *instance) failed(server string, err error) {
 }
 
 // reloadOnHUP re-reads, at each SIGHUP until ctx is done, what can change
-// without a restart: the stream keys and the RTMPS and HTTPS certificates.
-// A certificate that fails to load leaves the old one in use.
+// without a restart: the stream keys, the RTMPS and HTTPS certificates,
+// and the config file's per-stream settings (streams.go). A certificate
+// or file that fails to load leaves the old one in use.
 func (o *instance) reloadOnHUP(ctx context.Context, hup <-chan os.Signal) {
 	for {
 		select {
@@ -153,6 +154,9 @@ func (o *instance) reloadOnHUP(ctx context.Context, hup <-chan os.Signal) {
 			} else {
 				o.log.Info("SIGHUP: HTTPS certificate reloaded")
 			}
+		}
+		if o.cfg.ConfigFile != "" && o.srv.pub != nil {
+			o.reloadStreams()
 		}
 	}
 }

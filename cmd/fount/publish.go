@@ -13,6 +13,7 @@ import (
 	"github.com/fount-live/fount/playlist"
 	"github.com/fount-live/fount/segmenter"
 	"github.com/fount-live/fount/segmenter/codec"
+	"github.com/fount-live/fount/storage"
 )
 
 // publisher wires a publish to its playlist stream through a segmenter.
@@ -22,6 +23,9 @@ type publisher struct {
 	log  *slog.Logger
 	hook *ingest.Webhook // nil unless --auth webhook
 	cc   captionFlags    // --captions (captions.go)
+	// streams are the per-stream settings from the config file
+	// (streams.go), swapped on SIGHUP; nil for none.
+	streams atomic.Pointer[streamTable]
 
 	mu       sync.Mutex
 	sessions map[string]*session // latest session per stream path, for the API
@@ -67,6 +71,7 @@ func (p *publisher) newSession(st *playlist.Stream, cfg segmenter.Config, remote
 	// a rendition's against the others', a single stream's against where
 	// its previous publisher left it (playlist.Stream.TimelineOffset).
 	s := &session{pub: p, stream: st, cfg: cfg, log: p.log.With("stream", st.Path()), hook: p.hook, name: st.Path(), remote: remote, shift: &shift{}}
+	s.ccCfg = p.streams.Load().captionsFor(storage.TopStream(st.Path()), p.cc)
 	p.mu.Lock()
 	if p.sessions == nil {
 		p.sessions = make(map[string]*session)
@@ -120,6 +125,7 @@ type session struct {
 	haveFrame atomic.Bool
 	sink      *sink            // the segmenter's, once made
 	cc        ccWatch          // captions in the video (captions.go)
+	ccCfg     captionFlags     // the stream's captions settings: its own (streams.go) over the global flags
 	subs      *playlist.Stream // the WebVTT rendition, once caption text came (captions_vtt.go)
 	vtt       *vttTrack
 }
@@ -210,7 +216,7 @@ func (s *session) Frame(f segmenter.Frame) error {
 		s.lastPTS.Store(int64(f.PTS))
 		s.haveFrame.Store(true)
 	}
-	if f.Key && f.Kind == segmenter.Video && s.pub.cc.Mode != "off" {
+	if f.Key && f.Kind == segmenter.Video && s.ccCfg.Mode != "off" {
 		s.captionsKeyframe(f)
 	}
 	return s.segmenter().WriteFrame(f)

@@ -33,7 +33,12 @@ Play:     http://HOST:8080/live/KEY/index.m3u8
 Every flag can also be set from the environment as FOUNT_<FLAG>, e.g.
 FOUNT_HTTP_ADDR=:8081, or in a YAML file given with --config (keys are the
 flag names). A flag on the command line wins over the environment, which
-wins over the file.`,
+wins over the file.
+
+Per-stream settings (captions, captions-name, captions-language for one
+APP/NAME) go in the config file only, under its streams key; they win over
+the flags for that stream. SIGHUP re-reads that key (for publishes from
+then on); the file's other keys take a restart. See docs/config.md.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return usageError{fmt.Errorf("serve takes no arguments, got %q", args)}
@@ -57,7 +62,7 @@ wins over the file.`,
 	}
 	cfg.flags(cmd.Flags())
 	// Not in (*config).flags, so that a config file cannot name itself.
-	cmd.Flags().StringVar(&cfg.ConfigFile, "config", "", "YAML file with the same keys as the flags (check it with 'fount config check FILE')")
+	cmd.Flags().StringVar(&cfg.ConfigFile, "config", "", "YAML file with the same keys as the flags, plus streams: per-stream settings (check it with 'fount config check FILE')")
 	return cmd
 }
 
@@ -226,6 +231,7 @@ type servers struct {
 	http  *httploop.Server // the viewer port
 	https *http.Server     // viewers' HTTPS (--http-tls-cert or --acme-domains); nil without it
 	api   *http.Server     // nil without --api-addr
+	pub   *publisher       // per-stream settings reloaded on SIGHUP (streams.go)
 }
 
 // newServers builds the RTMP server, with the publisher that gives each
@@ -234,6 +240,7 @@ type servers struct {
 // --http-tls-cert; and the API's, if it listens.
 func newServers(cfg config, log *slog.Logger, reg *playlist.Registry, seg segmenter.Config, auth publishAuth, uploads *storage.Async, lns listeners) servers {
 	pub := &publisher{reg: reg, log: log, seg: seg, hook: auth.hook, cc: cfg.Captions}
+	pub.streams.Store(cfg.Streams)
 	var ingestPub ingest.Publisher = pub
 	if cfg.hooks != nil && cfg.hooks.publisher != nil {
 		ingestPub = cfg.hooks.publisher(pub)
@@ -258,7 +265,7 @@ func newServers(cfg config, log *slog.Logger, reg *playlist.Registry, seg segmen
 		challenges = lns.acme.challengeHandler()
 	}
 	viewer, viewerHandler := newViewerServer(cfg, log, reg, mets, &httpPanics.viewer, challenges)
-	s := servers{rtmp: rtmpSrv, http: viewer}
+	s := servers{rtmp: rtmpSrv, http: viewer, pub: pub}
 	switch {
 	case lns.httpCerts != nil:
 		s.https = newHTTPSServer(viewerHandler, lns.httpCerts.TLSConfig(), log, cfg)
