@@ -32,6 +32,11 @@ import (
 // fount serves each media object only a few times: the edge collapses the
 // rest. Its "signed" case does the same with signed URLs.
 func TestCDNEdgeNginx(t *testing.T) {
+	if raceDetector {
+		// It judges 150 viewers' lag behind an nginx edge; .ci/run runs it in its pass without -race (once is enough:
+		// a player's stall under the detector is the detector's).
+		t.Skip("judged without the race detector: .ci/run runs it in its pass without -race")
+	}
 	lockEndToEnd(t)
 	requireTool(t, "nginx")
 	src := source(t)
