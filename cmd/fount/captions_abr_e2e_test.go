@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/grafov/m3u8"
+
+	"github.com/fount-live/fount/ingest/ertmptest"
 )
 
 // captionTextABRClip encodes, once per test, a 12 s two-rung ladder (the
@@ -170,4 +173,60 @@ func checkVTTSegment(t *testing.T, url string, dur float64) (mpegts int64, cues 
 		cues++
 	}
 	return mpegts, cues
+}
+
+// TestE2ECaptionTextMultitrack: a multitrack publisher (OBS layout, two
+// video tracks) sends onTextData on its connection: its first video
+// track's rendition feeds the group's WebVTT rendition, numbered as v0.
+func TestE2ECaptionTextMultitrack(t *testing.T) {
+	requireTool(t, "ffmpeg")
+	dir := t.TempDir()
+	spec := ertmptest.ClipSpec{Video: "avc1", Audio: "mp4a", Width: 320, Height: 180, FPS: 30, GOP: 60, Duration: 4 * time.Second, VideoKbps: 250, AudioKbps: 64}
+	base := loadClip(t, ertmptest.MakeClip(t, dir, spec))
+	spec.Audio, spec.VideoKbps = "", 150
+	extra := findTrack(t, loadClip(t, ertmptest.MakeClip(t, dir, spec)), ertmptest.Video).WithID(1)
+	o := startOrigin(t, func(c *config) { c.Captions.Mode = "on" })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := ertmptest.Dial(ctx, "rtmp://"+o.rtmp+"/live/mt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	next, werr := 0, error(nil)
+	shape := func(_ ertmptest.Kind, ts time.Duration, body []byte) []byte {
+		for ; next < 2 && ts >= captionTextAt(next); next++ {
+			text, err := ertmptest.AMF0(nil, "onTextData", ertmptest.ECMAArray{{Key: "type", Value: "Text"}, {Key: "text", Value: captionTextOf(next)}})
+			if err == nil {
+				err = c.WriteData(captionTextAt(next), text)
+			}
+			werr = cmp.Or(werr, err)
+		}
+		return body
+	}
+	if err := c.Send(ctx, ertmptest.OBS, append(base, extra), ertmptest.Options{Realtime: true, Shape: shape}); err != nil || werr != nil {
+		t.Fatalf("multitrack publish: %v %v", err, werr)
+	}
+	if err := c.Unpublish(); err != nil {
+		t.Fatal(err)
+	}
+	c.Close() // the publish ends: the last segments are flushed
+	subs, _ := awaitPlaylist(t, o.url("/live/mt/subs/index.m3u8"), 10*time.Second, "2 WebVTT segments",
+		func(p *m3u8.MediaPlaylist, _ []byte) bool { return p.Count() >= 2 })
+	v0, _ := renditionPlaylist(t, o, "mt", "v0")
+	if subs.SeqNo != v0.SeqNo || subs.Count() != v0.Count() {
+		t.Errorf("WebVTT segments %d from %d, v0's %d from %d", subs.Count(), subs.SeqNo, v0.Count(), v0.SeqNo)
+	}
+	_, mv, _ := httpGet(t, o.url("/live/mt/index.m3u8"))
+	if strings.Count(string(mv), "#EXT-X-MEDIA:TYPE=SUBTITLES,") != 1 || strings.Count(string(mv), `SUBTITLES="subs"`) != strings.Count(string(mv), "#EXT-X-STREAM-INF:") {
+		t.Fatalf("multivariant playlist:\n%s", mv)
+	}
+	cues := 0
+	for _, s := range segments(subs) {
+		_, n := checkVTTSegment(t, o.url("/live/mt/subs/"+s.URI), s.Duration)
+		cues += n
+	}
+	if cues < 2 {
+		t.Fatalf("%d cues", cues)
+	}
 }
