@@ -149,6 +149,7 @@ func (r *Registry) Subtitles(rend *Stream) (*Stream, error) {
 		return nil, fmt.Errorf("subtitles of %s: %w", rend.path, err)
 	}
 	s.SetInfo(MediaInfo{Name: cc.Name, Language: cc.Language, Subtitles: true})
+	g.changed() // live again (a publisher back, or another's taking over): listed again
 	return s, nil
 }
 

@@ -92,8 +92,14 @@ func TestGroupSubtitles(t *testing.T) {
 	subs.Unpublish()
 	hi.Unpublish()
 	both(2*seg, lo)
+	if _, b := body(t, h, "/live/ev/index.m3u8"); strings.Contains(b, "SUBTITLES") {
+		t.Fatalf("subtitles listed while nobody feeds them:\n%s", b)
+	}
 	if s, err := r.Subtitles(lo); err != nil || s != subs {
 		t.Fatalf("takeover: %v", err)
+	}
+	if _, b := body(t, h, "/live/ev/index.m3u8"); !strings.Contains(b, `SUBTITLES="subs"`) || strings.Contains(b, "hi/index.m3u8") {
+		t.Fatalf("after the takeover:\n%s", b)
 	}
 	vttAt(t, subs, clk, 2*seg, seg)
 	clk.Add(seg)
