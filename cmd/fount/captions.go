@@ -213,8 +213,8 @@ func (a *api) captionsJSON(s *playlist.Stream) *apiCaptions {
 		out.InVideo = codec.Captions(sess.cc.seen.Load()).String()
 		out.Texts = sess.cc.texts.Load()
 	}
-	if out.Texts > 0 {
-		out.Subtitles = playlist.SubtitlesRendition
+	if out.Texts > 0 || s.IsGroup() && a.reg.Stream(s.Path()+"/"+playlist.SubtitlesRendition) != nil {
+		out.Subtitles = playlist.SubtitlesRendition // a group's: whichever rendition feeds it
 	}
 	if !out.Signalled && out.InVideo == "" {
 		return nil

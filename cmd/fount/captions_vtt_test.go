@@ -121,6 +121,10 @@ func TestCaptionTextGroupTakeover(t *testing.T) {
 	if b := get("/live/ev/index.m3u8"); !strings.Contains(b, `TYPE=SUBTITLES,GROUP-ID="subs",NAME="Deutsch",LANGUAGE="de"`) || !strings.Contains(b, `SUBTITLES="subs"`) {
 		t.Fatalf("multivariant playlist:\n%s", b)
 	}
+	a := &api{reg: reg, pub: pub}
+	if cc := a.captionsJSON(mv); cc == nil || !cc.Signalled || cc.Name != "Deutsch" || cc.Subtitles != "subs" {
+		t.Errorf("the group's captions in the API: %+v", cc)
+	}
 	out := logs.String()
 	for _, want := range []string{
 		`msg="captions signalled for the stream's renditions" stream=live/ev/hi by="caption text"`,
