@@ -106,14 +106,17 @@ func (s *Stream) Captions() *Captions {
 	return g.captions
 }
 
-// A captioned stream whose encoder also sends caption text (onTextData,
-// onCaption) gets a WebVTT subtitle rendition, SubtitlesRendition, listed
-// as EXT-X-MEDIA TYPE=SUBTITLES from its first segment on. Its segments
-// are WebVTT files (segN.vtt) lined up with the media's by start time,
-// whole (no LL-HLS parts) and never in fMP4.
+// A stream that signals captions — a captioned stream, or a group of
+// renditions that signals them (CaptionGroup) — and whose encoder also
+// sends caption text (onTextData, onCaption) gets a WebVTT subtitle
+// rendition, SubtitlesRendition, listed as EXT-X-MEDIA TYPE=SUBTITLES
+// from its first segment on. Its segments are WebVTT files (segN.vtt)
+// lined up with the media's by start time, whole (no LL-HLS parts) and
+// never in fMP4. One media rendition's publisher feeds it at a time: the
+// one that holds it live (Subtitles).
 
-// SubtitlesRendition is the WebVTT rendition of a captioned stream:
-// APP/NAME/subs/index.m3u8.
+// SubtitlesRendition is the WebVTT rendition of a captioned stream or of
+// a group: APP/NAME/subs/index.m3u8.
 const SubtitlesRendition = "subs"
 
 // subsGroup is the GROUP-ID of the subtitles' EXT-X-MEDIA.
@@ -121,13 +124,20 @@ const subsGroup = "subs"
 
 const vttType = "text/vtt; charset=utf-8"
 
-// Subtitles returns the WebVTT rendition of rend's captioned group, made
-// at the first call (and taken again on a later publish); its segments
-// are handed over as WebVTT.
+// Subtitles returns the WebVTT rendition of rend's group, made at the
+// first call, for rend's publisher to feed; its segments are handed over
+// as WebVTT. The group must signal captions (its NAME and LANGUAGE are
+// the subtitles'). While another publisher feeds it (it is live), it
+// returns ErrStreamBusy; once that one leaves, the next call takes it
+// over.
 func (r *Registry) Subtitles(rend *Stream) (*Stream, error) {
 	g := rend.group
-	if g == nil || g.captions == nil {
-		return nil, fmt.Errorf("subtitles of %s: %w: not a captioned stream", rend.path, ErrShape)
+	if g == nil || rend.vtt.Load() {
+		return nil, fmt.Errorf("subtitles of %s: %w: not a captioned stream or a rendition", rend.path, ErrShape)
+	}
+	cc := g.signalled()
+	if cc == nil {
+		return nil, fmt.Errorf("subtitles of %s: %w: its multivariant playlist signals no captions", rend.path, ErrShape)
 	}
 	r.mu.Lock()
 	s, err := r.memberLocked(g.parent, SubtitlesRendition)
@@ -138,7 +148,8 @@ func (r *Registry) Subtitles(rend *Stream) (*Stream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("subtitles of %s: %w", rend.path, err)
 	}
-	s.SetInfo(MediaInfo{Name: g.captions.Name, Language: g.captions.Language, Subtitles: true})
+	s.SetInfo(MediaInfo{Name: cc.Name, Language: cc.Language, Subtitles: true})
+	g.changed() // live again (a publisher back, or another's taking over): listed again
 	return s, nil
 }
 

@@ -258,6 +258,9 @@ func (r *Registry) PublishRendition(path, rend string) (*Stream, error) {
 	if rend == playlistName || strings.HasPrefix(rend, "seg") || strings.HasPrefix(rend, "init") {
 		return nil, fmt.Errorf("publish %s rendition %q: a rendition may not be named like the stream's own files", path, rend)
 	}
+	if rend == SubtitlesRendition {
+		return nil, fmt.Errorf("publish %s rendition %q: the name is the stream's WebVTT subtitles rendition's", path, rend)
+	}
 	if err := storage.ValidKey(path + "/" + rend); err != nil {
 		return nil, fmt.Errorf("publish %s rendition %q: %w", path, rend, err)
 	}
@@ -286,6 +289,9 @@ func (r *Registry) SplitTracks(s *Stream) bool {
 	defer r.mu.Unlock()
 	if s.variants() != nil {
 		return true
+	}
+	if s.group != nil {
+		return false // a rendition already (a captioned stream's): no group in a group
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -60,7 +60,11 @@ func (s *Stream) end(final bool) {
 }
 
 // resume takes a new publisher on an idle or ended stream; numbering goes
-// on and the next segment carries EXT-X-DISCONTINUITY.
+// on and the next segment carries EXT-X-DISCONTINUITY. A WebVTT rendition
+// takes its discontinuities from its group's media instead (a media
+// rendition's publisher back marks one for all; another rendition's
+// publisher taking the subtitles over marks none), so that the
+// discontinuity sequences agree.
 func (s *Stream) resume() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -69,7 +73,7 @@ func (s *Stream) resume() error {
 	}
 	s.state = StateLive
 	s.since = s.cfg.Now()
-	s.pendingDisc = s.nextMSN > 0
+	s.pendingDisc = s.nextMSN > 0 && !s.vtt.Load()
 	if s.keys != nil {
 		s.keys.reset() // a new publish, a new key
 	}

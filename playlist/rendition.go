@@ -24,7 +24,10 @@ func (s *Stream) alignLocked(start time.Duration) {
 		return
 	}
 	fresh := !s.grouped
-	a := g.align(start, s.nextMSN, fresh || s.pendingDisc, s.pendingDisc)
+	// A WebVTT rendition's segment follows a media segment that its start
+	// already numbered: it may always take that number, also past a gap
+	// (its publisher left, or another rendition's took it over).
+	a := g.align(start, s.nextMSN, fresh || s.pendingDisc || s.vtt.Load(), s.pendingDisc)
 	if a.aligned {
 		s.alignedSegs.Add(1)
 		if s.misalignedSegs.Load() > 0 && s.lastMisaligned {
@@ -56,10 +59,11 @@ func (s *Stream) alignLocked(start time.Duration) {
 }
 
 // numbersOwnLocked reports whether a rendition of a group numbers its
-// segments on its own: the alternative audio of a multitrack push.
+// segments on its own: the alternative audio of a multitrack push (not
+// its WebVTT rendition, which follows the video's numbers).
 func (s *Stream) numbersOwnLocked() bool {
 	in := s.info.Load()
-	return s.group != nil && s.group.multitrack && in != nil && in.VideoCodecs == ""
+	return s.group != nil && s.group.multitrack && in != nil && in.VideoCodecs == "" && !in.Subtitles
 }
 
 // fillGapsLocked lists the numbers from s.nextMSN up to msn, which the

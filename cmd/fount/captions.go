@@ -123,12 +123,7 @@ func (s *session) captioned() {
 	if s.stream.Rendition() != "" {
 		// A rendition of a group: the group signals them, if it is not
 		// too late.
-		if s.stream.SignalledCaptions() != nil {
-			return
-		}
-		if s.pub.reg.CaptionGroup(s.stream, cc) {
-			s.log.Info("captions signalled for the stream's renditions", "name", cc.Name, "language", cc.Language)
-		} else {
+		if s.stream.SignalledCaptions() == nil && !s.captionGroup("captions in the video") {
 			s.log.Info("captions are passed through but not signalled: the stream's multivariant playlist was out before they came")
 		}
 		return
@@ -140,6 +135,18 @@ func (s *session) captioned() {
 	}
 	s.log.Info("captions signalled: the stream serves a multivariant playlist", "rendition", rend.Path(), "name", cc.Name, "language", cc.Language)
 	s.moveTo(rend)
+}
+
+// captionGroup has the group of the session's rendition signal its
+// captions, if its multivariant playlist never went out, and reports
+// whether it does.
+func (s *session) captionGroup(why string) bool {
+	cc := playlist.Captions{Name: s.ccCfg.Name, Language: s.ccCfg.Language}
+	if !s.pub.reg.CaptionGroup(s.stream, cc) {
+		return false
+	}
+	s.log.Info("captions signalled for the stream's renditions", "by", why, "name", cc.Name, "language", cc.Language)
+	return true
 }
 
 // moveTo has the session feed rend instead of its stream; only before the
@@ -206,8 +213,8 @@ func (a *api) captionsJSON(s *playlist.Stream) *apiCaptions {
 		out.InVideo = codec.Captions(sess.cc.seen.Load()).String()
 		out.Texts = sess.cc.texts.Load()
 	}
-	if out.Texts > 0 {
-		out.Subtitles = playlist.SubtitlesRendition
+	if out.Texts > 0 || s.IsGroup() && a.reg.Stream(s.Path()+"/"+playlist.SubtitlesRendition) != nil {
+		out.Subtitles = playlist.SubtitlesRendition // a group's: whichever rendition feeds it
 	}
 	if !out.Signalled && out.InVideo == "" {
 		return nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -138,43 +139,90 @@ func appendCueText(b []byte, text string) []byte {
 
 // CaptionText takes a caption text message: the stream is captioned (at
 // once, if its shape is not chosen yet) and gets its subtitles rendition.
+//
+// In a group of renditions (grouped pushes; a multitrack publisher's text
+// goes to its first video track's rendition), the group's one WebVTT
+// rendition is fed by one rendition's publisher at a time: the first
+// whose text comes, until it leaves. The others keep their texts too (an
+// encoder with one subtitle stream sends the same on every output), and
+// the first of them to find the subtitles free, at a text or a segment,
+// takes them over from its next segment on, without a discontinuity.
 func (s *session) CaptionText(at time.Duration, ct ingest.CaptionText) {
-	if s.ccCfg.Mode == "off" || s.kind != 0 {
+	if s.ccCfg.Mode == "off" {
+		return
+	}
+	if s.stream.IsGroup() {
+		// A multitrack publisher's own session: its text is timed by, and
+		// served beside, its first video track.
+		if s.textTo != nil {
+			s.textTo.CaptionText(at, ct)
+		} else if !s.cc.textLogged {
+			s.cc.textLogged = true
+			s.log.Info("caption text is not served: it came before the publisher's first video track")
+		}
 		return
 	}
 	at += s.shift.off
-	if s.stream.Captions() == nil && !s.cc.decided && s.stream.Rendition() == "" {
+	if s.stream.Rendition() != "" && s.stream.SignalledCaptions() == nil {
+		// A rendition: the group signals captions, with this text, if its
+		// multivariant playlist never went out.
+		s.captionGroup("caption text")
+	} else if s.stream.Captions() == nil && !s.cc.decided && s.stream.Rendition() == "" {
 		s.cc.decided = true // the text comes first: it decides
 		s.captioned()
 	}
-	if s.stream.Captions() == nil {
+	if s.stream.SignalledCaptions() == nil {
 		if !s.cc.textLogged {
 			s.cc.textLogged = true
-			s.log.Info("caption text is not served: the stream's shape was fixed without captions (see --captions on)")
+			if s.stream.Rendition() != "" {
+				s.log.Info("caption text is not served: the stream's multivariant playlist went out without captions (see --captions on)")
+			} else {
+				s.log.Info("caption text is not served: the stream's shape was fixed without captions (see --captions on)")
+			}
 		}
 		return
 	}
-	if s.subs == nil {
-		subs, err := s.pub.reg.Subtitles(s.stream)
-		if err != nil {
-			if !s.cc.textLogged {
-				s.cc.textLogged = true
-				s.log.Warn("caption text is not served", "err", err)
-			}
-			return
-		}
-		s.subs, s.vtt = subs, &vttTrack{}
-		s.log.Info("caption text: serving a WebVTT subtitles rendition", "rendition", subs.Path())
+	if s.vtt == nil {
+		s.vtt = &vttTrack{}
 	}
 	s.cc.texts.Add(1)
 	s.vtt.add(at, ct.Text)
+	s.claimSubtitles()
+}
+
+// claimSubtitles has the session feed the stream's WebVTT rendition, if
+// no other publisher does.
+func (s *session) claimSubtitles() {
+	if s.subs != nil || s.vtt == nil {
+		return
+	}
+	subs, err := s.pub.reg.Subtitles(s.stream)
+	if errors.Is(err, playlist.ErrStreamBusy) {
+		if !s.cc.textLogged {
+			s.cc.textLogged = true
+			s.log.Info("caption text of this rendition is not served while another rendition's publisher feeds the subtitles; it takes them over if that one leaves")
+		}
+		return
+	}
+	if err != nil {
+		if !s.cc.textLogged {
+			s.cc.textLogged = true
+			s.log.Warn("caption text is not served", "err", err)
+		}
+		return
+	}
+	s.subs = subs
+	s.log.Info("caption text: serving a WebVTT subtitles rendition", "rendition", subs.Path())
 }
 
 // subtitlesSegment hands the subtitles rendition the WebVTT segment of a
 // media segment just handed over.
 func (s *session) subtitlesSegment(seg segmenter.Segment) {
 	if s.subs == nil {
-		return
+		s.claimSubtitles() // another rendition's publisher may have left
+		if s.subs == nil {
+			return
+		}
 	}
 	if err := s.subs.Segment(playlist.Segment{
 		Data: s.vtt.segment(seg.Start, seg.Duration), Duration: seg.Duration,

@@ -128,6 +128,9 @@ type session struct {
 	ccCfg     captionFlags     // the stream's captions settings: its own (streams.go) over the global flags
 	subs      *playlist.Stream // the WebVTT rendition, once caption text came (captions_vtt.go)
 	vtt       *vttTrack
+	// textTo: a multitrack publisher's session hands its caption text to
+	// its first video track's (captions_vtt.go).
+	textTo *session
 }
 
 func (s *session) segmenter() *segmenter.Segmenter {
@@ -182,6 +185,9 @@ func (s *session) TrackSession(kind segmenter.Kind, id uint8) (ingest.Session, e
 	ts.shift = s.shift // the tracks of one publisher move together
 	if kind == segmenter.Video {
 		s.shift.video = true
+		if s.textTo == nil {
+			s.textTo = ts
+		}
 	}
 	ts.hook = nil // the publisher's own session says when it ends
 	return ts, nil
