@@ -324,6 +324,9 @@ func probeFile(t *testing.T, file, name string) segInfo {
 	}
 	first := true
 	for _, pk := range r.Packets {
+		if pk.CodecType == "audio" {
+			si.audioEnd = math.Max(si.audioEnd, f64(pk.PTSTime)+f64(pk.Duration))
+		}
 		if pk.CodecType != kind {
 			continue
 		}
