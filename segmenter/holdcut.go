@@ -16,7 +16,11 @@ import "time"
 // new configuration, Flush). Nothing is re-timed: frames only move to the
 // other side of the boundary, and Segment.Duration is still the next
 // keyframe's DTS minus this one's. Without B-frames (PTS = DTS) no cut is
-// held.
+// held. With parts, the part that completes a segment near its target
+// stays open (partDue) until the next video frame, so that this audio (and
+// without B-frames, the audio between the last video frame and the
+// keyframe) has a part to go into: a part handed over at its last video
+// frame would leave it only an audio-only part of ~0 duration.
 
 const (
 	// holdMargin: the cut is made without the audio once a video frame

@@ -66,7 +66,7 @@ func source(t testing.TB) string {
 
 // sourceNoBFrames is source's stream without B-frames (PTS == DTS), for
 // what hls.js 1.7.4 mishandles with them: 608 captions in coded order
-// (TestBrowserCaptions), an interstitial's boundary (TestBrowserInterstitials).
+// (TestBrowserCaptions).
 func sourceNoBFrames(t testing.TB) string {
 	t.Helper()
 	dir := filepath.Dir(source(t))
