@@ -343,3 +343,34 @@ func TestHeldCutBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestHeldCutMetadata: a timed ID3 tag due between a cutting keyframe's DTS
+// and its PTS goes with the keyframe, into the segment it opens, as before
+// cuts were held: the audio muxed into the ending segment while the cut is
+// held (presented up to that PTS) does not take it.
+func TestHeldCutMetadata(t *testing.T) {
+	tags := testTags(t)
+	s, c, _ := newTest(t, Config{TargetDuration: time.Second}, true, true)
+	g := newSynth(30, true, true)
+	g.run(t, s, 1500*time.Millisecond)
+	// The keyframe at DTS 2 s is presented at 2.067 s; the audio frame at
+	// 2.063 s goes into the segment before it.
+	if err := s.AddMetadata(TimedID3{Tag: tags[0], PTS: 2050 * time.Millisecond, HasPTS: true}); err != nil {
+		t.Fatal(err)
+	}
+	g.run(t, s, 3*time.Second)
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for i, seg := range c.segs {
+		n := 0
+		for _, p := range demuxTS(t, seg.Data).pes {
+			if p.pid == id3PID {
+				n++
+			}
+		}
+		if want := seg.Start == 2*time.Second; (n == 1) != want {
+			t.Errorf("segment %d at %v: %d tags", i, seg.Start, n)
+		}
+	}
+}
