@@ -32,19 +32,21 @@ func (s *Segmenter) SetVideoConfig(v *codec.Video) error {
 	if old := s.videoSet; old != nil && old.Codec == v.Codec && bytes.Equal(old.Record, v.Record) {
 		return nil
 	}
+	// A held cut is made first: its frames are of the old configuration.
+	herr := s.releaseHeld()
 	old := s.video
 	s.video, s.videoSet = v, v
 	if s.started {
 		if s.tracks&Video == 0 {
 			s.warnLateTrack(Video)
-			return nil
+			return herr
 		}
 		if old != nil {
 			s.configChanged("video", old.Codec, v.Codec)
 		}
 	}
 	s.publishInfo()
-	return s.maybeStart(false)
+	return firstErr(herr, s.maybeStart(false))
 }
 
 // SetAudioConfig sets the audio codec configuration: from the sequence
@@ -64,19 +66,20 @@ func (s *Segmenter) SetAudioConfig(a *codec.Audio) error {
 	if old := s.audio; old != nil && sameAudio(old, a) {
 		return nil
 	}
+	herr := s.releaseHeld()
 	old := s.audio
 	s.audio = a
 	if s.started {
 		if s.tracks&Audio == 0 {
 			s.warnLateTrack(Audio)
-			return nil
+			return herr
 		}
 		if old != nil {
 			s.configChanged("audio", old.Codec, a.Codec)
 		}
 	}
 	s.publishInfo()
-	return s.maybeStart(false)
+	return firstErr(herr, s.maybeStart(false))
 }
 
 // refuse answers a configuration of a codec the format cannot carry: the

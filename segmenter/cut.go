@@ -23,13 +23,25 @@ func (s *Segmenter) writeStarted(f Frame) error {
 		s.countDrop(DropMalformed)
 		return nil
 	}
-	hasVideo := s.tracks&Video != 0
-	if f.Kind == Video || !hasVideo {
+	if f.Kind == Video || s.tracks&Video == 0 {
 		s.curPTS = f.PTS
 	}
 	if f.Kind == Video {
 		return s.writeVideo(f)
 	}
+	if !s.holding {
+		return s.writeAudio(f)
+	}
+	if s.holdsAudio(f) {
+		return s.holdAudio(f)
+	}
+	return firstErr(s.releaseHold(), s.writeAudio(f))
+}
+
+// writeAudio muxes an audio frame, or defers it to the next part, or cuts
+// there (audio-only, or video stalled).
+func (s *Segmenter) writeAudio(f Frame) error {
+	hasVideo := s.tracks&Video != 0
 	delta, jumped := s.observe(&s.at, f.DTS, "audio")
 	if hasVideo {
 		if !s.open || (s.first && f.DTS < s.segStart) {
@@ -47,7 +59,9 @@ func (s *Segmenter) writeStarted(f Frame) error {
 			err := firstErr(s.flushPending(), s.cut(Audio, f.DTS, d, 0, false))
 			return firstErr(err, s.muxAudio(f, true, jumped))
 		}
-		if s.partsOn && !s.partPrimary && !s.partForced {
+		// Audio after the open part goes with the next video frame; after
+		// a part kept open (partDue), only what is presented after its end.
+		if s.partsOn && ((!s.partPrimary && !s.partForced) || (s.partDue && (jumped || s.pendingDisc || f.DTS >= s.partDueEnd))) {
 			return s.deferAudio(f, jumped)
 		}
 		return s.muxAudio(f, false, jumped)
@@ -72,6 +86,20 @@ func (s *Segmenter) writeStarted(f Frame) error {
 }
 
 func (s *Segmenter) writeVideo(f Frame) error {
+	if !s.holding {
+		return s.placeVideo(f)
+	}
+	if s.holdsVideo(f) {
+		return s.holdVideo(f)
+	}
+	err := s.releaseHold()
+	s.curPTS = f.PTS
+	return firstErr(err, s.placeVideo(f))
+}
+
+// placeVideo muxes a video frame, cutting (or holding the cut) where it
+// opens a segment.
+func (s *Segmenter) placeVideo(f Frame) error {
 	delta, jumped := s.observe(&s.vt, f.DTS, "video")
 	if f.Key && (!s.open || s.pendingDisc) && (s.video.Width == 0 || s.video.Height == 0) {
 		// A VP9 record carries no picture size: the keyframe that opens
@@ -111,13 +139,11 @@ func (s *Segmenter) writeVideo(f Frame) error {
 	if f.Key {
 		s.noteKeyframe(f.DTS)
 		if s.pendingDisc || s.elapsed+step+cutTolerance >= s.target || s.cutDue(f.PTS) {
-			err := s.cut(Video, f.DTS, s.elapsed+step, f.DTS, !jumped)
-			return firstErr(err, s.afterVideo(s.muxVideo(f, true)))
+			return s.cutAtKey(f, s.elapsed+step, jumped)
 		}
 		if s.overCap(s.elapsed + step) {
 			s.noteCap(s.elapsed+step, true)
-			err := s.cut(Video, f.DTS, s.elapsed+step, f.DTS, !jumped)
-			return firstErr(err, s.afterVideo(s.muxVideo(f, true)))
+			return s.cutAtKey(f, s.elapsed+step, jumped)
 		}
 	} else {
 		s.framesSince++
@@ -130,8 +156,12 @@ func (s *Segmenter) writeVideo(f Frame) error {
 			return firstErr(err, s.afterVideo(s.muxVideo(f, true)))
 		}
 	}
+	var err error
+	if s.partDue {
+		err = s.closeDuePart(f.DTS, !jumped)
+	}
 	s.elapsed += step
-	return s.afterVideo(s.muxVideo(f, false))
+	return firstErr(err, s.afterVideo(s.muxVideo(f, false)))
 }
 
 // overCap reports whether the segment being built, were it d long, would
@@ -461,7 +491,10 @@ func (s *Segmenter) muxAudio(f Frame, segStart, jump bool) error {
 		}
 		return err
 	}
-	if s.meta.pending.Load() || len(s.meta.q) > 0 {
+	if (s.meta.pending.Load() || len(s.meta.q) > 0) && !s.holding {
+		// Not while a cut is held: a tag due before the keyframe's PTS
+		// goes with the keyframe, into the segment it opens, as it did
+		// before the hold.
 		s.muxMetadata(f.DTS)
 	}
 	s.segAudio = true

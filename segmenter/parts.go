@@ -43,7 +43,13 @@ func (s *Segmenter) afterPrimary(k Kind, err error) error {
 	// millisecond timestamps is up to 1 ms off the real grid, so a frame
 	// that ends the part up to 1 ms late still fits (clampPart).
 	if d >= s.cfg.PartDuration-time.Millisecond || d+est > s.cfg.PartDuration+time.Millisecond {
-		return s.closePart(s.clampPart(d), 0, false, false)
+		if k == Video && s.dueOpen() {
+			// The next frame may cut: the audio up to the cut (holdcut.go)
+			// goes into this part, handed over at that frame.
+			s.partDue, s.partDueD, s.partDueEnd = true, s.clampPart(d), s.segStart+end
+			return nil
+		}
+		return s.closePart(s.clampPart(d), 0, false, s.segmentDue())
 	}
 	return nil
 }
@@ -69,8 +75,13 @@ func (s *Segmenter) deferAudio(f Frame, jumped bool) error {
 	s.pend = append(s.pend, bufferedFrame{kind: Audio, dts: f.DTS, pts: f.DTS, jump: jumped, off: len(s.pendData), n: len(f.Data)})
 	s.pendData = append(s.pendData, f.Data...)
 	if f.DTS-s.pend[0].dts >= s.cfg.PartDuration || len(s.pendData) > maxProbeBytes {
+		var err error
+		if s.partDue {
+			// No video frame came to close the part kept open.
+			err = s.closePart(s.partDueD, 0, false, s.segmentDue())
+		}
 		s.partForced = true
-		return s.flushPending()
+		return firstErr(err, s.flushPending())
 	}
 	return nil
 }
@@ -79,15 +90,21 @@ func (s *Segmenter) flushPending() error {
 	if len(s.pend) == 0 {
 		return nil
 	}
+	err := s.muxPending(s.pend)
+	s.pend = s.pend[:0]
+	s.pendData = s.pendData[:0]
+	return err
+}
+
+// muxPending muxes deferred audio frames, in order.
+func (s *Segmenter) muxPending(pend []bufferedFrame) error {
 	var first error
-	for _, bf := range s.pend {
+	for _, bf := range pend {
 		f := Frame{Kind: Audio, DTS: bf.dts, PTS: bf.pts, Data: s.pendData[bf.off : bf.off+bf.n]}
 		if err := s.muxAudio(f, false, bf.jump); err != nil && first == nil {
 			first = err
 		}
 	}
-	s.pend = s.pend[:0]
-	s.pendData = s.pendData[:0]
 	return first
 }
 
@@ -117,21 +134,21 @@ func (s *Segmenter) segmentDue() bool {
 }
 
 func (s *Segmenter) resetPart() {
-	s.partPrimary, s.partIndep, s.partForced = false, false, false
+	s.partPrimary, s.partIndep, s.partForced, s.partDue = false, false, false, false
 	s.partFrames = 0
 }
 
 // closePart hands over the open part: the bytes written since it opened
-// (fMP4: its samples, written now as one fragment). last says that the
-// segment is being finished.
-func (s *Segmenter) closePart(d, nextVideo time.Duration, known, last bool) error {
+// (fMP4: its samples, written now as one fragment). due is its SegmentDue:
+// true when the segment is being finished.
+func (s *Segmenter) closePart(d, nextVideo time.Duration, known, due bool) error {
 	if err := s.mux.flush(nextVideo, known, s.frameDuration(Video)); err != nil {
 		return fmt.Errorf("segmenter: muxing: %w", err)
 	}
 	s.takeKeys() // before handed moves on
 	end := len(s.out.buf)
 	p := Part{Data: s.out.buf[s.partStart:end:end], Duration: d, Independent: s.partIndep, SegmentStart: s.segStart,
-		SegmentDue: last || s.segmentDue()}
+		SegmentDue: due}
 	s.maxPart = max(s.maxPart, len(p.Data))
 	s.partStartEl += d
 	s.resetPart()

@@ -218,7 +218,8 @@ func (r *partRun) check(t *testing.T) {
 				t.Errorf("segment %d: first part not independent", i)
 			}
 			// Handed over during the WriteFrame of the frame that completed
-			// it, or of the keyframe that cut the segment, or in Flush.
+			// it, or of the keyframe that cut the segment or a frame after
+			// it that made the cut held for audio (holdcut.go), or in Flush.
 			scale := int64(90000)
 			if r.audio && r.format == FormatFMP4 {
 				scale = 44100
@@ -229,6 +230,7 @@ func (r *partRun) check(t *testing.T) {
 					t.Errorf("segment %d part %d handed over in Flush", i, k)
 				}
 			case last && i+1 < len(c.segs) && at.DTS == c.segs[i+1].Start && (at.Key || r.audio):
+			case last && i+1 < len(c.segs) && !r.audio && at.DTS > c.segs[i+1].Start && at.DTS <= c.segs[i+1].StartPTS+holdMargin:
 			default:
 				if want := toTicks(at.DTS, scale); (dts != want && !(r.jumped && r.format == FormatFMP4)) || (r.audio != (at.Kind == Audio)) {
 					t.Errorf("segment %d part %d: handed over at the %v frame %v, its last sample is at %d (want %d)", i, k, at.Kind, at.DTS, dts, want)
@@ -311,7 +313,9 @@ func TestParts(t *testing.T) {
 
 // TestPartsDeferredAudio: audio that arrives after the frame that closed a
 // part goes into the next part (with the next video frame), not into a
-// stranded audio-only part at the end of the segment.
+// stranded audio-only part at the end of the segment; at the end of a
+// segment, the audio presented before the next keyframe goes into the
+// segment's last part, kept open for it (holdcut.go).
 func TestPartsDeferredAudio(t *testing.T) {
 	for _, format := range []Format{FormatTS, FormatFMP4} {
 		g := newSynth(30, true, true)
@@ -322,12 +326,17 @@ func TestPartsDeferredAudio(t *testing.T) {
 			}
 		}
 		if format == FormatFMP4 {
-			// Segment 1's first part holds the audio from just before its
-			// keyframe, in the fragment after the keyframe's own.
+			// Segment 1's first part holds audio from its keyframe's PTS
+			// on, in the fragment after the keyframe's own; its second part
+			// the audio from just before its first video frame.
 			seg := r.c.segs[1]
 			fr := fragments(t, seg.Parts[0].Data)
-			if len(fr) != 2 || len(fr[0]) != 1 || len(fr[1]) != 2 || fr[1][1].id != 2 || int64(fr[1][1].tfdt) >= toTicks(seg.Start, 44100) {
-				t.Errorf("first part of segment 1: %+v", fr)
+			if len(fr) != 2 || len(fr[0]) != 1 || len(fr[1]) != 2 || fr[1][1].id != 2 || int64(fr[1][1].tfdt) < toTicks(seg.StartPTS, 44100) {
+				t.Errorf("first part of segment 1 (start %v, PTS %v): %+v", seg.Start, seg.StartPTS, fr)
+			}
+			fr = fragments(t, seg.Parts[1].Data)
+			if len(fr) != 1 || len(fr[0]) != 2 || fr[0][1].id != 2 || time.Duration(fr[0][1].tfdt)*time.Second/44100 >= time.Duration(fr[0][0].tfdt)*time.Second/90000 {
+				t.Errorf("second part of segment 1: %+v", fr)
 			}
 		}
 	}

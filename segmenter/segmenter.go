@@ -175,6 +175,20 @@ type Segmenter struct {
 	// a segment would have a duration of ~0).
 	pend     []bufferedFrame
 	pendData []byte
+	// partDue: the open part is complete, but the next video frame may cut
+	// the segment, so it stays open for the audio up to that cut; partDueD
+	// is its duration, partDueEnd where it ends on the stream timeline.
+	partDue    bool
+	partDueD   time.Duration
+	partDueEnd time.Duration
+
+	// A cut held for the audio up to its keyframe's PTS (holdcut.go): the
+	// keyframe and the video frames after it, and the ending segment's
+	// duration.
+	holding  bool
+	held     []bufferedFrame
+	heldData []byte
+	holdDur  time.Duration
 
 	// Keyframes of the current segment (Segment.IFrames): their ranges as
 	// the muxer reports them (takeKeys), and where each came, relative to
@@ -517,14 +531,16 @@ func (s *Segmenter) audioFrame() time.Duration {
 
 // Flush ends the stream (end of publish): it emits the partial last segment
 // if it has frames. Frames written afterwards start a new segment, flagged
-// Discontinuity, at the next keyframe. Audio deferred for a video frame that
-// will not come (parts only; at most one video frame interval) is dropped.
+// Discontinuity, at the next keyframe. A cut held for audio (holdcut.go) is
+// made first. Audio deferred for a video frame that will not come (parts
+// only; at most one video frame interval) is dropped.
 func (s *Segmenter) Flush() error {
 	var err error
 	if !s.started {
 		// Short stream: start with whatever configs arrived.
 		err = s.maybeStart(true)
 	}
+	err = firstErr(err, s.releaseHeld())
 	if !s.open {
 		return err
 	}

@@ -17,7 +17,10 @@ type Config struct {
 	Logger         *slog.Logger     // nil = slog.Default()
 	Format         Format           // output container; default MPEG-TS
 	// PartDuration is the LL-HLS part target; 0 = no parts. A part is
-	// handed over as soon as the frame that completes it is written. Part
+	// handed over as soon as the frame that completes it is written, except
+	// the one that may end its segment (SegmentDue), which waits for the
+	// next video frame and, at a cut, for the audio presented before the
+	// cutting keyframe (see holdcut.go). Part
 	// durations are <= PartDuration (a part that would exceed it by up to
 	// 1 ms of millisecond-timestamp rounding is reported as PartDuration, the
 	// difference going to the next part); only a gap in the timestamps
@@ -186,7 +189,8 @@ type Sink interface {
 	// a codec change, before the first segment that needs it.
 	Init(Init) error
 	// Part (PartDuration > 0 only) is each finished part, as soon as the
-	// frame that completes it has been written.
+	// frame that completes it has been written (the last of a segment:
+	// with the cut; see Config.PartDuration).
 	Part(Part) error
 	// Segment is the finished segment; its last Part was handed over just
 	// before.

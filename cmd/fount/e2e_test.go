@@ -66,7 +66,7 @@ func source(t testing.TB) string {
 
 // sourceNoBFrames is source's stream without B-frames (PTS == DTS), for
 // what hls.js 1.7.4 mishandles with them: 608 captions in coded order
-// (TestBrowserCaptions), an interstitial's boundary (TestBrowserInterstitials).
+// (TestBrowserCaptions).
 func sourceNoBFrames(t testing.TB) string {
 	t.Helper()
 	dir := filepath.Dir(source(t))
@@ -341,6 +341,7 @@ type segInfo struct {
 	firstVideoKey      bool
 	minPTS, maxPTS     float64 // video (or audio when audio-only)
 	frameDur           float64
+	audioEnd           float64 // the last audio frame's PTS plus its duration; 0 without audio
 }
 
 // fetchSegments downloads every listed segment, checks each decodes on its
@@ -389,6 +390,24 @@ func checkContinuity(t *testing.T, segs []segInfo, wantVideo, wantAudio bool) {
 	}
 }
 
+// checkAudioEnds checks that each segment's audio ends where its video does
+// (the next segment's keyframe is presented), within one AAC frame at
+// 48 kHz (and 2 ms of millisecond timestamps): with B-frames the video ends
+// a composition delay after the keyframe's DTS, and a player that waits
+// for both tracks at a boundary (hls.js before an interstitial) stalls if
+// the audio ends short of it.
+func checkAudioEnds(t *testing.T, segs []segInfo) {
+	t.Helper()
+	for _, s := range segs {
+		videoEnd := s.maxPTS + s.frameDur
+		d := s.audioEnd - videoEnd
+		t.Logf("%s: audio ends %+.1f ms from the video's end (%.3f s)", s.uri, d*1000, videoEnd)
+		if d < -0.002 || d > 1024.0/48000+0.002 {
+			t.Errorf("%s: audio ends at %.4f s, video at %.4f s", s.uri, s.audioEnd, videoEnd)
+		}
+	}
+}
+
 // checkTargetDuration applies RFC 8216 4.3.3.1 to a playlist as written.
 func checkTargetDuration(t *testing.T, p *m3u8.MediaPlaylist, body []byte) {
 	t.Helper()
@@ -429,6 +448,7 @@ func TestE2EPushAndPlay(t *testing.T) {
 	checkTargetDuration(t, p, body)
 	segs := fetchSegments(t, o, "/live/mystream/", p)
 	checkContinuity(t, segs, true, true)
+	checkAudioEnds(t, segs[:len(segs)-1])
 
 	// A player reading the whole playlist decodes it without a warning.
 	out, err := exec.Command("ffmpeg", "-hide_banner", "-v", "warning", "-i", url, "-f", "null", "-").CombinedOutput()

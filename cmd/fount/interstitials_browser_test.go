@@ -59,13 +59,12 @@ func TestBrowserInterstitials(t *testing.T) {
 		requireTool(t, tool)
 	}
 	browserDeps(t)
-	// The live source has no B-frames, unlike source(): with them, each
-	// fount segment's audio ends one composition delay (2 frames) before
-	// its video, and hls.js 1.7.4 enters an interstitial only once the
+	// With B-frames: hls.js 1.7.4 enters an interstitial only once the
 	// primary is buffered (audio and video) to within 10 ms of the
-	// boundary, which it places at the video's end: it stalled there and
-	// never loaded the asset (see docs/markers.md, Interstitials).
-	src := sourceNoBFrames(t)
+	// boundary, which it places at the video's end (the next keyframe's
+	// PTS); fount's segments carry their audio up to there (see
+	// docs/markers.md, Interstitials).
+	src := source(t)
 
 	// The asset: 4 s of fMP4 HLS, VOD, with the live stream's codecs and
 	// size (so hls.js may append it in place), in four 1 s segments.
