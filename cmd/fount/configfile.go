@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"sort"
 	"strings"
@@ -57,22 +58,8 @@ func loadConfigFile(fs *pflag.FlagSet, path string, overridden func(*pflag.Flag)
 	fail := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{path}, args...)...))
 	}
-	seen := map[string]int{} // key → line of its first occurrence
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		k, v := root.Content[i], root.Content[i+1]
-		if k.Kind == yaml.AliasNode && k.Alias != nil {
-			k = k.Alias
-		}
-		if k.Kind != yaml.ScalarNode {
-			fail("line %d: a key must be a flag name, got %s", k.Line, nodeKind(k))
-			continue
-		}
+	for k, v := range mappingKeys(root, "a key must be a flag name", "duplicate key", fail) {
 		key := k.Value
-		if first, dup := seen[key]; dup {
-			fail("duplicate key %q (lines %d and %d)", key, first, k.Line)
-			continue
-		}
-		seen[key] = k.Line
 		if key == "config" {
 			fail("key %q: a config file cannot name another config file (line %d)", key, k.Line)
 			continue
@@ -109,6 +96,34 @@ func loadConfigFile(fs *pflag.FlagSet, path string, overridden func(*pflag.Flag)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// mappingKeys yields mapping m's scalar keys, each once, with their values;
+// a key that is not a scalar (notScalar, e.g. "a key must be a flag name")
+// or repeats one before it (dup, e.g. "duplicate key") is reported through
+// fail and skipped.
+func mappingKeys(m *yaml.Node, notScalar, dup string, fail func(format string, args ...any)) iter.Seq2[*yaml.Node, *yaml.Node] {
+	return func(yield func(k, v *yaml.Node) bool) {
+		seen := map[string]int{} // key → line of its first occurrence
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			k, v := m.Content[i], m.Content[i+1]
+			if k.Kind == yaml.AliasNode && k.Alias != nil {
+				k = k.Alias
+			}
+			if k.Kind != yaml.ScalarNode {
+				fail("line %d: %s, got %s", k.Line, notScalar, nodeKind(k))
+				continue
+			}
+			if first, ok := seen[k.Value]; ok {
+				fail("%s %q (lines %d and %d)", dup, k.Value, first, k.Line)
+				continue
+			}
+			seen[k.Value] = k.Line
+			if !yield(k, v) {
+				return
+			}
+		}
+	}
 }
 
 // parseConfigYAML returns the top node of the file's single document, or nil

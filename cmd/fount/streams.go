@@ -84,22 +84,11 @@ func parseStreams(path string, v *yaml.Node, fail func(format string, args ...an
 		fail("key %q: want a mapping of APP/NAME to settings (live/show: {captions-language: de}), got %s (line %d)", streamsKey, nodeKind(v), v.Line)
 		return t
 	}
-	seen := map[string]int{}
-	for i := 0; i+1 < len(v.Content); i += 2 {
-		k, sv := v.Content[i], v.Content[i+1]
-		if k.Kind == yaml.AliasNode && k.Alias != nil {
-			k = k.Alias
-		}
-		if k.Kind != yaml.ScalarNode {
-			fail("key %q: line %d: a stream must be APP/NAME, got %s", streamsKey, k.Line, nodeKind(k))
-			continue
-		}
+	inStreams := func(format string, args ...any) {
+		fail("key %q: "+format, append([]any{streamsKey}, args...)...)
+	}
+	for k, sv := range mappingKeys(v, "a stream must be APP/NAME", "duplicate stream", inStreams) {
 		name := k.Value
-		if first, dup := seen[name]; dup {
-			fail("key %q: duplicate stream %q (lines %d and %d)", streamsKey, name, first, k.Line)
-			continue
-		}
-		seen[name] = k.Line
 		ok := validStreamPath(name) // api.go: as `fount token` and the API check it
 		if !ok {
 			fail("key %q: stream %q: want APP/NAME, e.g. live/show (letters, digits, '-', '_', '.') (line %d)", streamsKey, name, k.Line)
@@ -128,22 +117,8 @@ func parseStreamSettings(stream string, v *yaml.Node, fail func(format string, a
 		fail("stream %q: "+format, append([]any{stream}, args...)...)
 		good = false
 	}
-	seen := map[string]int{}
-	for i := 0; i+1 < len(v.Content); i += 2 {
-		k, sv := v.Content[i], v.Content[i+1]
-		if k.Kind == yaml.AliasNode && k.Alias != nil {
-			k = k.Alias
-		}
-		if k.Kind != yaml.ScalarNode {
-			bad("line %d: a key must be a setting name, got %s", k.Line, nodeKind(k))
-			continue
-		}
+	for k, sv := range mappingKeys(v, "a key must be a setting name", "duplicate key", bad) {
 		key := k.Value
-		if first, dup := seen[key]; dup {
-			bad("duplicate key %q (lines %d and %d)", key, first, k.Line)
-			continue
-		}
-		seen[key] = k.Line
 		value, err := scalarValue(sv)
 		if err != nil {
 			bad("key %q: %v", key, err)
