@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -24,15 +23,8 @@ import (
 func captionTextABRClip(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	var srt strings.Builder
-	for n := range 6 {
-		at := captionTextAt(n)
-		fmt.Fprintf(&srt, "%d\n00:00:%02d,000 --> 00:00:%02d,500\n%s\n\n", n+1, int(at.Seconds()), int(at.Seconds()), captionTextOf(n))
-	}
 	srtFile, clip := filepath.Join(dir, "text.srt"), filepath.Join(dir, "ladder.mkv")
-	if err := os.WriteFile(srtFile, []byte(srt.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeCaptionSRT(t, srtFile)
 	args := []string{"-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-i", srtFile, "-t", "12",
 		"-filter_complex", "[0:v]split=2[r0][b];[b]scale=160x90[r1]"}
@@ -158,12 +150,10 @@ func checkVTTSegment(t *testing.T, url string, dur float64) (mpegts int64, cues 
 		t.Fatalf("%s: %v\n%s", url, err, b)
 	}
 	for j := 2; j+1 < len(lines); j++ {
-		var h1, m1, s1, ms1, h2, m2, s2, ms2 int
-		if n, _ := fmt.Sscanf(lines[j], "%d:%d:%d.%d --> %d:%d:%d.%d", &h1, &m1, &s1, &ms1, &h2, &m2, &s2, &ms2); n != 8 {
+		start, end, ok := vttCueTimes(lines[j], mpegts)
+		if !ok {
 			continue
 		}
-		start := float64(mpegts)/90000 + float64(h1*3600+m1*60+s1) + float64(ms1)/1000
-		end := float64(mpegts)/90000 + float64(h2*3600+m2*60+s2) + float64(ms2)/1000
 		if end > float64(mpegts)/90000+dur+0.001 || end <= start {
 			t.Errorf("%s: cue %s leaves its segment", url, lines[j])
 		}

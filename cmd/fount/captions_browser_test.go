@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -81,15 +80,8 @@ func TestBrowserCaptions(t *testing.T) {
 	}
 	// Caption text too: ffmpeg's FLV muxer sends a text subtitle stream as
 	// onTextData, at each subtitle's start.
-	var srt strings.Builder
-	for n := range 6 {
-		at := captionTextAt(n)
-		fmt.Fprintf(&srt, "%d\n00:00:%02d,000 --> 00:00:%02d,500\n%s\n\n", n+1, int(at.Seconds()), int(at.Seconds()), captionTextOf(n))
-	}
 	srtFile, file := filepath.Join(dir, "text.srt"), filepath.Join(dir, "cc-text.flv")
-	if err := os.WriteFile(srtFile, []byte(srt.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeCaptionSRT(t, srtFile)
 	if out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-i", ccFile, "-i", srtFile,
 		"-map", "0", "-map", "1", "-c:v", "copy", "-c:a", "copy", "-c:s", "text", "-f", "flv", file).CombinedOutput(); err != nil {
 		t.Fatalf("adding the text: %v\n%s", err, out)

@@ -217,6 +217,32 @@ func captionTextAt(n int) time.Duration { return time.Duration(2*n+1) * time.Sec
 
 func captionTextOf(n int) string { return fmt.Sprintf("SUBTITLE %d", n) }
 
+// writeCaptionSRT writes the six captionTextOf texts, each at captionTextAt
+// for half a second, as an SRT file at path, for ffmpeg to send as a text
+// subtitle stream (onTextData in FLV).
+func writeCaptionSRT(t *testing.T, path string) {
+	t.Helper()
+	var srt strings.Builder
+	for n := range 6 {
+		at := captionTextAt(n)
+		fmt.Fprintf(&srt, "%d\n00:00:%02d,000 --> 00:00:%02d,500\n%s\n\n", n+1, int(at.Seconds()), int(at.Seconds()), captionTextOf(n))
+	}
+	if err := os.WriteFile(path, []byte(srt.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// vttCueTimes reads a WebVTT cue timing line into media seconds, given the
+// segment's X-TIMESTAMP-MAP MPEGTS value; ok is false for other lines.
+func vttCueTimes(line string, mpegts int64) (start, end float64, ok bool) {
+	var h1, m1, s1, ms1, h2, m2, s2, ms2 int
+	if n, _ := fmt.Sscanf(line, "%d:%d:%d.%d --> %d:%d:%d.%d", &h1, &m1, &s1, &ms1, &h2, &m2, &s2, &ms2); n != 8 {
+		return 0, 0, false
+	}
+	base := float64(mpegts) / 90000
+	return base + float64(h1*3600+m1*60+s1) + float64(ms1)/1000, base + float64(h2*3600+m2*60+s2) + float64(ms2)/1000, true
+}
+
 // textFor is the caption text shown at media time sec, on the 12 s
 // source's timeline (looped): each text until the next.
 func textFor(sec float64) string {
@@ -294,12 +320,10 @@ func TestE2ECaptionText(t *testing.T) {
 		}
 		prevMPEGTS, prevDur = mpegts, s.Duration
 		for j := 2; j+1 < len(lines); j++ {
-			var h1, m1, s1, ms1, h2, m2, s2, ms2 int
-			if n, _ := fmt.Sscanf(lines[j], "%d:%d:%d.%d --> %d:%d:%d.%d", &h1, &m1, &s1, &ms1, &h2, &m2, &s2, &ms2); n != 8 {
+			start, end, ok := vttCueTimes(lines[j], mpegts)
+			if !ok {
 				continue
 			}
-			start := float64(mpegts)/90000 + float64(h1*3600+m1*60+s1) + float64(ms1)/1000
-			end := float64(mpegts)/90000 + float64(h2*3600+m2*60+s2) + float64(ms2)/1000
 			if end > float64(mpegts)/90000+s.Duration+0.001 || end <= start {
 				t.Errorf("%s: cue %s leaves its segment", s.URI, lines[j])
 			}
