@@ -149,6 +149,8 @@ func startOrigin(t testing.TB, mod func(*config)) *origin {
 	t.Helper()
 	cfg := defaultConfig()
 	cfg.RTMPAddr, cfg.HTTPAddr, cfg.APIAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	// WebRTC's default port is fixed: tests that want it set their own.
+	cfg.WebRTCUDPAddr = ""
 	if mod != nil {
 		mod(&cfg)
 	}

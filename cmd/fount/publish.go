@@ -11,6 +11,7 @@ import (
 
 	"github.com/fount-live/fount/ingest"
 	"github.com/fount-live/fount/playlist"
+	"github.com/fount-live/fount/rtc"
 	"github.com/fount-live/fount/segmenter"
 	"github.com/fount-live/fount/segmenter/codec"
 )
@@ -22,6 +23,7 @@ type publisher struct {
 	log  *slog.Logger
 	hook *ingest.Webhook // nil unless --auth webhook
 	cc   captionFlags    // --captions (captions.go)
+	rtc  *rtc.Server     // WebRTC playback; nil when off
 
 	mu       sync.Mutex
 	sessions map[string]*session // latest session per stream path, for the API
@@ -73,6 +75,9 @@ func (p *publisher) newSession(st *playlist.Stream, cfg segmenter.Config, remote
 	}
 	p.sessions[st.Path()] = s
 	p.mu.Unlock()
+	if p.rtc != nil && st.Rendition() == "" && !st.IsGroup() {
+		s.tap = p.rtc.Feed(st.Path())
+	}
 	return s
 }
 
@@ -122,6 +127,16 @@ type session struct {
 	cc        ccWatch          // captions in the video (captions.go)
 	subs      *playlist.Stream // the WebVTT rendition, once caption text came (captions_vtt.go)
 	vtt       *vttTrack
+	tap       frameTap // WebRTC playback's feed of the stream; nil if none
+}
+
+// frameTap is a second consumer of a publish's media beside the
+// segmenter: WebRTC playback (rtc.Feed). It is called on the publisher's
+// goroutine, with bytes valid only during the call, and must not block.
+type frameTap interface {
+	VideoConfig(*codec.Video)
+	AudioConfig(*codec.Audio)
+	Frame(segmenter.Frame)
 }
 
 func (s *session) segmenter() *segmenter.Segmenter {
@@ -184,10 +199,18 @@ func (s *session) TrackSession(kind segmenter.Kind, id uint8) (ingest.Session, e
 func (s *session) VideoConfig(v *codec.Video) error {
 	s.shift.video = true
 	s.captionsVideo(v)
+	if s.tap != nil {
+		s.tap.VideoConfig(v)
+	}
 	return s.segmenter().SetVideoConfig(v)
 }
 
-func (s *session) AudioConfig(a *codec.Audio) error { return s.segmenter().SetAudioConfig(a) }
+func (s *session) AudioConfig(a *codec.Audio) error {
+	if s.tap != nil {
+		s.tap.AudioConfig(a)
+	}
+	return s.segmenter().SetAudioConfig(a)
+}
 
 func (s *session) Frame(f segmenter.Frame) error {
 	sh := s.shift
@@ -212,6 +235,10 @@ func (s *session) Frame(f segmenter.Frame) error {
 	}
 	if f.Key && f.Kind == segmenter.Video && s.pub.cc.Mode != "off" {
 		s.captionsKeyframe(f)
+	}
+	if s.tap != nil {
+		// Before the segmenter, which may rewrite the bytes in place.
+		s.tap.Frame(f)
 	}
 	return s.segmenter().WriteFrame(f)
 }
