@@ -96,7 +96,7 @@ func h264Formats(md *sdp.MediaDescription) map[string]map[string]string {
 			continue
 		}
 		pt, enc, ok := strings.Cut(a.Value, " ")
-		if ok && strings.EqualFold(strings.SplitN(enc, "/", 2)[0], "H264") {
+		if ok && strings.EqualFold(strings.TrimSpace(enc), "H264/90000") {
 			pts[pt] = map[string]string{}
 		}
 	}

@@ -139,8 +139,8 @@ func (srv *Server) newPeer(ctx context.Context, s *session, offer string, info o
 	if err := pc.SetLocalDescription(answer); err != nil {
 		return fail(fmt.Errorf("%w: %w", errBadOffer, err))
 	}
-	if len(vs.Sender().GetParameters().Codecs) == 0 {
-		return fail(fmt.Errorf("%w: no H.264 format in common with the offer", errBadOffer))
+	if cs := vs.Sender().GetParameters().Codecs; len(cs) == 0 || cs[0].ClockRate != 90000 {
+		return fail(fmt.Errorf("%w: no H.264 format (90 kHz) in common with the offer", errBadOffer))
 	}
 	select {
 	case <-gathered:

@@ -22,6 +22,7 @@ import (
 type whepClient struct {
 	pc       *webrtc.PeerConnection
 	location string
+	answer   string
 
 	mu     sync.Mutex
 	aus    []whepAU
@@ -151,7 +152,7 @@ func (c *whepClient) connect(t *testing.T, o *origin, path, offer string, hdr ma
 	if code != http.StatusCreated || h.Get("Content-Type") != "application/sdp" || !strings.HasPrefix(h.Get("Location"), path+"/") {
 		t.Fatalf("POST %s: %d %q Location %q: %s", path, code, h.Get("Content-Type"), h.Get("Location"), answer)
 	}
-	c.location = h.Get("Location")
+	c.location, c.answer = h.Get("Location"), answer
 	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		t.Fatalf("the answer: %v\n%s", err, answer)
 	}
@@ -197,6 +198,7 @@ func TestWHEP(t *testing.T) {
 	lockEndToEndLogged(t)
 	o := startOrigin(t, func(c *config) {
 		c.WebRTCUDPAddr, c.WebRTCMaxSessions = "127.0.0.1:0", 2
+		c.ReconnectWindow = time.Second
 		c.PlayAuth, c.PlaySecret = "token", testPlaySecret
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -242,6 +244,11 @@ func TestWHEP(t *testing.T) {
 	}
 
 	c.connect(t, o, endpoint, offer, map[string]string{"Authorization": "Bearer " + good})
+	// The stream is High profile with AAC: H.264 High is answered, the
+	// audio section refused (port 0).
+	if !strings.Contains(c.answer, "profile-level-id=64") || !strings.Contains(c.answer, "m=audio 0 ") {
+		t.Errorf("answer without H.264 High, or with audio:\n%s", c.answer)
+	}
 	aus := c.await(t, 1, 10*time.Second)
 	first := time.Since(c.posted)
 	if nt := aus[0].nalus; !bytes.Contains(nt, []byte{7}) || !bytes.Contains(nt, []byte{8}) || !bytes.Contains(nt, []byte{5}) {
@@ -274,19 +281,30 @@ func TestWHEP(t *testing.T) {
 	if code, body, h := postOffer(t, o.url(endpoint+"?"+good), offer3, nil); code != http.StatusServiceUnavailable || h.Get("Retry-After") == "" {
 		t.Errorf("third session: %d %q Retry-After %q, want 503 with one", code, body, h.Get("Retry-After"))
 	}
-	if code := httpDelete(t, o.url(c2.location)); code != http.StatusOK {
-		t.Errorf("DELETE the second: %d", code)
-	}
-
 	// DELETE ends the session.
 	if code := httpDelete(t, o.url(c.location)); code != http.StatusOK {
 		t.Errorf("DELETE: %d", code)
 	}
-	if v := webrtcSessions(t, o); v != 0 {
-		t.Errorf("fount_webrtc_sessions %v after DELETE, want 0", v)
+	if v := webrtcSessions(t, o); v != 1 {
+		t.Errorf("fount_webrtc_sessions %v after DELETE, want 1 (the second viewer's)", v)
 	}
 	if code := httpDelete(t, o.url(c.location)); code != http.StatusNotFound {
 		t.Errorf("DELETE again: %d, want 404", code)
+	}
+
+	// The stream ends (the publisher leaves, the reconnect window
+	// passes): the second viewer's session closes.
+	cancel()
+	push.Wait()
+	deadline = time.Now().Add(10 * time.Second)
+	for webrtcSessions(t, o) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a session outlived its stream by 10 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code := httpDelete(t, o.url(c2.location)); code != http.StatusNotFound {
+		t.Errorf("DELETE of a session its stream's end closed: %d, want 404", code)
 	}
 }
 
