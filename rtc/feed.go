@@ -2,6 +2,7 @@ package rtc
 
 import (
 	"encoding/hex"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,12 @@ type frame struct {
 type Feed struct {
 	path string
 	now  func() time.Time
+	log  *slog.Logger
+
+	// bframes: a video frame came whose presentation time is not its
+	// decode time. Browsers' WebRTC H.264 decoders cannot reorder: they
+	// show such a stream's keyframes only.
+	bframes atomic.Bool
 
 	viewers atomic.Int32 // len(sessions), read without the lock on the hot path
 	// coldAfter is the Unix nanosecond time after which a feed without
@@ -70,8 +77,8 @@ type videoConf struct {
 	width, height  int
 }
 
-func newFeed(path string, now func() time.Time) *Feed {
-	return &Feed{path: path, now: now, sessions: make(map[*session]struct{})}
+func newFeed(path string, now func() time.Time, log *slog.Logger) *Feed {
+	return &Feed{path: path, now: now, log: log, sessions: make(map[*session]struct{})}
 }
 
 // VideoConfig takes the stream's video configuration: H.264 is served,
@@ -115,6 +122,10 @@ func (f *Feed) opus() bool {
 // Frame takes one frame of the stream. Nobody watching (and nobody for
 // keepWarm): it returns at once, copying nothing.
 func (f *Feed) Frame(fr segmenter.Frame) {
+	if fr.Kind == segmenter.Video && fr.PTS != fr.DTS && !f.bframes.Load() {
+		f.bframes.Store(true)
+		f.log.Warn("the stream's video has B-frames: browsers' WebRTC players show only its keyframes (encode without B-frames for WebRTC viewers, e.g. x264 -bf 0)", "stream", f.path)
+	}
 	if f.viewers.Load() == 0 && f.now().UnixNano() > f.coldAfter.Load() {
 		if f.copying { // gone cold: let the GOP go
 			f.copying = false

@@ -18,16 +18,16 @@ const maxOfferBytes = 64 << 10
 
 // offerInfo is what fount needs of a viewer's offer.
 type offerInfo struct {
-	// profileLevelID is the H.264 format to answer with: the offer's own
-	// profile and constraints for the stream's profile_idc, with the
-	// stream's level (level-asymmetry-allowed lets the level differ).
+	// profileLevelID is the H.264 format to answer with: the offer's
+	// profile and constraints that best fit the stream's (profileRank),
+	// with the stream's level (level-asymmetry-allowed lets it differ).
 	profileLevelID string
 	audio          bool // the offer has an audio section that can receive
 }
 
-// checkOffer reads an SDP offer and finds in it an H.264 format
-// (packetization-mode=1) of the stream's profile (profileLevelID, as
-// "64001f") in a video section that can receive. Any other offer is
+// checkOffer reads an SDP offer and finds in it the H.264 format
+// (packetization-mode=1) that best fits the stream's profile
+// (profileLevelID, as "64001f") in a video section that can receive. Any other offer is
 // refused with an error wrapping errBadOffer.
 func checkOffer(body []byte, profileLevelID string) (offerInfo, error) {
 	var info offerInfo
@@ -45,7 +45,8 @@ func checkOffer(body []byte, profileLevelID string) (offerInfo, error) {
 	if err != nil || len(want) != 3 {
 		return info, fmt.Errorf("the stream's profile-level-id %q is not 3 bytes of hex", profileLevelID)
 	}
-	video, h264 := false, false
+	video := false
+	best, bestRank := "", 0
 	for _, md := range sd.MediaDescriptions {
 		if md == nil || md.MediaName.Port.Value == 0 || direction(md) == "sendonly" || direction(md) == "inactive" {
 			continue
@@ -57,12 +58,11 @@ func checkOffer(body []byte, profileLevelID string) (offerInfo, error) {
 			video = true
 			for _, params := range h264Formats(md) {
 				plid, err := hex.DecodeString(params["profile-level-id"])
-				if params["packetization-mode"] != "1" || err != nil || len(plid) != 3 || plid[0] != want[0] {
+				if params["packetization-mode"] != "1" || err != nil || len(plid) != 3 {
 					continue
 				}
-				h264 = true
-				if info.profileLevelID == "" || plid[1] == want[1] {
-					info.profileLevelID = hex.EncodeToString([]byte{plid[0], plid[1], want[2]})
+				if r := profileRank(want, plid); r > bestRank {
+					best, bestRank = hex.EncodeToString([]byte{plid[0], plid[1], want[2]}), r
 				}
 			}
 		}
@@ -70,10 +70,34 @@ func checkOffer(body []byte, profileLevelID string) (offerInfo, error) {
 	switch {
 	case !video:
 		return info, fmt.Errorf("%w: no video section that can receive (m=video, recvonly or sendrecv)", errBadOffer)
-	case !h264:
-		return info, fmt.Errorf("%w: no H.264 with packetization-mode=1 and profile %s (profile_idc %d) in the offer's video, which the stream needs", errBadOffer, profileName(want[0]), want[0])
+	case best == "":
+		return info, fmt.Errorf("%w: no H.264 with packetization-mode=1 in the offer's video, which the stream (H.264 %s) needs", errBadOffer, profileName(want[0]))
 	}
+	info.profileLevelID = best
 	return info, nil
+}
+
+// profileRank ranks an offered H.264 profile (profile-level-id bytes) for
+// a stream of profile want: the stream's own profile first (its own
+// constraints best), then one whose decoders must decode it (High 4:4:4
+// Predictive decodes High and High 10), then any other, Main before
+// Baseline. Browsers decode any profile with their one H.264 decoder, and
+// Chromium offers no High (64) for receiving: it gets High 4:4:4
+// Predictive (f4), which covers High. 0: not H.264 fount can send.
+func profileRank(want, offered []byte) int {
+	switch {
+	case offered[0] == want[0] && offered[1] == want[1]:
+		return 6
+	case offered[0] == want[0]:
+		return 5
+	case offered[0] == 244 && (want[0] == 100 || want[0] == 110 || want[0] == 122):
+		return 4
+	case offered[0] == 77:
+		return 3
+	case offered[0] == 66 && offered[1]&0x40 != 0: // constrained baseline
+		return 2
+	}
+	return 1
 }
 
 // direction returns a media section's direction attribute ("" if none).

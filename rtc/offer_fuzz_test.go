@@ -93,8 +93,9 @@ func FuzzAnswer(f *testing.F) {
 	})
 }
 
-// TestAnswerProfiles: the answer carries the offer's H.264 format of the
-// stream's profile; an offer without it is refused with the reason.
+// TestAnswerProfiles: the answer carries the offer's H.264 format that
+// best fits the stream's profile; an offer without H.264 is refused with
+// the reason.
 func TestAnswerProfiles(t *testing.T) {
 	srv := testServer(t)
 	_, answer, err := srv.Answer(context.Background(), "live/x", []byte(chromiumOffer))
@@ -104,9 +105,19 @@ func TestAnswerProfiles(t *testing.T) {
 	if !strings.Contains(answer, "a=rtpmap:127 H264/90000") || !strings.Contains(answer, "m=audio 0 ") {
 		t.Errorf("want Chromium's High format (127) and the audio refused:\n%s", answer)
 	}
-	noHigh := strings.ReplaceAll(chromiumOffer, "profile-level-id=640034", "profile-level-id=4d0034")
-	if _, _, err := srv.Answer(context.Background(), "live/x", []byte(noHigh)); !errors.Is(err, errBadOffer) || !strings.Contains(err.Error(), "High") {
-		t.Errorf("an offer without High: %v", err)
+	// Chromium 156 offers no High for receiving: High 4:4:4 Predictive
+	// (f4), which High decoders' superset is, or else Main.
+	noHigh := strings.ReplaceAll(chromiumOffer, "profile-level-id=640034", "profile-level-id=f40034")
+	if _, answer, err := srv.Answer(context.Background(), "live/x", []byte(noHigh)); err != nil || !strings.Contains(answer, "profile-level-id=f400") {
+		t.Errorf("an offer without High: %v\n%s", err, answer)
+	}
+	noF4 := strings.ReplaceAll(chromiumOffer, "profile-level-id=640034", "profile-level-id=42e034")
+	if _, answer, err := srv.Answer(context.Background(), "live/x", []byte(noF4)); err != nil || !strings.Contains(answer, "profile-level-id=4d001f") {
+		t.Errorf("an offer without High or f4: %v\n%s", err, answer)
+	}
+	vp8 := chromiumOffer[:strings.Index(chromiumOffer, "a=rtpmap:102")]
+	if _, _, err := srv.Answer(context.Background(), "live/x", []byte(vp8)); !errors.Is(err, errBadOffer) || !strings.Contains(err.Error(), "no H.264") {
+		t.Errorf("a VP8-only offer: %v", err)
 	}
 	if _, _, err := srv.Answer(context.Background(), "live/none", []byte(chromiumOffer)); !errors.Is(err, errNoStream) {
 		t.Errorf("no stream: %v", err)

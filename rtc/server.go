@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -102,6 +103,10 @@ func New(cfg Config) (*Server, error) {
 		networks = append(networks, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
 	}
 	s.se.SetNetworkTypes(networks)
+	// A server's candidates are its addresses (or PublicIPs), never
+	// mDNS names, and it asks no LAN for a browser's: the browser's checks
+	// reach it and name their address (peer-reflexive).
+	s.se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		s.se.SetIncludeLoopbackCandidate(true) // tests, and a host's own viewers
 	}
@@ -149,7 +154,7 @@ func (s *Server) Feed(path string) *Feed {
 	defer s.mu.Unlock()
 	f := s.feeds[path]
 	if f == nil || f.isEnded() {
-		f = newFeed(path, s.cfg.Now)
+		f = newFeed(path, s.cfg.Now, s.log)
 		s.feeds[path] = f
 	}
 	return f
@@ -190,6 +195,9 @@ type StreamInfo struct {
 	Viewers int  // connected viewers
 	Video   bool // the stream's video can be played (H.264)
 	Audio   bool // viewers get audio (Opus); AAC is not sent
+	// BFrames: the video has B-frames, which browsers' WebRTC decoders
+	// do not take (they show the keyframes only).
+	BFrames bool
 }
 
 // Stream returns the WebRTC side of the stream at path; ok is false if
@@ -202,7 +210,7 @@ func (s *Server) Stream(path string) (StreamInfo, bool) {
 		return StreamInfo{}, false
 	}
 	vc, opus := f.info()
-	return StreamInfo{Viewers: int(f.viewers.Load()), Video: vc != nil, Audio: opus}, true
+	return StreamInfo{Viewers: int(f.viewers.Load()), Video: vc != nil, Audio: opus, BFrames: f.bframes.Load()}, true
 }
 
 func (s *Server) remove(ss *session) {

@@ -124,6 +124,9 @@ type apiWebRTC struct {
 	// Audio: viewers get audio (Opus passed through); an AAC source
 	// gives video-only sessions (WebRTC cannot carry AAC untranscoded).
 	Audio bool `json:"audio"`
+	// BFrames: the video has B-frames, which browsers' WebRTC players
+	// cannot show (only its keyframes): encode without them for WebRTC.
+	BFrames bool `json:"b_frames"`
 }
 
 // apiAlignment counts a rendition's segments that lined up with the other
@@ -176,7 +179,7 @@ func (a *api) streamJSON(s *playlist.Stream, pubs map[string]ingest.PublisherSta
 	out.Captions = a.captionsJSON(s)
 	if a.rtc != nil && s.Rendition() == "" {
 		if w, ok := a.rtc.Stream(st.Path); ok {
-			out.WebRTC = &apiWebRTC{WHEPPath: "/" + st.Path + "/whep", Viewers: w.Viewers, Video: w.Video, Audio: w.Audio}
+			out.WebRTC = &apiWebRTC{WHEPPath: "/" + st.Path + "/whep", Viewers: w.Viewers, Video: w.Video, Audio: w.Audio, BFrames: w.BFrames}
 		}
 	}
 	if info, ok := a.pub.segmenterInfo(st.Path); ok {

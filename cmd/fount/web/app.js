@@ -107,6 +107,7 @@
   // ---- players ----
 
   function startPlayer(card) {
+    stopRealtime(card);
     stopPlayer(card);
     card.playerError.hidden = true;
     const video = card.video;
@@ -156,6 +157,69 @@
     }
   }
 
+  // ---- real time: WebRTC playback (WHEP, docs/webrtc.md) ----
+
+  // startRealtime plays the stream over WebRTC in the card's <video>
+  // instead of HLS: one recvonly offer with every candidate (no trickle)
+  // POSTed to /APP/NAME/whep, the answer applied; the session's URL
+  // (Location) is DELETEd when it stops.
+  async function startRealtime(card) {
+    stopPlayer(card);
+    card.playerError.hidden = true;
+    const pc = new RTCPeerConnection();
+    card.pc = pc;
+    card.realtimeButton.textContent = 'Back to HLS';
+    set(card.realtimeNote, 'connecting…');
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    const media = new MediaStream();
+    pc.ontrack = (e) => {
+      media.addTrack(e.track);
+      card.video.srcObject = media;
+      const p = card.video.play();
+      if (p && p.catch) p.catch(() => {});
+    };
+    pc.onconnectionstatechange = () => {
+      if (card.pc !== pc) return;
+      const st = pc.connectionState;
+      set(card.realtimeNote, st === 'connected' ? 'playing over WebRTC' : st);
+      if (st === 'failed') showPlayerError(card, 'WebRTC: the connection failed (is UDP ' + 'to the WebRTC port open?)');
+    };
+    try {
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise((resolve) => {
+        if (pc.iceGatheringState === 'complete') return resolve();
+        pc.addEventListener('icegatheringstatechange', () => { if (pc.iceGatheringState === 'complete') resolve(); });
+        setTimeout(resolve, 2000); // what is gathered by then will do
+      });
+      const resp = await fetch(card.whepURL, {
+        method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp,
+      });
+      const body = await resp.text();
+      if (card.pc !== pc) return;
+      if (resp.status !== 201) throw new Error(resp.status + ' ' + body.trim());
+      card.whepSession = new URL(resp.headers.get('Location'), card.whepURL).href;
+      await pc.setRemoteDescription({ type: 'answer', sdp: body });
+    } catch (e) {
+      if (card.pc !== pc) return;
+      showPlayerError(card, 'WebRTC: ' + (e && e.message ? e.message : e));
+      stopRealtime(card);
+    }
+  }
+
+  function stopRealtime(card) {
+    if (!card.pc) return;
+    card.pc.close();
+    card.pc = null;
+    if (card.whepSession) {
+      fetch(card.whepSession, { method: 'DELETE' }).catch(() => {});
+      card.whepSession = '';
+    }
+    card.video.srcObject = null;
+    card.realtimeButton.textContent = 'Watch in real time';
+    set(card.realtimeNote, '');
+  }
+
   function showPlayerError(card, msg) {
     card.playerError.textContent = msg;
     card.playerError.hidden = false;
@@ -182,6 +246,13 @@
       bitrateIn: q('.bitrate-in'),
       bitrateOut: q('.bitrate-out'),
       viewers: q('.viewers'),
+      webrtc: q('.webrtc'),
+      realtimeRow: q('[data-realtime-row]'),
+      realtimeButton: q('[data-realtime]'),
+      realtimeNote: q('[data-realtime-note]'),
+      pc: null,          // the WebRTC (WHEP) player's connection, while it plays
+      whepURL: '',
+      whepSession: '',
       segments: q('.segments'),
       publisher: q('.publisher'),
       uptime: q('.uptime'),
@@ -192,6 +263,14 @@
     };
     addRecordings(card, el);
     card.copy.addEventListener('click', () => copyURL(card));
+    card.realtimeButton.addEventListener('click', () => {
+      if (card.pc) {
+        stopRealtime(card);
+        startPlayer(card);
+      } else {
+        startRealtime(card);
+      }
+    });
     return card;
   }
 
@@ -413,6 +492,12 @@
     set(card.bitrateIn, bitrate(s.bitrate_in_bps));
     set(card.bitrateOut, bitrate(s.bitrate_out_bps));
     set(card.viewers, typeof s.viewers_estimate === 'number' ? String(s.viewers_estimate) : '–');
+    const rtc = s.webrtc;
+    set(card.webrtc, rtc ? rtc.viewers + ' viewer' + (rtc.viewers === 1 ? '' : 's') +
+      (rtc.video ? (rtc.audio ? ', video and audio' : ', video only (the audio is not Opus)') : ', no H.264 video') +
+      (rtc.b_frames ? '; B-frames: browsers show only keyframes' : '') : 'off');
+    card.realtimeRow.hidden = !(rtc && rtc.video) && !card.pc;
+    if (rtc) card.whepURL = playbackURL(httpPort, rtc.whep_path);
     set(card.segments, (s.segments ?? '–') + ' segments, ' + (s.parts ?? '–') + ' parts, next #' + (s.next_media_sequence ?? '–'));
     const pub = s.publisher;
     set(card.publisher, pub && pub.remote ? pub.remote : 'none');
@@ -425,7 +510,7 @@
     if (!card.rec && url !== card.url) {
       card.url = url;
       startPlayer(card);
-    } else if (!card.hls && !card.video.getAttribute('src') && card.retryAt && Date.now() >= card.retryAt) {
+    } else if (!card.pc && !card.hls && !card.video.getAttribute('src') && card.retryAt && Date.now() >= card.retryAt) {
       card.retryAt = 0;
       startPlayer(card);
     }
@@ -445,6 +530,7 @@
     // Gone streams first, so that the others' cards need not move.
     for (const [path, card] of cards) {
       if (seen.has(path)) continue;
+      stopRealtime(card);
       stopPlayer(card);
       card.el.remove();
       cards.delete(path);
