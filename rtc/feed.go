@@ -102,6 +102,9 @@ func (f *Feed) VideoConfig(v *codec.Video) {
 	}
 	f.video = vc
 	f.gop, f.gopBytes = nil, 0
+	for s := range f.sessions {
+		s.skip = true // a publisher back: its viewers resume at its keyframe
+	}
 }
 
 // AudioConfig takes the stream's audio configuration. Only Opus can go to

@@ -267,6 +267,12 @@ func TestWHEP(t *testing.T) {
 	if v := webrtcSessions(t, o); v != 1 {
 		t.Errorf("fount_webrtc_sessions %v, want 1", v)
 	}
+	// The API (checked against the OpenAPI description): one viewer,
+	// H.264, no audio (AAC), B-frames (the test source has them).
+	st, _ := apiCall(t, o, apiSpec(t), "GET", "/api/v1/streams/live/rt", "/api/v1/streams/{app}/{name}", "", http.StatusOK).(map[string]any)
+	if w, _ := st["webrtc"].(map[string]any); w == nil || w["whep_path"] != endpoint || w["viewers"] != 1.0 || w["video"] != true || w["audio"] != false || w["b_frames"] != true {
+		t.Errorf("the API's webrtc: %v", st["webrtc"])
+	}
 
 	// A second viewer joins a watched stream: it starts at once, on the
 	// kept GOP's keyframe. Then the session limit (2): a third is refused.
