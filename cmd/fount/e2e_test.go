@@ -622,7 +622,7 @@ func TestCLIErrors(t *testing.T) {
 	os.Unsetenv("FOUNT_PLAYLIST_SIZE")
 
 	o := startClassic(t, nil)
-	if code := run(ctx, []string{"serve", "--rtmp-addr", o.rtmp, "--http-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0"}); code != exitError {
+	if code := run(ctx, []string{"serve", "--rtmp-addr", o.rtmp, "--http-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0", "--webrtc-udp-addr", ""}); code != exitError {
 		t.Errorf("taken port: exit %d, want 1", code)
 	}
 }

@@ -17,7 +17,9 @@ func TestWebRTCFlags(t *testing.T) {
 		want string // "" for valid
 	}{
 		{func(c *config) { c.WebRTCUDPAddr = "" }, ""},
-		{func(c *config) { c.WebRTCPublicIPs, c.WebRTCSTUN = "203.0.113.7, 2001:db8::1", "stun:stun.example.com:3478,stun:10.0.0.1" }, ""},
+		{func(c *config) {
+			c.WebRTCPublicIPs, c.WebRTCSTUN = "203.0.113.7, 2001:db8::1", "stun:stun.example.com:3478,stun:10.0.0.1"
+		}, ""},
 		{func(c *config) { c.WebRTCUDPAddr = "no-port" }, "--webrtc-udp-addr"},
 		{func(c *config) { c.WebRTCPublicIPs = "203.0.113.7,example.com" }, `--webrtc-public-ips: "example.com"`},
 		{func(c *config) { c.WebRTCSTUN = "stun.example.com:3478" }, "--webrtc-stun"},
