@@ -271,8 +271,9 @@ func (s *Server) Answer(ctx context.Context, path string, offer []byte) (id, ans
 	}
 	s.byID[ss.id] = ss
 	s.total++
-	s.mu.Unlock()
+	// Under the lock that saw the server open: Close cannot be waiting yet.
 	s.wg.Go(ss.run)
+	s.mu.Unlock()
 	audio := "none"
 	switch {
 	case opus && ss.audio != nil:

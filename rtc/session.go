@@ -33,16 +33,17 @@ const (
 // an Opus track when the stream's audio is Opus), fed from its stream's
 // Feed through a bounded queue by its own goroutine.
 type session struct {
-	id     string
-	srv    *Server
-	feed   *Feed
-	log    *slog.Logger
-	pc     *webrtc.PeerConnection
-	video  *webrtc.TrackLocalStaticRTP
-	audio  *webrtc.TrackLocalStaticRTP // nil: the stream's audio is not Opus
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	done   chan struct{} // closed once the session is cleaned up
+	id      string
+	srv     *Server
+	feed    *Feed
+	log     *slog.Logger
+	pc      *webrtc.PeerConnection
+	video   *webrtc.TrackLocalStaticRTP
+	audio   *webrtc.TrackLocalStaticRTP // nil: the stream's audio is not Opus
+	senders []*webrtc.RTPSender
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	done    chan struct{} // closed once the session is cleaned up
 
 	connected chan struct{}
 	connOnce  sync.Once
@@ -147,18 +148,7 @@ func (srv *Server) newPeer(ctx context.Context, s *session, offer string, info o
 	case <-ctx.Done():
 		return fail(ctx.Err())
 	}
-	// RTCP must be read for the interceptors to see it (NACKs resend
-	// from the packet cache); the reads end when the connection closes.
-	for _, snd := range senders {
-		srv.wg.Go(func() {
-			buf := make([]byte, 1500)
-			for {
-				if _, _, err := snd.Read(buf); err != nil {
-					return
-				}
-			}
-		})
-	}
+	s.senders = senders
 	s.vpack = rtp.NewPacketizer(mtu, 0, 0, &codecs.H264Payloader{}, rtp.NewRandomSequencer(), 90000)
 	if s.audio != nil {
 		s.apack = rtp.NewPacketizer(mtu, 0, 0, &codecs.OpusPayloader{}, rtp.NewRandomSequencer(), 48000)
@@ -206,6 +196,20 @@ func (s *session) run() {
 	defer close(s.done)
 	defer s.srv.remove(s)
 	defer func() { _ = s.pc.Close() }()
+	// RTCP must be read for the interceptors to see it (NACKs resend
+	// from the packet cache); the reads end when the connection closes.
+	// Started here, by a goroutine the server counts, so that none
+	// starts after Close has waited for them all.
+	for _, snd := range s.senders {
+		s.srv.wg.Go(func() {
+			buf := make([]byte, 1500)
+			for {
+				if _, _, err := snd.Read(buf); err != nil {
+					return
+				}
+			}
+		})
+	}
 	t := time.NewTimer(connectTimeout)
 	defer t.Stop()
 	select {
