@@ -157,68 +157,11 @@
     }
   }
 
-  // ---- real time: WebRTC playback (WHEP, docs/webrtc.md) ----
+  // ---- real time: WebRTC playback (realtime.js) ----
 
-  // startRealtime plays the stream over WebRTC in the card's <video>
-  // instead of HLS: one recvonly offer with every candidate (no trickle)
-  // POSTed to /APP/NAME/whep, the answer applied; the session's URL
-  // (Location) is DELETEd when it stops.
-  async function startRealtime(card) {
-    stopPlayer(card);
-    card.playerError.hidden = true;
-    const pc = new RTCPeerConnection();
-    card.pc = pc;
-    card.realtimeButton.textContent = 'Back to HLS';
-    set(card.realtimeNote, 'connecting…');
-    pc.addTransceiver('video', { direction: 'recvonly' });
-    pc.addTransceiver('audio', { direction: 'recvonly' });
-    const media = new MediaStream();
-    pc.ontrack = (e) => {
-      media.addTrack(e.track);
-      card.video.srcObject = media;
-      const p = card.video.play();
-      if (p && p.catch) p.catch(() => {});
-    };
-    pc.onconnectionstatechange = () => {
-      if (card.pc !== pc) return;
-      const st = pc.connectionState;
-      set(card.realtimeNote, st === 'connected' ? 'playing over WebRTC' : st);
-      if (st === 'failed') showPlayerError(card, 'WebRTC: the connection failed (is UDP ' + 'to the WebRTC port open?)');
-    };
-    try {
-      await pc.setLocalDescription(await pc.createOffer());
-      await new Promise((resolve) => {
-        if (pc.iceGatheringState === 'complete') return resolve();
-        pc.addEventListener('icegatheringstatechange', () => { if (pc.iceGatheringState === 'complete') resolve(); });
-        setTimeout(resolve, 2000); // what is gathered by then will do
-      });
-      const resp = await fetch(card.whepURL, {
-        method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp,
-      });
-      const body = await resp.text();
-      if (card.pc !== pc) return;
-      if (resp.status !== 201) throw new Error(resp.status + ' ' + body.trim());
-      card.whepSession = new URL(resp.headers.get('Location'), card.whepURL).href;
-      await pc.setRemoteDescription({ type: 'answer', sdp: body });
-    } catch (e) {
-      if (card.pc !== pc) return;
-      showPlayerError(card, 'WebRTC: ' + (e && e.message ? e.message : e));
-      stopRealtime(card);
-    }
-  }
-
-  function stopRealtime(card) {
-    if (!card.pc) return;
-    card.pc.close();
-    card.pc = null;
-    if (card.whepSession) {
-      fetch(card.whepSession, { method: 'DELETE' }).catch(() => {});
-      card.whepSession = '';
-    }
-    card.video.srcObject = null;
-    card.realtimeButton.textContent = 'Watch in real time';
-    set(card.realtimeNote, '');
-  }
+  const realtimeUI = { set, showPlayerError, stopPlayer };
+  function startRealtime(card) { window.fountRealtime.start(card, realtimeUI); }
+  function stopRealtime(card) { window.fountRealtime.stop(card, realtimeUI); }
 
   function showPlayerError(card, msg) {
     card.playerError.textContent = msg;
