@@ -12,6 +12,7 @@ package rtc
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -248,16 +249,16 @@ func (s *Server) Answer(ctx context.Context, path string, offer []byte) (id, ans
 	if err != nil {
 		return "", "", err
 	}
-	var b [16]byte
+	var b [20]byte
 	_, _ = rand.Read(b[:])
 	sctx, cancel := context.WithCancelCause(s.ctx)
-	ss := &session{id: hex.EncodeToString(b[:]), srv: s, feed: f, ctx: sctx, cancel: cancel, done: make(chan struct{}),
+	ss := &session{id: hex.EncodeToString(b[:16]), vNext: binary.BigEndian.Uint32(b[16:]), srv: s, feed: f, ctx: sctx, cancel: cancel, done: make(chan struct{}),
 		connected: make(chan struct{}), q: make(chan *frame, queueFrames)}
 	ss.log = s.log.With("stream", path)
 	f.warm()
 	gctx, gcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer gcancel()
-	answer, err = s.newPeer(gctx, ss, string(offer), info, vc, opus)
+	answer, err = s.newPeer(gctx, ss, string(offer), info, opus)
 	if err != nil {
 		cancel(err)
 		return "", "", err

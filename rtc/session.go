@@ -56,13 +56,12 @@ type session struct {
 	dropped atomic.Uint64 // frames not queued: the viewer was behind
 
 	// The writer's (run's) own.
-	vpack, apack  rtp.Packetizer
-	based         bool
-	basePTS       time.Duration
-	vStart        uint32 // RTP time of basePTS, video
-	vNext         uint32 // the next burst frame's RTP time
-	aStart        uint32
-	sentFirstLive bool
+	vpack, apack rtp.Packetizer
+	based        bool
+	basePTS      time.Duration
+	vStart       uint32 // RTP time of basePTS, video
+	vNext        uint32 // the next burst frame's RTP time; starts random (RFC 3550)
+	aStart       uint32
 }
 
 // errEnded is the cause of a session ended by its owner.
@@ -70,7 +69,7 @@ var errEnded = errors.New("session ended")
 
 // newPeer builds the session's PeerConnection for offer and returns the
 // answer, once ICE gathering (host candidates on the shared ports) is done.
-func (srv *Server) newPeer(ctx context.Context, s *session, offer string, info offerInfo, vc *videoConf, opus bool) (string, error) {
+func (srv *Server) newPeer(ctx context.Context, s *session, offer string, info offerInfo, opus bool) (string, error) {
 	m := &webrtc.MediaEngine{}
 	fb := []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}}
 	h264 := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
