@@ -13,6 +13,6 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}"
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/fount /usr/local/bin/fount
 USER nonroot:nonroot
-EXPOSE 1935 8080
+EXPOSE 1935 8080 8189/udp 8189
 ENTRYPOINT ["/usr/local/bin/fount"]
 CMD ["serve"]

@@ -28,6 +28,10 @@ func (r *Registry) Handler() http.Handler {
 }
 
 func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
+	if ok, session := isWHEP(req.URL.Path); ok && req.URL.RawPath == "" {
+		r.serveWHEP(w, req, session)
+		return
+	}
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD, OPTIONS") // OPTIONS: httploop.CORS answers it
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)

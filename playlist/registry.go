@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"runtime/debug"
 	"sort"
 	"strconv"
@@ -83,6 +84,10 @@ type Config struct {
 	// PlayAuth, if set, judges every viewer request (playauth.go); the
 	// playlists it allows carry the request's query in their URIs.
 	PlayAuth PlayAuth
+	// WebRTC, if set, answers WebRTC playback (WHEP): POST
+	// /APP/NAME/whep and the session URLs under it (whep.go). Without
+	// it those paths are 404.
+	WebRTC http.Handler
 
 	// Encrypt encrypts every segment and part with AES-128 (encrypt.go),
 	// with a fresh key every KeyRotation segments (0: one per publish).

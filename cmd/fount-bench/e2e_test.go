@@ -46,7 +46,8 @@ func startFount(t *testing.T, extra ...string) (rtmp, httpAddr string) {
 		t.Fatal(err)
 	}
 	rtmp, httpAddr = freeAddr(t), freeAddr(t)
-	args := append([]string{"serve", "--rtmp-addr", rtmp, "--http-addr", httpAddr, "--api-addr", "", "--log-level", "warn"}, extra...)
+	// --webrtc-udp-addr "": its default port is fixed, and founts run at once.
+	args := append([]string{"serve", "--rtmp-addr", rtmp, "--http-addr", httpAddr, "--api-addr", "", "--log-level", "warn", "--webrtc-udp-addr", ""}, extra...)
 	cmd := exec.Command(bin, args...)
 	var logs strings.Builder
 	var mu sync.Mutex

@@ -27,6 +27,7 @@ import (
 type glassConfig struct {
 	rtmpURL     string
 	hlsURL      string
+	whepURL     string // played over WebRTC instead of hlsURL, if set
 	width       int
 	height      int
 	fps         int
@@ -46,7 +47,7 @@ func newGlassCmd() *cobra.Command {
 	cfg := glassConfig{}
 	cmd := &cobra.Command{
 		Use:   "glass",
-		Short: "Measure glass-to-glass latency: stamped frames in by RTMP, read back in hls.js",
+		Short: "Measure glass-to-glass latency: stamped frames in by RTMP, read back in hls.js (or over WebRTC, --whep)",
 		Long: `Measure glass-to-glass latency of any RTMP-in, HLS-out server.
 
 A generator writes raw grey frames into ffmpeg's stdin at --fps, each with
@@ -57,7 +58,9 @@ pushes RTMP to --rtmp. Once --hls answers and --join has passed since the push s
 through playwright-core) plays --hls with hls.js defaults (lowLatencyMode is
 on by default) and, on every presented frame (requestVideoFrameCallback),
 draws it to a canvas, decodes the stamp and records Date.now() minus it.
-Encoder, server, player and renderer share this machine's clock.
+With --whep the browser plays the WHEP endpoint over WebRTC instead
+(once --hls answers, which says the stream is up). Encoder, server,
+player and renderer share this machine's clock.
 
 The report gives, over the --duration after --warmup (counted from the
 first presented frame): the latency p50, p95, min and max, its median per
@@ -75,6 +78,7 @@ the warm-up (e.g. bufferSeekOverHole at start).`,
 	fs := cmd.Flags()
 	fs.StringVar(&cfg.rtmpURL, "rtmp", "rtmp://127.0.0.1:1935/live/glass", "RTMP URL to publish to")
 	fs.StringVar(&cfg.hlsURL, "hls", "http://127.0.0.1:8080/live/glass/index.m3u8", "HLS playlist URL to play")
+	fs.StringVar(&cfg.whepURL, "whep", "", "WHEP endpoint (e.g. http://127.0.0.1:8080/live/glass/whep) to play over WebRTC instead of --hls, once --hls answers (docs/webrtc.md)")
 	fs.IntVar(&cfg.width, "width", 640, "picture width")
 	fs.IntVar(&cfg.height, "height", 360, "picture height")
 	fs.IntVar(&cfg.fps, "fps", 30, "frames per second")
@@ -114,6 +118,11 @@ func (c *glassConfig) validate() error {
 	if err := checkHTTPURL("--hls", c.hlsURL, c.allowRemote); err != nil {
 		errs = append(errs, err)
 	}
+	if c.whepURL != "" {
+		if err := checkHTTPURL("--whep", c.whepURL, c.allowRemote); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -133,6 +142,7 @@ func checkRTMPURL(raw string, allowRemote bool) error {
 type glassReport struct {
 	RTMPURL      string     `json:"rtmpURL"`
 	HLSURL       string     `json:"hlsURL"`
+	WHEPURL      string     `json:"whepURL,omitempty"` // played instead of HLSURL
 	Started      time.Time  `json:"started"`
 	FramesSent   int64      `json:"framesSent"`
 	FirstPlaylst float64    `json:"firstPlaylistSeconds"` // push start → first 200 of the playlist
@@ -214,7 +224,7 @@ func runGlass(ctx context.Context, cfg glassConfig, stdout, stderr io.Writer) er
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	rep := glassReport{RTMPURL: cfg.rtmpURL, HLSURL: cfg.hlsURL, Started: time.Now()}
+	rep := glassReport{RTMPURL: cfg.rtmpURL, HLSURL: cfg.hlsURL, WHEPURL: cfg.whepURL, Started: time.Now()}
 
 	enc, err := startEncoder(ctx, cfg, log)
 	if err != nil {
@@ -418,7 +428,11 @@ func runGlassPage(ctx context.Context, cfg glassConfig) (glassPage, error) {
 		return page, fmt.Errorf("glass.mjs: %w", err)
 	}
 	total := cfg.warmup + cfg.duration
-	cmd := exec.CommandContext(ctx, cfg.node, script, cfg.hlsURL,
+	play := cfg.hlsURL
+	if cfg.whepURL != "" {
+		play = cfg.whepURL
+	}
+	cmd := exec.CommandContext(ctx, cfg.node, script, play,
 		fmt.Sprint(total.Seconds()), cfg.hlsConfig)
 	cmd.Dir = filepath.Dir(script)
 	cmd.WaitDelay = 15 * time.Second
@@ -529,8 +543,14 @@ func rates(samples []glassSample, from, to float64) (player, stream float64) {
 func printGlass(w io.Writer, r glassReport) {
 	s := r.Summary
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "hls\t%s\n", r.HLSURL)
-	fmt.Fprintf(tw, "browser\tchromium %s, hls.js %s\n", r.Page.BrowserVersion, r.Page.HLSVersion)
+	if r.WHEPURL != "" {
+		// Played over WebRTC: no hls.js, so its lines below stay 0.
+		fmt.Fprintf(tw, "whep\t%s\n", r.WHEPURL)
+		fmt.Fprintf(tw, "browser\tchromium %s, WebRTC\n", r.Page.BrowserVersion)
+	} else {
+		fmt.Fprintf(tw, "hls\t%s\n", r.HLSURL)
+		fmt.Fprintf(tw, "browser\tchromium %s, hls.js %s\n", r.Page.BrowserVersion, r.Page.HLSVersion)
+	}
 	fmt.Fprintf(tw, "first frame\t%.2f s after loadSource\n", r.Page.FirstFrameAt)
 	fmt.Fprintf(tw, "samples\t%d (undecoded %d)\n", s.Samples, r.Page.Undecoded)
 	fmt.Fprintf(tw, "glass-to-glass ms\tp50 %.0f  p95 %.0f  min %.0f  max %.0f\n", s.P50, s.P95, s.Min, s.Max)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fount-live/fount/ingest"
 	"github.com/fount-live/fount/playlist"
+	"github.com/fount-live/fount/rtc"
 	"github.com/fount-live/fount/storage"
 )
 
@@ -27,6 +28,7 @@ type api struct {
 	reg      *playlist.Registry
 	rtmp     *ingest.Server
 	pub      *publisher
+	rtc      *rtc.Server // nil: WebRTC off
 	httpPort int
 	// httpScheme is the viewer port's: "https" when --http-tls-cert
 	// makes it speak TLS only, else "http".
@@ -109,6 +111,22 @@ type apiStream struct {
 	// last one taken (docs/markers.md).
 	Cues     playlist.CueState `json:"cues"`
 	Captions *apiCaptions      `json:"captions,omitempty"` // captions.go
+	// WebRTC: WHEP playback at /APP/NAME/whep (docs/webrtc.md); absent
+	// when WebRTC is off or the stream is a rendition.
+	WebRTC *apiWebRTC `json:"webrtc,omitempty"`
+}
+
+// apiWebRTC is a stream's WebRTC playback.
+type apiWebRTC struct {
+	WHEPPath string `json:"whep_path"`
+	Viewers  int    `json:"viewers"`
+	Video    bool   `json:"video"` // H.264: playable over WebRTC
+	// Audio: viewers get audio (Opus passed through); an AAC source
+	// gives video-only sessions (WebRTC cannot carry AAC untranscoded).
+	Audio bool `json:"audio"`
+	// BFrames: the video has B-frames, which browsers' WebRTC players
+	// cannot show (only its keyframes): encode without them for WebRTC.
+	BFrames bool `json:"b_frames"`
 }
 
 // apiAlignment counts a rendition's segments that lined up with the other
@@ -159,6 +177,11 @@ func (a *api) streamJSON(s *playlist.Stream, pubs map[string]ingest.PublisherSta
 	}
 	out.Cues = s.Cues()
 	out.Captions = a.captionsJSON(s)
+	if a.rtc != nil && s.Rendition() == "" {
+		if w, ok := a.rtc.Stream(st.Path); ok {
+			out.WebRTC = &apiWebRTC{WHEPPath: "/" + st.Path + "/whep", Viewers: w.Viewers, Video: w.Video, Audio: w.Audio, BFrames: w.BFrames}
+		}
+	}
 	if info, ok := a.pub.segmenterInfo(st.Path); ok {
 		out.Codecs, out.GOPSeconds, out.GOPTooLong = info.Codecs, info.GOP.Seconds(), info.GOPTooLong
 		if v := info.Video; v != nil {

@@ -176,6 +176,11 @@ func (p *publisher) captionedSession(st *playlist.Stream, remote string) (*sessi
 	s := p.newSession(rend, p.seg, remote)
 	s.name = st.Path()
 	s.cc.decided = true
+	if p.rtc != nil {
+		// WebRTC plays the publish at the stream's own path, as it did
+		// before the captions made it a group (moveTo keeps the tap).
+		s.tap = p.rtc.Feed(st.Path())
+	}
 	return s, nil
 }
 

@@ -91,6 +91,12 @@ type config struct {
 	KeyURLTemplate  string // an external key server: {stream} and {id} expanded
 	KeyServerSecret string // HMAC secret signing the POSTs to it
 
+	// WebRTC playback, WHEP (docs/webrtc.md).
+	WebRTCUDPAddr     string // one UDP port for every session; "" turns WebRTC off
+	WebRTCPublicIPs   string // comma-separated 1:1 NAT addresses named in candidates
+	WebRTCSTUN        string // comma-separated STUN URLs offered to viewers
+	WebRTCMaxSessions int
+
 	// Restarts (docs/scaling.md#restarts).
 	ReusePort     bool
 	HandoverGrace time.Duration
@@ -136,13 +142,17 @@ func defaultConfig() config {
 		// connection that has not published costs ~100 KiB (go-rtmp's
 		// buffers), so 1000 of them cost ~100 MiB, and junk beyond that
 		// evicts junk, not encoders.
-		MaxConnections:   1000,
-		MaxPublishers:    100,
-		MaxStreams:       200,
-		HandshakeTimeout: 5 * time.Second,
-		RTMPIdleTimeout:  10 * time.Second,
-		MaxMessageSize:   ingest.DefaultMaxMessageSize,
-		RTMPChunkSize:    ingest.DefaultChunkSize,
+		MaxConnections: 1000,
+		MaxPublishers:  100,
+		MaxStreams:     200,
+		// A viewer's session costs a PeerConnection and a packetizer
+		// per frame: 200 is a few cores' worth at 6 Mbit/s.
+		WebRTCUDPAddr:     ":8189",
+		WebRTCMaxSessions: 200,
+		HandshakeTimeout:  5 * time.Second,
+		RTMPIdleTimeout:   10 * time.Second,
+		MaxMessageSize:    ingest.DefaultMaxMessageSize,
+		RTMPChunkSize:     ingest.DefaultChunkSize,
 		// Longer than CDN edges keep idle origin connections (CloudFront
 		// at most 60 s, nginx 60 s), so that the edge, not fount, closes
 		// them: a close racing the edge's next request fails that request.
@@ -213,6 +223,10 @@ func (c *config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.CORSOrigins, "cors-origins", c.CORSOrigins, "pages whose scripts may read viewer answers (CORS): * for any, or a comma-separated list of origins like https://www.example.com (docs/players.md#cors)")
 	fs.IntVar(&c.HTTPLoops, "http-loops", c.HTTPLoops, "event loops answering plain GET/HEAD of playlists and media on the viewer port (0: one per CPU; -1: none, net/http answers every request)")
 	fs.DurationVar(&c.HTTPWriteTimeout, "http-write-timeout", c.HTTPWriteTimeout, "longest time to answer one HTTP request, LL-HLS blocking wait included (0: 3 × the longest segment + 1m)")
+	fs.StringVar(&c.WebRTCUDPAddr, "webrtc-udp-addr", c.WebRTCUDPAddr, `UDP address of WebRTC playback (WHEP at /APP/NAME/whep), one port for every session; ICE-TCP listens on the same port number; "" turns WebRTC off (docs/webrtc.md)`)
+	fs.StringVar(&c.WebRTCPublicIPs, "webrtc-public-ips", c.WebRTCPublicIPs, "comma-separated public IPs of this host behind a 1:1 NAT, named in WebRTC candidates instead of the local addresses")
+	fs.StringVar(&c.WebRTCSTUN, "webrtc-stun", c.WebRTCSTUN, "comma-separated STUN servers (stun:host:port) offered to WHEP viewers in Link headers; none by default")
+	fs.IntVar(&c.WebRTCMaxSessions, "webrtc-max-sessions", c.WebRTCMaxSessions, "WebRTC viewer sessions at once; one more is answered 503")
 	fs.BoolVar(&c.ReusePort, "reuse-port", c.ReusePort, "listen with SO_REUSEPORT, so that a successor can bind the same ports during a handover (SIGUSR2)")
 	fs.DurationVar(&c.HandoverGrace, "handover-grace", c.HandoverGrace, "after a handover (SIGUSR2), how long viewers are still answered while the successor starts (with --reuse-port)")
 }
@@ -329,6 +343,7 @@ func (c *config) validate() error {
 	if c.RTMPSAddr != "" && (c.TLSCert == "" || c.TLSKey == "") {
 		errs = append(errs, fmt.Errorf("--rtmps-addr %s: needs --tls-cert and --tls-key", c.RTMPSAddr))
 	}
+	errs = append(errs, c.validateWebRTC()...)
 	if _, err := c.origins(); err != nil {
 		errs = append(errs, fmt.Errorf("--cors-origins %q: %w", c.CORSOrigins, err))
 	}

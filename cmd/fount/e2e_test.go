@@ -149,6 +149,8 @@ func startOrigin(t testing.TB, mod func(*config)) *origin {
 	t.Helper()
 	cfg := defaultConfig()
 	cfg.RTMPAddr, cfg.HTTPAddr, cfg.APIAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	// WebRTC's default port is fixed: tests that want it set their own.
+	cfg.WebRTCUDPAddr = ""
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -640,7 +642,7 @@ func TestCLIErrors(t *testing.T) {
 	os.Unsetenv("FOUNT_PLAYLIST_SIZE")
 
 	o := startClassic(t, nil)
-	if code := run(ctx, []string{"serve", "--rtmp-addr", o.rtmp, "--http-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0"}); code != exitError {
+	if code := run(ctx, []string{"serve", "--rtmp-addr", o.rtmp, "--http-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0", "--webrtc-udp-addr", ""}); code != exitError {
 		t.Errorf("taken port: exit %d, want 1", code)
 	}
 }

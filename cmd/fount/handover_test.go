@@ -95,7 +95,7 @@ type binary struct {
 
 func startBinary(t *testing.T, bin, rtmpAddr, httpAddr string, extra ...string) *binary {
 	t.Helper()
-	args := append([]string{"serve", "--rtmp-addr", rtmpAddr, "--http-addr", httpAddr, "--api-addr", ""}, extra...)
+	args := append([]string{"serve", "--rtmp-addr", rtmpAddr, "--http-addr", httpAddr, "--api-addr", "", "--webrtc-udp-addr", ""}, extra...)
 	b := &binary{cmd: exec.Command(bin, args...), changed: make(chan struct{}), done: make(chan error, 1)}
 	stderr, _ := b.cmd.StderrPipe()
 	if err := b.cmd.Start(); err != nil {

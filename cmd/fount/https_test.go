@@ -341,6 +341,7 @@ func refusedAtStart(t *testing.T, mod func(*config), want string) {
 	t.Helper()
 	cfg := defaultConfig()
 	cfg.RTMPAddr, cfg.HTTPAddr, cfg.APIAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.WebRTCUDPAddr = "" // its default port is fixed
 	mod(&cfg)
 	err := cfg.validate()
 	if err == nil {

@@ -32,6 +32,8 @@ type instance struct {
 	auth    publishAuth
 	lns     listeners
 	srv     servers
+	// closeWebRTC ends WebRTC playback's sessions and closes its ports.
+	closeWebRTC func()
 
 	// ingestWG: the RTMP and RTMPS servers, until stopIngest.
 	ingestWG   sync.WaitGroup
@@ -226,6 +228,7 @@ func (o *instance) shutdown(ctx context.Context, handingOver bool) {
 	o.srv.http.Shutdown(sctx)
 	httpsWG.Wait()
 	cancel()
+	o.closeWebRTC() // no WHEP request is in flight any more
 	o.srv.http.Close()
 	if o.srv.https != nil {
 		o.srv.https.Close()

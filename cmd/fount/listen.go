@@ -18,6 +18,12 @@ import (
 // (docs/scaling.md#restarts-without-viewers-noticing). Off by default: two
 // founts silently sharing a port by mistake would split the viewers.
 func listen(ctx context.Context, addr string, reusePort bool) (net.Listener, error) {
+	lc := listenConfig(reusePort)
+	return lc.Listen(ctx, "tcp", addr)
+}
+
+// listenConfig is listen's, for other sockets (WebRTC's UDP port).
+func listenConfig(reusePort bool) net.ListenConfig {
 	var lc net.ListenConfig
 	if reusePort {
 		lc.Control = func(_, _ string, c syscall.RawConn) error {
@@ -31,7 +37,7 @@ func listen(ctx context.Context, addr string, reusePort bool) (net.Listener, err
 			return serr
 		}
 	}
-	return lc.Listen(ctx, "tcp", addr)
+	return lc
 }
 
 // listeners are the origin's open ports.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fount-live/fount/ingest"
 	"github.com/fount-live/fount/playlist"
+	"github.com/fount-live/fount/rtc"
 	"github.com/fount-live/fount/segmenter"
 	"github.com/fount-live/fount/storage"
 )
@@ -175,6 +176,9 @@ func route(path string) string {
 		return "health"
 	}
 	_, file, ok := playlist.SplitPath(path)
+	if _, _, whep := rtc.SplitPath(path); whep {
+		return "whep"
+	}
 	switch {
 	case !ok && isRecording(path):
 		return "recording"

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fount-live/fount/ingest"
 	"github.com/fount-live/fount/playlist"
+	"github.com/fount-live/fount/rtc"
 	"github.com/fount-live/fount/segmenter"
 	"github.com/fount-live/fount/segmenter/codec"
 	"github.com/fount-live/fount/storage"
@@ -23,6 +24,7 @@ type publisher struct {
 	log  *slog.Logger
 	hook *ingest.Webhook // nil unless --auth webhook
 	cc   captionFlags    // --captions (captions.go)
+	rtc  *rtc.Server     // WebRTC playback; nil when off
 	// streams are the per-stream settings from the config file
 	// (streams.go), swapped on SIGHUP; nil for none.
 	streams atomic.Pointer[streamTable]
@@ -78,6 +80,9 @@ func (p *publisher) newSession(st *playlist.Stream, cfg segmenter.Config, remote
 	}
 	p.sessions[st.Path()] = s
 	p.mu.Unlock()
+	if p.rtc != nil && st.Rendition() == "" && !st.IsGroup() {
+		s.tap = p.rtc.Feed(st.Path())
+	}
 	return s
 }
 
@@ -131,6 +136,16 @@ type session struct {
 	// textTo: a multitrack publisher's session hands its caption text to
 	// its first video track's (captions_vtt.go).
 	textTo *session
+	tap    frameTap // WebRTC playback's feed of the stream; nil if none
+}
+
+// frameTap is a second consumer of a publish's media beside the
+// segmenter: WebRTC playback (rtc.Feed). It is called on the publisher's
+// goroutine, with bytes valid only during the call, and must not block.
+type frameTap interface {
+	VideoConfig(*codec.Video)
+	AudioConfig(*codec.Audio)
+	Frame(segmenter.Frame)
 }
 
 func (s *session) segmenter() *segmenter.Segmenter {
@@ -196,10 +211,18 @@ func (s *session) TrackSession(kind segmenter.Kind, id uint8) (ingest.Session, e
 func (s *session) VideoConfig(v *codec.Video) error {
 	s.shift.video = true
 	s.captionsVideo(v)
+	if s.tap != nil {
+		s.tap.VideoConfig(v)
+	}
 	return s.segmenter().SetVideoConfig(v)
 }
 
-func (s *session) AudioConfig(a *codec.Audio) error { return s.segmenter().SetAudioConfig(a) }
+func (s *session) AudioConfig(a *codec.Audio) error {
+	if s.tap != nil {
+		s.tap.AudioConfig(a)
+	}
+	return s.segmenter().SetAudioConfig(a)
+}
 
 func (s *session) Frame(f segmenter.Frame) error {
 	sh := s.shift
@@ -224,6 +247,10 @@ func (s *session) Frame(f segmenter.Frame) error {
 	}
 	if f.Key && f.Kind == segmenter.Video && s.ccCfg.Mode != "off" {
 		s.captionsKeyframe(f)
+	}
+	if s.tap != nil {
+		// Before the segmenter, which may rewrite the bytes in place.
+		s.tap.Frame(f)
 	}
 	return s.segmenter().WriteFrame(f)
 }

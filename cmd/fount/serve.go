@@ -16,6 +16,7 @@ import (
 	"github.com/fount-live/fount/playlist"
 	"github.com/fount-live/fount/playlist/httploop"
 	"github.com/fount-live/fount/playlist/playauth"
+	"github.com/fount-live/fount/rtc"
 	"github.com/fount-live/fount/segmenter"
 	"github.com/fount-live/fount/storage"
 )
@@ -98,17 +99,28 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 	if auth.play, err = newPlayAuth(cfg, log); err != nil {
 		return err
 	}
-	reg, seg := newRegistry(cfg, log, store, auth)
+	webrtc, err := newWebRTC(cfg, log, rtc.Config{Logger: log, Listen: listenConfig(cfg.ReusePort)})
+	if err != nil {
+		return err
+	}
+	closeWebRTC := func() {
+		if webrtc != nil {
+			webrtc.Close()
+		}
+	}
+	reg, seg := newRegistry(cfg, log, store, auth, webrtc)
 	if err := adopt(ctx, cfg, log, reg); err != nil {
+		closeWebRTC()
 		return err
 	}
 	lns, err := openListeners(ctx, cfg, log)
 	if err != nil {
+		closeWebRTC()
 		return err
 	}
 	uploads, _ := store.(*storage.Async)
-	srv := newServers(cfg, log, reg, seg, auth, uploads, lns)
-	o := &instance{cfg: cfg, log: log, reg: reg, uploads: uploads, auth: auth, lns: lns, srv: srv}
+	srv := newServers(cfg, log, reg, seg, auth, uploads, lns, webrtc)
+	o := &instance{cfg: cfg, log: log, reg: reg, uploads: uploads, auth: auth, lns: lns, srv: srv, closeWebRTC: closeWebRTC}
 	o.start()
 	o.announce(ready)
 	handingOver, runErr := o.wait(ctx)
@@ -157,8 +169,9 @@ func newAuth(cfg config, log *slog.Logger) (publishAuth, error) {
 
 // newRegistry makes the registry of live streams, and the segmenter
 // configuration every publish starts from. hook, if set, is told when a
-// stream ends.
-func newRegistry(cfg config, log *slog.Logger, store storage.Store, auth publishAuth) (*playlist.Registry, segmenter.Config) {
+// stream ends, and so is WebRTC playback (webrtc, nil when off), whose
+// viewers the registry's router hands it.
+func newRegistry(cfg config, log *slog.Logger, store storage.Store, auth publishAuth, webrtc *rtc.Server) (*playlist.Registry, segmenter.Config) {
 	hook := auth.hook
 	reconnect := max(cfg.ReconnectWindow, time.Millisecond) // 0 means "end at once"
 	// The playlist copies what it keeps (to memory files), so every
@@ -187,8 +200,16 @@ func newRegistry(cfg config, log *slog.Logger, store storage.Store, auth publish
 		}
 		log.Info("segment encryption: aes-128", "key_rotation", cfg.KeyRotation, "key_dir", cfg.KeyDir, "key_server", cfg.KeyURLTemplate != "")
 	}
-	if hook != nil {
-		plCfg.OnStreamEnded = func(path string) { hook.Notify("stream_ended", map[string]any{"stream": path}) }
+	if webrtc != nil {
+		plCfg.WebRTC = webrtc
+	}
+	plCfg.OnStreamEnded = func(path string) {
+		if webrtc != nil {
+			webrtc.End(path) // its WebRTC viewers' sessions close
+		}
+		if hook != nil {
+			hook.Notify("stream_ended", map[string]any{"stream": path})
+		}
 	}
 	if cfg.SegmentFormat == "fmp4" {
 		segCfg.Format, plCfg.FMP4 = segmenter.FormatFMP4, true
@@ -238,8 +259,8 @@ type servers struct {
 // publish a segmenter feeding the registry; the metrics of the servers and
 // the registry; the viewer port's server, its HTTPS server with
 // --http-tls-cert; and the API's, if it listens.
-func newServers(cfg config, log *slog.Logger, reg *playlist.Registry, seg segmenter.Config, auth publishAuth, uploads *storage.Async, lns listeners) servers {
-	pub := &publisher{reg: reg, log: log, seg: seg, hook: auth.hook, cc: cfg.Captions}
+func newServers(cfg config, log *slog.Logger, reg *playlist.Registry, seg segmenter.Config, auth publishAuth, uploads *storage.Async, lns listeners, webrtc *rtc.Server) servers {
+	pub := &publisher{reg: reg, log: log, seg: seg, hook: auth.hook, cc: cfg.Captions, rtc: webrtc}
 	pub.streams.Store(cfg.Streams)
 	var ingestPub ingest.Publisher = pub
 	if cfg.hooks != nil && cfg.hooks.publisher != nil {
@@ -251,6 +272,9 @@ func newServers(cfg config, log *slog.Logger, reg *playlist.Registry, seg segmen
 		ChunkSize: uint32(cfg.RTMPChunkSize), MaxConnections: cfg.MaxConnections, MaxPublishers: cfg.MaxPublishers,
 	}, ingestPub)
 	mets := newMetrics(rtmpSrv, reg, uploads, seg.Counters)
+	if webrtc != nil {
+		mets.reg.MustRegister(webrtcCollector{webrtc})
+	}
 	mets.reg.MustRegister(metadataCollector{&pub.metaStats})
 	mets.reg.MustRegister(cueCollector{&pub.cues})
 	httpPanics := new(httpPanicCounts)
@@ -275,7 +299,7 @@ func newServers(cfg config, log *slog.Logger, reg *playlist.Registry, seg segmen
 	if lns.api != nil {
 		apiMux := http.NewServeMux()
 		health(apiMux, reg.Ready)
-		a := &api{reg: reg, rtmp: rtmpSrv, pub: pub, httpPort: lns.http.Addr().(*net.TCPAddr).Port, httpScheme: "http"}
+		a := &api{reg: reg, rtmp: rtmpSrv, pub: pub, rtc: webrtc, httpPort: lns.http.Addr().(*net.TCPAddr).Port, httpScheme: "http"}
 		if _, tlsOnly := cfg.viewerTLS(); tlsOnly {
 			a.httpScheme = "https"
 		}

@@ -42,6 +42,7 @@ func TestServeListenerFails(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := defaultConfig()
 			cfg.RTMPAddr, cfg.HTTPAddr, cfg.APIAddr = free(), free(), free()
+			cfg.WebRTCUDPAddr = "" // its default port is fixed
 			c.mod(&cfg)
 			opened := []string{cfg.RTMPAddr, cfg.HTTPAddr, cfg.APIAddr}
 			err := serve(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), func(running) {

@@ -101,12 +101,18 @@ func (o Origins) middleware(next http.Handler) http.Handler {
 		switch r.Method {
 		case http.MethodOptions:
 			if ca.allow != "" {
-				h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
-				h.Set("Access-Control-Allow-Headers", "Range")
+				// POST, PATCH, DELETE and their headers: WebRTC
+				// playback (WHEP, /APP/NAME/whep) from other sites' pages.
+				h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS, POST, PATCH, DELETE")
+				h.Set("Access-Control-Allow-Headers", "Range, Authorization, Content-Type, If-Match")
 				h.Set("Access-Control-Max-Age", "86400")
 			}
 			w.WriteHeader(http.StatusNoContent)
 			return
+		case http.MethodPost, http.MethodPatch, http.MethodDelete:
+			if ca.allow != "" {
+				h.Set("Access-Control-Expose-Headers", writeExposeHeaders)
+			}
 		case http.MethodGet, http.MethodHead:
 			if ca.allow != "" {
 				h.Set("Access-Control-Expose-Headers", exposeHeaders)
@@ -123,4 +129,6 @@ const (
 	allowOrigin = "*"
 	// exposeHeaders lets a page's script read what players look at.
 	exposeHeaders = "Content-Length, Content-Range, Date, ETag, Last-Modified, Age"
+	// writeExposeHeaders: what a WHEP client reads of an answer.
+	writeExposeHeaders = "Location, Link, ETag, Accept-Patch, Retry-After"
 )

@@ -50,7 +50,7 @@ func TestCORS(t *testing.T) {
 		method      string
 		code        int
 		expose, max bool
-	}{{"GET", 200, true, false}, {"HEAD", 200, true, false}, {"OPTIONS", 204, false, true}, {"POST", 405, false, false}} {
+	}{{"GET", 200, true, false}, {"HEAD", 200, true, false}, {"OPTIONS", 204, false, true}, {"POST", 405, true, false}} { // POST: WHEP clients read Location
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(tc.method, "/a/b/c", nil))
 		hd := rec.Header()

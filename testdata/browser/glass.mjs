@@ -4,6 +4,10 @@
 //
 //   node glass.mjs PLAYLIST_URL SECONDS [HLS_CONFIG_JSON]
 //
+// A URL ending in /whep is played over WebRTC (WHEP: a recvonly offer
+// POSTed there, docs/webrtc.md) instead of with hls.js; the frames are
+// read back the same way.
+//
 // SECONDS counts from the first presented frame. The config defaults to
 // {} (hls.js defaults: lowLatencyMode on); a logger that records hls.js's
 // warnings and errors is added to it, which changes nothing of playback.
@@ -61,9 +65,10 @@ window.start = function (url, config) {
     warn(...a) { note('warn', '', false, args(a)); },
     error(...a) { note('error', '', false, args(a)); },
   };
-  const hls = new Hls(Object.assign({}, config, { debug: logger }));
+  const whep = new URL(url).pathname.endsWith("/whep");
+  const hls = whep ? null : new Hls(Object.assign({}, config, { debug: logger }));
   window.hls = hls;
-  hls.on(Hls.Events.ERROR, (_, d) => {
+  if (hls) hls.on(Hls.Events.ERROR, (_, d) => {
     note('hls.js ERROR', d.details, d.fatal, d.reason || (d.error && d.error.message) || (d.frag && d.frag.url) || '');
     if (d.details === Hls.ErrorDetails.BUFFER_STALLED_ERROR && s.firstFrameAt !== null) {
       s.stalls.push({ at: now(), kind: 'hls.js bufferStalledError', duration: 0 });
@@ -123,7 +128,7 @@ window.start = function (url, config) {
   video.requestVideoFrameCallback(onFrame);
 
   setInterval(() => {
-    if (s.firstFrameAt === null) return;
+    if (s.firstFrameAt === null || !hls) return;
     const ct = video.currentTime;
     let ahead = 0;
     for (let i = 0; i < video.buffered.length; i++) {
@@ -136,6 +141,26 @@ window.start = function (url, config) {
     });
   }, 1000);
 
+  if (whep) {
+    s.hlsVersion = 'WHEP';
+    const pc = window.pc = new RTCPeerConnection();
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.ontrack = (e) => { video.srcObject = new MediaStream([e.track]); video.play().catch(() => {}); };
+    pc.onconnectionstatechange = () => note('webrtc', pc.connectionState, pc.connectionState === 'failed', '');
+    (async () => {
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise((r) => {
+        pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r();
+        setTimeout(r, 2000);
+      });
+      const resp = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
+      const body = await resp.text();
+      if (resp.status !== 201) { note('whep', String(resp.status), true, body); return; }
+      window.whepSession = new URL(resp.headers.get('Location'), url).href;
+      await pc.setRemoteDescription({ type: 'answer', sdp: body });
+    })().catch((e) => note('whep', String(e), true, ''));
+    return { hlsSupported: true };
+  }
   hls.attachMedia(video);
   hls.loadSource(url);
   video.play().catch((e) => note('play()', String(e), true, ''));
@@ -146,6 +171,10 @@ window.firstFrame = () => window.stats.firstFrameAt;
 window.finish = function () {
   const s = window.stats;
   if (window.hls) window.hls.destroy();
+  if (window.pc) {
+    window.pc.close();
+    if (window.whepSession) fetch(window.whepSession, { method: 'DELETE' }).catch(() => {});
+  }
   return s;
 };
 </script>

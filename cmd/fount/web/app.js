@@ -107,6 +107,7 @@
   // ---- players ----
 
   function startPlayer(card) {
+    stopRealtime(card);
     stopPlayer(card);
     card.playerError.hidden = true;
     const video = card.video;
@@ -156,6 +157,12 @@
     }
   }
 
+  // ---- real time: WebRTC playback (realtime.js) ----
+
+  const realtimeUI = { set, showPlayerError, stopPlayer };
+  function startRealtime(card) { window.fountRealtime.start(card, realtimeUI); }
+  function stopRealtime(card) { window.fountRealtime.stop(card, realtimeUI); }
+
   function showPlayerError(card, msg) {
     card.playerError.textContent = msg;
     card.playerError.hidden = false;
@@ -182,6 +189,13 @@
       bitrateIn: q('.bitrate-in'),
       bitrateOut: q('.bitrate-out'),
       viewers: q('.viewers'),
+      webrtc: q('.webrtc'),
+      realtimeRow: q('[data-realtime-row]'),
+      realtimeButton: q('[data-realtime]'),
+      realtimeNote: q('[data-realtime-note]'),
+      pc: null,          // the WebRTC (WHEP) player's connection, while it plays
+      whepURL: '',
+      whepSession: '',
       segments: q('.segments'),
       publisher: q('.publisher'),
       uptime: q('.uptime'),
@@ -192,6 +206,14 @@
     };
     addRecordings(card, el);
     card.copy.addEventListener('click', () => copyURL(card));
+    card.realtimeButton.addEventListener('click', () => {
+      if (card.pc) {
+        stopRealtime(card);
+        startPlayer(card);
+      } else {
+        startRealtime(card);
+      }
+    });
     return card;
   }
 
@@ -413,6 +435,12 @@
     set(card.bitrateIn, bitrate(s.bitrate_in_bps));
     set(card.bitrateOut, bitrate(s.bitrate_out_bps));
     set(card.viewers, typeof s.viewers_estimate === 'number' ? String(s.viewers_estimate) : '–');
+    const rtc = s.webrtc;
+    set(card.webrtc, rtc ? rtc.viewers + ' viewer' + (rtc.viewers === 1 ? '' : 's') +
+      (rtc.video ? (rtc.audio ? ', video and audio' : ', video only (the audio is not Opus)') : ', no H.264 video') +
+      (rtc.b_frames ? '; B-frames: browsers show only keyframes' : '') : 'off');
+    card.realtimeRow.hidden = !(rtc && rtc.video) && !card.pc;
+    if (rtc) card.whepURL = playbackURL(httpPort, rtc.whep_path);
     set(card.segments, (s.segments ?? '–') + ' segments, ' + (s.parts ?? '–') + ' parts, next #' + (s.next_media_sequence ?? '–'));
     const pub = s.publisher;
     set(card.publisher, pub && pub.remote ? pub.remote : 'none');
@@ -425,7 +453,7 @@
     if (!card.rec && url !== card.url) {
       card.url = url;
       startPlayer(card);
-    } else if (!card.hls && !card.video.getAttribute('src') && card.retryAt && Date.now() >= card.retryAt) {
+    } else if (!card.pc && !card.hls && !card.video.getAttribute('src') && card.retryAt && Date.now() >= card.retryAt) {
       card.retryAt = 0;
       startPlayer(card);
     }
@@ -445,6 +473,7 @@
     // Gone streams first, so that the others' cards need not move.
     for (const [path, card] of cards) {
       if (seen.has(path)) continue;
+      stopRealtime(card);
       stopPlayer(card);
       card.el.remove();
       cards.delete(path);

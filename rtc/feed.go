@@ -1,0 +1,262 @@
+package rtc
+
+import (
+	"encoding/hex"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fount-live/fount/segmenter"
+	"github.com/fount-live/fount/segmenter/codec"
+)
+
+// Limits of what a feed keeps of its stream for viewers who join.
+const (
+	// maxGOPBytes and maxGOPFrames bound the group of pictures a feed
+	// keeps; a longer one is dropped and the next viewer waits for the
+	// next keyframe.
+	maxGOPBytes  = 16 << 20
+	maxGOPFrames = 1200
+	// keepWarm: after its last viewer leaves, a feed goes on keeping
+	// the GOP this long, so that a viewer who comes back (a reload)
+	// starts at once. A stream nobody watches over WebRTC costs no copy.
+	keepWarm = time.Minute
+)
+
+// frame is one access unit as sent: H.264 in Annex-B (the parameter sets
+// before each keyframe), or one Opus packet. Shared read-only by every
+// viewer's queue.
+type frame struct {
+	data  []byte
+	pts   time.Duration
+	dts   time.Duration
+	key   bool
+	audio bool
+}
+
+// Feed is one stream's media as WebRTC viewers get it: the publisher's
+// session hands it codec configurations and frames (on the publisher's
+// goroutine), it copies them only while someone watches (or watched
+// within keepWarm) and never blocks: a viewer whose queue is full skips
+// to the next keyframe.
+type Feed struct {
+	path string
+	now  func() time.Time
+	log  *slog.Logger
+
+	// bframes: a video frame came whose presentation time is not its
+	// decode time. Browsers' WebRTC H.264 decoders cannot reorder: they
+	// show such a stream's keyframes only.
+	bframes atomic.Bool
+
+	viewers atomic.Int32 // len(sessions), read without the lock on the hot path
+	// coldAfter is the Unix nanosecond time after which a feed without
+	// viewers stops copying frames; written under mu.
+	coldAfter atomic.Int64
+
+	// copying: the last frame was copied (the publisher's goroutine only).
+	copying bool
+
+	mu       sync.Mutex
+	video    *videoConf // nil: no H.264 (yet)
+	audio    *codec.Audio
+	gop      []*frame // from the last keyframe on, video only
+	gopBytes int
+	sessions map[*session]struct{}
+	ended    bool
+}
+
+// videoConf is what a session needs of the stream's H.264 configuration.
+type videoConf struct {
+	nalLen    int
+	paramSets []byte // the SPS and PPS in Annex-B, sent before each keyframe
+	// profileLevelID is the avcC's profile, constraints and level as
+	// SDP's profile-level-id ("64001f").
+	profileLevelID string
+	width, height  int
+}
+
+func newFeed(path string, now func() time.Time, log *slog.Logger) *Feed {
+	return &Feed{path: path, now: now, log: log, sessions: make(map[*session]struct{})}
+}
+
+// VideoConfig takes the stream's video configuration: H.264 is served,
+// any other codec leaves the stream without WebRTC video.
+func (f *Feed) VideoConfig(v *codec.Video) {
+	var vc *videoConf
+	if v != nil && v.Codec == codec.AVC && len(v.Record) >= 4 {
+		vc = &videoConf{nalLen: v.NALULengthSize, profileLevelID: hex.EncodeToString(v.Record[1:4]), width: v.Width, height: v.Height}
+		for _, ps := range append(append([][]byte(nil), v.SPS...), v.PPS...) {
+			vc.paramSets = append(append(vc.paramSets, 0, 0, 0, 1), ps...)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if old := f.video; old != nil && vc != nil && old.profileLevelID != vc.profileLevelID {
+		// Sessions negotiated the old profile: they end, and their
+		// viewers come back with the new one.
+		for s := range f.sessions {
+			s.end("the stream's H.264 profile changed")
+		}
+	}
+	f.video = vc
+	f.gop, f.gopBytes = nil, 0
+	for s := range f.sessions {
+		s.skip = true // a publisher back: its viewers resume at its keyframe
+	}
+}
+
+// AudioConfig takes the stream's audio configuration. Only Opus can go to
+// a browser as it is; AAC (what RTMP mostly carries) is not sent.
+func (f *Feed) AudioConfig(a *codec.Audio) {
+	f.mu.Lock()
+	f.audio = a
+	f.mu.Unlock()
+}
+
+// opus reports whether the stream's audio is Opus, which viewers get.
+func (f *Feed) opus() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.audio != nil && f.audio.Codec == codec.Opus
+}
+
+// Frame takes one frame of the stream. Nobody watching (and nobody for
+// keepWarm): it returns at once, copying nothing.
+func (f *Feed) Frame(fr segmenter.Frame) {
+	if fr.Kind == segmenter.Video && fr.PTS != fr.DTS && !f.bframes.Load() {
+		f.bframes.Store(true)
+		f.log.Warn("the stream's video has B-frames: browsers' WebRTC players show only its keyframes (encode without B-frames for WebRTC viewers, e.g. x264 -bf 0)", "stream", f.path)
+	}
+	if f.viewers.Load() == 0 && f.now().UnixNano() > f.coldAfter.Load() {
+		if f.copying { // gone cold: let the GOP go
+			f.copying = false
+			f.mu.Lock()
+			f.gop, f.gopBytes = nil, 0
+			f.mu.Unlock()
+		}
+		return
+	}
+	f.copying = true
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out *frame
+	switch {
+	case fr.Kind == segmenter.Video && f.video != nil:
+		data, ok := annexB(fr.Data, f.video.nalLen, fr.Key, f.video.paramSets)
+		if !ok {
+			return // malformed: the segmenter counts it
+		}
+		out = &frame{data: data, pts: fr.PTS, dts: fr.DTS, key: fr.Key}
+		f.keep(out)
+	case fr.Kind == segmenter.Audio && f.audio != nil && f.audio.Codec == codec.Opus:
+		out = &frame{data: append([]byte(nil), fr.Data...), pts: fr.PTS, dts: fr.DTS, audio: true}
+	default:
+		return
+	}
+	for s := range f.sessions {
+		s.offer(out)
+	}
+}
+
+// keep adds a video frame to the GOP kept for viewers who join.
+func (f *Feed) keep(fr *frame) {
+	if fr.key {
+		f.gop, f.gopBytes = f.gop[:0:0], 0
+	} else if len(f.gop) == 0 {
+		return // no keyframe yet: nothing a viewer could start with
+	}
+	if len(f.gop) >= maxGOPFrames || f.gopBytes+len(fr.data) > maxGOPBytes {
+		f.gop, f.gopBytes = nil, 0
+		return
+	}
+	f.gop = append(f.gop, fr)
+	f.gopBytes += len(fr.data)
+}
+
+// join adds s to the feed's viewers and queues the kept GOP for it, so
+// that it starts with a keyframe at once. false: the stream has ended.
+func (f *Feed) join(s *session) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ended {
+		return false
+	}
+	f.sessions[s] = struct{}{}
+	f.viewers.Store(int32(len(f.sessions)))
+	s.start(f.gop)
+	return true
+}
+
+// warm has the feed copy frames from now on for keepWarm, so that the
+// viewer about to connect finds a GOP.
+func (f *Feed) warm() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if t := f.now().Add(keepWarm).UnixNano(); t > f.coldAfter.Load() {
+		f.coldAfter.Store(t)
+	}
+}
+
+// leave removes s; the feed stays warm for keepWarm.
+func (f *Feed) leave(s *session) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.sessions, s)
+	f.viewers.Store(int32(len(f.sessions)))
+	if len(f.sessions) == 0 {
+		f.coldAfter.Store(f.now().Add(keepWarm).UnixNano())
+	}
+}
+
+// end ends every session of the feed: its stream is over.
+func (f *Feed) end(reason string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ended = true
+	f.gop, f.gopBytes = nil, 0
+	for s := range f.sessions {
+		s.end(reason)
+	}
+}
+
+// info returns what a viewer's session negotiates with: the video
+// configuration (nil: none yet, or not H.264) and whether audio is Opus.
+func (f *Feed) info() (*videoConf, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.video, f.audio != nil && f.audio.Codec == codec.Opus
+}
+
+// annexB converts an access unit of length-prefixed NAL units to Annex-B,
+// with params (SPS and PPS, Annex-B) first when key. Access unit
+// delimiters are left out. ok is false when a length runs past the end.
+func annexB(au []byte, nalLen int, key bool, params []byte) (out []byte, ok bool) {
+	n := len(au) + 16
+	if key {
+		n += len(params)
+	}
+	out = make([]byte, 0, n)
+	if key {
+		out = append(out, params...)
+	}
+	for len(au) > 0 {
+		if len(au) < nalLen {
+			return nil, false
+		}
+		size := 0
+		for _, b := range au[:nalLen] {
+			size = size<<8 | int(b)
+		}
+		au = au[nalLen:]
+		if size > len(au) {
+			return nil, false
+		}
+		if size > 0 && au[0]&0x1f != 9 {
+			out = append(append(out, 0, 0, 0, 1), au[:size]...)
+		}
+		au = au[size:]
+	}
+	return out, len(out) > 0
+}
