@@ -414,7 +414,7 @@ func samples(tracks []ertmptest.Track, k ertmptest.Kind) int {
 // and drops what follows the last one when the publisher leaves (at most
 // one video frame's worth; counted as dropped in the metrics). The bounds
 // differ by the frames whose millisecond timestamp equals the last video
-// frame's.
+// frame's and by those up to the end of the last presented video frame.
 func audioKept(tracks []ertmptest.Track, withVideo bool) [2]int {
 	a, ok := ertmptest.Find(tracks, ertmptest.Audio)
 	if !ok {
@@ -425,12 +425,20 @@ func audioKept(tracks []ertmptest.Track, withVideo bool) [2]int {
 		return [2]int{len(a.Samples), len(a.Samples)}
 	}
 	last := v.Samples[len(v.Samples)-1].DTS / time.Millisecond
+	// A segment's audio runs to the end of its video's presentation (a
+	// cut held for audio up to the next keyframe's PTS, holdcut.go): at
+	// the end, the audio up to where the last presented frame ends may
+	// be kept too.
+	end := last
+	for _, s := range v.Samples {
+		end = max(end, (s.DTS+s.CTS+s.Dur)/time.Millisecond)
+	}
 	var lo, hi int
 	for _, s := range a.Samples {
 		if ms := s.DTS / time.Millisecond; ms < last {
 			lo++
 			hi++
-		} else if ms == last {
+		} else if ms <= end {
 			hi++
 		}
 	}
