@@ -289,7 +289,12 @@ func (s *Stream) TimelineAt(pdt time.Time) (time.Duration, bool) {
 	if !s.haveEnd || s.lastPDTEnd.IsZero() {
 		return 0, false
 	}
-	return s.lastEnd + pdt.Sub(s.lastPDTEnd), true
+	// A segment's date is its first presented frame's (players map it to
+	// the earliest sample they buffer, the keyframe's PTS once the audio
+	// before it went into the previous segment): the PTS timeline, which
+	// cues and timed metadata are placed on. With B-frames it runs the
+	// composition delay ahead of the decode timeline (lastEnd).
+	return s.lastEndPTS + pdt.Sub(s.lastPDTEnd), true
 }
 
 // LiveEdgeDate returns the program date-time where the stream's last

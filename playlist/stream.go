@@ -129,6 +129,7 @@ type Stream struct {
 	nsamples      int
 	rec           *recorder     // the open recording (Config.Record)
 	lastEnd       time.Duration // Start + Duration of the last segment, on the stream's timeline
+	lastEndPTS    time.Duration // StartPTS + Duration: where the next segment's first frame shows
 	keys          *keyRing      // Config.Encrypt: the stream's keys (encrypt.go)
 	haveEnd       bool          // lastEnd is known (a segment since this process took the stream)
 	lastPDTEnd    time.Time     // the last segment's PDT plus its duration
@@ -394,7 +395,7 @@ func (s *Stream) finishSegment(e *entry, seg Segment) {
 	s.totals.segments.Add(1)
 	s.bytesIn.Add(uint64(e.size))
 	s.lastSegSize = e.size
-	s.lastEnd, s.haveEnd = seg.Start+seg.Duration, true
+	s.lastEnd, s.lastEndPTS, s.haveEnd = seg.Start+seg.Duration, seg.StartPTS+seg.Duration, true
 	if t := targetDurationFor(e.duration); t > s.target {
 		s.target = t
 	}

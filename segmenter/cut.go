@@ -252,7 +252,7 @@ func (s *Segmenter) openSegment(k Kind, start time.Duration) error {
 	if s.pdtWall.IsZero() || s.segDisc || start < s.pdtStart {
 		// Never before the end of what was listed: the clock can be
 		// behind a timeline that ran faster than real time.
-		s.pdtWall, s.pdtStart = s.wallNow(), start
+		s.pdtWall, s.pdtStart, s.pdtShown = s.wallNow(), start, max(s.segStartPTS-start, 0)
 		if s.pdtWall.Before(s.pdtEnd) {
 			s.pdtWall = s.pdtEnd
 		}

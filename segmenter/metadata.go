@@ -110,7 +110,7 @@ func (s *Segmenter) takeMetadata(now time.Duration) {
 		pts := now
 		switch {
 		case !m.PDT.IsZero() && !s.pdtWall.IsZero():
-			pts = s.pdtStart + m.PDT.Sub(s.pdtWall)
+			pts = s.pdtStart + s.pdtShown + m.PDT.Sub(s.pdtWall)
 		case m.HasPTS:
 			pts = m.PTS
 		}

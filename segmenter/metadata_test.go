@@ -182,7 +182,13 @@ func TestMetadataTimes(t *testing.T) {
 	if len(c.segs) != 0 || !s.open {
 		t.Fatal("want the first segment open")
 	}
-	pdt := s.segPDT.Add(2500 * time.Millisecond) // segStart is 0
+	// segStart is 0; the segment's date is that of its first frame shown,
+	// the keyframe's PTS (after its DTS with B-frames).
+	pdt := s.segPDT.Add(2500 * time.Millisecond)
+	want := 2500*time.Millisecond + s.segStartPTS
+	if s.segStartPTS <= 0 {
+		t.Fatal("the synthetic stream's first keyframe should be shown after it is decoded (B-frames)")
+	}
 	if err := s.AddMetadata(TimedID3{Tag: tags[0], PDT: pdt}); err != nil {
 		t.Fatal(err)
 	}
@@ -206,9 +212,9 @@ func TestMetadataTimes(t *testing.T) {
 			}
 		}
 	}
-	if got[string(tags[0])] != ts90k(2500*time.Millisecond) || got[string(tags[1])] != ts90k(past) {
+	if got[string(tags[0])] != ts90k(want) || got[string(tags[1])] != ts90k(past) {
 		t.Errorf("PTS %d and %d, want %d (the PDT's) and %d (the next frame's)",
-			got[string(tags[0])], got[string(tags[1])], ts90k(2500*time.Millisecond), ts90k(past))
+			got[string(tags[0])], got[string(tags[1])], ts90k(want), ts90k(past))
 	}
 
 	if err := s.AddMetadata(TimedID3{Tag: make([]byte, MaxMetadataSize+1)}); !errors.Is(err, ErrMetadataTooLarge) {

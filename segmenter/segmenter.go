@@ -144,6 +144,11 @@ type Segmenter struct {
 	// anchors again.
 	pdtWall  time.Time
 	pdtStart time.Duration
+	// pdtShown is the anchoring keyframe's PTS minus its DTS: a
+	// segment's date is that of its first frame shown (what players map
+	// it to), so a date asked for (timed metadata) is placed on the PTS
+	// timeline that much after pdtStart.
+	pdtShown time.Duration
 	// pdtRefine: the open segment set the anchor, and its primary frames
 	// may still move it earlier (refinePDT).
 	pdtRefine bool

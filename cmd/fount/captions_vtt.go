@@ -226,7 +226,7 @@ func (s *session) subtitlesSegment(seg segmenter.Segment) {
 	}
 	if err := s.subs.Segment(playlist.Segment{
 		Data: s.vtt.segment(seg.Start, seg.Duration), Duration: seg.Duration,
-		ProgramDateTime: seg.ProgramDateTime, Discontinuity: seg.Discontinuity, Start: seg.Start,
+		ProgramDateTime: seg.ProgramDateTime, Discontinuity: seg.Discontinuity, Start: seg.Start, StartPTS: seg.StartPTS,
 	}); err != nil {
 		s.log.Warn("a WebVTT segment was not stored", "err", err)
 	}

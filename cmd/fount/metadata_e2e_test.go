@@ -103,10 +103,12 @@ func TestE2ETimedMetadata(t *testing.T) {
 		if err := json.Unmarshal(out, &r); err != nil {
 			t.Fatal(err)
 		}
+		// A segment's date is its first frame shown: the keyframe that
+		// opens it, at its PTS (after its DTS with B-frames).
 		firstVideo := -1.0
 		for _, pk := range r.Packets {
 			if pk.CodecType == "video" && firstVideo < 0 {
-				firstVideo = f64(pk.DTSTime)
+				firstVideo = f64(pk.PTSTime)
 			}
 		}
 		for _, pk := range r.Packets {
