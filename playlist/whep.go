@@ -37,7 +37,11 @@ func isWHEP(p string) (ok, session bool) {
 func (r *Registry) serveWHEP(w http.ResponseWriter, req *http.Request, session bool) {
 	if r.cfg.WebRTC == nil {
 		w.Header().Set("Cache-Control", errorCacheControl)
-		http.Error(w, "WebRTC playback is off on this server", http.StatusNotFound)
+		msg := "WebRTC playback is off on this server"
+		if p := strings.Split(req.URL.Path, "/"); len(p) > 3 && p[3] == whipName {
+			msg = "WebRTC ingest (WHIP) is off on this server: it needs --webrtc-udp-addr"
+		}
+		http.Error(w, msg, http.StatusNotFound)
 		return
 	}
 	if !session && req.Method == http.MethodPost && !strings.HasSuffix(req.URL.Path, "/"+whipName) {

@@ -311,3 +311,12 @@ func TestWHIP(t *testing.T) {
 		t.Errorf("DELETE again: %d, want 404", code)
 	}
 }
+
+// TestWHIPOff: without --webrtc-udp-addr the WHIP endpoint is a 404 that
+// says what turns it on.
+func TestWHIPOff(t *testing.T) {
+	o := startOrigin(t, nil)
+	if code, body, _ := postOffer(t, o.url("/live/x/whip"), "v=0", nil); code != http.StatusNotFound || !strings.Contains(body, "WHIP) is off") {
+		t.Errorf("WebRTC off: %d %q", code, body)
+	}
+}
