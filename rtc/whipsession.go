@@ -234,7 +234,7 @@ func (w *whipSession) read(t *webrtc.TrackRemote) {
 		}
 		tr.sb.Push(p)
 		for s := tr.sb.Pop(); s != nil; s = tr.sb.Pop() {
-			if err := w.sample(t, tr, s.Data, s.PacketTimestamp, s.PrevDroppedPackets); err != nil {
+			if err := w.sample(tr, s.Data, s.PacketTimestamp, s.PrevDroppedPackets); err != nil {
 				w.end(err.Error())
 				return
 			}
@@ -247,7 +247,7 @@ func (w *whipSession) read(t *webrtc.TrackRemote) {
 }
 
 // sample hands one depacketized frame to the publish; an error ends it.
-func (w *whipSession) sample(t *webrtc.TrackRemote, tr *track, data []byte, ts uint32, lost uint16) error {
+func (w *whipSession) sample(tr *track, data []byte, ts uint32, lost uint16) error {
 	tr.ext += int64(int32(ts - tr.lastTS))
 	tr.lastTS = ts
 	at := tr.base + time.Duration(tr.ext*int64(time.Second)/tr.clock)
