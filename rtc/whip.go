@@ -177,6 +177,25 @@ func (s *Server) authorize(ctx context.Context, in *Ingest, app, name, key strin
 	return name, nil
 }
 
+// EndPublishers ends every WHIP publish and returns once they have ended
+// (at most 5 s each): at shutdown, publishers go first, as RTMP's do, so
+// that their last segments are flushed before the playlists end.
+func (s *Server) EndPublishers() {
+	s.mu.Lock()
+	pubs := make([]*whipSession, 0, len(s.pubs))
+	for _, w := range s.pubs {
+		pubs = append(pubs, w)
+		w.end("the server is shutting down")
+	}
+	s.mu.Unlock()
+	for _, w := range pubs {
+		select {
+		case <-w.done:
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
 // DeletePublish ends the WHIP session id and returns once its publish has
 // ended; false if there is no such session.
 func (s *Server) DeletePublish(id string) bool {

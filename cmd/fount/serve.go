@@ -116,6 +116,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 	uploads, _ := store.(*storage.Async)
 	srv := newServers(cfg, log, reg, seg, auth, uploads, lns, webrtc)
 	o := &instance{cfg: cfg, log: log, reg: reg, uploads: uploads, auth: auth, lns: lns, srv: srv, closeWebRTC: closeWebRTC}
+	if webrtc != nil {
+		o.endWHIP = webrtc.EndPublishers
+	}
 	o.start()
 	o.announce(ready)
 	handingOver, runErr := o.wait(ctx)

@@ -282,7 +282,7 @@ func TestWHIP(t *testing.T) {
 
 	// HLS: fMP4 segments of H.264 and Opus, each from a keyframe.
 	segs, body := readBack(t, o, "cam", 3.9, true)
-	t.Logf("POST to %d segments (%.1f s listed): %s", len(segs), 3.9, time.Since(posted).Round(time.Millisecond))
+	t.Logf("%d segments (3.9 s or more) listed %s after the POST", len(segs), time.Since(posted).Round(time.Millisecond))
 	for _, s := range segs {
 		if s.vcodec != "h264" || s.acodec != "opus" || !s.vfirstKey || s.vpackets == 0 || s.apackets == 0 {
 			t.Errorf("%s: video %q (%d, keyframe first %v), audio %q (%d)", s.uri, s.vcodec, s.vpackets, s.vfirstKey, s.acodec, s.apackets)
@@ -309,6 +309,26 @@ func TestWHIP(t *testing.T) {
 	}
 	if code := httpDelete(t, o.url(p.location)); code != http.StatusNotFound {
 		t.Errorf("DELETE again: %d, want 404", code)
+	}
+
+	// A publisher back (the stream resumes), then a shutdown while it
+	// publishes: the WHIP publish ends first, and fount stops in time
+	// (o.stop checks < 5 s).
+	p3 := newWHIPPublisher(t)
+	if code, body := p3.publish(t, o, endpoint, "s3cret"); code != http.StatusCreated {
+		t.Fatalf("publishing again: %d %q", code, body)
+	}
+	wg.Go(func() { p3.send(ctx, m) })
+	deadline = time.Now().Add(10 * time.Second)
+	for s := o.reg.Stream("live/cam"); s == nil || s.State() != playlist.StateLive; s = o.reg.Stream("live/cam") {
+		if time.Now().After(deadline) {
+			t.Fatal("the stream is not live 10 s after publishing again")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	o.stop(t)
+	if logs := o.logs.String(); !strings.Contains(logs, `msg="whip publish ended" stream=live/cam`) || !strings.Contains(logs, "the server is shutting down") {
+		t.Error("no WHIP publish ended by the shutdown in the log")
 	}
 }
 
