@@ -15,6 +15,7 @@ import (
 
 	"github.com/fount-live/fount/ingest"
 	"github.com/fount-live/fount/playlist"
+	"github.com/fount-live/fount/segmenter"
 )
 
 // Ingest is what WHIP needs of fount's publish path: the same
@@ -108,6 +109,16 @@ func (s *Server) Publish(ctx context.Context, path, key string, remote net.Addr,
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	w := newWHIPSession(s, hex.EncodeToString(b[:]), path, sess, remote, po)
+	// The negotiated tracks are what the publisher announces: the
+	// segmenter waits for them (as for RTMP's onMetaData).
+	var tracks segmenter.Tracks
+	if w.info.Video {
+		tracks |= segmenter.Video
+	}
+	if w.info.Audio {
+		tracks |= segmenter.Audio
+	}
+	sess.Metadata(ingest.Metadata{Tracks: tracks})
 	gctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	answer, err = w.newPeer(gctx)

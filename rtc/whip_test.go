@@ -109,6 +109,30 @@ func TestWHIPSample(t *testing.T) {
 	}
 }
 
+// TestWHIPAudioWaitsForVideo: with video negotiated, audio before the
+// first keyframe is held back (the stream would start audio-only), then
+// goes through.
+func TestWHIPAudioWaitsForVideo(t *testing.T) {
+	rec := &recSession{}
+	w := &whipSession{sess: rec, log: slog.New(slog.DiscardHandler), info: PublisherInfo{Video: true, Audio: true}}
+	a := &track{kind: segmenter.Audio, clock: 48000, channels: 2}
+	v := &track{kind: segmenter.Video, clock: 90000, waitKey: true}
+	for i := range 3 {
+		if err := w.sample(a, []byte{0xfc, 1, 2}, uint32(i*960), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.sample(v, avcFrame(t, testSPS, testPPS, idr), 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.sample(a, []byte{0xfc, 1, 2}, 3*960, 0); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.frames) != 2 || rec.frames[0].Kind != segmenter.Video || rec.frames[1].Kind != segmenter.Audio {
+		t.Errorf("frames %+v, want the keyframe then the audio after it", rec.frames)
+	}
+}
+
 // TestWHIPWebhookRequest: the authoriser is asked as for RTMP, with the
 // key, and metadata that says WHIP and the URL's name.
 func TestWHIPWebhookRequest(t *testing.T) {

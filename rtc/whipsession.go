@@ -61,7 +61,16 @@ type whipSession struct {
 	start   time.Time
 	started bool
 	dropped uint64 // video frames dropped: lost packets, or waiting for a keyframe
+	// videoOn: the first keyframe has gone to the publish. Until then
+	// audio is held back (dropped) for up to audioAlone, when video was
+	// negotiated: the segmenter waits only a second for a track, and a
+	// stream started without video stays audio-only.
+	videoOn bool
 }
+
+// audioAlone is how long audio waits for the first keyframe of a
+// publisher's video before it goes ahead alone.
+const audioAlone = 5 * time.Second
 
 func newWHIPSession(s *Server, id, path string, sess ingest.Session, remote net.Addr, po publishOffer) *whipSession {
 	ctx, cancel := context.WithCancelCause(s.ctx)
@@ -271,6 +280,9 @@ func (w *whipSession) sample(tr *track, data []byte, ts uint32, lost uint16) err
 		if len(data) == 0 || tr.skip {
 			return nil
 		}
+		if !w.videoOn && w.info.Video && at-tr.base < audioAlone {
+			return nil
+		}
 		return w.sess.Frame(segmenter.Frame{Kind: segmenter.Audio, DTS: at, PTS: at, Data: data})
 	}
 	if lost > 0 && !tr.waitKey {
@@ -300,6 +312,7 @@ func (w *whipSession) sample(tr *track, data []byte, ts uint32, lost uint16) err
 		return nil
 	}
 	tr.waitKey = false
+	w.videoOn = true
 	tr.frames++
 	return w.sess.Frame(segmenter.Frame{Kind: segmenter.Video, DTS: at, PTS: at, Key: key, Data: data})
 }

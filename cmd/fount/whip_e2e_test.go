@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 	"github.com/pion/webrtc/v4/pkg/media/h264reader"
@@ -104,7 +105,12 @@ type whipPublisher struct {
 	location     string
 }
 
-func newWHIPPublisher(t *testing.T) *whipPublisher {
+func newWHIPPublisher(t *testing.T) *whipPublisher { return newLossyWHIPPublisher(t, 0) }
+
+// newLossyWHIPPublisher loses for good every video packet whose sequence
+// number is a multiple of lose (0: none): they are dropped before pion's
+// NACK responder keeps them, so no resend can bring them back.
+func newLossyWHIPPublisher(t *testing.T, lose uint16) *whipPublisher {
 	t.Helper()
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
@@ -113,6 +119,9 @@ func newWHIPPublisher(t *testing.T) *whipPublisher {
 	ir := &interceptor.Registry{}
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
 		t.Fatal(err)
+	}
+	if lose > 0 {
+		ir.Add(loseFactory(lose))
 	}
 	var se webrtc.SettingEngine
 	se.SetIncludeLoopbackCandidate(true)
@@ -149,6 +158,31 @@ func newWHIPPublisher(t *testing.T) *whipPublisher {
 	<-gathered
 	p.offer = pc.LocalDescription().SDP
 	return p
+}
+
+// loseFactory makes the interceptor that loses video packets: added last,
+// it sees each packet before the NACK responder's cache does.
+type loseFactory uint16
+
+func (f loseFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
+	return &loser{every: uint16(f)}, nil
+}
+
+type loser struct {
+	interceptor.NoOp
+	every uint16
+}
+
+func (l *loser) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	if !strings.HasPrefix(info.MimeType, "video/") {
+		return w
+	}
+	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		if h.SequenceNumber%l.every == 0 {
+			return len(payload), nil
+		}
+		return w.Write(h, payload, a)
+	})
 }
 
 // publish POSTs the offer with key as the bearer token ("" for none);
@@ -198,13 +232,14 @@ func (p *whipPublisher) send(ctx context.Context, m whipMedia) {
 
 // TestWHIP publishes H.264 and Opus over WHIP from a pion publisher to a
 // fount with --auth keys: refusals first (bad SDP 400, no key 401, bad key
-// 403, VP8 only 400), then the good key's publish: the fMP4 playlist
-// appears, every segment decodes with H.264 and Opus and starts with a
-// keyframe, a WHEP viewer gets its video, a second publisher is refused
+// 403, VP8 only 400), then the good key's publish, which loses video
+// packets for good: the fMP4 playlist appears, every segment decodes
+// cleanly (ffmpeg says nothing: no frame refers to a lost one) with H.264
+// and Opus and starts with a keyframe, a WHEP viewer gets its video, a second publisher is refused
 // 409, the API says WHIP; DELETE ends the publish.
 func TestWHIP(t *testing.T) {
 	requireTool(t, "ffprobe")
-	m := makeWHIPMedia(t, "6")
+	m := makeWHIPMedia(t, "8")
 	lockEndToEndLogged(t)
 	keys := filepath.Join(t.TempDir(), "keys.yaml")
 	if err := os.WriteFile(keys, []byte("streams:\n  - key: s3cret\n    name: cam\n  - key: other\n    name: other\n"), 0o600); err != nil {
@@ -216,7 +251,9 @@ func TestWHIP(t *testing.T) {
 		c.ReconnectWindow = 500 * time.Millisecond
 	})
 	endpoint := "/live/cam/whip"
-	p := newWHIPPublisher(t)
+	// The publisher loses a video packet in 150 for good (about one
+	// frame in 25 here): fount drops to the next keyframe each time.
+	p := newLossyWHIPPublisher(t, 150)
 	for _, c := range []struct {
 		name, offer, key string
 		code             int
@@ -276,7 +313,7 @@ func TestWHIP(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if aus := c.await(t, 10, 10*time.Second); !strings.Contains(string(aus[0].nalus), "\x05") {
+	if aus := c.await(t, 5, 10*time.Second); !strings.Contains(string(aus[0].nalus), "\x05") {
 		t.Errorf("the WHEP viewer's first access unit has NAL types %v, want an IDR", aus[0].nalus)
 	}
 
@@ -287,6 +324,10 @@ func TestWHIP(t *testing.T) {
 		if s.vcodec != "h264" || s.acodec != "opus" || !s.vfirstKey || s.vpackets == 0 || s.apackets == 0 {
 			t.Errorf("%s: video %q (%d, keyframe first %v), audio %q (%d)", s.uri, s.vcodec, s.vpackets, s.vfirstKey, s.acodec, s.apackets)
 		}
+	}
+	checkGapsAtKeyframes(t, o, "/live/cam/", body)
+	if !strings.Contains(o.logs.String(), "packets lost, dropping to the next keyframe") {
+		t.Error("no loss logged: the test's publisher lost no packet")
 	}
 	if !strings.Contains(string(body), "#EXT-X-MAP") {
 		t.Errorf("no EXT-X-MAP (fMP4) in the playlist:\n%s", body)
@@ -330,6 +371,43 @@ func TestWHIP(t *testing.T) {
 	if logs := o.logs.String(); !strings.Contains(logs, `msg="whip publish ended" stream=live/cam`) || !strings.Contains(logs, "the server is shutting down") {
 		t.Error("no WHIP publish ended by the shutdown in the log")
 	}
+}
+
+// checkGapsAtKeyframes joins the playlist's init and segments into one
+// file and requires every gap in the video's timestamps to end at a
+// keyframe: a frame lost in the network takes the frames up to the next
+// keyframe with it, never a frame that others refer to alone.
+func checkGapsAtKeyframes(t *testing.T, o *origin, base string, body []byte) {
+	t.Helper()
+	all := initOf(t, o, base, body)
+	for _, l := range strings.Split(string(body), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			code, seg, _ := httpGet(t, o.url(base+l))
+			if code != http.StatusOK {
+				t.Fatalf("%s: %d", l, code)
+			}
+			all = append(all, seg...)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "all.mp4")
+	if err := os.WriteFile(file, all, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	prev, gaps := -1.0, 0
+	for _, pk := range probe(t, file).Packets {
+		if pk.CodecType != "video" {
+			continue
+		}
+		dts := f64(pk.DTSTime)
+		if prev >= 0 && dts-prev > 1.5/30 {
+			gaps++
+			if !strings.HasPrefix(pk.Flags, "K") {
+				t.Errorf("video frames missing between %.3f and %.3f s, and the frame after them is not a keyframe", prev, dts)
+			}
+		}
+		prev = dts
+	}
+	t.Logf("%d gaps in the video, each up to a keyframe", gaps)
 }
 
 // TestWHIPOff: without --webrtc-udp-addr the WHIP endpoint is a 404 that
