@@ -137,7 +137,6 @@ func (s *Server) Publish(ctx context.Context, path, key string, remote net.Addr,
 		return "", "", fmt.Errorf("%w: the server is shutting down", errBusy)
 	}
 	s.pubs[w.id] = w
-	s.total++
 	s.mu.Unlock()
 	s.wg.Go(w.run)
 	w.log.Info("whip publish answered", "session", w.id, "remote", remote.String(), "video", w.info.Video, "audio", w.info.Audio)
@@ -205,6 +204,21 @@ func (s *Server) EndPublishers() {
 		case <-time.After(5 * time.Second):
 		}
 	}
+}
+
+// Disconnect ends the WHIP publish of stream path (APP/NAME), as the
+// API's DELETE of a stream does for RTMP; false if it has none.
+func (s *Server) Disconnect(path string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	found := false
+	for _, w := range s.pubs {
+		if w.info.Stream == path {
+			w.end("disconnected by the API")
+			found = true
+		}
+	}
+	return found
 }
 
 // DeletePublish ends the WHIP session id and returns once its publish has

@@ -154,6 +154,23 @@ func TestPublishRefusals(t *testing.T) {
 	if open, closed := keys.counts(); open != 1 || closed != 1 {
 		t.Errorf("%d publishes opened, %d closed; want 1 and 1", open, closed)
 	}
+	// The API's disconnect ends a publish too.
+	id, _, err = srv.Publish(context.Background(), "live/x", "k1", loopback, offer)
+	if err != nil {
+		t.Fatalf("publishing again: %v", err)
+	}
+	if srv.Disconnect("live/y") || !srv.Disconnect("live/x") {
+		t.Error("Disconnect: wrong stream, or none found")
+	}
+	if srv.DeletePublish(id) {
+		// DELETE waited for the end Disconnect began; the session is gone after it.
+		if srv.DeletePublish(id) {
+			t.Error("the session outlived Disconnect and DELETE")
+		}
+	}
+	if open, closed := keys.counts(); open != 2 || closed != 2 {
+		t.Errorf("%d publishes opened, %d closed; want 2 and 2", open, closed)
+	}
 }
 
 // mapAuth maps keys to names as --auth keys does.

@@ -286,7 +286,8 @@ func (a *api) routes(mux *http.ServeMux, metrics http.Handler, token string) {
 		writeJSON(w, http.StatusOK, a.streamJSON(s, a.publishers()))
 	}))
 	mux.Handle("DELETE /api/v1/streams/{app}/{name}", guard(func(w http.ResponseWriter, r *http.Request) {
-		if !a.rtmp.Disconnect(r.PathValue("app") + "/" + r.PathValue("name")) {
+		path := r.PathValue("app") + "/" + r.PathValue("name")
+		if !a.rtmp.Disconnect(path) && (a.rtc == nil || !a.rtc.Disconnect(path)) {
 			writeJSON(w, http.StatusNotFound, apiError{"no publisher on this stream"})
 			return
 		}
