@@ -103,6 +103,7 @@ type whipPublisher struct {
 	video, audio *webrtc.TrackLocalStaticSample
 	offer        string
 	location     string
+	connected    chan struct{} // closed once ICE and DTLS are up
 }
 
 func newWHIPPublisher(t *testing.T) *whipPublisher { return newLossyWHIPPublisher(t, 0) }
@@ -132,7 +133,13 @@ func newLossyWHIPPublisher(t *testing.T, lose uint16) *whipPublisher {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pc.Close() })
-	p := &whipPublisher{pc: pc}
+	p := &whipPublisher{pc: pc, connected: make(chan struct{})}
+	var once sync.Once
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected {
+			once.Do(func() { close(p.connected) })
+		}
+	})
 	p.video, err = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
 		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, "video", "test")
 	if err != nil {
@@ -207,8 +214,14 @@ func (p *whipPublisher) publish(t *testing.T, o *origin, endpoint, key string) (
 	return code, answer
 }
 
-// send writes the media in real time until it is all sent or ctx ends.
+// send writes the media in real time, from when the connection is up
+// (what is written before is lost), until it is all sent or ctx ends.
 func (p *whipPublisher) send(ctx context.Context, m whipMedia) {
+	select {
+	case <-p.connected:
+	case <-ctx.Done():
+		return
+	}
 	const frame, packet = time.Second / 30, 20 * time.Millisecond
 	tick := time.NewTicker(5 * time.Millisecond) // real-time pacing of a live sender
 	defer tick.Stop()
@@ -408,6 +421,36 @@ func checkGapsAtKeyframes(t *testing.T, o *origin, base string, body []byte) {
 		prev = dts
 	}
 	t.Logf("%d gaps in the video, each up to a keyframe", gaps)
+}
+
+// TestWHIPOpusInTS: with --segment-format ts, which cannot carry Opus
+// here, a WHIP publish of H.264 and Opus is served video-only, and the
+// log says why.
+func TestWHIPOpusInTS(t *testing.T) {
+	requireTool(t, "ffprobe")
+	m := makeWHIPMedia(t, "3")
+	lockEndToEndLogged(t)
+	o := startClassic(t, func(c *config) { c.WebRTCUDPAddr = "127.0.0.1:0" })
+	p := newWHIPPublisher(t)
+	if code, body := p.publish(t, o, "/live/ts/whip", ""); code != http.StatusCreated {
+		t.Fatalf("publish: %d %q", code, body)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { p.send(ctx, m) })
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	segs, _ := readBack(t, o, "ts", 1.9, false)
+	for _, s := range segs {
+		if s.vcodec != "h264" || s.acodec != "" || !s.vfirstKey {
+			t.Errorf("%s: video %q (keyframe first %v), audio %q; want H.264 only", s.uri, s.vcodec, s.vfirstKey, s.acodec)
+		}
+	}
+	if !strings.Contains(o.logs.String(), "Opus cannot go into this segment format") {
+		t.Error("no word in the log of the Opus track dropped")
+	}
 }
 
 // TestWHIPOff: without --webrtc-udp-addr the WHIP endpoint is a 404 that
