@@ -67,6 +67,10 @@ type Server struct {
 	feeds map[string]*Feed
 	byID  map[string]*session
 	total uint64 // sessions ever answered
+
+	ingest  *Ingest                 // WHIP; nil: off (SetIngest)
+	pubs    map[string]*whipSession // WHIP publishers' sessions
+	pending int                     // WHIP sessions being set up, counted against MaxSessions
 }
 
 // New opens the UDP (and ICE-TCP) ports and returns the server.
@@ -84,7 +88,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webrtc udp: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, udp: udp, feeds: map[string]*Feed{}, byID: map[string]*session{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, udp: udp, feeds: map[string]*Feed{}, byID: map[string]*session{}, pubs: map[string]*whipSession{}}
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	lf := &pionLogs{log: cfg.Logger}
 	s.se.LoggerFactory = lf
@@ -138,6 +142,9 @@ func (s *Server) Close() {
 	}
 	for _, ss := range s.byID {
 		ss.end("the server is shutting down")
+	}
+	for _, w := range s.pubs {
+		w.end("the server is shutting down")
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
@@ -232,7 +239,7 @@ var (
 func (s *Server) Answer(ctx context.Context, path string, offer []byte) (id, answer string, err error) {
 	s.mu.Lock()
 	f := s.feeds[path]
-	busy := len(s.byID) >= s.cfg.MaxSessions
+	busy := len(s.byID)+len(s.pubs)+s.pending >= s.cfg.MaxSessions
 	closed := s.ctx.Err() != nil
 	s.mu.Unlock()
 	if f == nil || f.isEnded() {
@@ -264,7 +271,7 @@ func (s *Server) Answer(ctx context.Context, path string, offer []byte) (id, ans
 		return "", "", err
 	}
 	s.mu.Lock()
-	if len(s.byID) >= s.cfg.MaxSessions || s.ctx.Err() != nil {
+	if len(s.byID)+len(s.pubs)+s.pending >= s.cfg.MaxSessions || s.ctx.Err() != nil {
 		s.mu.Unlock()
 		cancel(errBusy)
 		_ = ss.pc.Close()
@@ -317,13 +324,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not found", http.StatusNotFound)
 		return
 	}
-	if id == "" {
+	whip := strings.HasSuffix(stream, "/"+EndpointWHIP)
+	stream = strings.TrimSuffix(strings.TrimSuffix(stream, "/"+EndpointWHIP), "/"+Endpoint)
+	switch {
+	case id == "" && whip:
+		s.serveWHIP(w, r, stream)
+		return
+	case id == "":
 		s.serveEndpoint(w, r, stream)
 		return
 	}
 	switch r.Method {
 	case http.MethodDelete:
-		if !s.Delete(id) {
+		if whip && !s.DeletePublish(id) || !whip && !s.Delete(id) {
 			http.Error(w, "no such WebRTC session", http.StatusNotFound)
 			return
 		}
@@ -383,12 +396,13 @@ func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request, stream st
 // Endpoint is the last element of a stream's WHEP URL: /APP/NAME/whep.
 const Endpoint = "whep"
 
-// SplitPath reads a WHEP path, /APP/NAME/whep or /APP/NAME/whep/ID, into
-// the stream (APP/NAME) and the session id ("" for the endpoint).
-func SplitPath(p string) (stream, id string, ok bool) {
+// SplitPath reads a WHEP or WHIP path, /APP/NAME/whep or /APP/NAME/whep/ID
+// (or whip), into the endpoint (APP/NAME/whep) and the session id ("" for
+// the endpoint).
+func SplitPath(p string) (endpoint, id string, ok bool) {
 	p, ok = strings.CutPrefix(p, "/")
 	parts := strings.Split(p, "/")
-	if !ok || len(parts) < 3 || len(parts) > 4 || parts[2] != Endpoint {
+	if !ok || len(parts) < 3 || len(parts) > 4 || parts[2] != Endpoint && parts[2] != EndpointWHIP {
 		return "", "", false
 	}
 	if len(parts) == 4 {
@@ -397,5 +411,5 @@ func SplitPath(p string) (stream, id string, ok bool) {
 			return "", "", false
 		}
 	}
-	return parts[0] + "/" + parts[1], id, parts[0] != "" && parts[1] != ""
+	return parts[0] + "/" + parts[1] + "/" + parts[2], id, parts[0] != "" && parts[1] != ""
 }

@@ -76,6 +76,9 @@ type apiTrack struct {
 }
 
 type apiPublisher struct {
+	// Protocol is how the publisher sends: "rtmp" (RTMP or RTMPS) or
+	// "whip" (WebRTC, docs/webrtc.md).
+	Protocol  string     `json:"protocol"`
 	Remote    string     `json:"remote"`
 	StartedAt time.Time  `json:"started_at"`
 	ChunkSize uint32     `json:"chunk_size"`
@@ -192,13 +195,20 @@ func (a *api) streamJSON(s *playlist.Stream, pubs map[string]ingest.PublisherSta
 		}
 	}
 	if p, ok := pubs[st.Path]; ok {
-		out.Publisher = &apiPublisher{Remote: p.Remote, StartedAt: p.Started.UTC(), ChunkSize: p.ChunkSize, Tracks: []apiTrack{}}
+		out.Publisher = &apiPublisher{Protocol: "rtmp", Remote: p.Remote, StartedAt: p.Started.UTC(), ChunkSize: p.ChunkSize, Tracks: []apiTrack{}}
 		for _, t := range p.Tracks {
 			out.Publisher.Tracks = append(out.Publisher.Tracks, apiTrack{
 				Kind: t.Kind, ID: t.ID, Codec: t.Codec, Codecs: t.Codecs, Width: t.Width, Height: t.Height,
 				FrameRate: t.FrameRate, Range: t.Range, SampleRate: t.SampleRate, Channels: t.Channels,
 				InPlaylist: t.InPlaylist, Skipped: t.Skipped, Frames: t.Frames, Bitrate: int64(t.Bitrate),
 			})
+		}
+	}
+	if out.Publisher == nil && a.rtc != nil {
+		for _, p := range a.rtc.Publishers() {
+			if p.Stream == st.Path {
+				out.Publisher = &apiPublisher{Protocol: "whip", Remote: p.Remote, StartedAt: p.Started.UTC(), Tracks: []apiTrack{}}
+			}
 		}
 	}
 	return out
@@ -276,7 +286,8 @@ func (a *api) routes(mux *http.ServeMux, metrics http.Handler, token string) {
 		writeJSON(w, http.StatusOK, a.streamJSON(s, a.publishers()))
 	}))
 	mux.Handle("DELETE /api/v1/streams/{app}/{name}", guard(func(w http.ResponseWriter, r *http.Request) {
-		if !a.rtmp.Disconnect(r.PathValue("app") + "/" + r.PathValue("name")) {
+		path := r.PathValue("app") + "/" + r.PathValue("name")
+		if !a.rtmp.Disconnect(path) && (a.rtc == nil || !a.rtc.Disconnect(path)) {
 			writeJSON(w, http.StatusNotFound, apiError{"no publisher on this stream"})
 			return
 		}

@@ -34,6 +34,8 @@ type instance struct {
 	srv     servers
 	// closeWebRTC ends WebRTC playback's sessions and closes its ports.
 	closeWebRTC func()
+	// endWHIP ends the WHIP publishers (with RTMP's, before the playlists).
+	endWHIP func()
 
 	// ingestWG: the RTMP and RTMPS servers, until stopIngest.
 	ingestWG   sync.WaitGroup
@@ -206,6 +208,9 @@ func portOf(ln net.Listener) string {
 func (o *instance) shutdown(ctx context.Context, handingOver bool) {
 	o.stopIngest()
 	o.ingestWG.Wait()
+	if o.endWHIP != nil {
+		o.endWHIP()
+	}
 	if handingOver {
 		grace := o.cfg.HandoverGrace
 		if !o.cfg.ReusePort {

@@ -176,8 +176,8 @@ func route(path string) string {
 		return "health"
 	}
 	_, file, ok := playlist.SplitPath(path)
-	if _, _, whep := rtc.SplitPath(path); whep {
-		return "whep"
+	if ep, _, ok := rtc.SplitPath(path); ok {
+		return ep[strings.LastIndexByte(ep, '/')+1:] // "whep" or "whip"
 	}
 	switch {
 	case !ok && isRecording(path):

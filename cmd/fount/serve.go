@@ -121,6 +121,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(running
 	uploads, _ := store.(*storage.Async)
 	srv := newServers(cfg, log, reg, seg, auth, uploads, lns, webrtc)
 	o := &instance{cfg: cfg, log: log, reg: reg, uploads: uploads, auth: auth, lns: lns, srv: srv, closeWebRTC: closeWebRTC}
+	if webrtc != nil {
+		o.endWHIP = webrtc.EndPublishers
+	}
 	o.start()
 	o.announce(ready)
 	handingOver, runErr := o.wait(ctx)
@@ -273,6 +276,8 @@ func newServers(cfg config, log *slog.Logger, reg *playlist.Registry, seg segmen
 	}, ingestPub)
 	mets := newMetrics(rtmpSrv, reg, uploads, seg.Counters)
 	if webrtc != nil {
+		// WHIP ingest: the same authorisation and publish path as RTMP.
+		webrtc.SetIngest(rtc.Ingest{App: cfg.App, Auth: auth.authorizer, Publisher: ingestPub})
 		mets.reg.MustRegister(webrtcCollector{webrtc})
 	}
 	mets.reg.MustRegister(metadataCollector{&pub.metaStats})

@@ -48,7 +48,7 @@ func commaList(s string) []string {
 // newWebRTC opens WebRTC playback's ports; nil when it is off.
 func newWebRTC(cfg config, log interface{ Info(string, ...any) }, rcfg rtc.Config) (*rtc.Server, error) {
 	if cfg.WebRTCUDPAddr == "" {
-		log.Info("webrtc playback is off (--webrtc-udp-addr \"\")")
+		log.Info("webrtc playback and ingest are off (--webrtc-udp-addr \"\")")
 		return nil, nil
 	}
 	rcfg.UDPAddr, rcfg.PublicIPs, rcfg.STUN, rcfg.MaxSessions = cfg.WebRTCUDPAddr, commaList(cfg.WebRTCPublicIPs), commaList(cfg.WebRTCSTUN), cfg.WebRTCMaxSessions
@@ -60,7 +60,7 @@ func newWebRTC(cfg config, log interface{ Info(string, ...any) }, rcfg rtc.Confi
 	if a := srv.TCPAddr(); a != nil {
 		tcp = a.String()
 	}
-	log.Info("webrtc playback (WHEP at /APP/NAME/whep)", "udp", srv.Addr().String(), "tcp", tcp, "public_ips", cfg.WebRTCPublicIPs, "max_sessions", cfg.WebRTCMaxSessions)
+	log.Info("webrtc playback (WHEP at /APP/NAME/whep) and ingest (WHIP at /APP/NAME/whip)", "udp", srv.Addr().String(), "tcp", tcp, "public_ips", cfg.WebRTCPublicIPs, "max_sessions", cfg.WebRTCMaxSessions)
 	return srv, nil
 }
 

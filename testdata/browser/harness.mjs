@@ -82,13 +82,14 @@ export function harness(result) {
     },
 
     // launch starts chromium with a fresh profile and returns its first
-    // page, with a crash noted as a harness error.
-    async launch() {
+    // page, with a crash noted as a harness error; extraArgs are added to
+    // the flags (whip.mjs: a fake camera and microphone).
+    async launch(extraArgs = []) {
       userDataDir = await mkdtemp(join(tmpdir(), 'fount-chromium-'));
       context = await chromium.launchPersistentContext(userDataDir, {
         executablePath: CHROMIUM,
         headless: true,
-        args: CHROMIUM_FLAGS,
+        args: [...CHROMIUM_FLAGS, ...extraArgs],
         timeout: 30000,
       });
       result.browserVersion = context.browser() ? context.browser().version() : '';
