@@ -350,20 +350,30 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request, stream string) {
-	h := w.Header()
+// readOffer reads the SDP offer a WHEP or WHIP endpoint is POSTed, or
+// answers the request's fault and returns false.
+func readOffer(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	if r.Method != http.MethodPost {
-		h.Set("Allow", "POST, OPTIONS")
+		w.Header().Set("Allow", "POST, OPTIONS")
 		http.Error(w, "method not allowed: POST an SDP offer (application/sdp)", http.StatusMethodNotAllowed)
-		return
+		return nil, false
 	}
 	if ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); !strings.EqualFold(strings.TrimSpace(ct), "application/sdp") {
 		http.Error(w, "Content-Type must be application/sdp", http.StatusUnsupportedMediaType)
-		return
+		return nil, false
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxOfferBytes+1))
 	if err != nil {
 		http.Error(w, "reading the offer: "+err.Error(), http.StatusBadRequest)
+		return nil, false
+	}
+	return body, true
+}
+
+func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request, stream string) {
+	h := w.Header()
+	body, ok := readOffer(w, r)
+	if !ok {
 		return
 	}
 	id, answer, err := s.Answer(r.Context(), stream, body)

@@ -128,16 +128,9 @@ func (srv *Server) newPeer(ctx context.Context, s *session, offer string, info o
 			s.end("connection closed")
 		}
 	})
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		return fail(fmt.Errorf("%w: %w", errBadOffer, err))
-	}
-	answer, err := pc.CreateAnswer(nil)
+	gathered, err := negotiate(pc, offer)
 	if err != nil {
-		return fail(fmt.Errorf("%w: %w", errBadOffer, err))
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(answer); err != nil {
-		return fail(fmt.Errorf("%w: %w", errBadOffer, err))
+		return fail(err)
 	}
 	if cs := vs.Sender().GetParameters().Codecs; len(cs) == 0 || cs[0].ClockRate != 90000 {
 		return fail(fmt.Errorf("%w: no H.264 format (90 kHz) in common with the offer", errBadOffer))
@@ -285,4 +278,21 @@ func (s *session) send(track *webrtc.TrackLocalStaticRTP, p rtp.Packetizer, data
 			return
 		}
 	}
+}
+
+// negotiate takes offer and sets pc's answer; the channel closes when ICE
+// gathering is complete (the answer then carries every candidate).
+func negotiate(pc *webrtc.PeerConnection, offer string) (<-chan struct{}, error) {
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return nil, fmt.Errorf("%w: %w", errBadOffer, err)
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errBadOffer, err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(answer); err != nil {
+		return nil, fmt.Errorf("%w: %w", errBadOffer, err)
+	}
+	return gathered, nil
 }

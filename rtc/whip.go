@@ -241,18 +241,8 @@ func (s *Server) DeletePublish(id string) bool {
 // serveWHIP answers POST /APP/NAME/whip.
 func (s *Server) serveWHIP(w http.ResponseWriter, r *http.Request, stream string) {
 	h := w.Header()
-	if r.Method != http.MethodPost {
-		h.Set("Allow", "POST, OPTIONS")
-		http.Error(w, "method not allowed: POST an SDP offer (application/sdp)", http.StatusMethodNotAllowed)
-		return
-	}
-	if ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); !strings.EqualFold(strings.TrimSpace(ct), "application/sdp") {
-		http.Error(w, "Content-Type must be application/sdp", http.StatusUnsupportedMediaType)
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxOfferBytes+1))
-	if err != nil {
-		http.Error(w, "reading the offer: "+err.Error(), http.StatusBadRequest)
+	body, ok := readOffer(w, r)
+	if !ok {
 		return
 	}
 	key := ""

@@ -140,16 +140,9 @@ func (w *whipSession) newPeer(ctx context.Context) (string, error) {
 		defer w.readers.Done()
 		w.read(t)
 	})
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: string(w.offer.sdp)}); err != nil {
-		return fail(fmt.Errorf("%w: %w", errBadOffer, err))
-	}
-	answer, err := pc.CreateAnswer(nil)
+	gathered, err := negotiate(pc, string(w.offer.sdp))
 	if err != nil {
-		return fail(fmt.Errorf("%w: %w", errBadOffer, err))
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(answer); err != nil {
-		return fail(fmt.Errorf("%w: %w", errBadOffer, err))
+		return fail(err)
 	}
 	receiving := false
 	for _, tr := range pc.GetTransceivers() {
