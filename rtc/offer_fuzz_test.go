@@ -31,6 +31,11 @@ func testServer(tb testing.TB) *Server {
 
 // pionOffer is the offer of a pion viewer receiving video and audio.
 func pionOffer(tb testing.TB) string {
+	return pionOfferTo(tb, webrtc.RTPTransceiverDirectionRecvonly)
+}
+
+// pionOfferTo is a pion offer with a video and an audio section in dir.
+func pionOfferTo(tb testing.TB, dir webrtc.RTPTransceiverDirection) string {
 	tb.Helper()
 	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
@@ -38,7 +43,7 @@ func pionOffer(tb testing.TB) string {
 	}
 	defer pc.Close()
 	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: dir}); err != nil {
 			tb.Fatal(err)
 		}
 	}

@@ -65,22 +65,7 @@ func (s *fakeSession) Close() {
 
 // pionPublishOffer is the offer of a pion publisher sending H.264 and Opus.
 func pionPublishOffer(tb testing.TB) string {
-	tb.Helper()
-	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer pc.Close()
-	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return offer.SDP
+	return pionOfferTo(tb, webrtc.RTPTransceiverDirectionSendonly)
 }
 
 var loopback = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5000}
