@@ -176,8 +176,15 @@ func route(path string) string {
 		return "health"
 	}
 	_, file, ok := playlist.SplitPath(path)
-	if ep, _, ok := rtc.SplitPath(path); ok {
-		return ep[strings.LastIndexByte(ep, '/')+1:] // "whep" or "whip"
+	// rtc.SplitPath allocates: only a path naming an endpoint is asked,
+	// so counting the loops' media requests stays allocation-free.
+	if strings.Contains(path, "/"+rtc.Endpoint) || strings.Contains(path, "/"+rtc.EndpointWHIP) {
+		if ep, _, ok := rtc.SplitPath(path); ok {
+			if strings.HasSuffix(ep, "/"+rtc.EndpointWHIP) {
+				return "whip"
+			}
+			return "whep"
+		}
 	}
 	switch {
 	case !ok && isRecording(path):
