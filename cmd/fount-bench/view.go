@@ -43,7 +43,7 @@ func newViewCmd() *cobra.Command {
 	cfg := viewConfig{}
 	cmd := &cobra.Command{
 		Use:   "view",
-		Short: "Run M simulated HLS viewers per stream",
+		Short: "Run M simulated HLS (or WebRTC: --mode whep) viewers per stream",
 		Long: `Run M simulated HLS viewers per stream. Each follows the media playlist as
 a player does and downloads every segment (or part) once:
 
