@@ -514,7 +514,7 @@ if has whep; then
 					fps="n/a (HLS)"
 				fi
 				row=$(awk -v ro="$round" -v mo="$mode" -v m="$m" -v c="$cpu" -v c0="$cpu0" -v r="$rss" -v r0="$rss0" -v mb="$mb" -v f="$failed" -v fps="$fps" -v t="$toolcpu" 'BEGIN {
-					if (fps ~ /\//) { split(fps, a, " / "); fps = sprintf("%.1f / %.1f", a[1], a[2]) }
+					if (mo == "whep") { split(fps, a, " / "); fps = sprintf("%.1f / %.1f", a[1], a[2]) }
 					printf "| %d | %s | %d | %.1f %% | %.1f %% | %.3f %% | %.1f MB | %.1f MB | %.0f KB | %.0f | %d | %s | %.1f %% |", ro, mo, m, c, c0, (c - c0) / m, r / 1024, r0 / 1024, (r - r0) / m, mb, f, fps, t }')
 				results "$row"
 				awk -v mo="$mode" -v m="$m" -v c="$cpu" -v c0="$cpu0" -v r="$rss" -v r0="$rss0" 'BEGIN { printf "%s %d %.4f %.1f\n", mo, m, (c - c0) / m, (r - r0) / m }' >>"$work/whep-rows"
