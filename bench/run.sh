@@ -15,13 +15,16 @@ usage: bench/run.sh [options]
   --origin-rtmp URL       use an origin that is already running instead:
   --origin-http URL         rtmp://HOST:PORT/APP, http://HOST:PORT and its PID
   --origin-pid PID          (CPU and RSS are sampled from that PID and its children)
-  --sizes LIST            which parts: ingest,ffmpeg,viewers,latency,startup (default all)
+  --sizes LIST            which parts: ingest,ffmpeg,viewers,latency,startup (default all),
+                          whep (not in the default: WebRTC viewers beside classic and LL-HLS)
   --ingest "N ..."        publisher counts (default "1 10 50 200")
   --ffmpeg "N ..."        real ffmpeg publisher counts for the ffmpeg part (default "1 20 100")
   --ffmpeg-targets "..."  origins the ffmpeg part runs one after the other, in the same run
                           (default "fount nginx"; nginx needs libnginx-mod-rtmp)
   --viewers "M ..."       viewer counts on one stream (default "100 1000 3000")
   --modes "classic ll"    viewer modes to run (default both for fount; nginx: classic)
+  --rounds R              whep part: run its modes (whep, classic, ll) R times, alternating
+                          (default 1)
   --seconds S             measured interval per size (default 60)
   --warmup S              settle time before measuring (default 10)
   --out FILE              results file (default bench/results/<date>-<host>.md)
@@ -40,6 +43,7 @@ ffmpeg_sizes="1 20 100"
 ffmpeg_targets="fount nginx"
 viewer_sizes="100 1000 3000"
 modes_opt=""
+rounds=1
 seconds=60
 warmup=10
 out=""
@@ -56,6 +60,7 @@ while [ $# -gt 0 ]; do
 	--ffmpeg-targets) ffmpeg_targets=${2:?}; shift ;;
 	--viewers) viewer_sizes=${2:?}; shift ;;
 	--modes) modes_opt=${2:?}; shift ;;
+	--rounds) rounds=${2:?}; shift ;;
 	--seconds) seconds=${2:?}; shift ;;
 	--warmup) warmup=${2:?}; shift ;;
 	--out) out=${2:?}; shift ;;
@@ -84,6 +89,11 @@ for mode in $modes_opt; do
 	esac
 done
 has() { case ",$sizes," in *",$1,"*) return 0 ;; esac; return 1; }
+case "$rounds" in '' | *[!0-9]* | 0) echo "run.sh: --rounds: a whole number >= 1" >&2; exit 2 ;; esac
+if has whep && [ "$target" != fount ]; then
+	echo "run.sh: the whep part needs fount (it starts its own, with WebRTC on loopback)" >&2
+	exit 2
+fi
 # The ffmpeg part compares origins in one run: it starts its own.
 if has ffmpeg && [ "$external" = 1 ]; then
 	ffmpeg_targets=external
@@ -248,6 +258,9 @@ start_origin() {
 		# Above fount's one-machine defaults (100 publishers, 200 streams):
 		# the ingest sizes go to 200 streams.
 		flags=(--max-publishers 500 --max-streams 500)
+		# WebRTC (WHEP) on a loopback port of its own, not fount's
+		# default :8189 on every interface.
+		flags+=(--webrtc-udp-addr "127.0.0.1:$(free_port)")
 		[ "$1" = classic ] && flags+=(--segment-format ts --low-latency=false)
 		"$work/fount" serve --rtmp-addr "127.0.0.1:$rp" --http-addr "127.0.0.1:$hp" --api-addr "" \
 			--log-level warn "${flags[@]}" 2>>"$work/origin.log" &
@@ -285,7 +298,7 @@ cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 	echo "- origin: $target$([ "$target" = fount ] && echo ", $(cd "$root" && git describe --always --dirty 2>/dev/null || echo unknown), $(go version | cut -d' ' -f3)")$([ "$target" = nginx ] && echo ", $(nginx -v 2>&1 | cut -d/ -f2), libnginx-mod-rtmp")"
 	echo "- stream: 1280x720 30 fps H.264 ~2.5 Mbit/s + 128 kbit/s AAC, 2 s GOP, replayed by fount-bench publish"
 	echo "- CPU: utime+stime of the origin (and its children) over ${seconds} s after ${warmup} s warm-up, in % of one core; RSS: VmRSS less RssShmem; media files: fount's memory files (memfd), nginx-rtmp's HLS directory (du)"
-	echo "- run: bench/run.sh $([ "$quick" = 1 ] && echo --quick) --sizes $sizes"
+	echo "- run: bench/run.sh $([ "$quick" = 1 ] && echo --quick) --sizes $sizes$(has whep && echo " --viewers \"$viewer_sizes\" --seconds $seconds --warmup $warmup --rounds $rounds")"
 	echo
 } >"$out"
 results() { echo "$*" >>"$out"; }
@@ -440,6 +453,88 @@ if has viewers; then
 	results ""
 	results "requests/s and Mbit/s are over the whole view run (ramp included); CPU over the measured interval. The load tool runs on the same machine and its CPU is not the origin's."
 	[ -n "$gone_notes" ] && results "" && results "${gone_notes%$'\n'}"
+	results ""
+fi
+
+# --- WebRTC (WHEP) viewers beside HLS viewers --------------------------------
+# The same source and viewer count for each mode, alternating, with the
+# origin's figures with the stream and no viewer taken first, so that a
+# viewer's cost is what the viewers add (N viewers - 0 viewers) / N.
+if has whep; then
+	base=10
+	[ "$quick" = 1 ] && base=3
+	results "## WebRTC (WHEP) viewers beside HLS viewers (one stream)"
+	results ""
+	results "Each row: a fresh origin, one stream (fount-bench publish, the clip), ${base} s measured with no viewer (*0 viewers*), then the viewers, ${warmup} s warm-up after the ramp, ${seconds} s measured. Per viewer = (with viewers − with 0 viewers) / viewers. WHEP sessions are video only (the clip's audio is AAC)."
+	results ""
+	results "| round | mode | viewers | origin CPU | CPU with 0 viewers | CPU per viewer | RSS | RSS with 0 viewers | memory per viewer | Mbit/s received | viewers failed | frames/s per viewer min / median | load tool CPU |"
+	results "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+	: >"$work/whep-rows"
+	for round in $(seq 1 "$rounds"); do
+		for mode in whep classic ll; do
+			for m in $viewer_sizes; do
+				log "whep part, round $round: $m viewers, $mode"
+				omode=$mode
+				[ "$mode" = whep ] && omode=ll
+				start_origin "$omode"
+				ramp=$(( m < 500 ? 2 : 10 ))
+				vdur=$((ramp + warmup + seconds + 2))
+				name="w$mode$m"
+				"$bench" publish "${allow[@]}" --url "$rtmp_url" --streams 1 --name-prefix "$name" --file "$work/clip.flv" \
+					--duration "$((base + vdur + 13))s" --ramp 0s >"$work/wpub.txt" 2>&1 &
+				pub=$!
+				pids+=("$pub")
+				sleep 5 # a segment or two (and a keyframe) before measuring
+				rss0=$(rss_kb "$origin_pid_now")
+				cpu0=$(cpu_pct "$origin_pid_now" "$base")
+				j="$work/whep-$round-$mode-$m.json"
+				extra=()
+				[ "$mode" = whep ] && extra=(--warmup "${warmup}s")
+				"$bench" view "${allow[@]}" --url "$http_url" --streams 1 --name-prefix "$name" --viewers "$m" --mode "$mode" \
+					--duration "${vdur}s" --ramp "${ramp}s" "${extra[@]}" --json "$j" >"$work/whep-$round-$mode-$m.txt" 2>&1 &
+				view=$!
+				pids+=("$view")
+				sleep $((ramp + warmup))
+				vt0=$(ticks "$view")
+				cpu=$(cpu_pct "$origin_pid_now" "$seconds")
+				vt1=$(ticks "$view")
+				rss=$(rss_kb "$origin_pid_now")
+				wait "$view" || true
+				kill "$pub" 2>/dev/null || true
+				wait "$pub" 2>/dev/null || true
+				stop_origin
+				toolcpu=$(awk -v a="$vt0" -v b="$vt1" -v hz="$hz" -v s="$seconds" 'BEGIN { printf "%.1f", (b - a) / hz / s * 100 }')
+				if [ "$mode" = whep ]; then
+					mb=$(jnum "$j" mbit_per_s)
+					failed=$(jnum "$j" viewers_failed)
+					fps="$(jsub "$j" frames_per_s min) / $(jsub "$j" frames_per_s p50)"
+				else
+					mb=$(jsub "$j" total mbit_per_s)
+					failed=$(( $(r0 "$(jsub "$j" total failed)") + $(r0 "$(jnum "$j" never_joined)") ))
+					fps="n/a (HLS)"
+				fi
+				row=$(awk -v ro="$round" -v mo="$mode" -v m="$m" -v c="$cpu" -v c0="$cpu0" -v r="$rss" -v r0="$rss0" -v mb="$mb" -v f="$failed" -v fps="$fps" -v t="$toolcpu" 'BEGIN {
+					if (mo == "whep") { split(fps, a, " / "); fps = sprintf("%.1f / %.1f", a[1], a[2]) }
+					printf "| %d | %s | %d | %.1f %% | %.1f %% | %.3f %% | %.1f MB | %.1f MB | %.0f KB | %.0f | %d | %s | %.1f %% |", ro, mo, m, c, c0, (c - c0) / m, r / 1024, r0 / 1024, (r - r0) / m, mb, f, fps, t }')
+				results "$row"
+				awk -v mo="$mode" -v m="$m" -v c="$cpu" -v c0="$cpu0" -v r="$rss" -v r0="$rss0" 'BEGIN { printf "%s %d %.4f %.1f\n", mo, m, (c - c0) / m, (r - r0) / m }' >>"$work/whep-rows"
+				log "whep part $round $mode $m: origin CPU $cpu % (0 viewers: $cpu0 %), RSS $((rss / 1024)) MB (0 viewers: $((rss0 / 1024)) MB), failed $failed, frames/s $fps"
+			done
+		done
+	done
+	results ""
+	results "Medians over the rounds, per viewer, and WHEP against each HLS mode:"
+	results ""
+	results "| viewers | mode | CPU per viewer (median) | memory per viewer (median) | WHEP CPU ÷ this | WHEP memory ÷ this |"
+	results "| --- | --- | --- | --- | --- | --- |"
+	for m in $viewer_sizes; do
+		for mode in whep classic ll; do
+			med() { awk -v mo="$1" -v m="$m" -v k="$2" '$1 == mo && $2 == m { print $k }' "$work/whep-rows" | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+			results "$(awk -v m="$m" -v mo="$mode" -v c="$(med "$mode" 3)" -v k="$(med "$mode" 4)" -v wc="$(med whep 3)" -v wk="$(med whep 4)" 'BEGIN {
+				rc = c > 0 ? sprintf("%.1f", wc / c) : "n/a"; rk = k > 0 ? sprintf("%.1f", wk / k) : "n/a"
+				printf "| %d | %s | %.3f %% | %.0f KB | %s | %s |", m, mo, c, k, rc, rk }')"
+		done
+	done
 	results ""
 fi
 

@@ -74,7 +74,8 @@ func newRootCmd() *cobra.Command {
 		Long: `fount-bench drives a live origin (fount, nginx-rtmp, ...) with load:
 
   fount-bench publish   N RTMP publishers replaying an FLV clip in real time
-  fount-bench view      M simulated HLS viewers per stream (classic or LL-HLS)
+  fount-bench view      M simulated HLS viewers per stream (classic or LL-HLS),
+                        or M WebRTC viewers (--mode whep)
 
 Both run for --duration, print a summary table and can write it as JSON
 (--json). They talk to loopback addresses unless --allow-remote is given.`,

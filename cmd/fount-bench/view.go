@@ -33,16 +33,17 @@ type viewConfig struct {
 	paths   []string // --stream
 	viewers int
 	mode    string
-	caFile  string // --ca: PEM certificates trusted for an https:// --url
-	http1   bool   // --http1: HTTP/1.1 over TLS, not HTTP/2
-	secret  string // --play-secret: sign each viewer's URL (fount --play-auth token)
+	warmup  time.Duration // --warmup: whep frame rates are counted from this long after the ramp
+	caFile  string        // --ca: PEM certificates trusted for an https:// --url
+	http1   bool          // --http1: HTTP/1.1 over TLS, not HTTP/2
+	secret  string        // --play-secret: sign each viewer's URL (fount --play-auth token)
 }
 
 func newViewCmd() *cobra.Command {
 	cfg := viewConfig{}
 	cmd := &cobra.Command{
 		Use:   "view",
-		Short: "Run M simulated HLS viewers per stream",
+		Short: "Run M simulated HLS (or WebRTC: --mode whep) viewers per stream",
 		Long: `Run M simulated HLS viewers per stream. Each follows the media playlist as
 a player does and downloads every segment (or part) once:
 
@@ -51,6 +52,10 @@ a player does and downloads every segment (or part) once:
   ll       start PART-HOLD-BACK from the live edge at an independent part,
            then blocking reloads (_HLS_msn/_HLS_part) for the next part and
            a request for the EXT-X-PRELOAD-HINT part
+  whep     WebRTC viewers (pion): POST an SDP offer to <url>/APP/NAME/whep,
+           receive RTP over one UDP socket each, count it and drop it; the
+           report gives viewers answered/connected/failed, frames/s per
+           viewer (min/median/max) after --warmup, and the tool's own CPU
 
 The report gives requests/s, throughput and latency (p50/p99/max) per
 request kind, failures (errors and non-2xx answers), missed segments (ones
@@ -71,6 +76,9 @@ apart, not as failures.`,
 			if err := cfg.validate(); err != nil {
 				return usageError{err}
 			}
+			if cfg.mode == "whep" {
+				return runWHEP(c.Context(), cfg, c.OutOrStdout(), c.ErrOrStderr())
+			}
 			return runView(c.Context(), cfg, c.OutOrStdout(), c.ErrOrStderr())
 		},
 	}
@@ -81,7 +89,8 @@ apart, not as failures.`,
 	fs.StringVar(&cfg.app, "app", "live", "application path the streams are under")
 	fs.StringSliceVar(&cfg.paths, "stream", nil, "stream path APP/NAME to watch (repeatable; instead of --streams)")
 	fs.IntVar(&cfg.viewers, "viewers", 1, "viewers per stream")
-	fs.StringVar(&cfg.mode, "mode", "auto", "auto (LL-HLS when the playlist has EXT-X-PART-INF), classic or ll")
+	fs.StringVar(&cfg.mode, "mode", "auto", "auto (LL-HLS when the playlist has EXT-X-PART-INF), classic, ll, or whep (WebRTC: POST <url>/APP/NAME/whep)")
+	fs.DurationVar(&cfg.warmup, "warmup", 5*time.Second, "--mode whep: frame rates and the tool's CPU are counted from this long after the ramp to the end")
 	fs.StringVar(&cfg.caFile, "ca", "", "with an https:// --url: PEM file of the CA certificates to trust (default: the system's)")
 	fs.BoolVar(&cfg.http1, "http1", false, "with an https:// --url: HTTP/1.1 over TLS instead of HTTP/2")
 	fs.StringVar(&cfg.secret, "play-secret", os.Getenv("FOUNT_PLAY_SECRET"), "for fount --play-auth token: sign each viewer's playlist URL with this secret, each with its own expiry (so its own token); default FOUNT_PLAY_SECRET")
@@ -118,8 +127,12 @@ func (c *viewConfig) validate() error {
 	}
 	switch c.mode {
 	case "auto", "classic", "ll":
+	case "whep":
+		if c.warmup < 0 || c.duration > 0 && c.ramp+c.warmup >= c.duration {
+			errs = append(errs, fmt.Errorf("--warmup %s: must be >= 0, and --ramp + --warmup shorter than --duration", c.warmup))
+		}
 	default:
-		errs = append(errs, fmt.Errorf("--mode %q: want auto, classic or ll", c.mode))
+		errs = append(errs, fmt.Errorf("--mode %q: want auto, classic, ll or whep", c.mode))
 	}
 	if err := checkHTTPURL("--url", c.url, c.allowRemote); err != nil {
 		errs = append(errs, err)
