@@ -375,14 +375,7 @@ func printView(w io.Writer, r viewResult) {
 	if r.ModeMismatches > 0 {
 		fmt.Fprintf(tw, "mode mismatches\t%d (--mode ll, but the playlist has no EXT-X-PART-INF)\n", r.ModeMismatches)
 	}
-	reasons := make([]string, 0, len(r.Failures))
-	for k := range r.Failures {
-		reasons = append(reasons, k)
-	}
-	sort.Strings(reasons)
-	for _, k := range reasons {
-		fmt.Fprintf(tw, "failure\t%s: %d\n", k, r.Failures[k])
-	}
+	printFailures(tw, r.Failures)
 	tw.Flush()
 }
 
@@ -456,4 +449,16 @@ func viewerTransport(shared *http.Transport, base, caFile string, http1 bool) (f
 		}
 		return t
 	}, nil
+}
+
+// printFailures writes one "failure" row per reason, sorted.
+func printFailures(w io.Writer, failures map[string]uint64) {
+	reasons := make([]string, 0, len(failures))
+	for k := range failures {
+		reasons = append(reasons, k)
+	}
+	sort.Strings(reasons)
+	for _, k := range reasons {
+		fmt.Fprintf(w, "failure\t%s: %d\n", k, failures[k])
+	}
 }

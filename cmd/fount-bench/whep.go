@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -445,13 +444,6 @@ func printWHEP(w io.Writer, r whepResult) {
 	fmt.Fprintf(tw, "POST → answer ms\tp50 %.1f  p99 %.1f  max %.1f\n", r.Answer.P50, r.Answer.P99, r.Answer.Max)
 	fmt.Fprintf(tw, "POST → first frame ms\tp50 %.1f  p99 %.1f  max %.1f\n", r.FirstFrame.P50, r.FirstFrame.P99, r.FirstFrame.Max)
 	fmt.Fprintf(tw, "load tool CPU\t%.1f %% of a core over the window\n", r.ToolCPU)
-	reasons := make([]string, 0, len(r.Failures))
-	for k := range r.Failures {
-		reasons = append(reasons, k)
-	}
-	sort.Strings(reasons)
-	for _, k := range reasons {
-		fmt.Fprintf(tw, "failure\t%s: %d\n", k, r.Failures[k])
-	}
+	printFailures(tw, r.Failures)
 	tw.Flush()
 }
