@@ -41,10 +41,18 @@ func (r *Registry) Lookup(req httploop.Request) (httploop.Answer, httploop.Verdi
 	if !ok {
 		if r.cfg.PartTarget > 0 {
 			if msn, idx, ok := parsePartName(file); ok {
-				return r.lookupPart(s, msn, idx)
+				if a, verdict := r.lookupPart(s, msn, idx); verdict != httploop.Decline {
+					return a, verdict
+				}
+				// Handed over since the look-up above (Part stores it and
+				// moves the stream on in one locked step): serve it here,
+				// or the connection would go to net/http for good.
+				v, ok = s.byName.Load(file)
 			}
 		}
-		return httploop.Answer{}, httploop.Decline
+		if !ok {
+			return httploop.Answer{}, httploop.Decline
+		}
 	}
 	o := v.(*object)
 	a := httploop.Answer{Head: o.head()}

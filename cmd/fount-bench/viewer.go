@@ -317,13 +317,19 @@ func (v *viewer) fetchParts(ctx context.Context, msn uint64, s *plSegment, parts
 	pdt := s.pdt
 	for j, pt := range parts {
 		end := pdt.Add(pt.dur)
+		ppdt, pend := pdt, end
+		if s.pdt.IsZero() {
+			// No date for the segment: no lag to sample (a zero date plus
+			// a part's duration is not zero: it read as year 1).
+			ppdt, pend = time.Time{}, time.Time{}
+		}
 		switch {
 		case v.hinted && v.hintMSN == msn && v.hintIndex == uint64(j):
 			v.hinted = false
-			v.sampleLag(pdt, end, v.hintAt)
+			v.sampleLag(ppdt, pend, v.hintAt)
 		case msn == v.nextMSN && j >= v.nextPart:
 			v.fetchInit(ctx, s.mapURI)
-			v.fetchMedia(ctx, kindPart, pt.uri, pdt, end)
+			v.fetchMedia(ctx, kindPart, pt.uri, ppdt, pend)
 			v.nextPart = j + 1
 		}
 		pdt = end
