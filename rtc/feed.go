@@ -37,9 +37,9 @@ type frame struct {
 
 // Feed is one stream's media as WebRTC viewers get it: the publisher's
 // session hands it codec configurations and frames (on the publisher's
-// goroutine), it copies them only while someone watches (or watched
-// within keepWarm) and never blocks: a viewer whose queue is full skips
-// to the next keyframe.
+// goroutine), it copies them (always, or only while someone watches or
+// watched within keepWarm) and never blocks: a viewer whose queue is full
+// skips to the next keyframe.
 type Feed struct {
 	path string
 	now  func() time.Time
@@ -57,6 +57,9 @@ type Feed struct {
 
 	// copying: the last frame was copied (the publisher's goroutine only).
 	copying bool
+	// always: copy frames and keep the GOP with no viewer too (Config's
+	// KeepGOP); set before the feed is handed out.
+	always bool
 
 	mu       sync.Mutex
 	video    *videoConf // nil: no H.264 (yet)
@@ -129,7 +132,7 @@ func (f *Feed) Frame(fr segmenter.Frame) {
 		f.bframes.Store(true)
 		f.log.Warn("the stream's video has B-frames: browsers' WebRTC players show only its keyframes (encode without B-frames for WebRTC viewers, e.g. x264 -bf 0)", "stream", f.path)
 	}
-	if f.viewers.Load() == 0 && f.now().UnixNano() > f.coldAfter.Load() {
+	if !f.always && f.viewers.Load() == 0 && f.now().UnixNano() > f.coldAfter.Load() {
 		if f.copying { // gone cold: let the GOP go
 			f.copying = false
 			f.mu.Lock()

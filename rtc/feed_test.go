@@ -28,6 +28,31 @@ func TestFeedColdCopiesNothing(t *testing.T) {
 	}
 }
 
+// TestFeedKeepGOPWithoutViewers: with Config.KeepGOP a feed nobody
+// watches keeps its last GOP from the keyframe on, so that the first
+// viewer starts at once; a new keyframe starts a new GOP.
+func TestFeedKeepGOPWithoutViewers(t *testing.T) {
+	f := newFeed("live/x", time.Now, nil)
+	f.always = true
+	f.VideoConfig(highVideo)
+	key := segmenter.Frame{Kind: segmenter.Video, Key: true, Data: []byte{0, 0, 0, 2, 0x65, 0x88}}
+	p := segmenter.Frame{Kind: segmenter.Video, DTS: time.Millisecond, PTS: time.Millisecond, Data: []byte{0, 0, 0, 2, 0x41, 0x9a}}
+	f.Frame(p) // before any keyframe: nothing to start with
+	if len(f.gop) != 0 {
+		t.Fatalf("kept %d frames before a keyframe", len(f.gop))
+	}
+	f.Frame(key)
+	f.Frame(p)
+	f.Frame(p)
+	if len(f.gop) != 3 || !f.gop[0].key {
+		t.Fatalf("GOP of %d frames (first key: %v), want 3 from the keyframe", len(f.gop), len(f.gop) > 0 && f.gop[0].key)
+	}
+	f.Frame(key)
+	if len(f.gop) != 1 || !f.gop[0].key {
+		t.Errorf("after a new keyframe the GOP has %d frames, want 1", len(f.gop))
+	}
+}
+
 // TestAnnexB: length-prefixed NAL units become Annex-B, parameter sets
 // first on a keyframe, access unit delimiters dropped; a length past the
 // end is refused.

@@ -44,6 +44,11 @@ type Config struct {
 	// MaxSessions bounds the sessions at once (default 200); one more is
 	// answered 503.
 	MaxSessions int
+	// KeepGOP keeps every H.264 stream's last GOP, watched or not, so
+	// that the first viewer of a stream starts on a keyframe at once too;
+	// false keeps it only while the stream is watched over WebRTC (and
+	// keepWarm after), sparing a copy of each frame of the others.
+	KeepGOP bool
 	// Listen opens the ports (e.g. with SO_REUSEPORT for a handover).
 	Listen net.ListenConfig
 	Logger *slog.Logger
@@ -163,6 +168,7 @@ func (s *Server) Feed(path string) *Feed {
 	f := s.feeds[path]
 	if f == nil || f.isEnded() {
 		f = newFeed(path, s.cfg.Now, s.log)
+		f.always = s.cfg.KeepGOP
 		s.feeds[path] = f
 	}
 	return f

@@ -96,6 +96,7 @@ type config struct {
 	WebRTCPublicIPs   string // comma-separated 1:1 NAT addresses named in candidates
 	WebRTCSTUN        string // comma-separated STUN URLs offered to viewers
 	WebRTCMaxSessions int
+	WebRTCKeepGOP     bool // every stream's last GOP kept, watched or not
 
 	// Restarts (docs/scaling.md#restarts).
 	ReusePort     bool
@@ -149,6 +150,7 @@ func defaultConfig() config {
 		// per frame: 200 is a few cores' worth at 6 Mbit/s.
 		WebRTCUDPAddr:     ":8189",
 		WebRTCMaxSessions: 200,
+		WebRTCKeepGOP:     true,
 		HandshakeTimeout:  5 * time.Second,
 		RTMPIdleTimeout:   10 * time.Second,
 		MaxMessageSize:    ingest.DefaultMaxMessageSize,
@@ -227,6 +229,7 @@ func (c *config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.WebRTCPublicIPs, "webrtc-public-ips", c.WebRTCPublicIPs, "comma-separated public IPs of this host behind a 1:1 NAT, named in WebRTC candidates instead of the local addresses")
 	fs.StringVar(&c.WebRTCSTUN, "webrtc-stun", c.WebRTCSTUN, "comma-separated STUN servers (stun:host:port) offered to WHEP viewers in Link headers; none by default")
 	fs.IntVar(&c.WebRTCMaxSessions, "webrtc-max-sessions", c.WebRTCMaxSessions, "WebRTC viewer sessions at once; one more is answered 503")
+	fs.BoolVar(&c.WebRTCKeepGOP, "webrtc-keep-gop", c.WebRTCKeepGOP, "keep every stream's last GOP for WebRTC viewers, so that the first viewer of a stream starts at once too; false: only while watched over WebRTC (and a minute after), sparing a copy of each frame of streams nobody watches that way")
 	fs.BoolVar(&c.ReusePort, "reuse-port", c.ReusePort, "listen with SO_REUSEPORT, so that a successor can bind the same ports during a handover (SIGUSR2)")
 	fs.DurationVar(&c.HandoverGrace, "handover-grace", c.HandoverGrace, "after a handover (SIGUSR2), how long viewers are still answered while the successor starts (with --reuse-port)")
 }

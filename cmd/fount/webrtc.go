@@ -51,7 +51,7 @@ func newWebRTC(cfg config, log interface{ Info(string, ...any) }, rcfg rtc.Confi
 		log.Info("webrtc playback and ingest are off (--webrtc-udp-addr \"\")")
 		return nil, nil
 	}
-	rcfg.UDPAddr, rcfg.PublicIPs, rcfg.STUN, rcfg.MaxSessions = cfg.WebRTCUDPAddr, commaList(cfg.WebRTCPublicIPs), commaList(cfg.WebRTCSTUN), cfg.WebRTCMaxSessions
+	rcfg.UDPAddr, rcfg.PublicIPs, rcfg.STUN, rcfg.MaxSessions, rcfg.KeepGOP = cfg.WebRTCUDPAddr, commaList(cfg.WebRTCPublicIPs), commaList(cfg.WebRTCSTUN), cfg.WebRTCMaxSessions, cfg.WebRTCKeepGOP
 	srv, err := rtc.New(rcfg)
 	if err != nil {
 		return nil, err
