@@ -117,6 +117,17 @@ func FuzzVideoFromKeyframe(f *testing.F) {
 		if !bytes.Equal(in, b) {
 			t.Fatal("input modified")
 		}
+		if id == VP9 || id == AV1 {
+			// RTP ingest asks IsKeyframe first: a VP9 keyframe it finds is
+			// one VideoFromKeyframe reads.
+			key, kerr := IsKeyframe(id, b)
+			if kerr != nil {
+				checkErr(t, kerr)
+			}
+			if key && id == VP9 && err != nil {
+				t.Fatalf("IsKeyframe says key, VideoFromKeyframe: %v", err)
+			}
+		}
 		if err != nil {
 			if v != nil {
 				t.Fatal("configuration with an error")
