@@ -25,6 +25,9 @@ type Ingest struct {
 	App       string // the only application accepted, as for RTMP
 	Auth      ingest.Authorizer
 	Publisher ingest.Publisher
+	// Format is the segment format: VP9 and AV1 are answered only for
+	// fMP4 (MPEG-TS cannot carry them); H.264 always.
+	Format segmenter.Format
 }
 
 // SetIngest turns WHIP ingest on (POST /APP/NAME/whip). Call it before
@@ -52,7 +55,7 @@ type PublisherInfo struct {
 	Stream  string // APP/NAME
 	Remote  string // the publisher's address (the HTTP request's)
 	Started time.Time
-	Video   bool // an H.264 track was negotiated
+	Video   bool // a video track (H.264, VP9 or AV1) was negotiated
 	Audio   bool // an Opus track was negotiated
 }
 
@@ -82,7 +85,7 @@ func (s *Server) Publish(ctx context.Context, path, key string, remote net.Addr,
 	if app != in.App {
 		return "", "", fmt.Errorf("%w: unknown application %q (publish to /%s/NAME/whip)", errNoStream, app, in.App)
 	}
-	po, err := checkPublishOffer(offer)
+	po, err := checkPublishOffer(offer, in.Format)
 	if err != nil {
 		return "", "", err
 	}
@@ -139,7 +142,11 @@ func (s *Server) Publish(ctx context.Context, path, key string, remote net.Addr,
 	s.pubs[w.id] = w
 	s.mu.Unlock()
 	s.wg.Go(w.run)
-	w.log.Info("whip publish answered", "session", w.id, "remote", remote.String(), "video", w.info.Video, "audio", w.info.Audio)
+	video := "none"
+	if w.info.Video {
+		video = po.videoCodec.String()
+	}
+	w.log.Info("whip publish answered", "session", w.id, "remote", remote.String(), "video", video, "audio", w.info.Audio)
 	return w.id, answer, nil
 }
 

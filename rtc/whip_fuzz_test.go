@@ -72,18 +72,20 @@ var loopback = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5000}
 
 // FuzzPublish feeds any body to the offer handling a WHIP POST runs
 // (Server.Publish: the SDP checks, the publish, pion's negotiation, the
-// answer) on a loopback port: it never panics, refuses with errBadOffer,
-// or answers with H.264 or Opus and a session that DELETE ends; every
-// publish it opened is closed once.
+// answer) on a loopback port, fMP4 segments: it never panics, refuses
+// with errBadOffer, or answers with H.264, VP9, AV1 or Opus (never VP8)
+// and a session that DELETE ends; every publish it opened is closed once.
 func FuzzPublish(f *testing.F) {
 	srv := testServer(f)
 	pub := &fakePublisher{}
-	srv.SetIngest(Ingest{App: "live", Publisher: pub})
+	srv.SetIngest(Ingest{App: "live", Publisher: pub, Format: segmenter.FormatFMP4})
 	chromiumSend := strings.ReplaceAll(chromiumOffer, "a=recvonly", "a=sendonly")
 	f.Add([]byte(pionPublishOffer(f)))
 	f.Add([]byte(chromiumSend))
 	f.Add([]byte(chromiumSend[:strings.Index(chromiumSend, "a=rtpmap:102")])) // VP8 video, Opus audio
 	f.Add([]byte(chromiumOffer))
+	f.Add([]byte(sendOffer("VP8/90000", "VP9/90000", "AV1/90000")))
+	f.Add([]byte(sendOffer("AV1/90000", "rtx/90000")))
 	f.Add([]byte("v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\na=sendonly\r\n"))
 	f.Add([]byte(""))
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -93,8 +95,12 @@ func FuzzPublish(f *testing.F) {
 				t.Fatalf("refused with %v, want errBadOffer", err)
 			}
 		} else {
-			if !strings.Contains(answer, "H264/90000") && !strings.Contains(answer, "opus/48000") || !strings.Contains(answer, "a=candidate:") {
-				t.Errorf("answer without H.264 or Opus, or a candidate:\n%s", answer)
+			taken := false
+			for _, c := range []string{"H264/90000", "VP9/90000", "AV1/90000", "opus/48000"} {
+				taken = taken || strings.Contains(answer, c)
+			}
+			if !taken || strings.Contains(answer, "VP8/90000") || !strings.Contains(answer, "a=candidate:") {
+				t.Errorf("answer without H.264, VP9, AV1 or Opus, with VP8, or without a candidate:\n%s", answer)
 			}
 			if !srv.DeletePublish(id) {
 				t.Error("DELETE found no session")

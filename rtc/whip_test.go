@@ -68,7 +68,7 @@ const (
 func TestWHIPSample(t *testing.T) {
 	rec := &recSession{}
 	w := &whipSession{sess: rec, log: slog.New(slog.DiscardHandler)}
-	v := &track{kind: segmenter.Video, clock: 90000, waitKey: true, base: 40 * time.Millisecond, lastTS: 0xffffff00}
+	v := &track{kind: segmenter.Video, vcodec: codec.AVC, clock: 90000, waitKey: true, base: 40 * time.Millisecond, lastTS: 0xffffff00}
 	step := func(ts uint32, lost uint16, nals ...string) {
 		t.Helper()
 		if err := w.sample(v, avcFrame(t, nals...), ts, lost); err != nil {
@@ -116,7 +116,7 @@ func TestWHIPAudioWaitsForVideo(t *testing.T) {
 	rec := &recSession{}
 	w := &whipSession{sess: rec, log: slog.New(slog.DiscardHandler), info: PublisherInfo{Video: true, Audio: true}}
 	a := &track{kind: segmenter.Audio, clock: 48000, channels: 2}
-	v := &track{kind: segmenter.Video, clock: 90000, waitKey: true}
+	v := &track{kind: segmenter.Video, vcodec: codec.AVC, clock: 90000, waitKey: true}
 	for i := range 3 {
 		if err := w.sample(a, []byte{0xfc, 1, 2}, uint32(i*960), 0); err != nil {
 			t.Fatal(err)

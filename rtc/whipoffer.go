@@ -7,6 +7,9 @@ import (
 
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/fount-live/fount/segmenter"
+	"github.com/fount-live/fount/segmenter/codec"
 )
 
 // publishOffer is what fount takes of a WHIP publisher's offer: the
@@ -14,21 +17,32 @@ import (
 // with pion as they were offered (payload type and fmtp line), so that
 // the answer names exactly them.
 type publishOffer struct {
-	sdp  []byte
-	h264 []webrtc.RTPCodecParameters // H.264 with packetization-mode=1, the offer's order
-	opus []webrtc.RTPCodecParameters // Opus/48000/2
+	sdp []byte
+	// video holds the formats of one codec, videoCodec (codec.Unknown
+	// when none), in the offer's order: H.264 with packetization-mode=1
+	// when offered, else VP9 or AV1, whichever the offer lists first.
+	video      []webrtc.RTPCodecParameters
+	videoCodec codec.ID
+	opus       []webrtc.RTPCodecParameters // Opus/48000/2
 	// refusedVideo names the video formats offered and refused (VP8, …),
 	// for the error when nothing else is left.
 	refusedVideo []string
 }
 
+// videoFeedback is the RTCP feedback fount asks of a publisher's video:
+// NACK for lost packets, PLI and FIR for keyframes (at start, after a loss).
+var videoFeedback = []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}}
+
 // checkPublishOffer reads a WHIP offer (RFC 9725: the publisher sends):
-// it needs a video section with H.264 (packetization-mode=1) or an audio
-// section with Opus, each sendonly or sendrecv. VP8 (which fMP4 HLS
-// players do not take), VP9, AV1 and H.265 over RTP are not depacketized
-// here, so their sections are answered rejected; an offer with nothing
-// fount can take is refused with an error wrapping errBadOffer.
-func checkPublishOffer(body []byte) (publishOffer, error) {
+// it needs a video section with H.264 (packetization-mode=1), VP9 or AV1,
+// or an audio section with Opus, each sendonly or sendrecv. H.264 comes
+// first when offered: every HLS player takes it, in either segment
+// format. VP9 and AV1 go only into fMP4 segments (format). VP8 (which
+// fMP4 HLS players do not take, and fount does not transcode) and H.265
+// over RTP are not taken, so their sections are answered rejected; an
+// offer with nothing fount can take is refused with an error wrapping
+// errBadOffer.
+func checkPublishOffer(body []byte, format segmenter.Format) (publishOffer, error) {
 	po := publishOffer{sdp: body}
 	if len(body) == 0 {
 		return po, fmt.Errorf("%w: empty body, want an SDP offer", errBadOffer)
@@ -41,6 +55,8 @@ func checkPublishOffer(body []byte) (publishOffer, error) {
 		return po, fmt.Errorf("%w: not SDP: %w", errBadOffer, err)
 	}
 	sending := false
+	offered := map[codec.ID][]webrtc.RTPCodecParameters{}
+	var later []codec.ID // VP9 and AV1, in the offer's order
 	for _, md := range sd.MediaDescriptions {
 		if md == nil || md.MediaName.Port.Value == 0 {
 			continue
@@ -53,22 +69,36 @@ func checkPublishOffer(body []byte) (publishOffer, error) {
 		switch md.MediaName.Media {
 		case "video":
 			for _, pt := range md.MediaName.Formats {
-				enc := rtpmaps[pt]
-				name, _, _ := strings.Cut(enc, "/")
-				if !strings.EqualFold(enc, "H264/90000") {
+				name, rate, _ := strings.Cut(rtpmaps[pt], "/")
+				id, mime := codec.Unknown, ""
+				switch {
+				case rate != "90000":
+				case strings.EqualFold(name, "H264"):
+					id, mime = codec.AVC, webrtc.MimeTypeH264
+				case strings.EqualFold(name, "VP9"):
+					id, mime = codec.VP9, webrtc.MimeTypeVP9
+				case strings.EqualFold(name, "AV1"):
+					id, mime = codec.AV1, webrtc.MimeTypeAV1
+				}
+				n, err := strconv.ParseUint(pt, 10, 8)
+				switch {
+				case id == codec.Unknown:
 					if name != "" && !strings.EqualFold(name, "rtx") && !strings.EqualFold(name, "red") &&
 						!strings.EqualFold(name, "ulpfec") && !strings.EqualFold(name, "flexfec-03") {
 						po.refusedVideo = append(po.refusedVideo, name)
 					}
 					continue
-				}
-				n, err := strconv.ParseUint(pt, 10, 8)
-				if err != nil || !h264Mode1(fmtps[pt]) {
+				case err != nil || id == codec.AVC && !h264Mode1(fmtps[pt]):
+					continue
+				case id != codec.AVC && !segmenter.CanCarry(format, id):
+					po.refusedVideo = append(po.refusedVideo, name+" (MPEG-TS segments cannot carry it: --segment-format fmp4 can)")
 					continue
 				}
-				po.h264 = append(po.h264, webrtc.RTPCodecParameters{PayloadType: webrtc.PayloadType(n), RTPCodecCapability: webrtc.RTPCodecCapability{
-					MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: fmtps[pt],
-					RTCPFeedback: []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}},
+				if id != codec.AVC && len(offered[id]) == 0 {
+					later = append(later, id)
+				}
+				offered[id] = append(offered[id], webrtc.RTPCodecParameters{PayloadType: webrtc.PayloadType(n), RTPCodecCapability: webrtc.RTPCodecCapability{
+					MimeType: mime, ClockRate: 90000, SDPFmtpLine: fmtps[pt], RTCPFeedback: videoFeedback,
 				}})
 			}
 		case "audio":
@@ -84,12 +114,30 @@ func checkPublishOffer(body []byte) (publishOffer, error) {
 		}
 	}
 	switch {
+	case len(offered[codec.AVC]) > 0:
+		po.videoCodec = codec.AVC
+	case len(later) > 0:
+		po.videoCodec = later[0]
+	}
+	po.video = offered[po.videoCodec]
+	takes := "H.264 (packetization-mode=1), VP9 or AV1 video and Opus (48000/2) audio"
+	if !segmenter.CanCarry(format, codec.VP9) {
+		takes = "H.264 (packetization-mode=1) video and Opus (48000/2) audio"
+	}
+	switch {
 	case !sending:
 		return po, fmt.Errorf("%w: no media section that sends (m=video or m=audio, sendonly or sendrecv)", errBadOffer)
-	case len(po.h264) == 0 && len(po.opus) == 0 && len(po.refusedVideo) > 0:
-		return po, fmt.Errorf("%w: no codec fount can take: video %s offered, fount takes H.264 (packetization-mode=1) video and Opus audio", errBadOffer, strings.Join(po.refusedVideo, ", "))
-	case len(po.h264) == 0 && len(po.opus) == 0:
-		return po, fmt.Errorf("%w: no codec fount can take: it takes H.264 (packetization-mode=1) video and Opus (48000/2) audio", errBadOffer)
+	case len(po.video) == 0 && len(po.opus) == 0 && len(po.refusedVideo) > 0:
+		why := ""
+		for _, n := range po.refusedVideo {
+			if strings.EqualFold(n, "VP8") {
+				why = " (HLS players do not play VP8 from fMP4 segments, and fount does not transcode)"
+			}
+		}
+		return po, fmt.Errorf("%w: no codec fount can take: video %s offered; fount takes %s%s",
+			errBadOffer, strings.Join(po.refusedVideo, ", "), takes, why)
+	case len(po.video) == 0 && len(po.opus) == 0:
+		return po, fmt.Errorf("%w: no codec fount can take: it takes %s", errBadOffer, takes)
 	}
 	return po, nil
 }

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
@@ -32,8 +34,8 @@ const (
 	audioLate = 100 * time.Millisecond
 )
 
-// whipSession is one WHIP publisher: a PeerConnection receiving H.264
-// and/or Opus, whose frames go, depacketized by pion, to the publish's
+// whipSession is one WHIP publisher: a PeerConnection receiving H.264,
+// VP9 or AV1 and/or Opus, whose frames go, depacketized by pion, to the publish's
 // ingest.Session as an RTMP publisher's would.
 type whipSession struct {
 	id     string
@@ -76,7 +78,7 @@ func newWHIPSession(s *Server, id, path string, sess ingest.Session, remote net.
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	return &whipSession{id: id, srv: s, log: s.log.With("stream", path, "whip", id), offer: po, sess: sess, ctx: ctx, cancel: cancel,
 		done: make(chan struct{}), connected: make(chan struct{}),
-		info: PublisherInfo{Stream: path, Remote: remote.String(), Started: s.cfg.Now(), Video: len(po.h264) > 0, Audio: len(po.opus) > 0}}
+		info: PublisherInfo{Stream: path, Remote: remote.String(), Started: s.cfg.Now(), Video: len(po.video) > 0, Audio: len(po.opus) > 0}}
 }
 
 func (w *whipSession) end(reason string) { w.cancel(fmt.Errorf("%w: %s", errEnded, reason)) }
@@ -85,9 +87,9 @@ func (w *whipSession) end(reason string) { w.cancel(fmt.Errorf("%w: %s", errEnde
 // checkPublishOffer took, once ICE gathering is done.
 func (w *whipSession) newPeer(ctx context.Context) (string, error) {
 	m := &webrtc.MediaEngine{}
-	for _, c := range w.offer.h264 {
+	for _, c := range w.offer.video {
 		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
-			return "", fmt.Errorf("registering H.264: %w", err)
+			return "", fmt.Errorf("registering %v: %w", w.offer.videoCodec, err)
 		}
 	}
 	for _, c := range w.offer.opus {
@@ -151,7 +153,7 @@ func (w *whipSession) newPeer(ctx context.Context) (string, error) {
 		}
 	}
 	if !receiving {
-		return fail(fmt.Errorf("%w: no H.264 or Opus format in common with the offer", errBadOffer))
+		return fail(fmt.Errorf("%w: no video or Opus format in common with the offer", errBadOffer))
 	}
 	select {
 	case <-gathered:
@@ -191,6 +193,7 @@ func (w *whipSession) run() {
 // track is a reader's state of one track.
 type track struct {
 	kind     segmenter.Kind
+	vcodec   codec.ID // video: AVC, VP9 or AV1
 	clock    int64
 	sb       *samplebuilder.SampleBuilder
 	base     time.Duration // the track's first packet's arrival, after the publish's start
@@ -202,50 +205,85 @@ type track struct {
 	skip     bool // audio the segment format cannot carry
 	waitKey  bool // video: dropping until a keyframe
 	lastPLI  time.Time
-	avc      *codec.Video
+	video    *codec.Video // the configuration the session has
 	frames   uint64
 	channels int
 }
 
-// read depacketizes a track (pion's sample builder and H.264/Opus
-// depacketizers) and hands its frames to the publish until the track's
-// reads fail (the connection closed).
-func (w *whipSession) read(t *webrtc.TrackRemote) {
-	tr := &track{kind: segmenter.Audio, clock: 48000, waitKey: true, channels: 2}
-	if t.Kind() == webrtc.RTPCodecTypeVideo {
-		tr.kind, tr.clock = segmenter.Video, 90000
-		tr.sb = samplebuilder.New(512, &codecs.H264Packet{IsAVC: true}, 90000, samplebuilder.WithMaxTimeDelay(videoLate))
-	} else {
+// newTrack makes the reader's state of a track of the given codec (its
+// MIME type), with pion's depacketizer for it.
+func newTrack(kind webrtc.RTPCodecType, mime string) (*track, error) {
+	if kind != webrtc.RTPCodecTypeVideo {
+		tr := &track{kind: segmenter.Audio, clock: 48000, channels: 2}
 		tr.sb = samplebuilder.New(64, &codecs.OpusPacket{}, 48000, samplebuilder.WithMaxTimeDelay(audioLate))
+		return tr, nil
 	}
+	tr := &track{kind: segmenter.Video, clock: 90000, waitKey: true}
+	var d rtp.Depacketizer
+	switch {
+	case strings.EqualFold(mime, webrtc.MimeTypeH264):
+		tr.vcodec, d = codec.AVC, &codecs.H264Packet{IsAVC: true}
+	case strings.EqualFold(mime, webrtc.MimeTypeVP9):
+		// A frame as sent (a superframe if the encoder made one); one
+		// spatial layer: the frames of several would not be joined into a
+		// superframe here.
+		tr.vcodec, d = codec.VP9, &codecs.VP9Packet{}
+	case strings.EqualFold(mime, webrtc.MimeTypeAV1):
+		// A temporal unit of OBUs with size fields, temporal delimiters
+		// left out: what an MP4 sample holds.
+		tr.vcodec, d = codec.AV1, &codecs.AV1Depacketizer{}
+	default:
+		return nil, fmt.Errorf("video codec %s was not negotiated by fount", mime)
+	}
+	tr.sb = samplebuilder.New(512, d, 90000, samplebuilder.WithMaxTimeDelay(videoLate))
+	return tr, nil
+}
+
+// read depacketizes a track and hands its frames to the publish until the
+// track's reads fail (the connection closed).
+func (w *whipSession) read(t *webrtc.TrackRemote) {
 	w.log.Info("whip track", "kind", t.Kind().String(), "codec", t.Codec().MimeType, "fmtp", t.Codec().SDPFmtpLine, "ssrc", uint32(t.SSRC()))
+	tr, err := newTrack(t.Kind(), t.Codec().MimeType)
+	if err != nil {
+		w.end(err.Error())
+		return
+	}
 	for {
 		p, _, err := t.ReadRTP()
 		if err != nil {
 			return
 		}
-		if !tr.begun {
-			tr.begun, tr.firstTS, tr.lastTS = true, p.Timestamp, p.Timestamp
-			now := time.Now()
-			w.mu.Lock()
-			if !w.started {
-				w.start, w.started = now, true
-			}
-			tr.base = now.Sub(w.start)
-			w.mu.Unlock()
-		}
-		tr.sb.Push(p)
-		for s := tr.sb.Pop(); s != nil; s = tr.sb.Pop() {
-			if err := w.sample(tr, s.Data, s.PacketTimestamp, s.PrevDroppedPackets); err != nil {
-				w.end(err.Error())
-				return
-			}
+		if err := w.push(tr, p); err != nil {
+			w.end(err.Error())
+			return
 		}
 		if tr.kind == segmenter.Video && tr.waitKey && time.Since(tr.lastPLI) >= pliEvery {
 			tr.lastPLI = time.Now()
 			_ = w.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(t.SSRC())}})
 		}
 	}
+}
+
+// push gives a track's packet to its sample builder and hands on the
+// frames it completes; an error ends the publish.
+func (w *whipSession) push(tr *track, p *rtp.Packet) error {
+	if !tr.begun {
+		tr.begun, tr.firstTS, tr.lastTS = true, p.Timestamp, p.Timestamp
+		now := time.Now()
+		w.mu.Lock()
+		if !w.started {
+			w.start, w.started = now, true
+		}
+		tr.base = now.Sub(w.start)
+		w.mu.Unlock()
+	}
+	tr.sb.Push(p)
+	for s := tr.sb.Pop(); s != nil; s = tr.sb.Pop() {
+		if err := w.sample(tr, s.Data, s.PacketTimestamp, s.PrevDroppedPackets); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // sample hands one depacketized frame to the publish; an error ends it.
@@ -284,23 +322,20 @@ func (w *whipSession) sample(tr *track, data []byte, ts uint32, lost uint16) err
 		tr.waitKey = true
 		w.log.Info("whip video: packets lost, dropping to the next keyframe", "lost", lost)
 	}
-	key, params := scanAVC(data)
-	if key && params {
-		v, err := codec.VideoFromKeyframe(codec.AVC, data)
-		if err != nil {
-			w.log.Warn("whip video: keyframe's SPS/PPS unreadable", "err", err)
-			tr.waitKey = true
-			w.dropped++
-			return nil
-		}
-		if tr.avc == nil || !bytes.Equal(tr.avc.Record, v.Record) {
-			tr.avc = v
-			if err := w.sess.VideoConfig(v); err != nil {
-				return fmt.Errorf("h264: %w", err)
-			}
+	key, v, err := keyframe(tr.vcodec, data)
+	if err != nil {
+		w.log.Warn("whip video: keyframe unreadable", "codec", tr.vcodec.String(), "err", err)
+		tr.waitKey = true
+		w.dropped++
+		return nil
+	}
+	if v != nil && (tr.video == nil || !bytes.Equal(tr.video.Record, v.Record) || tr.video.Width != v.Width || tr.video.Height != v.Height) {
+		tr.video = v
+		if err := w.sess.VideoConfig(v); err != nil {
+			return fmt.Errorf("%v: %w", tr.vcodec, err)
 		}
 	}
-	if tr.avc == nil || tr.waitKey && !key {
+	if tr.video == nil || tr.waitKey && !key {
 		w.dropped++
 		return nil
 	}
@@ -308,6 +343,27 @@ func (w *whipSession) sample(tr *track, data []byte, ts uint32, lost uint16) err
 	w.videoOn = true
 	tr.frames++
 	return w.sess.Frame(segmenter.Frame{Kind: segmenter.Video, DTS: at, PTS: at, Key: key, Data: data})
+}
+
+// keyframe reads whether a frame is a keyframe and, if it carries one,
+// the configuration: H.264 an IDR slice, with an SPS and a PPS for the
+// configuration (an IDR without them keeps the one before); VP9 and AV1
+// a keyframe by its bitstream (VP9 uncompressed header; AV1 sequence
+// header and key frame), which always gives the configuration. A VP9 or
+// AV1 frame whose header is unreadable is taken as not a keyframe; err
+// is a keyframe's configuration that is unreadable.
+func keyframe(id codec.ID, data []byte) (key bool, v *codec.Video, err error) {
+	if id == codec.AVC {
+		idr, params := scanAVC(data)
+		if idr && params {
+			v, err = codec.VideoFromKeyframe(codec.AVC, data)
+		}
+		return idr, v, err
+	}
+	if key, _ = codec.IsKeyframe(id, data); key {
+		v, err = codec.VideoFromKeyframe(id, data)
+	}
+	return key, v, err
 }
 
 // scanAVC reads a frame of 4-byte length-prefixed NAL units: whether it

@@ -277,7 +277,7 @@ func newServers(cfg config, log *slog.Logger, reg *playlist.Registry, seg segmen
 	mets := newMetrics(rtmpSrv, reg, uploads, seg.Counters)
 	if webrtc != nil {
 		// WHIP ingest: the same authorisation and publish path as RTMP.
-		webrtc.SetIngest(rtc.Ingest{App: cfg.App, Auth: auth.authorizer, Publisher: ingestPub})
+		webrtc.SetIngest(rtc.Ingest{App: cfg.App, Auth: auth.authorizer, Publisher: ingestPub, Format: seg.Format})
 		mets.reg.MustRegister(webrtcCollector{webrtc})
 	}
 	mets.reg.MustRegister(metadataCollector{&pub.metaStats})
