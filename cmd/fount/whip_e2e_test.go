@@ -18,13 +18,15 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 	"github.com/pion/webrtc/v4/pkg/media/h264reader"
+	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 
 	"github.com/fount-live/fount/playlist"
 )
 
-// whipMedia is a test publisher's media: H.264 access units (Annex-B,
-// 30 fps, an IDR every second) and Opus packets (20 ms).
+// whipMedia is a test publisher's media: video frames (30 fps, a
+// keyframe every second: H.264 access units in Annex-B, or VP9 frames,
+// or AV1 temporal units) and Opus packets (20 ms).
 type whipMedia struct {
 	aus  [][]byte
 	opus [][]byte
@@ -34,40 +36,55 @@ type whipMedia struct {
 // zerolatency, one slice a frame) and a tone (libopus in Ogg, one packet
 // a page) with ffmpeg and slices them with pion's readers.
 func makeWHIPMedia(t *testing.T, seconds string) whipMedia {
+	return makeWHIPMediaOf(t, "h264", seconds)
+}
+
+// makeWHIPMediaOf is makeWHIPMedia with the video in vcodec: "h264"
+// (640x360), or "vp9" (libvpx-vp9) or "av1" (libaom-av1) at 320x180, in
+// IVF, both in their real-time modes and without look-ahead, as a WebRTC
+// sender encodes.
+func makeWHIPMediaOf(t *testing.T, vcodec, seconds string) whipMedia {
 	t.Helper()
 	requireTool(t, "ffmpeg")
 	dir := t.TempDir()
-	h264, ogg := filepath.Join(dir, "v.h264"), filepath.Join(dir, "a.ogg")
-	out, err := exec.Command("ffmpeg", "-hide_banner", "-v", "error", "-nostdin", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30:duration="+seconds,
-		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration="+seconds,
-		"-map", "0:v", "-c:v", "libx264", "-profile:v", "baseline", "-tune", "zerolatency", "-x264-params", "sliced-threads=0",
-		"-g", "30", "-pix_fmt", "yuv420p", "-bsf:v", "h264_mp4toannexb", h264,
-		"-map", "1:a", "-c:a", "libopus", "-b:a", "64k", "-frame_duration", "20", "-page_duration", "20000", ogg).CombinedOutput()
+	ogg := filepath.Join(dir, "a.ogg")
+	size, video, venc := "640x360", filepath.Join(dir, "v.h264"), []string{"-c:v", "libx264", "-profile:v", "baseline", "-tune", "zerolatency",
+		"-x264-params", "sliced-threads=0", "-bsf:v", "h264_mp4toannexb"}
+	switch vcodec {
+	case "vp9":
+		size, video, venc = "320x180", filepath.Join(dir, "v.ivf"), []string{"-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-lag-in-frames", "0", "-b:v", "500k"}
+	case "av1":
+		size, video, venc = "320x180", filepath.Join(dir, "v.ivf"), []string{"-c:v", "libaom-av1", "-usage", "realtime", "-cpu-used", "8", "-lag-in-frames", "0", "-b:v", "500k"}
+	}
+	args := []string{"-hide_banner", "-v", "error", "-nostdin", "-f", "lavfi", "-i", "testsrc2=size=" + size + ":rate=30:duration=" + seconds,
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=" + seconds, "-map", "0:v"}
+	args = append(append(args, venc...), "-g", "30", "-pix_fmt", "yuv420p", video,
+		"-map", "1:a", "-c:a", "libopus", "-b:a", "64k", "-frame_duration", "20", "-page_duration", "20000", ogg)
+	out, err := exec.Command("ffmpeg", args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("ffmpeg: %v\n%s", err, out)
 	}
 	var m whipMedia
-	f, err := os.Open(h264)
+	f, err := os.Open(video)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	r, err := h264reader.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var au []byte
-	for {
-		nal, err := r.NextNAL()
-		if errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
+	if vcodec == "h264" {
+		m.aus = readAnnexB(t, f)
+	} else {
+		r, _, err := ivfreader.NewWith(f)
+		if err != nil {
 			t.Fatal(err)
 		}
-		au = append(append(au, 0, 0, 0, 1), nal.Data...)
-		if nal.UnitType == h264reader.NalUnitTypeCodedSliceIdr || nal.UnitType == h264reader.NalUnitTypeCodedSliceNonIdr {
-			m.aus = append(m.aus, au)
-			au = nil
+		for {
+			frame, _, err := r.ParseNextFrame()
+			if errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			m.aus = append(m.aus, frame)
 		}
 	}
 	g, err := os.Open(ogg)
@@ -96,8 +113,33 @@ func makeWHIPMedia(t *testing.T, seconds string) whipMedia {
 	return m
 }
 
-// whipPublisher is a test WHIP publisher on pion: H.264 and Opus tracks,
-// sent in real time.
+// readAnnexB slices an H.264 Annex-B stream into access units, a slice
+// ending each (one slice a frame).
+func readAnnexB(t *testing.T, f io.Reader) [][]byte {
+	t.Helper()
+	r, err := h264reader.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var aus [][]byte
+	var au []byte
+	for {
+		nal, err := r.NextNAL()
+		if errors.Is(err, io.EOF) {
+			return aus
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		au = append(append(au, 0, 0, 0, 1), nal.Data...)
+		if nal.UnitType == h264reader.NalUnitTypeCodedSliceIdr || nal.UnitType == h264reader.NalUnitTypeCodedSliceNonIdr {
+			aus = append(aus, au)
+			au = nil
+		}
+	}
+}
+
+// whipPublisher is a test WHIP publisher on pion: a video track (H.264
+// unless said) and an Opus track, sent in real time.
 type whipPublisher struct {
 	pc           *webrtc.PeerConnection
 	video, audio *webrtc.TrackLocalStaticSample
@@ -117,6 +159,33 @@ func newLossyWHIPPublisher(t *testing.T, lose uint16) *whipPublisher {
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
 	}
+	return newWHIPPublisherWith(t, m, webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, lose)
+}
+
+// newWHIPPublisherOf is a publisher of video in codec (not H.264) whose
+// offer lists VP8, then codec, then Opus, as a browser without H.264
+// would.
+func newWHIPPublisherOf(t *testing.T, codec webrtc.RTPCodecCapability) *whipPublisher {
+	t.Helper()
+	m := &webrtc.MediaEngine{}
+	fb := []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}}
+	for i, c := range []webrtc.RTPCodecCapability{{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, codec} {
+		c.RTCPFeedback = fb
+		if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: c, PayloadType: webrtc.PayloadType(96 + i)}, webrtc.RTPCodecTypeVideo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2},
+		PayloadType: 111}, webrtc.RTPCodecTypeAudio); err != nil {
+		t.Fatal(err)
+	}
+	return newWHIPPublisherWith(t, m, codec, 0)
+}
+
+// newWHIPPublisherWith makes a publisher on m sending video as codec.
+func newWHIPPublisherWith(t *testing.T, m *webrtc.MediaEngine, codec webrtc.RTPCodecCapability, lose uint16) *whipPublisher {
+	t.Helper()
 	ir := &interceptor.Registry{}
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
 		t.Fatal(err)
@@ -140,8 +209,7 @@ func newLossyWHIPPublisher(t *testing.T, lose uint16) *whipPublisher {
 			once.Do(func() { close(p.connected) })
 		}
 	})
-	p.video, err = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, "video", "test")
+	p.video, err = webrtc.NewTrackLocalStaticSample(codec, "video", "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +341,7 @@ func TestWHIP(t *testing.T) {
 		says             string
 	}{
 		{"bad SDP", "v=0\r\nnonsense", "s3cret", 400, "not SDP"},
-		{"VP8 only", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 VP8/90000\r\na=sendonly\r\n", "s3cret", 400, "VP8"},
+		{"VP8 only", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 VP8/90000\r\na=sendonly\r\n", "s3cret", 400, "video VP8 offered; fount takes H.264 (packetization-mode=1), VP9 or AV1 video"},
 		{"no key", p.offer, "", 401, "no stream key"},
 		{"bad key", p.offer, "wrong", 403, "unknown stream key"},
 		{"another stream's key", p.offer, "other", 403, "publishes live/other"},
