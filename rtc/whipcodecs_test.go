@@ -72,6 +72,8 @@ func TestPublishOfferCodecs(t *testing.T) {
 		{"H.265 only", sendOffer("H265/90000"), fmp4, 0, nil, []string{"video H265 offered", "VP9 or AV1"}},
 		{"VP9 in TS", sendOffer("VP9/90000"), ts, 0, nil, []string{"VP9 (MPEG-TS segments cannot carry it: --segment-format fmp4 can)", "fount takes H.264 (packetization-mode=1) video and Opus"}},
 		{"AV1 at another clock rate", sendOffer("AV1/48000"), fmp4, 0, nil, []string{"video AV1 offered"}},
+		{"VP9 and Opus in TS", sendOffer("VP9/90000") + "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\na=sendonly\r\n", ts, 0, nil, []string{"Opus alone, which MPEG-TS segments cannot carry"}},
+		{"Opus alone in fMP4", "v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\na=sendonly\r\n", fmp4, 0, nil, nil},
 	} {
 		po, err := checkPublishOffer([]byte(c.offer), c.format)
 		if c.err != nil {

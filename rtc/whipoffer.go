@@ -138,6 +138,9 @@ func checkPublishOffer(body []byte, format segmenter.Format) (publishOffer, erro
 			errBadOffer, strings.Join(po.refusedVideo, ", "), takes, why)
 	case len(po.video) == 0 && len(po.opus) == 0:
 		return po, fmt.Errorf("%w: no codec fount can take: it takes %s", errBadOffer, takes)
+	case len(po.video) == 0 && !segmenter.CanCarry(format, codec.Opus):
+		// The publish would hold nothing: Opus is dropped from TS.
+		return po, fmt.Errorf("%w: no codec fount can take: Opus alone, which MPEG-TS segments cannot carry (--segment-format fmp4 can); fount takes %s here", errBadOffer, takes)
 	}
 	return po, nil
 }
