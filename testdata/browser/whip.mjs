@@ -1,21 +1,23 @@
 // whip.mjs publishes to fount over WebRTC (WHIP) from Debian's chromium
 // with its fake camera and microphone: getUserMedia, an RTCPeerConnection
-// whose video prefers H.264 (packetization-mode=1) by setCodecPreferences,
+// whose video prefers H.264 (packetization-mode=1) by setCodecPreferences
+// (or, with CODEC VP9 or AV1, prefers that codec and leaves H.264 out),
 // the offer POSTed with fetch from a page of another origin (CORS), the
 // stream key as a bearer token. It publishes for SECONDS, sampling the
 // sender's statistics each second, then DELETEs the session.
 //
-//   node whip.mjs WHIP_URL SECONDS KEY
+//   node whip.mjs WHIP_URL SECONDS [KEY [CODEC]]
 //
 // Like the other scripts it judges nothing: it prints one JSON line and
 // exits 0 (cmd/fount/whip_browser_test.go decides).
 
 import { harness } from './harness.mjs';
 
-const [whipURL, secondsArg, key] = process.argv.slice(2);
+const [whipURL, secondsArg, key, codecArg] = process.argv.slice(2);
+const codec = codecArg || 'H264';
 const seconds = Number(secondsArg);
 if (!whipURL || !(seconds > 0)) {
-  process.stderr.write('usage: node whip.mjs WHIP_URL SECONDS [KEY]\n');
+  process.stderr.write('usage: node whip.mjs WHIP_URL SECONDS [KEY [CODEC]]\n');
   process.exit(2);
 }
 
@@ -25,7 +27,7 @@ const h = harness(result);
 const PAGE = `<!doctype html>
 <html><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>fount WHIP</title></head>
 <body><script>
-window.start = async function (url, key) {
+window.start = async function (url, key, codec) {
   const t0 = performance.now();
   const s = window.stats = { status: 0, error: '', location: '', answerAt: null, connectedAt: null,
     preferred: '', codec: '', audioCodec: '', samples: [], deleted: 0 };
@@ -38,9 +40,10 @@ window.start = async function (url, key) {
     const tr = pc.addTransceiver(track, { direction: 'sendonly', streams: [media] });
     if (track.kind === 'video') {
       const all = RTCRtpSender.getCapabilities('video').codecs;
-      const h264 = all.filter((c) => c.mimeType === 'video/H264' && /packetization-mode=1/.test(c.sdpFmtpLine || ''));
-      tr.setCodecPreferences([...h264, ...all.filter((c) => !h264.includes(c))]);
-      s.preferred = h264.map((c) => c.sdpFmtpLine).join(' | ');
+      const want = all.filter((c) => c.mimeType === 'video/' + codec && (codec !== 'H264' || /packetization-mode=1/.test(c.sdpFmtpLine || '')));
+      const rest = all.filter((c) => !want.includes(c) && (codec === 'H264' || c.mimeType !== 'video/H264'));
+      tr.setCodecPreferences([...want, ...rest]);
+      s.preferred = want.map((c) => c.mimeType + ' ' + (c.sdpFmtpLine || '')).join(' | ');
     }
   }
   await pc.setLocalDescription(await pc.createOffer());
@@ -84,7 +87,7 @@ await h.run(async () => {
   const page = await h.launch(['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream']);
   page.on('console', (m) => { if (m.type() === 'error' && result.consoleErrors.length < 20) result.consoleErrors.push(m.text()); });
   await page.goto(await h.serve(PAGE));
-  await page.evaluate(([u, k]) => window.start(u, k), [whipURL, key || '']);
+  await page.evaluate(([u, k, c]) => window.start(u, k, c), [whipURL, key || '', codec]);
   for (let i = 0; i <= seconds; i++) {
     await page.evaluate(() => window.sample());
     await page.waitForTimeout(1000);
