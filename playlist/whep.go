@@ -32,9 +32,9 @@ func isWHEP(p string) (ok, session bool) {
 // the token in the query, or the same query as "Authorization: Bearer
 // expires=…&token=…" (WHEP clients send bearer tokens). A session's URL
 // is unguessable and needs no token: a DELETE or a trickle ICE PATCH
-// carries none. A WHIP
-// publish is the publish authorisation's (rtc, with ingest's Authorizer):
-// its bearer token is the stream key, not a play token.
+// carries none. A WHIP publish is the publish authorisation's (rtc, with
+// ingest's Authorizer): its bearer token is the stream key, not a play
+// token.
 func (r *Registry) serveWHEP(w http.ResponseWriter, req *http.Request, session bool) {
 	if r.cfg.WebRTC == nil {
 		w.Header().Set("Cache-Control", errorCacheControl)
