@@ -65,7 +65,9 @@ player and renderer share this machine's clock.
 The report gives, over the --duration after --warmup (counted from the
 first presented frame): the latency p50, p95, min and max, its median per
 10 s (drift), stalls ('waiting' events and hls.js bufferStalledError) with
-their total, and every hls.js error and warning logged before the end of
+their total, gaps of over 100 ms between presented frames and the longest
+gap, with --whep Chromium's own freeze and pause counts (inbound-rtp
+getStats), and every hls.js error and warning logged before the end of
 the warm-up (e.g. bufferSeekOverHole at start).`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
