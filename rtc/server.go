@@ -314,8 +314,8 @@ func (s *Server) Delete(id string) bool {
 
 // ServeHTTP answers WHEP at /APP/NAME/whep (POST an offer) and the
 // sessions' URLs /APP/NAME/whep/ID (DELETE, and PATCH for trickle ICE:
-// trickle.go). The router has checked the path's names and the viewer's right to
-// play; CORS is the viewer port's.
+// trickle.go). The router has checked the path's names and the viewer's
+// right to play; CORS is the viewer port's.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")

@@ -30,8 +30,9 @@ func TestPublicIPs(t *testing.T) {
 }
 
 // TestServeHTTP: the WHEP answers as RFC 9725 has them: 201 with the
-// answer, Location, ETag and the STUN servers as Link headers; PATCH 204
-// (trickle ICE, trickle_test.go has the rest); DELETE 200, then 404; a wrong content type 415.
+// answer, Location, ETag, Accept-Patch and the STUN servers as Link
+// headers; PATCH 204 (trickle ICE: trickle_test.go has the rest); DELETE
+// 200, then 404; a wrong content type 415.
 func TestServeHTTP(t *testing.T) {
 	srv, err := New(Config{UDPAddr: "127.0.0.1:0", STUN: []string{"stun:stun.example.com:3478"}})
 	if err != nil {
