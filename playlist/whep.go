@@ -31,9 +31,10 @@ func isWHEP(p string) (ok, session bool) {
 // endpoint) passes the play check of a playlist request for its stream:
 // the token in the query, or the same query as "Authorization: Bearer
 // expires=…&token=…" (WHEP clients send bearer tokens). A session's URL
-// is unguessable and needs no token: a DELETE carries none. A WHIP
-// publish is the publish authorisation's (rtc, with ingest's Authorizer):
-// its bearer token is the stream key, not a play token.
+// is unguessable and needs no token: a DELETE or a trickle ICE PATCH
+// carries none. A WHIP publish is the publish authorisation's (rtc, with
+// ingest's Authorizer): its bearer token is the stream key, not a play
+// token.
 func (r *Registry) serveWHEP(w http.ResponseWriter, req *http.Request, session bool) {
 	if r.cfg.WebRTC == nil {
 		w.Header().Set("Cache-Control", errorCacheControl)

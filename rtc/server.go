@@ -319,9 +319,9 @@ func (s *Server) Delete(id string) bool {
 }
 
 // ServeHTTP answers WHEP at /APP/NAME/whep (POST an offer) and the
-// sessions' URLs /APP/NAME/whep/ID (DELETE; PATCH is 405: no trickle
-// ICE). The router has checked the path's names and the viewer's right to
-// play; CORS is the viewer port's.
+// sessions' URLs /APP/NAME/whep/ID (DELETE, and PATCH for trickle ICE:
+// trickle.go). The router has checked the path's names and the viewer's
+// right to play; CORS is the viewer port's.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
@@ -348,11 +348,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		w.WriteHeader(http.StatusOK)
 	case http.MethodPatch:
-		h.Set("Allow", "DELETE, OPTIONS")
-		http.Error(w, "trickle ICE is not supported: the answer carries every candidate", http.StatusMethodNotAllowed)
+		s.servePatch(w, r, stream, id, whip)
 	default:
-		h.Set("Allow", "DELETE, OPTIONS")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		h.Set("Allow", "PATCH, DELETE, OPTIONS")
+		h.Set("Accept-Patch", TrickleType)
+		http.Error(w, "method not allowed: PATCH trickle ICE candidates ("+TrickleType+") or DELETE the session", http.StatusMethodNotAllowed)
 	}
 }
 
@@ -405,6 +405,7 @@ func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request, stream st
 	h.Set("Content-Type", "application/sdp")
 	h.Set("Location", "/"+stream+"/whep/"+id)
 	h.Set("ETag", `"`+id+`"`)
+	h.Set("Accept-Patch", TrickleType)
 	w.WriteHeader(http.StatusCreated)
 	_, _ = io.WriteString(w, answer)
 }

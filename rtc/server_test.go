@@ -30,8 +30,9 @@ func TestPublicIPs(t *testing.T) {
 }
 
 // TestServeHTTP: the WHEP answers as RFC 9725 has them: 201 with the
-// answer, Location, ETag and the STUN servers as Link headers; PATCH 405
-// (no trickle ICE); DELETE 200, then 404; a wrong content type 415.
+// answer, Location, ETag, Accept-Patch and the STUN servers as Link
+// headers; PATCH 204 (trickle ICE: trickle_test.go has the rest); DELETE
+// 200, then 404; a wrong content type 415.
 func TestServeHTTP(t *testing.T) {
 	srv, err := New(Config{UDPAddr: "127.0.0.1:0", STUN: []string{"stun:stun.example.com:3478"}})
 	if err != nil {
@@ -52,10 +53,10 @@ func TestServeHTTP(t *testing.T) {
 	h := rec.Header()
 	loc := h.Get("Location")
 	if rec.Code != 201 || h.Get("Content-Type") != "application/sdp" || !strings.HasPrefix(loc, "/live/x/whep/") ||
-		h.Get("ETag") == "" || h.Get("Link") != `<stun:stun.example.com:3478>; rel="ice-server"` || !strings.HasPrefix(rec.Body.String(), "v=0") {
+		h.Get("ETag") == "" || h.Get("Accept-Patch") != TrickleType || h.Get("Link") != `<stun:stun.example.com:3478>; rel="ice-server"` || !strings.HasPrefix(rec.Body.String(), "v=0") {
 		t.Fatalf("POST: %d %v\n%s", rec.Code, h, rec.Body)
 	}
-	if rec := do("PATCH", loc, "application/trickle-ice-sdpfrag", "a=candidate:1 1 udp 1 127.0.0.1 9 typ host"); rec.Code != 405 {
+	if rec := do("PATCH", loc, "application/trickle-ice-sdpfrag", "a=candidate:1 1 udp 1 127.0.0.1 9 typ host"); rec.Code != 204 {
 		t.Errorf("PATCH: %d", rec.Code)
 	}
 	if rec := do("DELETE", loc, "", ""); rec.Code != 200 {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -286,7 +289,14 @@ func negotiate(pc *webrtc.PeerConnection, offer string) (<-chan struct{}, error)
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return nil, fmt.Errorf("%w: %w", errBadOffer, err)
 	}
-	answer, err := pc.CreateAnswer(nil)
+	// The answer says a=ice-options:trickle when the offer does: the
+	// client may then PATCH the candidates it gathers later (trickle.go).
+	// fount's own are all in the answer, with a=end-of-candidates.
+	var opts *webrtc.AnswerOptions
+	if offersTrickle(offer) {
+		opts = &webrtc.AnswerOptions{OfferAnswerOptions: webrtc.OfferAnswerOptions{ICETricklingSupported: true}}
+	}
+	answer, err := pc.CreateAnswer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errBadOffer, err)
 	}
@@ -295,4 +305,22 @@ func negotiate(pc *webrtc.PeerConnection, offer string) (<-chan struct{}, error)
 		return nil, fmt.Errorf("%w: %w", errBadOffer, err)
 	}
 	return gathered, nil
+}
+
+// offersTrickle reports whether an offer has a=ice-options:trickle.
+func offersTrickle(offer string) bool {
+	var sd sdp.SessionDescription
+	if err := sd.UnmarshalString(offer); err != nil {
+		return false
+	}
+	has := func(v string, ok bool) bool { return ok && slices.Contains(strings.Fields(v), "trickle") }
+	if has(sd.Attribute("ice-options")) {
+		return true
+	}
+	for _, md := range sd.MediaDescriptions {
+		if has(md.Attribute("ice-options")) {
+			return true
+		}
+	}
+	return false
 }

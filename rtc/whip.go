@@ -290,6 +290,7 @@ func (s *Server) serveWHIP(w http.ResponseWriter, r *http.Request, stream string
 	h.Set("Content-Type", "application/sdp")
 	h.Set("Location", "/"+stream+"/"+EndpointWHIP+"/"+id)
 	h.Set("ETag", `"`+id+`"`)
+	h.Set("Accept-Patch", TrickleType)
 	w.WriteHeader(http.StatusCreated)
 	_, _ = io.WriteString(w, answer)
 }

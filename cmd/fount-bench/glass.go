@@ -65,7 +65,9 @@ player and renderer share this machine's clock.
 The report gives, over the --duration after --warmup (counted from the
 first presented frame): the latency p50, p95, min and max, its median per
 10 s (drift), stalls ('waiting' events and hls.js bufferStalledError) with
-their total, and every hls.js error and warning logged before the end of
+their total, gaps of over 100 ms between presented frames and the longest
+gap, with --whep Chromium's own freeze and pause counts (inbound-rtp
+getStats), and every hls.js error and warning logged before the end of
 the warm-up (e.g. bufferSeekOverHole at start).`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -164,6 +166,8 @@ type glassPage struct {
 	Console        []string       `json:"console"`
 	Config         map[string]any `json:"config"`
 	Logs           []string       `json:"logs"` // hls.js log lines at start
+	Gaps           []glassGap     `json:"gaps"` // between presented frames, over 100 ms
+	RTC            []glassRTC     `json:"rtc"`  // WebRTC: the inbound video's stats once a second
 }
 
 // glassSample is one presented frame: [s after the first frame, latency
@@ -218,6 +222,14 @@ type glassStats struct {
 	HLSLatencyP50 float64 `json:"hlsLatencyP50"`
 	PDTLagP50     float64 `json:"pdtLagP50"`
 	BufferP50     float64 `json:"bufferP50"`
+	// Gaps: times over 100 ms (3 frame intervals at 30 fps) without a
+	// presented frame; LongestGapMs, the longest time between two
+	// presented frames; both in the window.
+	Gaps         int     `json:"gaps"`
+	LongestGapMs float64 `json:"longestGapMs"`
+	// WebRTC: Chromium's counts over the window (the difference of its
+	// stats at the window's ends), nil for hls.js.
+	RTC *glassRTC `json:"rtc,omitempty"`
 }
 
 func runGlass(ctx context.Context, cfg glassConfig, stdout, stderr io.Writer) error {
@@ -516,6 +528,8 @@ func summarizeGlass(p glassPage, from, to float64) glassStats {
 		}
 	}
 	st.HLSLatencyP50, st.BufferP50, st.PDTLagP50 = quantile(hl, 0.5), quantile(bl, 0.5), quantile(pl, 0.5)
+	st.Gaps, st.LongestGapMs = frameGaps(p, from, to)
+	st.RTC = rtcWindow(p.RTC, firstFrame+from, firstFrame+to)
 	return st
 }
 
@@ -556,6 +570,11 @@ func printGlass(w io.Writer, r glassReport) {
 	fmt.Fprintf(tw, "glass-to-glass ms\tp50 %.0f  p95 %.0f  min %.0f  max %.0f\n", s.P50, s.P95, s.Min, s.Max)
 	fmt.Fprintf(tw, "p50 per 10 s\t%s\n", joinMs(s.Drift))
 	fmt.Fprintf(tw, "stalls\t%d, %.3f s in all (warm-up included)\n", s.Stalls, s.StallSeconds)
+	fmt.Fprintf(tw, "frame gaps\t%d over 100 ms; longest between presented frames %.0f ms\n", s.Gaps, s.LongestGapMs)
+	if c := s.RTC; c != nil {
+		fmt.Fprintf(tw, "webrtc freezes\t%d, %.3f s in all; pauses %d (%.3f s), over %.0f s\n", c.FreezeCount, c.TotalFreezesDuration, c.PauseCount, c.TotalPausesDuration, c.At)
+		fmt.Fprintf(tw, "webrtc frames\t%d decoded, %d dropped; %d packets lost, %d NACKs; jitter buffer %.0f ms\n", c.FramesDecoded, c.FramesDropped, c.PacketsLost, c.NackCount, c.JitterBufferMs)
+	}
 	fmt.Fprintf(tw, "clocks\tplayer %.3f media s per s, stream %.3f media s per sent s\n", s.PlayerRate, s.StreamPace)
 	fmt.Fprintf(tw, "hls.js latency p50\t%.3f s; buffer ahead p50 %.3f s; now − playingDate p50 %.0f ms\n", s.HLSLatencyP50, s.BufferP50, s.PDTLagP50)
 	fmt.Fprintf(tw, "hls.js events\t%d in all\n", s.Events)

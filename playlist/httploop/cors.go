@@ -107,6 +107,11 @@ func (o Origins) middleware(next http.Handler) http.Handler {
 				h.Set("Access-Control-Allow-Headers", "Range, Authorization, Content-Type, If-Match")
 				h.Set("Access-Control-Max-Age", "86400")
 			}
+			if webrtcSession(r.URL.Path) {
+				// RFC 5789 §3.1: what a PATCH to it may carry (trickle
+				// ICE, rtc's servePatch).
+				h.Set("Accept-Patch", "application/trickle-ice-sdpfrag")
+			}
 			w.WriteHeader(http.StatusNoContent)
 			return
 		case http.MethodPost, http.MethodPatch, http.MethodDelete:
@@ -132,3 +137,10 @@ const (
 	// writeExposeHeaders: what a WHEP client reads of an answer.
 	writeExposeHeaders = "Location, Link, ETag, Accept-Patch, Retry-After"
 )
+
+// webrtcSession reports whether p has the shape of a WebRTC session's URL,
+// /APP/NAME/whep/ID or /APP/NAME/whip/ID (the router checks the names).
+func webrtcSession(p string) bool {
+	parts := strings.Split(p, "/")
+	return len(parts) == 5 && parts[0] == "" && (parts[3] == "whep" || parts[3] == "whip") && parts[4] != ""
+}

@@ -90,5 +90,16 @@ func TestOriginsMiddleware(t *testing.T) {
 		if m := hdr.Get("Access-Control-Allow-Methods"); (m != "") != (tc.method == "OPTIONS" && tc.allow != "") {
 			t.Errorf("%s from %q: Allow-Methods %q", tc.method, tc.origin, m)
 		}
+		if p := hdr.Get("Accept-Patch"); p != "" {
+			t.Errorf("%s of a playlist: Accept-Patch %q", tc.method, p)
+		}
+	}
+	// A WebRTC session's URL takes trickle ICE PATCHes: OPTIONS says so.
+	for path, want := range map[string]string{"/live/x/whep/0123abcd": "application/trickle-ice-sdpfrag", "/live/x/whip/0123abcd": "application/trickle-ice-sdpfrag", "/live/x/whep": ""} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("OPTIONS", path, nil))
+		if got := w.Result().Header.Get("Accept-Patch"); w.Code != 204 || got != want {
+			t.Errorf("OPTIONS %s: %d, Accept-Patch %q, want %q", path, w.Code, got, want)
+		}
 	}
 }

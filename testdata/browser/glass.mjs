@@ -52,6 +52,7 @@ window.start = function (url, config) {
   const s = {
     hlsVersion: Hls.version, firstFrameAt: null, samples: [], undecoded: 0,
     stalls: [], events: [], ticks: [], logs: [], config,
+    gaps: [], rtc: [],
   };
   window.stats = s;
   const note = (kind, details, fatal, text) => {
@@ -110,8 +111,15 @@ window.start = function (url, config) {
     return w0 * 2 ** 32 + w1 * 2 ** 16 + w2;
   };
 
+  // Gaps between presented frames (decoded stamp or not) over 100 ms:
+  // a freeze as the viewer sees it, whatever the player.
+  let lastPresented = null;
   const onFrame = (_, md) => {
     const at = now();
+    if (lastPresented !== null && at - lastPresented > 0.1 && s.gaps.length < 1000) {
+      s.gaps.push({ at: lastPresented, gap: Math.round((at - lastPresented) * 1000) / 1000 });
+    }
+    lastPresented = at;
     const t = decode();
     const lat = t === null ? null : Date.now() - t;
     if (lat === null) s.undecoded++;
@@ -147,6 +155,23 @@ window.start = function (url, config) {
     pc.addTransceiver('video', { direction: 'recvonly' });
     pc.ontrack = (e) => { video.srcObject = new MediaStream([e.track]); video.play().catch(() => {}); };
     pc.onconnectionstatechange = () => note('webrtc', pc.connectionState, pc.connectionState === 'failed', '');
+    // Chromium's own account of the video, once a second: its freezes
+    // (a frame late by over max(3 frame intervals, 150 ms) beyond the
+    // average, per the webrtc-stats spec) and pauses.
+    setInterval(async () => {
+      if (s.firstFrameAt === null || s.rtc.length >= 2000) return;
+      const at = now();
+      (await pc.getStats()).forEach((r) => {
+        if (r.type !== 'inbound-rtp' || r.kind !== 'video') return;
+        s.rtc.push({
+          at, freezeCount: r.freezeCount || 0, totalFreezesDuration: r.totalFreezesDuration || 0,
+          pauseCount: r.pauseCount || 0, totalPausesDuration: r.totalPausesDuration || 0,
+          framesDecoded: r.framesDecoded || 0, framesDropped: r.framesDropped || 0,
+          packetsLost: r.packetsLost || 0, nackCount: r.nackCount || 0,
+          jitterBufferMs: r.jitterBufferEmittedCount ? Math.round(r.jitterBufferDelay / r.jitterBufferEmittedCount * 1000) : 0,
+        });
+      });
+    }, 1000);
     (async () => {
       await pc.setLocalDescription(await pc.createOffer());
       await new Promise((r) => {
