@@ -44,7 +44,7 @@ type Config struct {
 	// MaxSessions bounds the sessions at once (default 200); one more is
 	// answered 503.
 	MaxSessions int
-	// KeepGOP keeps every H.264 stream's last GOP, watched or not, so
+	// KeepGOP keeps every stream's last GOP (H.264, VP9, AV1), watched or not, so
 	// that the first viewer of a stream starts on a keyframe at once too;
 	// false keeps it only while the stream is watched over WebRTC (and
 	// keepWarm after), sparing a copy of each frame of the others.
