@@ -274,3 +274,38 @@ func TestAnswerVP9AV1(t *testing.T) {
 		t.Errorf("a stream without video yet: %v", err)
 	}
 }
+
+// FuzzAV1Frame: any bytes as an AV1 temporal unit from a publisher never
+// panic; what is taken is whole OBUs with size fields (but the last),
+// without temporal delimiters, a keyframe starting with its sequence
+// header and another frame having none.
+func FuzzAV1Frame(f *testing.F) {
+	seq := obu(obuSequenceHeader, []byte{0, 0, 0, 0x0a})
+	f.Add(append(obu(obuTemporalDelimiter, nil), obu(6, []byte{1, 2, 3})...), true)
+	f.Add(bytes.Join([][]byte{obu(5, []byte{1}), seq, obu(6, []byte{4})}, nil), false)
+	f.Add([]byte{obuSequenceHeader << 3, 0, 0, 0}, true)
+	f.Add([]byte{0x36, 0x10, 0x81, 0x01}, true)
+	f.Fuzz(func(t *testing.T, tu []byte, key bool) {
+		out, ok := av1Frame(tu, key, seq)
+		if !ok {
+			return
+		}
+		var types []byte
+		for b := out; len(b) > 0; {
+			typ, whole, rest, ok := nextOBU(b)
+			if !ok {
+				t.Fatalf("output %x is not whole OBUs", out)
+			}
+			if len(rest) > 0 && whole[0]&2 == 0 {
+				t.Fatalf("an OBU without a size field before the last in %x", out)
+			}
+			types, b = append(types, typ), rest
+		}
+		if bytes.IndexByte(types, obuTemporalDelimiter) >= 0 {
+			t.Errorf("a temporal delimiter left in %x", out)
+		}
+		if n := bytes.Count(types, []byte{obuSequenceHeader}); key && (types[0] != obuSequenceHeader || n != 1) || !key && n != 0 {
+			t.Errorf("key %v: OBU types %v", key, types)
+		}
+	})
+}
