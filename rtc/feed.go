@@ -85,16 +85,25 @@ func (f *Feed) VideoConfig(v *codec.Video) {
 	f.avc.Store(vc != nil && vc.codec == codec.AVC)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if old := f.video; old != nil && vc != nil && old.format() != vc.format() {
-		// Sessions negotiated the old format: they end, and their
-		// viewers come back with the new one.
-		reason := "the stream's video changed from " + old.format() + " to " + vc.format()
-		if old.codec == codec.AVC && vc.codec == codec.AVC {
+	if old := f.video; old != nil && v != nil && (vc == nil || old.format() != vc.format()) {
+		// Sessions negotiated the old format: they end (and get no
+		// frame of the new one meanwhile), and their viewers come back
+		// with the new one, or learn that it is not sent.
+		var reason string
+		switch {
+		case vc == nil:
+			reason = "the stream's video changed to " + v.Codec.String() + ", which WebRTC playback does not send"
+		case old.codec == codec.AVC && vc.codec == codec.AVC:
 			reason = "the stream's H.264 profile changed"
+		default:
+			reason = "the stream's video changed from " + old.format() + " to " + vc.format()
 		}
 		for s := range f.sessions {
 			s.end(reason)
+			delete(f.sessions, s)
 		}
+		f.viewers.Store(0)
+		f.coldAfter.Store(f.now().Add(keepWarm).UnixNano())
 	}
 	f.video = vc
 	f.vcodec = codec.Unknown

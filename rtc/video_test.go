@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
@@ -308,4 +309,35 @@ func FuzzAV1Frame(f *testing.F) {
 			t.Errorf("key %v: OBU types %v", key, types)
 		}
 	})
+}
+
+// TestFeedCodecChange: a publisher back with another codec (or VP9/AV1
+// profile) ends the sessions that negotiated the old one, at once and
+// with the reason; HEVC, which is not sent, too.
+func TestFeedCodecChange(t *testing.T) {
+	for _, c := range []struct {
+		to     *codec.Video
+		reason string
+	}{
+		{&codec.Video{Codec: codec.VP9}, "the stream's video changed from H.264 profile-level-id=64001f to VP9 profile-id=0"},
+		{&codec.Video{Codec: codec.HEVC}, "the stream's video changed to HEVC, which WebRTC playback does not send"},
+		{highVideo, ""},
+	} {
+		f := newFeed("live/x", time.Now, nil)
+		f.VideoConfig(highVideo)
+		ctx, cancel := context.WithCancelCause(context.Background())
+		s := &session{ctx: ctx, cancel: cancel}
+		f.sessions[s] = struct{}{}
+		f.viewers.Store(1)
+		f.VideoConfig(c.to)
+		if c.reason == "" {
+			if ctx.Err() != nil || len(f.sessions) != 1 || !s.skip {
+				t.Errorf("the same configuration again ended the session (%v) or did not have it wait for a keyframe", context.Cause(ctx))
+			}
+			continue
+		}
+		if err := context.Cause(ctx); err == nil || !strings.Contains(err.Error(), c.reason) || len(f.sessions) != 0 || f.viewers.Load() != 0 {
+			t.Errorf("to %v: session ended with %v, %d sessions left, want %q", c.to.Codec, err, len(f.sessions), c.reason)
+		}
+	}
 }
