@@ -1,7 +1,7 @@
 package rtc
 
 import (
-	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -25,7 +25,8 @@ const (
 )
 
 // frame is one access unit as sent: H.264 in Annex-B (the parameter sets
-// before each keyframe), or one Opus packet. Shared read-only by every
+// before each keyframe), a VP9 frame, an AV1 temporal unit (videoConf's
+// frame), or one Opus packet. Shared read-only by every
 // viewer's queue.
 type frame struct {
 	data  []byte
@@ -45,10 +46,11 @@ type Feed struct {
 	now  func() time.Time
 	log  *slog.Logger
 
-	// bframes: a video frame came whose presentation time is not its
+	// bframes: an H.264 frame came whose presentation time is not its
 	// decode time. Browsers' WebRTC H.264 decoders cannot reorder: they
 	// show such a stream's keyframes only.
 	bframes atomic.Bool
+	avc     atomic.Bool // the video is H.264: frames are checked for B-frames
 
 	viewers atomic.Int32 // len(sessions), read without the lock on the hot path
 	// coldAfter is the Unix nanosecond time after which a feed without
@@ -62,7 +64,8 @@ type Feed struct {
 	always bool
 
 	mu       sync.Mutex
-	video    *videoConf // nil: no H.264 (yet)
+	video    *videoConf // nil: no video WebRTC sends (yet)
+	vcodec   codec.ID   // the stream's video codec, sent or not
 	audio    *codec.Audio
 	gop      []*frame // from the last keyframe on, video only
 	gopBytes int
@@ -70,40 +73,43 @@ type Feed struct {
 	ended    bool
 }
 
-// videoConf is what a session needs of the stream's H.264 configuration.
-type videoConf struct {
-	nalLen    int
-	paramSets []byte // the SPS and PPS in Annex-B, sent before each keyframe
-	// profileLevelID is the avcC's profile, constraints and level as
-	// SDP's profile-level-id ("64001f").
-	profileLevelID string
-	width, height  int
-}
-
 func newFeed(path string, now func() time.Time, log *slog.Logger) *Feed {
 	return &Feed{path: path, now: now, log: log, sessions: make(map[*session]struct{})}
 }
 
-// VideoConfig takes the stream's video configuration: H.264 is served,
-// any other codec leaves the stream without WebRTC video.
+// VideoConfig takes the stream's video configuration: H.264, VP9 and AV1
+// are served, any other codec (HEVC) leaves the stream without WebRTC
+// video.
 func (f *Feed) VideoConfig(v *codec.Video) {
-	var vc *videoConf
-	if v != nil && v.Codec == codec.AVC && len(v.Record) >= 4 {
-		vc = &videoConf{nalLen: v.NALULengthSize, profileLevelID: hex.EncodeToString(v.Record[1:4]), width: v.Width, height: v.Height}
-		for _, ps := range append(append([][]byte(nil), v.SPS...), v.PPS...) {
-			vc.paramSets = append(append(vc.paramSets, 0, 0, 0, 1), ps...)
-		}
-	}
+	vc := newVideoConf(v)
+	f.avc.Store(vc != nil && vc.codec == codec.AVC)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if old := f.video; old != nil && vc != nil && old.profileLevelID != vc.profileLevelID {
-		// Sessions negotiated the old profile: they end, and their
-		// viewers come back with the new one.
-		for s := range f.sessions {
-			s.end("the stream's H.264 profile changed")
+	if old := f.video; old != nil && v != nil && (vc == nil || old.format() != vc.format()) {
+		// Sessions negotiated the old format: they end (and get no
+		// frame of the new one meanwhile), and their viewers come back
+		// with the new one, or learn that it is not sent.
+		var reason string
+		switch {
+		case vc == nil:
+			reason = "the stream's video changed to " + v.Codec.String() + ", which WebRTC playback does not send"
+		case old.codec == codec.AVC && vc.codec == codec.AVC:
+			reason = "the stream's H.264 profile changed"
+		default:
+			reason = "the stream's video changed from " + old.format() + " to " + vc.format()
 		}
+		for s := range f.sessions {
+			s.end(reason)
+			delete(f.sessions, s)
+		}
+		f.viewers.Store(0)
+		f.coldAfter.Store(f.now().Add(keepWarm).UnixNano())
 	}
 	f.video = vc
+	f.vcodec = codec.Unknown
+	if v != nil {
+		f.vcodec = v.Codec
+	}
 	f.gop, f.gopBytes = nil, 0
 	for s := range f.sessions {
 		s.skip = true // a publisher back: its viewers resume at its keyframe
@@ -128,7 +134,7 @@ func (f *Feed) opus() bool {
 // Frame takes one frame of the stream. Nobody watching (and nobody for
 // keepWarm): it returns at once, copying nothing.
 func (f *Feed) Frame(fr segmenter.Frame) {
-	if fr.Kind == segmenter.Video && fr.PTS != fr.DTS && !f.bframes.Load() {
+	if fr.Kind == segmenter.Video && fr.PTS != fr.DTS && !f.bframes.Load() && f.avc.Load() {
 		f.bframes.Store(true)
 		f.log.Warn("the stream's video has B-frames: browsers' WebRTC players show only its keyframes (encode without B-frames for WebRTC viewers, e.g. x264 -bf 0)", "stream", f.path)
 	}
@@ -147,7 +153,7 @@ func (f *Feed) Frame(fr segmenter.Frame) {
 	var out *frame
 	switch {
 	case fr.Kind == segmenter.Video && f.video != nil:
-		data, ok := annexB(fr.Data, f.video.nalLen, fr.Key, f.video.paramSets)
+		data, ok := f.video.frame(fr.Data, fr.Key)
 		if !ok {
 			return // malformed: the segmenter counts it
 		}
@@ -225,11 +231,27 @@ func (f *Feed) end(reason string) {
 }
 
 // info returns what a viewer's session negotiates with: the video
-// configuration (nil: none yet, or not H.264) and whether audio is Opus.
+// configuration (nil: none yet, or a codec WebRTC does not send) and
+// whether audio is Opus.
 func (f *Feed) info() (*videoConf, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.video, f.audio != nil && f.audio.Codec == codec.Opus
+}
+
+// playable is info for a viewer's offer to the stream at path, or an
+// error wrapping errNoStream that says why the stream has no video a
+// session could get: none yet, or a codec WebRTC playback does not send.
+func (f *Feed) playable(path string) (*videoConf, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case f.video != nil:
+		return f.video, f.audio != nil && f.audio.Codec == codec.Opus, nil
+	case f.vcodec != codec.Unknown:
+		return nil, false, fmt.Errorf("%w: %s's video is %v, which WebRTC playback does not send (it sends H.264, VP9 and AV1)", errNoStream, path, f.vcodec)
+	}
+	return nil, false, fmt.Errorf("%w: %s has no video (yet)", errNoStream, path)
 }
 
 // annexB converts an access unit of length-prefixed NAL units to Annex-B,

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/pion/sdp/v3"
+
+	"github.com/fount-live/fount/segmenter/codec"
 )
 
 // errBadOffer wraps every reason an offer is refused (400).
@@ -18,18 +20,19 @@ const maxOfferBytes = 64 << 10
 
 // offerInfo is what fount needs of a viewer's offer.
 type offerInfo struct {
-	// profileLevelID is the H.264 format to answer with: the offer's
+	// profileLevelID is the H.264 format to answer with (H.264 streams): the offer's
 	// profile and constraints that best fit the stream's (profileRank),
 	// with the stream's level (level-asymmetry-allowed lets it differ).
 	profileLevelID string
 	audio          bool // the offer has an audio section that can receive
 }
 
-// checkOffer reads an SDP offer and finds in it the H.264 format
-// (packetization-mode=1) that best fits the stream's profile
-// (profileLevelID, as "64001f") in a video section that can receive. Any other offer is
-// refused with an error wrapping errBadOffer.
-func checkOffer(body []byte, profileLevelID string) (offerInfo, error) {
+// checkOffer reads an SDP offer and finds in it, in a video section that
+// can receive, the stream's video format: for H.264 the format
+// (packetization-mode=1) that best fits the stream's profile; for VP9 and
+// AV1 one of the stream's profile. Any other offer is refused with an
+// error wrapping errBadOffer.
+func checkOffer(body []byte, vc *videoConf) (offerInfo, error) {
 	var info offerInfo
 	if len(body) == 0 {
 		return info, fmt.Errorf("%w: empty body, want an SDP offer", errBadOffer)
@@ -41,11 +44,14 @@ func checkOffer(body []byte, profileLevelID string) (offerInfo, error) {
 	if err := sd.UnmarshalString(string(body)); err != nil {
 		return info, fmt.Errorf("%w: not SDP: %w", errBadOffer, err)
 	}
-	want, err := hex.DecodeString(profileLevelID)
-	if err != nil || len(want) != 3 {
-		return info, fmt.Errorf("the stream's profile-level-id %q is not 3 bytes of hex", profileLevelID)
+	var want []byte
+	if vc.codec == codec.AVC {
+		var err error
+		if want, err = hex.DecodeString(vc.profileLevelID); err != nil || len(want) != 3 {
+			return info, fmt.Errorf("the stream's profile-level-id %q is not 3 bytes of hex", vc.profileLevelID)
+		}
 	}
-	video := false
+	video, found, otherProfile := false, false, ""
 	best, bestRank := "", 0
 	for _, md := range sd.MediaDescriptions {
 		if md == nil || md.MediaName.Port.Value == 0 || direction(md) == "sendonly" || direction(md) == "inactive" {
@@ -56,6 +62,26 @@ func checkOffer(body []byte, profileLevelID string) (offerInfo, error) {
 			info.audio = true
 		case "video":
 			video = true
+			if vc.codec != codec.AVC {
+				// VP9's profile-id and AV1's profile are 0 when absent
+				// (their RTP formats say so).
+				key, enc := "profile-id", "VP9/90000"
+				if vc.codec == codec.AV1 {
+					key, enc = "profile", "AV1/90000"
+				}
+				for _, params := range videoFormats(md, enc) {
+					p, ok := params[key]
+					if !ok {
+						p = "0"
+					}
+					if p == strconv.Itoa(vc.profile) {
+						found = true
+					} else {
+						otherProfile = p
+					}
+				}
+				continue
+			}
 			for _, params := range h264Formats(md) {
 				plid, err := hex.DecodeString(params["profile-level-id"])
 				if params["packetization-mode"] != "1" || err != nil || len(plid) != 3 {
@@ -70,8 +96,17 @@ func checkOffer(body []byte, profileLevelID string) (offerInfo, error) {
 	switch {
 	case !video:
 		return info, fmt.Errorf("%w: no video section that can receive (m=video, recvonly or sendrecv)", errBadOffer)
-	case best == "":
+	case vc.codec == codec.AVC && best == "":
 		return info, fmt.Errorf("%w: no H.264 with packetization-mode=1 in the offer's video, which the stream (H.264 %s) needs", errBadOffer, profileName(want[0]))
+	case vc.codec != codec.AVC && !found:
+		what := "VP9 profile-id=" + strconv.Itoa(vc.profile)
+		if vc.codec == codec.AV1 {
+			what = "AV1 profile=" + strconv.Itoa(vc.profile)
+		}
+		if otherProfile != "" {
+			return info, fmt.Errorf("%w: the stream's video is %s; this offer has %v in other profiles only", errBadOffer, what, vc.codec)
+		}
+		return info, fmt.Errorf("%w: the stream's video is %s; this offer has no %v", errBadOffer, what, vc.codec)
 	}
 	info.profileLevelID = best
 	return info, nil
@@ -114,13 +149,19 @@ func direction(md *sdp.MediaDescription) string {
 // h264Formats returns a video section's H.264 formats: payload type to
 // fmtp parameters.
 func h264Formats(md *sdp.MediaDescription) map[string]map[string]string {
+	return videoFormats(md, "H264/90000")
+}
+
+// videoFormats returns a media section's formats of encoding enc (as
+// rtpmap names it, "VP9/90000"): payload type to fmtp parameters.
+func videoFormats(md *sdp.MediaDescription, enc string) map[string]map[string]string {
 	pts := map[string]map[string]string{}
 	for _, a := range md.Attributes {
 		if a.Key != "rtpmap" {
 			continue
 		}
-		pt, enc, ok := strings.Cut(a.Value, " ")
-		if ok && strings.EqualFold(strings.TrimSpace(enc), "H264/90000") {
+		pt, e, ok := strings.Cut(a.Value, " ")
+		if ok && strings.EqualFold(strings.TrimSpace(e), enc) {
 			pts[pt] = map[string]string{}
 		}
 	}

@@ -71,10 +71,14 @@ const chromiumOffer = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\
 
 // FuzzAnswer feeds any body to the offer handling a WHEP POST runs
 // (Server.Answer: the SDP checks, pion's negotiation, the answer) on a
-// loopback port: it never panics, refuses with errBadOffer, or answers
-// with H.264 and a session that DELETE ends.
+// loopback port, for an H.264, a VP9 and an AV1 stream: it never panics,
+// refuses with errBadOffer, or answers with the stream's codec and a
+// session that DELETE ends.
 func FuzzAnswer(f *testing.F) {
 	srv := testServer(f)
+	srv.Feed("live/vp9").VideoConfig(&codec.Video{Codec: codec.VP9})
+	srv.Feed("live/av1").VideoConfig(&codec.Video{Codec: codec.AV1, Record: []byte{0x81, 0, 0x0c, 0, 0x0a, 2, 0, 0}})
+	f.Add([]byte(vpxOffer))
 	f.Add([]byte(pionOffer(f)))
 	f.Add([]byte(chromiumOffer))
 	f.Add([]byte(strings.ReplaceAll(chromiumOffer, "profile-level-id=640034", "profile-level-id=4d0034")))
@@ -82,18 +86,20 @@ func FuzzAnswer(f *testing.F) {
 	f.Add([]byte("v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1;profile-level-id=64001f\r\n"))
 	f.Add([]byte(""))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		id, answer, err := srv.Answer(context.Background(), "live/x", body)
-		if err != nil {
-			if !errors.Is(err, errBadOffer) {
-				t.Fatalf("refused with %v, want errBadOffer", err)
+		for path, enc := range map[string]string{"live/x": "H264/90000", "live/vp9": "VP9/90000", "live/av1": "AV1/90000"} {
+			id, answer, err := srv.Answer(context.Background(), path, body)
+			if err != nil {
+				if !errors.Is(err, errBadOffer) {
+					t.Fatalf("%s: refused with %v, want errBadOffer", path, err)
+				}
+				continue
 			}
-			return
-		}
-		if !strings.Contains(answer, "H264/90000") || !strings.Contains(answer, "a=candidate:") {
-			t.Errorf("answer without H.264 or a candidate:\n%s", answer)
-		}
-		if !srv.Delete(id) {
-			t.Error("DELETE found no session")
+			if !strings.Contains(answer, enc) || !strings.Contains(answer, "a=candidate:") {
+				t.Errorf("%s: answer without %s or a candidate:\n%s", path, enc, answer)
+			}
+			if !srv.Delete(id) {
+				t.Errorf("%s: DELETE found no session", path)
+			}
 		}
 	})
 }

@@ -1,5 +1,5 @@
 // Package rtc serves live streams over WebRTC with pion: WHEP playback
-// (RFC 9725) of the H.264 (and Opus) a publisher sends, passed through
+// (RFC 9725) of the H.264, VP9 or AV1 (and Opus) a publisher sends, passed through
 // as it is. It sits beside the segmenter as a second consumer of a
 // stream's codec frames: cmd/fount hands each publish's frames to a Feed
 // as well as to the segmenter, and the viewer port's router
@@ -44,7 +44,7 @@ type Config struct {
 	// MaxSessions bounds the sessions at once (default 200); one more is
 	// answered 503.
 	MaxSessions int
-	// KeepGOP keeps every H.264 stream's last GOP, watched or not, so
+	// KeepGOP keeps every stream's last GOP (H.264, VP9, AV1), watched or not, so
 	// that the first viewer of a stream starts on a keyframe at once too;
 	// false keeps it only while the stream is watched over WebRTC (and
 	// keepWarm after), sparing a copy of each frame of the others.
@@ -207,11 +207,14 @@ func (s *Server) Stats() Stats {
 // StreamInfo is what the API shows of a stream's WebRTC side.
 type StreamInfo struct {
 	Viewers int  // connected viewers
-	Video   bool // the stream's video can be played (H.264)
+	Video   bool // the stream's video can be played (H.264, VP9 or AV1)
 	Audio   bool // viewers get audio (Opus); AAC is not sent
 	// BFrames: the video has B-frames, which browsers' WebRTC decoders
 	// do not take (they show the keyframes only).
 	BFrames bool
+	// VideoCodec names the video viewers get ("H.264", "VP9", "AV1"); ""
+	// when Video is false.
+	VideoCodec string
 }
 
 // Stream returns the WebRTC side of the stream at path; ok is false if
@@ -224,7 +227,11 @@ func (s *Server) Stream(path string) (StreamInfo, bool) {
 		return StreamInfo{}, false
 	}
 	vc, opus := f.info()
-	return StreamInfo{Viewers: int(f.viewers.Load()), Video: vc != nil, Audio: opus, BFrames: f.bframes.Load()}, true
+	si := StreamInfo{Viewers: int(f.viewers.Load()), Video: vc != nil, Audio: opus, BFrames: f.bframes.Load()}
+	if vc != nil {
+		si.VideoCodec = vc.codec.String()
+	}
+	return si, true
 }
 
 func (s *Server) remove(ss *session) {
@@ -251,14 +258,14 @@ func (s *Server) Answer(ctx context.Context, path string, offer []byte) (id, ans
 	if f == nil || f.isEnded() {
 		return "", "", fmt.Errorf("%w: %s", errNoStream, path)
 	}
-	vc, opus := f.info()
-	if vc == nil {
-		return "", "", fmt.Errorf("%w: %s has no H.264 video (yet)", errNoStream, path)
+	vc, opus, err := f.playable(path)
+	if err != nil {
+		return "", "", err
 	}
 	if busy || closed {
 		return "", "", fmt.Errorf("%w (at most %d)", errBusy, s.cfg.MaxSessions)
 	}
-	info, err := checkOffer(offer, vc.profileLevelID)
+	info, err := checkOffer(offer, vc)
 	if err != nil {
 		return "", "", err
 	}
@@ -271,7 +278,7 @@ func (s *Server) Answer(ctx context.Context, path string, offer []byte) (id, ans
 	f.warm()
 	gctx, gcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer gcancel()
-	answer, err = s.newPeer(gctx, ss, string(offer), info, opus)
+	answer, err = s.newPeer(gctx, ss, string(offer), vc, info, opus)
 	if err != nil {
 		cancel(err)
 		return "", "", err
@@ -297,7 +304,7 @@ func (s *Server) Answer(ctx context.Context, path string, offer []byte) (id, ans
 	case info.audio:
 		audio = "refused: the stream's audio is not Opus (AAC cannot go to WebRTC untranscoded)"
 	}
-	ss.log.Info("webrtc viewer session answered", "session", ss.id, "profile_level_id", info.profileLevelID, "audio", audio)
+	ss.log.Info("webrtc viewer session answered", "session", ss.id, "video", ss.vformat, "audio", audio)
 	return ss.id, answer, nil
 }
 

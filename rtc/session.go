@@ -2,6 +2,8 @@ package rtc
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +18,8 @@ import (
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/fount-live/fount/segmenter/codec"
 )
 
 const (
@@ -32,9 +36,10 @@ const (
 	mtu       = 1200
 )
 
-// session is one WHEP viewer: a PeerConnection with a video track (and
-// an Opus track when the stream's audio is Opus), fed from its stream's
-// Feed through a bounded queue by its own goroutine.
+// session is one WHEP viewer: a PeerConnection with a video track (the
+// stream's H.264, VP9 or AV1, passed through; and an Opus track when the
+// stream's audio is Opus), fed from its stream's Feed through a bounded
+// queue by its own goroutine.
 type session struct {
 	id      string
 	srv     *Server
@@ -57,6 +62,7 @@ type session struct {
 	skip  bool     // waiting for a keyframe: dropped behind, or joined without a GOP
 
 	dropped atomic.Uint64 // frames not queued: the viewer was behind
+	vformat string        // the video format negotiated, as logs name it ("VP9 profile-id=0")
 
 	// The writer's (run's) own.
 	vpack, apack rtp.Packetizer
@@ -64,6 +70,7 @@ type session struct {
 	basePTS      time.Duration
 	vStart       uint32 // RTP time of basePTS, video
 	vNext        uint32 // the next burst frame's RTP time; starts random (RFC 3550)
+	pictureID    uint16 // VP9's first picture ID; random
 	aStart       uint32
 }
 
@@ -72,13 +79,12 @@ var errEnded = errors.New("session ended")
 
 // newPeer builds the session's PeerConnection for offer and returns the
 // answer, once ICE gathering (host candidates on the shared ports) is done.
-func (srv *Server) newPeer(ctx context.Context, s *session, offer string, info offerInfo, opus bool) (string, error) {
+func (srv *Server) newPeer(ctx context.Context, s *session, offer string, vc *videoConf, info offerInfo, opus bool) (string, error) {
 	m := &webrtc.MediaEngine{}
-	fb := []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}}
-	h264 := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=" + info.profileLevelID, RTCPFeedback: fb}
-	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: h264, PayloadType: 102}, webrtc.RTPCodecTypeVideo); err != nil {
-		return "", fmt.Errorf("registering H.264: %w", err)
+	// The stream's one format; pion answers with the offer's payload type.
+	vcap := vc.capability(info.profileLevelID)
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: vcap, PayloadType: 102}, webrtc.RTPCodecTypeVideo); err != nil {
+		return "", fmt.Errorf("registering %v: %w", vc.codec, err)
 	}
 	opusCap := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}
 	if opus {
@@ -101,7 +107,7 @@ func (srv *Server) newPeer(ctx context.Context, s *session, offer string, info o
 		_ = pc.Close()
 		return "", err
 	}
-	s.video, err = webrtc.NewTrackLocalStaticRTP(h264, "video", "fount")
+	s.video, err = webrtc.NewTrackLocalStaticRTP(vcap, "video", "fount")
 	if err != nil {
 		return fail(fmt.Errorf("video track: %w", err))
 	}
@@ -136,7 +142,7 @@ func (srv *Server) newPeer(ctx context.Context, s *session, offer string, info o
 		return fail(err)
 	}
 	if cs := vs.Sender().GetParameters().Codecs; len(cs) == 0 || cs[0].ClockRate != 90000 {
-		return fail(fmt.Errorf("%w: no H.264 format (90 kHz) in common with the offer", errBadOffer))
+		return fail(fmt.Errorf("%w: no %v format (90 kHz) in common with the offer", errBadOffer, vc.codec))
 	}
 	select {
 	case <-gathered:
@@ -144,7 +150,14 @@ func (srv *Server) newPeer(ctx context.Context, s *session, offer string, info o
 		return fail(ctx.Err())
 	}
 	s.senders = senders
-	s.vpack = rtp.NewPacketizer(mtu, 0, 0, &codecs.H264Payloader{}, rtp.NewRandomSequencer(), 90000)
+	s.vformat = vc.format()
+	if vc.codec == codec.AVC {
+		s.vformat = "H.264 profile-level-id=" + info.profileLevelID // the offer's, as answered
+	}
+	var pid [2]byte
+	_, _ = rand.Read(pid[:])
+	s.pictureID = binary.BigEndian.Uint16(pid[:])
+	s.vpack = rtp.NewPacketizer(mtu, 0, 0, vc.payloader(s.pictureID), rtp.NewRandomSequencer(), 90000)
 	if s.audio != nil {
 		s.apack = rtp.NewPacketizer(mtu, 0, 0, &codecs.OpusPayloader{}, rtp.NewRandomSequencer(), 48000)
 	}
@@ -223,7 +236,7 @@ func (s *session) run() {
 		return
 	}
 	defer s.feed.leave(s)
-	s.log.Info("webrtc viewer connected", "session", s.id, "audio", s.audio != nil)
+	s.log.Info("webrtc viewer connected", "session", s.id, "video", s.vformat, "audio", s.audio != nil)
 	for s.ctx.Err() == nil && len(s.burst) > 0 {
 		fr := s.burst[0]
 		s.burst = s.burst[1:]

@@ -123,7 +123,9 @@ type apiStream struct {
 type apiWebRTC struct {
 	WHEPPath string `json:"whep_path"`
 	Viewers  int    `json:"viewers"`
-	Video    bool   `json:"video"` // H.264: playable over WebRTC
+	Video    bool   `json:"video"` // H.264, VP9 or AV1: playable over WebRTC
+	// VideoCodec names the video viewers get; absent when Video is false.
+	VideoCodec string `json:"video_codec,omitempty"`
 	// Audio: viewers get audio (Opus passed through); an AAC source
 	// gives video-only sessions (WebRTC cannot carry AAC untranscoded).
 	Audio bool `json:"audio"`
@@ -182,7 +184,7 @@ func (a *api) streamJSON(s *playlist.Stream, pubs map[string]ingest.PublisherSta
 	out.Captions = a.captionsJSON(s)
 	if a.rtc != nil && s.Rendition() == "" {
 		if w, ok := a.rtc.Stream(st.Path); ok {
-			out.WebRTC = &apiWebRTC{WHEPPath: "/" + st.Path + "/whep", Viewers: w.Viewers, Video: w.Video, Audio: w.Audio, BFrames: w.BFrames}
+			out.WebRTC = &apiWebRTC{WHEPPath: "/" + st.Path + "/whep", Viewers: w.Viewers, Video: w.Video, VideoCodec: w.VideoCodec, Audio: w.Audio, BFrames: w.BFrames}
 		}
 	}
 	if info, ok := a.pub.segmenterInfo(st.Path); ok {

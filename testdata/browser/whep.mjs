@@ -7,6 +7,8 @@
 //
 //   node whep.mjs WHEP_URL SECONDS OPERATOR_PAGE_URL STREAM_PATH
 //
+// An OPERATOR_PAGE_URL of "-" leaves the operator page out.
+//
 // Like the other scripts it judges nothing: it prints one JSON line and
 // exits 0 (cmd/fount/whep_browser_test.go decides).
 
@@ -98,6 +100,7 @@ await h.run(async () => {
   }
   await page.evaluate(() => window.stop());
   result.own = await page.evaluate(() => window.stats);
+  if (pageURL === '-') return;
 
   // The operator page: the card's button, then frames in its <video>.
   const op = { listed: false, note: '', frames: [], button: '' };

@@ -437,7 +437,7 @@
     set(card.viewers, typeof s.viewers_estimate === 'number' ? String(s.viewers_estimate) : '–');
     const rtc = s.webrtc;
     set(card.webrtc, rtc ? rtc.viewers + ' viewer' + (rtc.viewers === 1 ? '' : 's') +
-      (rtc.video ? (rtc.audio ? ', video and audio' : ', video only (the audio is not Opus)') : ', no H.264 video') +
+      (rtc.video ? ', ' + (rtc.video_codec || 'video') + (rtc.audio ? ' and Opus audio' : ' only (the audio is not Opus)') : ', no video WebRTC can send (H.264, VP9, AV1)') +
       (rtc.b_frames ? '; B-frames: browsers show only keyframes' : '') : 'off');
     card.realtimeRow.hidden = !(rtc && rtc.video) && !card.pc;
     if (rtc) card.whepURL = playbackURL(httpPort, rtc.whep_path);
